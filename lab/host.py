@@ -1,0 +1,257 @@
+"""Creating, entering and removing lab hosts on this machine. Needs root.
+
+A host is a network namespace (its own address, firewall and ports) plus a mount and UTS namespace in which /etc and
+/var are overlays with the host's own upper layer, and /run is a fresh tmpfs. Every daemon of the host (D-Bus,
+firewalld, sshd, Postfix, the Amavisd stand-in) starts inside it, and so does every SSH session into it: they all see
+the host's own files and bus, while the machine's own /etc and /var stay untouched.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import render
+from .render import HostPaths
+from .spec import HostSpec, LabSpec
+
+STOCK_MASTER_CF = Path("/usr/share/postfix/master.cf.dist")
+STOCK_FIREWALLD_CONF = Path("/etc/firewalld/firewalld.conf")
+STANDIN = Path(__file__).with_name("amavis_standin.py")
+BOOT_TIMEOUT = 120.0
+# TLS files at iRedMail's RHEL-family paths.
+TLS_CERT = "pki/tls/certs/iRedMail.crt"
+TLS_KEY = "pki/tls/private/iRedMail.key"
+SASL_USER = "testuser"
+MAILBOXES = ["postmaster", SASL_USER]
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def run(argv: list[str], *, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    result = subprocess.run(argv, input=input, stdin=None if input is not None else subprocess.DEVNULL,
+                            capture_output=True)
+    if check and result.returncode != 0:
+        stderr = result.stderr.decode(errors="replace").strip()
+        raise LabError(f"{' '.join(argv)}: exit {result.returncode}: {stderr}")
+    return result
+
+
+def _write(path: Path, text: str | bytes, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, str):
+        text = text.encode()
+    path.write_bytes(text)
+    path.chmod(mode)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Files
+
+
+def prepare(spec: LabSpec, host: HostSpec, deploy_public_key: str, sasl_password: str) -> HostPaths:
+    """Write everything the host needs into its own folder, before any namespace exists."""
+    paths = HostPaths(spec.host_dir(host))
+    if paths.root.exists():
+        shutil.rmtree(paths.root)
+    for folder in (paths.etc_upper, paths.etc_work, paths.var_upper, paths.var_work, paths.ssh_dir,
+                   paths.log_dir, paths.run_dir):
+        folder.mkdir(parents=True)
+
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.fqdn}", "-f", str(paths.host_key)])
+    _write(paths.authorized_keys, deploy_public_key, 0o600)
+    _write(paths.sshd_config, render.sshd_config(host, paths))
+    _write(paths.dbus_conf, render.dbus_conf())
+
+    _write(paths.in_etc("hostname"), host.fqdn + "\n")
+    _write(paths.in_etc("hosts"), render.hosts_file(Path("/etc/hosts").read_text(), host))
+
+    postfix_gid = grp.getgrnam("postfix").gr_gid
+    _write(paths.in_etc("postfix/main.cf"), render.main_cf(host))
+    _write(paths.in_etc("postfix/master.cf"), render.master_cf(STOCK_MASTER_CF.read_text(), host))
+    _write(paths.in_etc("postfix/vmailbox"), render.vmailbox(MAILBOXES))
+    _write(paths.in_etc("postfix/sasl/smtpd.conf"), render.sasl_smtpd_conf())
+    sasldb = paths.in_etc("postfix/sasl/sasldb2")
+    run(["saslpasswd2", "-p", "-c", "-f", str(sasldb), "-u", "example.lab", SASL_USER],
+        input=sasl_password.encode())
+    os.chown(sasldb, 0, postfix_gid)
+    sasldb.chmod(0o640)
+
+    key, cert = paths.in_etc(TLS_KEY), paths.in_etc(TLS_CERT)
+    key.parent.mkdir(parents=True)
+    cert.parent.mkdir(parents=True)
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
+         "-subj", f"/CN={host.fqdn}", "-addext", f"subjectAltName=DNS:{host.fqdn},IP:{host.address}",
+         "-keyout", str(key), "-out", str(cert)])
+    key.chmod(0o600)
+    cert.chmod(0o644)
+
+    _write(paths.in_etc("firewalld/firewalld.conf"), render.firewalld_conf(STOCK_FIREWALLD_CONF.read_text()))
+    _write(paths.in_etc("firewalld/zones/iredmail.xml"), render.iredmail_zone(host))
+
+    vmail = paths.in_var("vmail")
+    vmail.mkdir(parents=True)
+    os.chown(vmail, render.VMAIL_UID, render.VMAIL_UID)
+    vmail.chmod(0o700)
+    paths.in_var("lib/amavis-standin").mkdir(parents=True)
+    paths.in_var("log").mkdir(parents=True, exist_ok=True)
+
+    _write(paths.boot_script, render.boot_script(host, paths, sys.executable, STANDIN), 0o755)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Network
+
+
+def create_network(host: HostSpec) -> None:
+    ns = host.netns
+    run(["ip", "netns", "add", ns])
+    run(["ip", "link", "add", host.veth_outer, "type", "veth", "peer", "name", host.veth_inner_tmp])
+    run(["ip", "link", "set", host.veth_inner_tmp, "netns", ns])
+    run(["ip", "-n", ns, "link", "set", host.veth_inner_tmp, "name", "eth0"])
+    run(["ip", "addr", "add", f"{host.outer_address}/30", "dev", host.veth_outer])
+    run(["ip", "link", "set", host.veth_outer, "up"])
+    run(["ip", "-n", ns, "addr", "add", f"{host.address}/30", "dev", "eth0"])
+    run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+    run(["ip", "-n", ns, "link", "set", "lo", "up"])
+
+
+def guard_subnet(subnet: str) -> None:
+    """Make the lab's whole subnet unreachable from the machine, except through the hosts' own veth routes.
+
+    Without it, a probe of a host that is down (or not made yet) follows the machine's default route and leaves the
+    machine. The /30 routes of the veths are more specific, so they still win while a host exists.
+    """
+    run(["ip", "route", "replace", "unreachable", subnet])
+
+
+def unguard_subnet(subnet: str) -> None:
+    run(["ip", "route", "del", "unreachable", subnet], check=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Processes
+
+
+def boot(host: HostSpec, paths: HostPaths) -> int:
+    """Start the host's daemons; return the anchor PID once everything answers."""
+    with open(paths.boot_log, "wb") as log:
+        # ip netns exec, unshare and the boot script all exec in turn, so this PID ends up as the anchor `sleep`.
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--uts", "--", "/bin/sh", str(paths.boot_script)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    paths.anchor_pid.write_text(f"{process.pid}\n")
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while not paths.ready.exists():
+        if process.poll() is not None:
+            raise LabError(f"{host.name}: boot failed (exit {process.returncode}):\n{_tail(paths.boot_log)}")
+        if time.monotonic() > deadline:
+            raise LabError(f"{host.name}: not ready after {BOOT_TIMEOUT:.0f} s:\n{_tail(paths.boot_log)}")
+        time.sleep(0.05)
+    return process.pid
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def anchor_pid(host: HostSpec, paths: HostPaths) -> int | None:
+    """The anchor's PID if it is alive and still inside the host's network namespace (guards against PID reuse)."""
+    try:
+        pid = int(paths.anchor_pid.read_text())
+        netns = os.stat(f"/run/netns/{host.netns}")
+        proc = os.stat(f"/proc/{pid}/ns/net")
+    except (OSError, ValueError):
+        return None
+    return pid if (netns.st_dev, netns.st_ino) == (proc.st_dev, proc.st_ino) else None
+
+
+def host_command(host: HostSpec, paths: HostPaths, argv: list[str]) -> list[str]:
+    """The command line that runs argv inside the host (its network, mount and UTS namespaces)."""
+    pid = anchor_pid(host, paths)
+    if pid is None:
+        raise LabError(f"{host.name} is not running")
+    return ["nsenter", "-t", str(pid), "-m", "-u", "-n", "--", *argv]
+
+
+def execute(host: HostSpec, paths: HostPaths, argv: list[str], *, check: bool = True,
+            input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return run(host_command(host, paths, argv), check=check, input=input)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Removal: by name, so that it also finds what a crashed `up` left behind.
+
+
+def lab_namespaces(lab_name: str) -> list[str]:
+    pattern = re.compile(rf"^{re.escape(lab_name)}-mail\d+$")
+    out = run(["ip", "netns", "list"]).stdout.decode()
+    names = [line.split()[0] for line in out.splitlines() if line.strip()]
+    return [name for name in names if pattern.match(name)]
+
+
+def lab_links(lab_name: str) -> list[str]:
+    pattern = re.compile(rf"^{re.escape(lab_name)}\d+i?$")
+    out = run(["ip", "-o", "link", "show"]).stdout.decode()
+    links = []
+    for line in out.splitlines():
+        # "12: smtpslab1@if11: <...>"
+        name = line.split(":", 2)[1].strip().split("@")[0]
+        if pattern.match(name):
+            links.append(name)
+    return links
+
+
+def namespace_pids(netns: str) -> list[int]:
+    out = run(["ip", "netns", "pids", netns], check=False).stdout.decode()
+    return [int(pid) for pid in out.split()]
+
+
+def stop_namespace(netns: str, grace: float = 5.0) -> list[int]:
+    """Stop every process in the namespace by PID (TERM, then KILL), then delete the namespace."""
+    pids = namespace_pids(netns)
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while namespace_pids(netns) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in namespace_pids(netns):
+        _signal(pid, signal.SIGKILL)
+    deadline = time.monotonic() + grace
+    while namespace_pids(netns) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = namespace_pids(netns)
+    if left:
+        raise LabError(f"{netns}: processes {left} did not stop")
+    run(["ip", "netns", "del", netns], check=False)
+    return pids
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def remove_links(lab_name: str) -> list[str]:
+    removed = []
+    for link in lab_links(lab_name):
+        # Deleting one end of a veth pair deletes both; the second name may already be gone.
+        if run(["ip", "link", "del", link], check=False).returncode == 0:
+            removed.append(link)
+    return removed

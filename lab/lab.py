@@ -1,0 +1,215 @@
+"""The lab as a whole: bring hosts up in parallel, report on them, take everything down."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import host as hostops
+from . import probe
+from .render import HostPaths
+from .spec import DEFAULT_NAME, DEFAULT_SUBNET, MAIL_DOMAIN, HostSpec, LabSpec, build_spec
+
+INVENTORY_VERSION = 1
+# Booting runs firewalld (Python) and ssh-keygen/openssl per host; more than a few at once only queue on 2 cores.
+PARALLEL_BOOTS = 4
+
+
+@dataclass(frozen=True)
+class HostTiming:
+    name: str
+    seconds: float
+
+
+def _deploy_key(spec: LabSpec) -> str:
+    """The lab's one deploy key (ed25519, no passphrase), made once and kept until `down`."""
+    if not spec.deploy_key.exists():
+        spec.state_dir.mkdir(parents=True, exist_ok=True)
+        hostops.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "smtps-lab-deploy",
+                     "-f", str(spec.deploy_key)])
+    return spec.deploy_key.with_suffix(".pub").read_text()
+
+
+def _sasl_password(spec: LabSpec) -> str:
+    path = spec.state_dir / "sasl_password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(18))
+        path.chmod(0o600)
+    return path.read_text()
+
+
+def read_inventory(state_dir: Path) -> dict | None:
+    try:
+        return json.loads((state_dir / "inventory.json").read_text())
+    except FileNotFoundError:
+        return None
+
+
+def spec_from_inventory(state_dir: Path) -> LabSpec | None:
+    inventory = read_inventory(state_dir)
+    if inventory is None:
+        return None
+    variants = ",".join(f"{h['name']}={h['variant']}" for h in inventory["hosts"])
+    return build_spec(state_dir, len(inventory["hosts"]), variants, inventory["lab"], inventory["subnet"])
+
+
+def _host_running(spec: LabSpec, host: HostSpec) -> bool:
+    paths = HostPaths(spec.host_dir(host))
+    return paths.ready.exists() and hostops.anchor_pid(host, paths) is not None
+
+
+def up(spec: LabSpec, log=print) -> list[HostTiming]:
+    """Converge the lab to `spec`: keep hosts that run as asked, (re)create the others, remove extra ones."""
+    previous = spec_from_inventory(spec.state_dir)
+    wanted = {h.name: h for h in spec.hosts}
+    if previous:
+        for old in previous.hosts:
+            if old.name not in wanted or wanted[old.name] != old:
+                log(f"{old.name}: removing ({'not wanted' if old.name not in wanted else 'variant changed'})")
+                _remove_host(spec, old)
+    hostops.guard_subnet(str(spec.subnet))
+    pubkey = _deploy_key(spec)
+    password = _sasl_password(spec)
+    todo = [h for h in spec.hosts if not _host_running(spec, h)]
+    for h in spec.hosts:
+        if h not in todo:
+            log(f"{h.name}: already running")
+
+    def create(h: HostSpec) -> HostTiming:
+        started = time.monotonic()
+        _remove_host(spec, h)  # whatever a crashed attempt left of this host
+        paths = hostops.prepare(spec, h, pubkey, password)
+        hostops.create_network(h)
+        hostops.boot(h, paths)
+        timing = HostTiming(h.name, time.monotonic() - started)
+        log(f"{h.name}: up at {h.address} ({h.variant.value}) in {timing.seconds:.1f} s")
+        return timing
+
+    timings: list[HostTiming] = []
+    if todo:
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_BOOTS, len(todo))) as pool:
+            futures = [pool.submit(create, h) for h in todo]
+            errors = []
+            for future in futures:
+                try:
+                    timings.append(future.result())
+                except Exception as err:  # noqa: BLE001 - collect every host's failure, then report them together
+                    errors.append(err)
+        if errors:
+            raise hostops.LabError("; ".join(str(e) for e in errors))
+    write_inventory(spec, password)
+    return timings
+
+
+def _remove_host(spec: LabSpec, h: HostSpec) -> None:
+    if h.netns in hostops.lab_namespaces(spec.name):
+        hostops.stop_namespace(h.netns)
+    for link in (h.veth_outer, h.veth_inner_tmp):
+        if link in hostops.lab_links(spec.name):
+            hostops.run(["ip", "link", "del", link], check=False)
+    shutil.rmtree(spec.host_dir(h), ignore_errors=True)
+
+
+def write_inventory(spec: LabSpec, sasl_password: str) -> None:
+    """What a stack needs to reach the hosts: addresses, SSH user and port, key path, host keys to pin."""
+    hosts = []
+    known_hosts = []
+    for h in spec.hosts:
+        paths = HostPaths(spec.host_dir(h))
+        host_key = " ".join(paths.host_key.with_suffix(".pub").read_text().split()[:2])
+        known_hosts.append(f"{h.address} {host_key}")
+        hosts.append({
+            "name": h.name, "fqdn": h.fqdn, "address": h.address, "port": 22, "user": "root",
+            "variant": h.variant.value, "netns": h.netns, "host_key": host_key,
+            "tls_cert": "/etc/" + hostops.TLS_CERT, "tls_key": "/etc/" + hostops.TLS_KEY,
+        })
+    spec.known_hosts.write_text("\n".join(known_hosts) + "\n")
+    inventory = {
+        "version": INVENTORY_VERSION,
+        "lab": spec.name,
+        "subnet": str(spec.subnet),
+        "private_key_path": str(spec.deploy_key),
+        "known_hosts_path": str(spec.known_hosts),
+        # A mailbox on every host, for tests that submit mail with AUTH. Lab-only; the file stays out of git.
+        "sasl": {"username": f"{hostops.SASL_USER}@{MAIL_DOMAIN}", "password": sasl_password},
+        "mail_domain": MAIL_DOMAIN,
+        "hosts": hosts,
+    }
+    tmp = spec.inventory_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(inventory, indent=2) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(spec.inventory_path)
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    address: str
+    variant: str
+    running: bool
+    sshd: bool
+    firewalld: bool
+    postfix: bool
+    smtps: probe.SmtpsProbe
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "address": self.address, "variant": self.variant, "running": self.running,
+                "sshd": self.sshd, "firewalld": self.firewalld, "postfix": self.postfix,
+                "smtps": self.smtps.as_dict()}
+
+
+def status(spec: LabSpec) -> list[HostStatus]:
+    def one(h: HostSpec) -> HostStatus:
+        paths = HostPaths(spec.host_dir(h))
+        running = hostops.anchor_pid(h, paths) is not None
+        firewalld = postfix = sshd = False
+        smtps = probe.SmtpsProbe("down")
+        if running:
+            firewalld = hostops.execute(h, paths, ["firewall-cmd", "--state"], check=False).returncode == 0
+            postfix = hostops.execute(h, paths, ["postfix", "status"], check=False).returncode == 0
+            sshd = probe.tcp(h.address, 22).banner.startswith("SSH-")
+            smtps = probe.smtps(h.address)
+        return HostStatus(h.name, h.address, h.variant.value, running, sshd, firewalld, postfix, smtps)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, spec.hosts))
+
+
+@dataclass(frozen=True)
+class DownReport:
+    namespaces: list[str]
+    processes: int
+    links: list[str]
+
+
+def down(state_dir: Path, lab_name: str = DEFAULT_NAME, subnet: str = str(DEFAULT_SUBNET)) -> DownReport:
+    """Remove everything of the lab, found by name; harmless when nothing is there."""
+    namespaces = hostops.lab_namespaces(lab_name)
+    stopped = 0
+    for netns in namespaces:
+        stopped += len(hostops.stop_namespace(netns))
+    links = hostops.remove_links(lab_name)
+    hostops.unguard_subnet(subnet)
+    for item in ("hosts", "inventory.json", "inventory.tmp", "known_hosts", "deploy_key", "deploy_key.pub",
+                 "sasl_password"):
+        path = state_dir / item
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    if state_dir.exists() and not any(state_dir.iterdir()):
+        state_dir.rmdir()
+    return DownReport(namespaces, stopped, links)
+
+
+def host_by_name(spec: LabSpec, name: str) -> HostSpec:
+    for h in spec.hosts:
+        if name in (h.name, h.fqdn):
+            return h
+    raise hostops.LabError(f"no lab host named {name!r} (hosts: {', '.join(h.name for h in spec.hosts)})")
+

@@ -1,0 +1,157 @@
+"""What a lab is: parsed once from the command line into frozen dataclasses.
+
+Everything the lab creates on this machine is named from here (network namespaces, veth links, addresses,
+state folders), so that `lab down` can find all of it again by name even after an `up` that crashed half-way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+# The lab's name marks its objects on this machine (namespaces "<name>-mail1", veth links "<name>1"): `lab down`
+# removes exactly what carries it. The tests use a lab of their own name, so they never touch a demo lab.
+DEFAULT_NAME = "smtpslab"
+_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")  # + 2 digits + "i" stays within the 15 characters of a link name
+# Only the lab's own namespaces use 10.231.0.0/16; each lab takes a /24 of it. Each host gets a /30 out of that: one
+# address on the machine's end of its veth, one inside the host. No default route inside: Postfix's reverse
+# lookups then fail at once instead of waiting for a DNS timeout (LAB-NOTES: a TLS handshake took 10 s).
+LAB_RANGE = ipaddress.IPv4Network("10.231.0.0/16")
+DEFAULT_SUBNET = ipaddress.IPv4Network("10.231.0.0/24")
+MAX_HOSTS = 50
+DOMAIN = "lab"
+MAIL_DOMAIN = "example.lab"
+
+
+class Variant(StrEnum):
+    """The iRedMail release a host looks like: before 1.5.0 no port 465 anywhere; from 1.5.0 on, iRedMail's own."""
+
+    IREDMAIL_14 = "iredmail-1.4"
+    IREDMAIL_15 = "iredmail-1.5"
+
+    @property
+    def has_smtps(self) -> bool:
+        return self is Variant.IREDMAIL_15
+
+
+class SpecError(ValueError):
+    """A lab setting that cannot work, said before anything is created."""
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    index: int
+    variant: Variant
+    lab_name: str = DEFAULT_NAME
+    subnet: ipaddress.IPv4Network = DEFAULT_SUBNET
+
+    @property
+    def name(self) -> str:
+        return f"mail{self.index}"
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{DOMAIN}"
+
+    @property
+    def netns(self) -> str:
+        return f"{self.lab_name}-{self.name}"
+
+    @property
+    def veth_outer(self) -> str:
+        return f"{self.lab_name}{self.index}"
+
+    @property
+    def veth_inner_tmp(self) -> str:
+        # Created in the machine's namespace under this name, then moved into the host and renamed eth0.
+        return f"{self.lab_name}{self.index}i"
+
+    @property
+    def _base(self) -> int:
+        return int(self.subnet.network_address) + 4 * self.index
+
+    @property
+    def outer_address(self) -> str:
+        return str(ipaddress.IPv4Address(self._base + 1))
+
+    @property
+    def address(self) -> str:
+        return str(ipaddress.IPv4Address(self._base + 2))
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    name: str
+    subnet: ipaddress.IPv4Network
+    state_dir: Path
+    hosts: tuple[HostSpec, ...]
+
+    @property
+    def netns_prefix(self) -> str:
+        return f"{self.name}-"
+
+    @property
+    def hosts_dir(self) -> Path:
+        return self.state_dir / "hosts"
+
+    @property
+    def deploy_key(self) -> Path:
+        return self.state_dir / "deploy_key"
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.state_dir / "inventory.json"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.state_dir / "known_hosts"
+
+    def host_dir(self, host: HostSpec) -> Path:
+        return self.hosts_dir / host.name
+
+
+_VARIANT_ITEM = re.compile(r"^(?:mail)?(\d+)=(.+)$")
+
+
+def parse_variants(text: str, count: int) -> dict[int, Variant]:
+    """`"mail2=iredmail-1.5,3=iredmail-1.5"` -> {2: IREDMAIL_15, 3: IREDMAIL_15}; hosts not named keep the default."""
+    chosen: dict[int, Variant] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        match = _VARIANT_ITEM.match(item)
+        if not match:
+            raise SpecError(f"VARIANTS item {item!r}: expected mailN=VARIANT, for example mail2=iredmail-1.5")
+        index, value = int(match.group(1)), match.group(2)
+        if not 1 <= index <= count:
+            raise SpecError(f"VARIANTS item {item!r}: there is no host mail{index} in a lab of {count}")
+        try:
+            chosen[index] = Variant(value)
+        except ValueError:
+            allowed = ", ".join(v.value for v in Variant)
+            raise SpecError(f"VARIANTS item {item!r}: unknown variant {value!r} (allowed: {allowed})") from None
+    return chosen
+
+
+def build_spec(state_dir: Path, count: int, variants: str = "", name: str = DEFAULT_NAME,
+               subnet: str | ipaddress.IPv4Network = DEFAULT_SUBNET) -> LabSpec:
+    if not 1 <= count <= MAX_HOSTS:
+        raise SpecError(f"HOSTS={count}: the lab takes 1 to {MAX_HOSTS} hosts")
+    if not _NAME.match(name):
+        raise SpecError(f"lab name {name!r}: 1 to 12 lower-case letters and digits, starting with a letter")
+    try:
+        net = ipaddress.IPv4Network(subnet)
+    except ValueError as err:
+        raise SpecError(f"lab subnet {subnet!r}: {err}") from None
+    if net.prefixlen != 24 or not net.subnet_of(LAB_RANGE):
+        raise SpecError(f"lab subnet {net}: must be a /24 inside {LAB_RANGE}, which only the lab uses")
+    state_dir = state_dir.resolve()
+    # The hosts overlay /etc and /var with folders under the state dir; overlayfs refuses an upper dir inside
+    # the tree it covers.
+    for covered in (Path("/etc"), Path("/var"), Path("/run")):
+        if state_dir == covered or covered in state_dir.parents:
+            raise SpecError(f"lab state dir {state_dir} must not lie under {covered}")
+    chosen = parse_variants(variants, count)
+    hosts = tuple(HostSpec(i, chosen.get(i, Variant.IREDMAIL_14), name, net) for i in range(1, count + 1))
+    return LabSpec(name=name, subnet=net, state_dir=state_dir, hosts=hosts)

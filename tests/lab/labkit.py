@@ -1,0 +1,98 @@
+"""Helpers for tests that run a real lab: the CLI as a user runs it, commands inside hosts, leftover checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[2]
+# The tests' labs have a name and subnet of their own, so a demo lab on the same machine is never touched.
+TEST_LAB = "smtpstest"
+TEST_SUBNET = "10.231.1.0/24"
+
+
+@dataclass
+class Lab:
+    state_dir: Path
+    name: str = TEST_LAB
+    subnet: str = TEST_SUBNET
+    recorded_netns: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, SMTPS_LAB_DIR=str(self.state_dir), SMTPS_LAB_NAME=self.name,
+                   SMTPS_LAB_SUBNET=self.subnet)
+        result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=PROJECT, env=env, text=True,
+                                capture_output=True, timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"lab {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    @property
+    def inventory(self) -> dict:
+        return json.loads((self.state_dir / "inventory.json").read_text())
+
+    def hosts(self) -> list[dict]:
+        return self.inventory["hosts"]
+
+    def sh(self, host: str, script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a shell script inside a host (as the host's root, via nsenter)."""
+        result = self.cli("exec", host, "--", "/bin/sh", "-c", script, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{host}: {script!r} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def ssh(self, host: dict, command: str, known_hosts: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """SSH from the machine with the deploy key, the host key pinned (StrictHostKeyChecking=yes)."""
+        if known_hosts is None:
+            known_hosts = self.state_dir.parent / f"pinned-{host['name']}"
+            known_hosts.write_text(f"{host['address']} {host['host_key']}\n")
+        return subprocess.run(
+            ["ssh", "-i", self.inventory["private_key_path"], "-p", str(host["port"]),
+             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}",
+             "-o", "ConnectTimeout=5", f"{host['user']}@{host['address']}", command],
+            text=True, capture_output=True, timeout=60,
+        )
+
+    def record_namespaces(self) -> None:
+        """Remember the identity of each host's network namespace, to look for survivors after `down`."""
+        for host in self.hosts():
+            st = os.stat(f"/run/netns/{host['netns']}")
+            self.recorded_netns[host["netns"]] = (st.st_dev, st.st_ino)
+
+
+def leftovers(lab: Lab) -> list[str]:
+    """Everything of the lab still on the machine: namespaces, links, processes, mounts, files."""
+    found = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"namespace {line.split()[0]}" for line in netns.splitlines() if line.startswith(f"{lab.name}-")]
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    for line in links.splitlines():
+        name = line.split(":", 2)[1].strip().split("@")[0]
+        if name.startswith(lab.name):
+            found.append(f"link {name}")
+    routes = subprocess.run(["ip", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    found += [f"route {line}" for line in routes.splitlines() if lab.subnet.rsplit(".", 1)[0] + "." in line]
+    idents = set(lab.recorded_netns.values())
+    state = str(lab.state_dir)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            # A zombie has no namespaces left to hold and waits for PID 1 to reap it: not a survivor.
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            st = os.stat(proc / "ns" / "net")
+            if (st.st_dev, st.st_ino) in idents:
+                found.append(f"process {proc.name} in a lab namespace")
+            if state in (proc / "mountinfo").read_text():
+                found.append(f"mount of {state} seen by process {proc.name}")
+        except (OSError, IndexError):
+            continue
+    if lab.state_dir.exists():
+        found.append(f"state dir {lab.state_dir}")
+    return found
