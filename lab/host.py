@@ -229,12 +229,12 @@ def stop_namespace(netns: str, grace: float = 5.0) -> list[int]:
     deadline = time.monotonic() + grace
     while namespace_pids(netns) and time.monotonic() < deadline:
         time.sleep(0.05)
-    for pid in namespace_pids(netns):
-        _signal(pid, signal.SIGKILL)
+    # KILL in passes: a host that was still booting may start a process after the first pass.
     deadline = time.monotonic() + grace
-    while namespace_pids(netns) and time.monotonic() < deadline:
+    while (left := namespace_pids(netns)) and time.monotonic() < deadline:
+        for pid in left:
+            _signal(pid, signal.SIGKILL)
         time.sleep(0.05)
-    left = namespace_pids(netns)
     if left:
         raise LabError(f"{netns}: processes {left} did not stop")
     run(["ip", "netns", "del", netns], check=False)

@@ -1,0 +1,55 @@
+"""`lab down` after an `up` that died half-way: it still finds and removes everything, by name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import require_lab
+from tests.lab.labkit import PROJECT, Lab, leftovers
+
+pytestmark = pytest.mark.lab
+
+
+def _namespaces(name: str) -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(f"{name}-")]
+
+
+def test_down_after_up_was_killed_half_way(tmp_path):
+    require_lab()
+    lab = Lab(tmp_path / "state")
+    env = dict(os.environ, SMTPS_LAB_DIR=str(lab.state_dir), SMTPS_LAB_NAME=lab.name, SMTPS_LAB_SUBNET=lab.subnet)
+    up = subprocess.Popen([sys.executable, "-m", "lab", "up", "--hosts", "3"], cwd=PROJECT, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Kill `up` once the first host boots (its namespace exists and holds processes) and before it finishes.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and up.poll() is None:
+            names = _namespaces(lab.name)
+            if names and subprocess.run(["ip", "netns", "pids", names[0]], capture_output=True,
+                                        text=True).stdout.split():
+                break
+            time.sleep(0.02)
+        assert up.poll() is None, "lab up finished before the test could interrupt it"
+        up.send_signal(signal.SIGKILL)
+        up.wait()
+        assert not (lab.state_dir / "inventory.json").exists()  # it really died before the end
+        for name in _namespaces(lab.name):
+            st = os.stat(f"/run/netns/{name}")
+            lab.recorded_netns[name] = (st.st_dev, st.st_ino)
+        assert lab.recorded_netns
+    finally:
+        if up.poll() is None:
+            up.kill()
+        # Debris of another kind: a veth pair still in the machine's namespace, as if `up` died right after
+        # creating it.
+        subprocess.run(["ip", "link", "add", f"{lab.name}9", "type", "veth", "peer", "name", f"{lab.name}9i"],
+                       check=True)
+        lab.cli("down")
+    assert leftovers(lab) == []
