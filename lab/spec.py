@@ -113,6 +113,7 @@ class LabSpec:
         return self.hosts_dir / host.name
 
 
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+/-]*$")
 _VARIANT_ITEM = re.compile(r"^(?:mail)?(\d+)=(.+)$")
 
 
@@ -147,6 +148,10 @@ def build_spec(state_dir: Path, count: int, variants: str = "", name: str = DEFA
     if net.prefixlen != 24 or not net.subnet_of(LAB_RANGE):
         raise SpecError(f"lab subnet {net}: must be a /24 inside {LAB_RANGE}, which only the lab uses")
     state_dir = state_dir.resolve()
+    # The path ends up in overlayfs mount options (where "," and ":" separate options) and in sshd_config (where
+    # a space separates file names): keep it to characters that mean nothing to either.
+    if not _SAFE_PATH.match(str(state_dir)):
+        raise SpecError(f"lab state dir {str(state_dir)!r}: use only letters, digits and . _ - + / in its path")
     # The hosts overlay /etc and /var with folders under the state dir; overlayfs refuses an upper dir inside
     # the tree it covers.
     for covered in (Path("/etc"), Path("/var"), Path("/run")):
