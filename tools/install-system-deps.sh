@@ -29,4 +29,4 @@ trap cleanup EXIT
 
 echo "system-deps: installing ${missing[*]}"
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get install -y -qq "${missing[@]}" >/dev/null
