@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +24,9 @@ from .spec import HostSpec, LabSpec
 STOCK_MASTER_CF = Path("/usr/share/postfix/master.cf.dist")
 STOCK_FIREWALLD_CONF = Path("/etc/firewalld/firewalld.conf")
 STANDIN = Path(__file__).with_name("amavis_standin.py")
+# The stand-in runs inside the host with Debian's Python: the lab's own interpreter may live under /root, which each
+# host covers with its own.
+HOST_PYTHON = "/usr/bin/python3"
 BOOT_TIMEOUT = 120.0
 # TLS files at iRedMail's RHEL-family paths.
 TLS_CERT = "pki/tls/certs/iRedMail.crt"
@@ -69,7 +71,7 @@ def prepare(spec: LabSpec, host: HostSpec, deploy_public_key: str, sasl_password
 
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.fqdn}", "-f", str(paths.host_key)])
     _write(paths.authorized_keys, deploy_public_key, 0o600)
-    _write(paths.sshd_config, render.sshd_config(host, paths))
+    _write(paths.sshd_config, render.sshd_config(host))
     _write(paths.dbus_conf, render.dbus_conf())
 
     _write(paths.in_etc("hostname"), host.fqdn + "\n")
@@ -105,7 +107,8 @@ def prepare(spec: LabSpec, host: HostSpec, deploy_public_key: str, sasl_password
     paths.in_var("lib/amavis-standin").mkdir(parents=True)
     paths.in_var("log").mkdir(parents=True, exist_ok=True)
 
-    _write(paths.boot_script, render.boot_script(host, paths, sys.executable, STANDIN), 0o755)
+    shutil.copyfile(STANDIN, paths.standin)
+    _write(paths.boot_script, render.boot_script(host, paths, HOST_PYTHON), 0o755)
     return paths
 
 

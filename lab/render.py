@@ -27,7 +27,7 @@ _env.filters["q"] = lambda value: shlex.quote(str(value))
 
 @dataclass(frozen=True)
 class HostPaths:
-    """Where one host's own files live on the machine (under the lab's state dir)."""
+    """Where one host's own files live: on the machine (under the lab's state dir), or as the host sees them."""
 
     root: Path
 
@@ -82,6 +82,10 @@ class HostPaths:
     @property
     def anchor_pid(self) -> Path:
         return self.run_dir / "anchor.pid"
+
+    @property
+    def standin(self) -> Path:
+        return self.root / "amavis_standin.py"
 
     @property
     def ready(self) -> Path:
@@ -145,12 +149,16 @@ def dbus_conf() -> str:
     return _render("dbus-system.conf.j2")
 
 
-def sshd_config(host: HostSpec, paths: HostPaths) -> str:
-    return _render("sshd_config.j2", host=host, paths=paths)
+# Inside a host, its own folder is bound here: the daemons' configuration names these paths.
+INSIDE = HostPaths(Path("/run/lab"))
 
 
-def boot_script(host: HostSpec, paths: HostPaths, python: str, standin: Path) -> str:
-    return _render("boot.sh.j2", host=host, paths=paths, python=python, standin=standin)
+def sshd_config(host: HostSpec) -> str:
+    return _render("sshd_config.j2", host=host, paths=INSIDE)
+
+
+def boot_script(host: HostSpec, outside: HostPaths, python: str) -> str:
+    return _render("boot.sh.j2", host=host, outside=outside, inside=INSIDE, python=python)
 
 
 def hosts_file(stock: str, host: HostSpec) -> str:

@@ -79,6 +79,23 @@ def test_ssh_with_deploy_key_and_pinned_host_key(lab):
         assert result.stdout.split() == [f"{host['name']}.lab", "running"]
 
 
+def test_sftp_subsystem_copies_files(lab, tmp_path):
+    host = lab.hosts()[1]
+    pinned = tmp_path / "pinned"
+    pinned.write_text(f"{host['address']} {host['host_key']}\n")
+    payload = tmp_path / "payload.txt"
+    payload.write_text("copied over sftp\n")
+    result = subprocess.run(
+        ["sftp", "-i", lab.inventory["private_key_path"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+         "-o", f"UserKnownHostsFile={pinned}", "-b", "-", f"root@{host['address']}"],
+        input=f"put {payload} /root/sftp-test.txt\n", capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert lab.sh(host["name"], "cat /root/sftp-test.txt").stdout == "copied over sftp\n"
+    # The host's /root is its own, not the machine's.
+    assert not os.path.exists("/root/sftp-test.txt")
+
+
 def test_ssh_refuses_a_host_whose_key_differs(lab, tmp_path):
     first, second = lab.hosts()[0], lab.hosts()[1]
     wrong = tmp_path / "known_hosts"
@@ -133,6 +150,10 @@ def test_inside_each_host(lab):
 
 def test_hosts_do_not_share_files(lab):
     first, second = _names(lab)[:2]
+    for folder in ("/root", "/tmp", "/etc", "/var/lib"):
+        lab.sh(first, f"echo mine > {folder}/lab-isolation-test")
+        assert lab.sh(second, f"test -e {folder}/lab-isolation-test", check=False).returncode == 1, folder
+        assert not os.path.exists(f"{folder}/lab-isolation-test"), folder
     lab.sh(first, "postconf -e smtpd_banner='$myhostname ESMTP changed-here'")
     try:
         assert "changed-here" not in lab.sh(second, "postconf -h smtpd_banner").stdout
@@ -142,6 +163,10 @@ def test_hosts_do_not_share_files(lab):
 
 
 def test_status_reports_every_host(lab):
+    lines = lab.cli("status").stdout.splitlines()
+    assert len(lines) == 1 + 3 and lines[0].split()[:3] == ["host", "address", "variant"]
+    for line, host in zip(lines[1:], lab.hosts(), strict=True):
+        assert line.split() == [host["name"], host["address"], "iredmail-1.4", "yes", "yes", "yes", "rejected"]
     rows = json.loads(lab.cli("status", "--json").stdout)
     assert [r["name"] for r in rows] == _names(lab)
     for row in rows:
