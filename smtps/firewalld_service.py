@@ -1,0 +1,15 @@
+"""The firewalld service definition, written whole from a template into /etc/firewalld/services/."""
+
+from __future__ import annotations
+
+from .settings import FirewalldServiceSettings
+from .templating import Action, render
+
+
+def service_xml(service: FirewalldServiceSettings) -> str:
+    return render("firewalld_service.xml.j2", service=service)
+
+
+def script(host: str, service: FirewalldServiceSettings, action: Action) -> str:
+    return render("firewalld_service.sh.j2", kind="firewalld service", host=host, action=action.value,
+                  service=service, xml=service_xml(service))

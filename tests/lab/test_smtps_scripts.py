@@ -1,0 +1,243 @@
+"""The host-side SMTPS scripts on real lab hosts, run over SSH as the SSH command string (as pulumi-command runs a
+Command's create and delete). Hosts: mail1 and mail2 like iRedMail 1.4, mail3 like iRedMail 1.5.
+
+These check the scripts alone. The Pulumi components that will run them are not built yet (the command provider
+cannot be built here: see README), so nothing here goes through the Pulumi engine.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from lab import probe
+from smtps import firewalld_service, master_service, zone_membership
+from smtps.settings import HostSettings, PortPolicy, parse_host
+from smtps.templating import Action
+from tests.conftest import require_lab
+from tests.lab.labkit import Lab
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    require_lab()
+    the_lab = Lab(tmp_path_factory.mktemp("smtps") / "state")
+    try:
+        the_lab.cli("up", "--hosts", "3", "--variants", "mail3=iredmail-1.5")
+        yield the_lab
+    finally:
+        the_lab.cli("down", check=False)
+
+
+def settings_for(lab: Lab, name: str, **overrides) -> HostSettings:
+    host = next(h for h in lab.hosts() if h["name"] == name)
+    raw = {"name": name, "address": host["address"], "hostKey": host["host_key"], **overrides}
+    return parse_host("lab", {}, raw)
+
+
+def run(lab: Lab, settings: HostSettings, script: str) -> subprocess.CompletedProcess[str]:
+    host = next(h for h in lab.hosts() if h["name"] == settings.name)
+    return lab.ssh(host, script)
+
+
+def converge(lab: Lab, settings: HostSettings) -> list[str]:
+    """Postfix listens before the port opens: master.cf first, then the service file, then the zone."""
+    outputs = []
+    for script in (master_service.script(settings.name, settings.master, settings.tls, Action.APPLY),
+                   firewalld_service.script(settings.name, settings.service, Action.APPLY),
+                   zone_membership.script(settings.name, settings.zone, Action.APPLY)):
+        result = run(lab, settings, script)
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout.strip())
+    return outputs
+
+
+def destroy(lab: Lab, settings: HostSettings) -> None:
+    """The reverse order: close the port first, then remove the service file and the master.cf entry."""
+    for script in (zone_membership.script(settings.name, settings.zone, Action.REMOVE),
+                   firewalld_service.script(settings.name, settings.service, Action.REMOVE),
+                   master_service.script(settings.name, settings.master, settings.tls, Action.REMOVE)):
+        result = run(lab, settings, script)
+        assert result.returncode == 0, result.stderr
+
+
+def snapshot(lab: Lab, name: str) -> dict[str, str]:
+    """Digests of every file the scripts may touch."""
+    out = lab.sh(name, "cd /etc && find postfix/master.cf firewalld/zones firewalld/services -type f "
+                       "-exec sha256sum {} + | sort -k2").stdout
+    return {path: digest for digest, path in (line.split() for line in out.splitlines())}
+
+
+def postfix_reloads(lab: Lab, name: str) -> int:
+    """How often Postfix's master has reloaded: it logs each reload."""
+    return int(lab.sh(name, "grep -c 'reload -- version' /var/log/mail.log || true").stdout.strip())
+
+
+def mark_runtime(lab: Lab, name: str) -> None:
+    """A runtime-only setting: any firewall-cmd --reload wipes it, so its survival proves no reload happened."""
+    lab.sh(name, "firewall-cmd --zone=iredmail --add-icmp-block=timestamp-request >/dev/null")
+
+
+def runtime_mark_survived(lab: Lab, name: str) -> bool:
+    return lab.sh(name, "firewall-cmd --zone=iredmail --query-icmp-block=timestamp-request",
+                  check=False).stdout.strip() == "yes"
+
+
+def submit_on_465(lab: Lab, address: str) -> str:
+    sasl = lab.inventory["sasl"]
+    marker = f"smtps-test-{time.time_ns()}"
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP_SSL(address, 465, context=context, timeout=10) as client:
+        client.login(sasl["username"], sasl["password"])
+        client.sendmail(sasl["username"], [f"postmaster@{lab.inventory['mail_domain']}"],
+                        f"Subject: {marker}\r\n\r\nvia 465\r\n")
+    return marker
+
+
+def wait_delivered(lab: Lab, name: str, marker: str) -> bool:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if lab.sh(name, f"grep -rl {marker} /var/vmail || true").stdout.strip():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture(scope="module")
+def before(lab):
+    return {h["name"]: snapshot(lab, h["name"]) for h in lab.hosts()}
+
+
+def test_converge_opens_465_with_tls_and_auth_everywhere(lab, before):
+    for name in ("mail1", "mail2", "mail3"):
+        converge(lab, settings_for(lab, name))
+    for host in lab.hosts():
+        seen = probe.smtps(host["address"])
+        assert seen.state == "tls" and "PLAIN" in seen.auth.split(), (host["name"], seen)
+    entry = lab.sh("mail1", "postconf -M 465/inet").stdout
+    assert "smtpd_tls_wrappermode=yes" in entry
+    assert lab.sh("mail1", "firewall-cmd --zone=iredmail --query-service=smtps").stdout.strip() == "yes"
+    assert lab.sh("mail1", "firewall-cmd --permanent --zone=iredmail --query-service=smtps").stdout.strip() == "yes"
+
+
+def test_mail_submitted_on_465_reaches_the_content_filter(lab, before):
+    host = lab.hosts()[0]
+    marker = submit_on_465(lab, host["address"])
+    assert wait_delivered(lab, host["name"], marker)
+    assert lab.sh(host["name"], f"grep -l {marker} /var/lib/amavis-standin/*-10026.eml").stdout.strip()
+
+
+def test_iredmail15_host_is_converged_in_place_and_its_port_kept(lab, before):
+    entries = lab.sh("mail3", "postconf -M").stdout
+    assert sum(1 for line in entries.splitlines() if line.split()[:2] in (["465", "inet"], ["smtps", "inet"],
+                                                                          ["submissions", "inet"])) == 1
+    # existingPortPolicy=keep: the raw port stays, no service is added beside it.
+    assert lab.sh("mail3", "firewall-cmd --zone=iredmail --query-port=465/tcp").stdout.strip() == "yes"
+    assert lab.sh("mail3", "firewall-cmd --zone=iredmail --query-service=smtps", check=False).stdout.strip() == "no"
+    assert snapshot(lab, "mail3")["postfix/master.cf"] == before["mail3"]["postfix/master.cf"]
+
+
+def test_second_converge_changes_nothing_and_reloads_nothing(lab, before):
+    states = {}
+    for host in lab.hosts():
+        name = host["name"]
+        mark_runtime(lab, name)
+        states[name] = (snapshot(lab, name), postfix_reloads(lab, name))
+    for host in lab.hosts():
+        outputs = converge(lab, settings_for(lab, host["name"]))
+        assert all("up to date" in out or "kept as found" in out for out in outputs), outputs
+    for host in lab.hosts():
+        name = host["name"]
+        assert (snapshot(lab, name), postfix_reloads(lab, name)) == states[name]
+        assert runtime_mark_survived(lab, name), f"{name}: firewalld was reloaded"
+        lab.sh(name, "firewall-cmd --zone=iredmail --remove-icmp-block=timestamp-request >/dev/null")
+
+
+def test_changing_one_option_converges_in_place(lab, before):
+    restrictions = "permit_sasl_authenticated,reject_unauth_destination"
+    changed = settings_for(lab, "mail2", options={"smtpd_client_restrictions": restrictions})
+    outputs = converge(lab, changed)
+    assert "written" in outputs[0] and "up to date" in outputs[1] and "up to date" in outputs[2]
+    options = lab.sh("mail2", "postconf -P 465/inet").stdout
+    assert f"465/inet/smtpd_client_restrictions = {restrictions}" in options
+    assert probe.smtps(lab.hosts()[1]["address"]).state == "tls"
+    converge(lab, settings_for(lab, "mail2"))
+
+
+def test_changing_the_service_key_replaces_the_entry_never_duplicates_it(lab, before):
+    renamed = settings_for(lab, "mail2", serviceKey="submissions")
+    outputs = converge(lab, renamed)
+    assert "replaced 465" in outputs[0]
+    keys = [line.split()[0] for line in lab.sh("mail2", "postconf -M").stdout.splitlines()]
+    assert "submissions" in keys and "465" not in keys
+    assert probe.smtps(lab.hosts()[1]["address"]).state == "tls"
+    outputs = converge(lab, settings_for(lab, "mail2"))
+    assert "replaced submissions" in outputs[0]
+
+
+def test_hand_edits_are_repaired_by_converging_again(lab, before):
+    lab.sh("mail1", "postconf -MX 465/inet && postfix reload >/dev/null 2>&1")
+    lab.sh("mail1", "firewall-cmd --permanent --zone=iredmail --remove-service=smtps >/dev/null && "
+                    "firewall-cmd --zone=iredmail --remove-service=smtps >/dev/null")
+    assert probe.tcp(lab.hosts()[0]["address"], 465, read_banner=False).state == "rejected"
+    converge(lab, settings_for(lab, "mail1"))
+    assert probe.smtps(lab.hosts()[0]["address"]).state == "tls"
+
+
+@pytest.mark.parametrize(("overrides", "reason"), [
+    ({"tlsCert": "/etc/pki/tls/certs/missing.crt"}, "TLS certificate /etc/pki/tls/certs/missing.crt does not exist"),
+    ({"tlsKey": "/etc/ssh/sshd_config"}, "TLS key /etc/ssh/sshd_config is not a readable private key"),
+])
+def test_a_bad_tls_setting_fails_before_anything_changes(lab, before, overrides, reason):
+    current = snapshot(lab, "mail1")
+    reloads = postfix_reloads(lab, "mail1")
+    settings = settings_for(lab, "mail1", options={"syslog_name": "postfix/changed"}, **overrides)
+    result = run(lab, settings, master_service.script("mail1", settings.master, settings.tls, Action.APPLY))
+    assert result.returncode != 0
+    assert f"smtps: mail1: {reason}" in result.stderr
+    assert snapshot(lab, "mail1") == current and postfix_reloads(lab, "mail1") == reloads
+    for port in (25, 587):
+        assert probe.tcp(lab.hosts()[0]["address"], port).banner.startswith("220 ")
+
+
+def test_a_key_that_does_not_match_the_cert_is_refused(lab, before):
+    lab.sh("mail1", "openssl genpkey -algorithm ed25519 -out /etc/pki/tls/private/other.key 2>/dev/null")
+    settings = settings_for(lab, "mail1", tlsKey="/etc/pki/tls/private/other.key")
+    result = run(lab, settings, master_service.script("mail1", settings.master, settings.tls, Action.APPLY))
+    assert result.returncode != 0 and "does not belong to certificate" in result.stderr
+    lab.sh("mail1", "rm /etc/pki/tls/private/other.key")
+
+
+def test_replace_policy_swaps_the_raw_port_for_the_service_and_back(lab, before):
+    settings = settings_for(lab, "mail3", existingPortPolicy=PortPolicy.REPLACE.value)
+    converge(lab, settings)
+    assert lab.sh("mail3", "firewall-cmd --zone=iredmail --query-service=smtps").stdout.strip() == "yes"
+    assert lab.sh("mail3", "firewall-cmd --permanent --zone=iredmail --query-port=465/tcp",
+                  check=False).stdout.strip() == "no"
+    assert probe.smtps(lab.hosts()[2]["address"]).state == "tls"
+    run(lab, settings, zone_membership.script("mail3", settings.zone, Action.REMOVE))
+    assert snapshot(lab, "mail3")["firewalld/zones/iredmail.xml"] == before["mail3"]["firewalld/zones/iredmail.xml"]
+    assert lab.sh("mail3", "firewall-cmd --zone=iredmail --query-port=465/tcp").stdout.strip() == "yes"
+
+
+def test_zz_destroy_leaves_every_host_as_it_was_found(lab, before):
+    for host in lab.hosts():
+        destroy(lab, settings_for(lab, host["name"]))
+    for host in lab.hosts():
+        assert snapshot(lab, host["name"]) == before[host["name"]], host["name"]
+        assert lab.sh(host["name"], "ls -A /var/lib/smtps-iredmail").stdout == ""
+    assert probe.tcp(lab.hosts()[0]["address"], 465, read_banner=False).state == "rejected"
+    assert probe.tcp(lab.hosts()[1]["address"], 465, read_banner=False).state == "rejected"
+    assert probe.smtps(lab.hosts()[2]["address"]).state == "tls"  # iRedMail 1.5 had 465 before: it keeps it
+    # Destroying again finds nothing of its own to undo.
+    for host in lab.hosts():
+        destroy(lab, settings_for(lab, host["name"]))
+
