@@ -184,10 +184,13 @@ class _Reader:
 def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any]) -> HostSettings:
     name = host.get("name") if isinstance(host.get("name"), str) else "?"
     values: dict[str, Any] = {**DEFAULTS, **defaults, **host}
-    stack_options = defaults.get("options", DEFAULTS["options"])
-    if isinstance(stack_options, Mapping) and isinstance(host.get("options"), Mapping):
-        # A host's options override single parameters of the stack's, not the whole list.
-        values["options"] = {**stack_options, **host["options"]}
+    layers = [DEFAULTS["options"], defaults.get("options", {}), host.get("options", {})]
+    if all(isinstance(layer, Mapping) for layer in layers):
+        # Options merge by parameter (iRedMail's, then the stack's, then the host's); null removes one.
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            merged.update(layer)
+        values["options"] = {name: value for name, value in merged.items() if value is not None}
     read = _Reader(stack, name, values)
     for key in values:
         if key not in KNOWN:

@@ -1,0 +1,48 @@
+#!/bin/sh
+# zone membership on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when rendered.
+set -eu
+umask 022
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+HOST=mail1
+# What the host looked like before the first change, and after the last one: destroy needs both.
+STATE=/var/lib/smtps-iredmail
+say() { printf 'smtps: %s: %s\n' "$HOST" "$*"; }
+fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2; exit 1; }
+# Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written.
+restore() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; }
+mkdir -p "$STATE"
+chmod 700 "$STATE"
+
+ZONE=iredmail
+SERVICE=smtps
+POLICY=keep
+PORT=465/tcp
+ZFILE="/etc/firewalld/zones/$ZONE.xml"
+S="$STATE/zone-$ZONE"
+has() { firewall-cmd "$@" >/dev/null 2>&1; }
+firewall-cmd --state >/dev/null 2>&1 || fail "firewalld is not running: start it (SMTPS needs the runtime firewall too)"
+firewall-cmd --permanent --get-zones | tr ' ' '\n' | grep -qx "$ZONE" || fail "firewalld has no zone $ZONE"
+
+if [ ! -e "$S.orig" ] && [ ! -e "$S.absent" ]; then
+    say "zone $ZONE: nothing of ours to remove"
+    exit 0
+fi
+if [ -e "$S.applied" ] && [ -e "$ZFILE" ] && cmp -s "$ZFILE" "$S.applied"; then
+    # Nobody changed the zone file since: put it back byte for byte (firewalld rewrote it in its own format when
+    # the service was added), then let firewalld read it again.
+    if [ -e "$S.absent" ]; then rm -f "$ZFILE"; else restore "$S.orig" "$ZFILE"; fi
+    if [ -e "$S.old-orig" ]; then restore "$S.old-orig" "$ZFILE.old"; else rm -f "$ZFILE.old"; fi
+    firewall-cmd --reload >/dev/null || fail "firewall-cmd --reload failed"
+else
+    # Someone changed the zone since: take out only the service, and put back the port if we took it out.
+    firewall-cmd --permanent --zone="$ZONE" --remove-service="$SERVICE" >/dev/null 2>&1 || true
+    firewall-cmd --zone="$ZONE" --remove-service="$SERVICE" >/dev/null 2>&1 || true
+    if [ -e "$S.had-port" ]; then
+        firewall-cmd --permanent --zone="$ZONE" --add-port="$PORT" >/dev/null
+        firewall-cmd --zone="$ZONE" --add-port="$PORT" >/dev/null
+    fi
+fi
+check=$(firewall-cmd --check-config 2>&1) || fail "firewall-cmd --check-config failed: $check"
+rm -f "$S.orig" "$S.absent" "$S.applied" "$S.before" "$S.had-port" "$S.old-orig" "$S.old-absent"
+say "zone $ZONE: back as found"
+

@@ -1,0 +1,65 @@
+"""The host-side scripts, rendered purely from settings, compared with golden files (UPDATE_GOLDEN=1 rewrites them)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from smtps import firewalld_service, master_service, zone_membership
+from smtps.settings import parse_host
+from smtps.templating import Action
+
+GOLDEN = Path(__file__).parent / "golden" / "smtps"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
+
+
+def _check(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} differs from its golden file (UPDATE_GOLDEN=1 rewrites it)"
+
+
+def _settings(**extra):
+    return parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY, **extra})
+
+
+# Values a shell would trip over if they were not quoted: $, ;, [], a ! and a *.
+ODD = {"options": {"syslog_name": "postfix/smtps$HOME;x", "smtpd_tls_wrappermode": "yes",
+                   "content_filter": "smtp-amavis:[127.0.0.1]:10026", "smtpd_sender_restrictions": "!*"},
+       "serviceShort": "SMTPS 'implicit' TLS", "serviceDescription": "Port 465 for mail clients; see RFC 8314."}
+
+
+@pytest.mark.parametrize("action", list(Action))
+@pytest.mark.parametrize(("case", "extra"), [("default", {}), ("odd", ODD)])
+def test_scripts(case, extra, action):
+    s = _settings(**extra)
+    for kind, text in (("master_service", master_service.script(s.name, s.master, s.tls, action)),
+                       ("firewalld_service", firewalld_service.script(s.name, s.service, action)),
+                       ("zone_membership", zone_membership.script(s.name, s.zone, action))):
+        _check(f"{kind}.{case}.{action.value}.sh", text)
+        subprocess.run(["sh", "-n"], input=text, text=True, check=True)  # parses; runs nothing
+
+
+def test_odd_values_reach_the_shell_quoted():
+    s = _settings(**ODD)
+    text = master_service.script(s.name, s.master, s.tls, Action.APPLY)
+    # One single-quoted word: the shell expands nothing in it.
+    assert "ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps$HOME;x " in text
+    xml = firewalld_service.service_xml(s.service)
+    assert "<short>SMTPS 'implicit' TLS</short>" in xml
+
+
+def test_service_xml_is_the_seeds():
+    _check("smtps.xml", firewalld_service.service_xml(_settings().service))
+
+
+def test_the_entry_reads_back_in_the_script_as_postconf_prints_it():
+    """What the script compares: the entry with white space folded, as `postconf -M` prints it."""
+    s = _settings()
+    text = master_service.script(s.name, s.master, s.tls, Action.APPLY)
+    assert "norm() { tr '\\t' ' ' | tr -s ' ' | sed 's/ $//'; }" in text
