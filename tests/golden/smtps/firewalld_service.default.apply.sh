@@ -10,14 +10,15 @@ say() { printf 'smtps: %s: %s\n' "$HOST" "$*"; }
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2; exit 1; }
 # Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written.
 restore() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; }
-mkdir -p "$STATE"
-chmod 700 "$STATE"
+# Made on the first change only (see `remember`), so that a host never touched stays exactly as it was.
+remember() { mkdir -p "$STATE" && chmod 700 "$STATE"; }
 
 NAME=smtps
 FILE="/etc/firewalld/services/$NAME.xml"
 S="$STATE/service-$NAME"
 firewall-cmd --state >/dev/null 2>&1 || fail "firewalld is not running: start it (SMTPS needs the runtime firewall too)"
 
+remember
 cat > "$S.new" <<'SMTPS_SERVICE_XML'
 <?xml version="1.0" encoding="utf-8"?>
 <service>

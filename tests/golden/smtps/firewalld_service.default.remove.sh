@@ -10,8 +10,8 @@ say() { printf 'smtps: %s: %s\n' "$HOST" "$*"; }
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2; exit 1; }
 # Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written.
 restore() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; }
-mkdir -p "$STATE"
-chmod 700 "$STATE"
+# Made on the first change only (see `remember`), so that a host never touched stays exactly as it was.
+remember() { mkdir -p "$STATE" && chmod 700 "$STATE"; }
 
 NAME=smtps
 FILE="/etc/firewalld/services/$NAME.xml"
@@ -31,5 +31,6 @@ if ! check=$(firewall-cmd --check-config 2>&1); then
 fi
 firewall-cmd --reload >/dev/null || fail "firewall-cmd --reload failed"
 rm -f "$S.orig" "$S.absent" "$S.applied" "$S.before" "$S.new"
+rmdir "$STATE" 2>/dev/null || true  # the last one out takes the folder with it
 say "firewalld service $NAME: back as found; firewalld reloaded"
 

@@ -10,8 +10,8 @@ say() { printf 'smtps: %s: %s\n' "$HOST" "$*"; }
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2; exit 1; }
 # Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written.
 restore() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; }
-mkdir -p "$STATE"
-chmod 700 "$STATE"
+# Made on the first change only (see `remember`), so that a host never touched stays exactly as it was.
+remember() { mkdir -p "$STATE" && chmod 700 "$STATE"; }
 
 KEY=465
 ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026'
@@ -43,5 +43,6 @@ if ! check=$(postfix check 2>&1); then
 fi
 postfix reload >/dev/null 2>&1 || fail "postfix reload failed"
 rm -f "$S.orig" "$S.entry.orig" "$S.applied" "$S.before"
+rmdir "$STATE" 2>/dev/null || true  # the last one out takes the folder with it
 say "master.cf: back as found; postfix reloaded"
 

@@ -10,8 +10,8 @@ say() { printf 'smtps: %s: %s\n' "$HOST" "$*"; }
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2; exit 1; }
 # Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written.
 restore() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; }
-mkdir -p "$STATE"
-chmod 700 "$STATE"
+# Made on the first change only (see `remember`), so that a host never touched stays exactly as it was.
+remember() { mkdir -p "$STATE" && chmod 700 "$STATE"; }
 
 ZONE=iredmail
 SERVICE=smtps
@@ -44,5 +44,6 @@ else
 fi
 check=$(firewall-cmd --check-config 2>&1) || fail "firewall-cmd --check-config failed: $check"
 rm -f "$S.orig" "$S.absent" "$S.applied" "$S.before" "$S.had-port" "$S.old-orig" "$S.old-absent"
+rmdir "$STATE" 2>/dev/null || true  # the last one out takes the folder with it
 say "zone $ZONE: back as found"
 

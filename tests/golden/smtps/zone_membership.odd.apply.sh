@@ -10,8 +10,8 @@ say() { printf 'smtps: %s: %s\n' "$HOST" "$*"; }
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2; exit 1; }
 # Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written.
 restore() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; }
-mkdir -p "$STATE"
-chmod 700 "$STATE"
+# Made on the first change only (see `remember`), so that a host never touched stays exactly as it was.
+remember() { mkdir -p "$STATE" && chmod 700 "$STATE"; }
 
 ZONE=iredmail
 SERVICE=smtps
@@ -44,6 +44,7 @@ if [ "$need_perm$need_run$drop_port" = nonono ]; then
     say "zone $ZONE: service $SERVICE up to date"
     exit 0
 fi
+remember
 if [ ! -e "$S.orig" ] && [ ! -e "$S.absent" ]; then
     # firewalld keeps its previous copy as $ZFILE.old whenever it rewrites a zone: remember that one too.
     if [ -e "$ZFILE.old" ]; then cp -p "$ZFILE.old" "$S.old-orig"; else : > "$S.old-absent"; fi
