@@ -15,7 +15,7 @@ import time
 import pytest
 
 from lab import probe
-from smtps import firewalld_service, master_service, zone_membership
+from smtps import firewalld_service, master_service, verify, zone_membership
 from smtps.settings import HostSettings, PortPolicy, parse_host
 from smtps.templating import Action
 from tests.conftest import require_lab
@@ -120,8 +120,10 @@ def test_converge_opens_465_with_tls_and_auth_everywhere(lab, before):
     for name in ("mail1", "mail2", "mail3"):
         converge(lab, settings_for(lab, name))
     for host in lab.hosts():
-        seen = probe.smtps(host["address"])
-        assert seen.state == "tls" and "PLAIN" in seen.auth.split(), (host["name"], seen)
+        seen = verify.verify(host["address"])
+        assert seen.ok, (host["name"], seen)
+        assert seen.tls_version in ("TLSv1.2", "TLSv1.3") and "PLAIN" in seen.auth.split()
+        assert seen.cert_subject == f"CN={host['fqdn']}" and seen.cert_not_after.endswith("GMT")
     entry = lab.sh("mail1", "postconf -M 465/inet").stdout
     assert "smtpd_tls_wrappermode=yes" in entry
     assert lab.sh("mail1", "firewall-cmd --zone=iredmail --query-service=smtps").stdout.strip() == "yes"
@@ -235,8 +237,9 @@ def test_zz_destroy_leaves_every_host_as_it_was_found(lab, before):
         assert snapshot(lab, host["name"]) == before[host["name"]], host["name"]
         assert lab.sh(host["name"], "test -e /var/lib/smtps-iredmail", check=False).returncode == 1
     assert probe.tcp(lab.hosts()[0]["address"], 465, read_banner=False).state == "rejected"
-    assert probe.tcp(lab.hosts()[1]["address"], 465, read_banner=False).state == "rejected"
-    assert probe.smtps(lab.hosts()[2]["address"]).state == "tls"  # iRedMail 1.5 had 465 before: it keeps it
+    closed = verify.verify(lab.hosts()[1]["address"])
+    assert not closed.ok and closed.problem.startswith("cannot connect to 465")
+    assert verify.verify(lab.hosts()[2]["address"]).ok  # iRedMail 1.5 had 465 before: it keeps it
     # Destroying again finds nothing of its own to undo.
     for host in lab.hosts():
         destroy(lab, settings_for(lab, host["name"]))
