@@ -7,6 +7,8 @@ cannot be built here: see README), so nothing here goes through the Pulumi engin
 
 from __future__ import annotations
 
+import os
+import signal
 import smtplib
 import ssl
 import subprocess
@@ -228,6 +230,40 @@ def test_replace_policy_swaps_the_raw_port_for_the_service_and_back(lab, before)
     run(lab, settings, zone_membership.script("mail3", settings.zone, Action.REMOVE))
     assert snapshot(lab, "mail3")["firewalld/zones/iredmail.xml"] == before["mail3"]["firewalld/zones/iredmail.xml"]
     assert lab.sh("mail3", "firewall-cmd --zone=iredmail --query-port=465/tcp").stdout.strip() == "yes"
+
+
+def _firewalld_pid(lab: Lab, name: str) -> int:
+    netns = next(h["netns"] for h in lab.hosts() if h["name"] == name)
+    for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split():
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if any(part.endswith(b"/firewalld") for part in cmdline[:2]):
+            return int(pid)
+    raise AssertionError(f"{name}: no firewalld process")
+
+
+def test_stopped_daemons_are_reported_not_worked_around(lab, before):
+    settings = settings_for(lab, "mail2")
+    current = snapshot(lab, "mail2")
+    os.kill(_firewalld_pid(lab, "mail2"), signal.SIGTERM)  # by PID, inside this lab host only
+    lab.sh("mail2", "while firewall-cmd --state >/dev/null 2>&1; do sleep 0.1; done")
+    try:
+        for script in (firewalld_service.script("mail2", settings.service, Action.APPLY),
+                       zone_membership.script("mail2", settings.zone, Action.REMOVE)):
+            result = run(lab, settings, script)
+            assert result.returncode != 0 and "smtps: mail2: firewalld is not running" in result.stderr
+    finally:
+        lab.sh("mail2", "firewalld --nofork --nopid --log-target console >/dev/null 2>&1 &")
+        lab.sh("mail2", "until firewall-cmd --state >/dev/null 2>&1; do sleep 0.1; done")
+    lab.sh("mail2", "postfix stop >/dev/null 2>&1")
+    try:
+        result = run(lab, settings, master_service.script("mail2", settings.master, settings.tls, Action.APPLY))
+        assert result.returncode != 0 and "smtps: mail2: postfix is not running" in result.stderr
+    finally:
+        lab.sh("mail2", "postfix start >/dev/null 2>&1")
+    assert snapshot(lab, "mail2") == current
 
 
 def test_zz_destroy_leaves_every_host_as_it_was_found(lab, before):
