@@ -24,9 +24,15 @@ export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION
 
 mkdir -p "$BIN" "$CACHE"
 
-# The commit a module version was cut from, as the proxy reports it (empty when the proxy leaves Origin out).
-origin_hash() {
-    go list -m -json "$1@$2" | sed -n 's/.*"Hash": *"\([0-9a-f]*\)".*/\1/p' | head -n 1
+# The pseudo-version of an untagged module at the commit another module's tag was cut from:
+# BASE-<commit time UTC>-<12 hex of the commit>, from the tag's Origin in the proxy's .info (empty without one).
+pseudo_version() {  # pseudo_version TAGGED_MODULE VERSION BASE
+    local info hash time
+    info=$(go list -m -json "$1@$2") || return 1
+    hash=$(printf '%s' "$info" | sed -n 's/.*"Hash": *"\([0-9a-f]*\)".*/\1/p' | head -n 1)
+    time=$(printf '%s' "$info" | sed -n 's/^[[:space:]]*"Time": *"\([^"]*\)".*/\1/p' | head -n 1)
+    [ -n "$hash" ] && [ -n "$time" ] || return 0
+    printf '%s-%s-%s\n' "$3" "$(printf '%s' "$time" | tr -d ':TZ-')" "$(printf '%s' "$hash" | cut -c1-12)"
 }
 
 # A throwaway wrapper module: pkg/v3 has replace directives, so `go install pkg@version` refuses; a module that
@@ -94,15 +100,15 @@ failed=0
 langhost="$CACHE/pulumi-$PULUMI_VERSION/pulumi-language-python"
 build_langhost() {
     # The language host module has no release tags: it is fetched by the commit of the matching release.
-    local hash sdk_dir
-    hash=$(origin_hash github.com/pulumi/pulumi/sdk/v3 "$PULUMI_VERSION")
-    if [ -z "$hash" ]; then
+    local version sdk_dir
+    version=$(pseudo_version github.com/pulumi/pulumi/sdk/v3 "$PULUMI_VERSION" v3.0.0)
+    if [ -z "$version" ]; then
         say "the module proxy gives no commit for github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION (no Origin in"
         say "its .info), so the pseudo-version of $LANGHOST cannot be derived"
         return 1
     fi
-    say "building the Python language host at $hash"
-    build_in_wrapper "$langhost" "$LANGHOST" "" "$LANGHOST@$hash" \
+    say "building the Python language host $version"
+    build_in_wrapper "$langhost" "$LANGHOST" "" "$LANGHOST@$version" \
         "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION"
     sdk_dir=$(go mod download -json "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" |
         sed -n 's/.*"Dir": *"\(.*\)".*/\1/p')
@@ -117,17 +123,18 @@ fi
 
 provider="$CACHE/pulumi-resource-command-$COMMAND_VERSION/pulumi-resource-command"
 build_provider() {
-    # The provider module has no provider/v* tags; its SDK's tag names the release commit.
-    local hash
-    hash=$(origin_hash github.com/pulumi/pulumi-command/sdk "$COMMAND_VERSION")
-    if [ -z "$hash" ]; then
-        say "the module proxy gives no commit for github.com/pulumi/pulumi-command/sdk@$COMMAND_VERSION"
+    # The provider module has no provider/v* tags. The release tag v1.2.1 is on the repository's root module
+    # (served, with its commit); sdk/v1.2.1 is a later commit, so it is not the one to build.
+    local version
+    version=$(pseudo_version github.com/pulumi/pulumi-command "$COMMAND_VERSION" v0.0.0)
+    if [ -z "$version" ]; then
+        say "the module proxy gives no commit for github.com/pulumi/pulumi-command@$COMMAND_VERSION"
         return 1
     fi
-    say "building the command provider $COMMAND_VERSION at $hash"
+    say "building the command provider $COMMAND_VERSION ($PROVIDER@$version)"
     mkdir -p "$(dirname "$provider")"
     build_in_wrapper "$provider" "$PROVIDER/cmd/pulumi-resource-command" \
-        "-X github.com/pulumi/pulumi-command/provider/pkg/version.Version=$COMMAND_VERSION" "$PROVIDER@$hash"
+        "-X github.com/pulumi/pulumi-command/provider/pkg/version.Version=$COMMAND_VERSION" "$PROVIDER@$version"
 }
 if [ -x "$provider" ] || build_provider; then
     ln -sf "$provider" "$BIN/pulumi-resource-command"
