@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
+from smtps.templating import renderer
 
 from .spec import DOMAIN, MAIL_DOMAIN, HostSpec
 
 TEMPLATES = Path(__file__).parent / "templates"
 VMAIL_UID = 2000
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    # Config files and shell, not HTML: escaping would corrupt them. Shell values are quoted by the `q` filter.
-    autoescape=False,  # noqa: S701
-)
-# Every value that reaches the boot shell script goes through this filter.
-_env.filters["q"] = lambda value: shlex.quote(str(value))
+# The same strict renderer as the product's scripts: shell values are quoted by its `q` filter.
+_render = renderer(TEMPLATES)
 
 
 @dataclass(frozen=True)
@@ -101,15 +93,6 @@ class HostPaths:
 
     def in_var(self, path: str) -> Path:
         return self.var_upper / path
-
-
-def _render(name: str, **values: object) -> str:
-    try:
-        return _env.get_template(name).render(**values)
-    except jinja2.TemplateError as err:
-        lineno = getattr(err, "lineno", None)
-        where = f"{name}:{lineno}" if lineno else name
-        raise RuntimeError(f"template {where}: {err}") from err
 
 
 def main_cf(host: HostSpec) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -17,21 +18,28 @@ class Action(StrEnum):
     REMOVE = "remove"
 
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    # Shell scripts and XML, not HTML. Shell values go through `q`, XML text through `xml`.
-    autoescape=False,  # noqa: S701
-)
-_env.filters["q"] = lambda value: shlex.quote(str(value))
-_env.filters["xml"] = lambda value: escape(str(value), {'"': "&quot;"})
+def renderer(folder: Path) -> Callable[..., str]:
+    """A render(name, **values) for the templates in folder: strict about missing values, keeps trailing newlines,
+    and names the template and line of any error. Shell values go through `q`, XML text through `xml`."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        # Shell scripts, config files and XML, not HTML: HTML escaping would corrupt them.
+        autoescape=False,  # noqa: S701
+    )
+    env.filters["q"] = lambda value: shlex.quote(str(value))
+    env.filters["xml"] = lambda value: escape(str(value), {'"': "&quot;"})
+
+    def render(name: str, **values: object) -> str:
+        try:
+            return env.get_template(name).render(**values)
+        except jinja2.TemplateError as err:
+            lineno = getattr(err, "lineno", None)
+            where = f"{name}:{lineno}" if lineno else name
+            raise RuntimeError(f"template {where}: {err}") from err
+
+    return render
 
 
-def render(name: str, **values: object) -> str:
-    try:
-        return _env.get_template(name).render(**values)
-    except jinja2.TemplateError as err:
-        lineno = getattr(err, "lineno", None)
-        where = f"{name}:{lineno}" if lineno else name
-        raise RuntimeError(f"template {where}: {err}") from err
+render = renderer(TEMPLATES)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -11,8 +10,8 @@ import pytest
 from lab import render
 from lab.render import HostPaths
 from lab.spec import build_spec
+from tests.goldens import check_golden
 
-GOLDEN = Path(__file__).parent / "golden" / "lab"
 STOCK_MASTER = "smtp      inet  n       -       y       -       -       smtpd\n"
 STOCK_FIREWALLD = "# firewalld config file\nDefaultZone=public\nCleanupOnExit=yes\n"
 # A state dir with a space and both kinds of quotes: everything that reaches the shell must survive it.
@@ -24,11 +23,7 @@ def _spec():
 
 
 def _check(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert text == path.read_text(), f"{name} differs from its golden file (UPDATE_GOLDEN=1 rewrites it)"
+    check_golden(f"lab/{name}", text)
 
 
 @pytest.mark.parametrize("index", [0, 1])

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from smtps import firewalld_service, master_service, zone_membership
 from smtps.settings import parse_host
 from smtps.templating import Action
+from tests.goldens import check_golden
 
-GOLDEN = Path(__file__).parent / "golden" / "smtps"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 
 
 def _check(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert text == path.read_text(), f"{name} differs from its golden file (UPDATE_GOLDEN=1 rewrites it)"
+    check_golden(f"smtps/{name}", text)
 
 
 def _settings(**extra):

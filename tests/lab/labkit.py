@@ -6,8 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.conftest import require_lab
 
 PROJECT = Path(__file__).resolve().parents[2]
 # The tests' labs have a name and subnet of their own, so a demo lab on the same machine is never touched.
@@ -63,6 +67,19 @@ class Lab:
         for host in self.hosts():
             st = os.stat(f"/run/netns/{host['netns']}")
             self.recorded_netns[host["netns"]] = (st.st_dev, st.st_ino)
+
+
+@contextmanager
+def running_lab(tmp_path_factory, label: str, *up_args: str) -> Iterator[Lab]:
+    """A lab for one test module: up with `up_args`, namespaces recorded, always taken down at the end."""
+    require_lab()
+    lab = Lab(tmp_path_factory.mktemp(label) / "state")
+    try:
+        lab.cli("up", *up_args)
+        lab.record_namespaces()
+        yield lab
+    finally:
+        lab.cli("down", check=False)
 
 
 def leftovers(lab: Lab) -> list[str]:

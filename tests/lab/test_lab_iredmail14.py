@@ -12,8 +12,7 @@ import time
 import pytest
 
 from lab import probe
-from tests.conftest import require_lab
-from tests.lab.labkit import Lab, leftovers
+from tests.lab.labkit import Lab, leftovers, running_lab
 
 pytestmark = pytest.mark.lab
 
@@ -45,14 +44,8 @@ postfix reload
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    require_lab()
-    the_lab = Lab(tmp_path_factory.mktemp("lab14") / "state")
-    try:
-        the_lab.cli("up", "--hosts", "3")
-        the_lab.record_namespaces()
+    with running_lab(tmp_path_factory, "lab14", "--hosts", "3") as the_lab:
         yield the_lab
-    finally:
-        the_lab.cli("down", check=False)
 
 
 def _names(lab: Lab) -> list[str]:

@@ -5,22 +5,15 @@ from __future__ import annotations
 import pytest
 
 from lab import probe
-from tests.conftest import require_lab
-from tests.lab.labkit import Lab, leftovers
+from tests.lab.labkit import leftovers, running_lab
 
 pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    require_lab()
-    the_lab = Lab(tmp_path_factory.mktemp("lab15") / "state")
-    try:
-        the_lab.cli("up", "--hosts", "2", "--variants", "mail2=iredmail-1.5")
-        the_lab.record_namespaces()
+    with running_lab(tmp_path_factory, "lab15", "--hosts", "2", "--variants", "mail2=iredmail-1.5") as the_lab:
         yield the_lab
-    finally:
-        the_lab.cli("down", check=False)
 
 
 def test_variants_are_recorded(lab):

@@ -20,21 +20,15 @@ from lab import probe
 from smtps import firewalld_service, master_service, verify, zone_membership
 from smtps.settings import HostSettings, PortPolicy, parse_host
 from smtps.templating import Action
-from tests.conftest import require_lab
-from tests.lab.labkit import Lab
+from tests.lab.labkit import Lab, running_lab
 
 pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    require_lab()
-    the_lab = Lab(tmp_path_factory.mktemp("smtps") / "state")
-    try:
-        the_lab.cli("up", "--hosts", "3", "--variants", "mail3=iredmail-1.5")
+    with running_lab(tmp_path_factory, "smtps", "--hosts", "3", "--variants", "mail3=iredmail-1.5") as the_lab:
         yield the_lab
-    finally:
-        the_lab.cli("down", check=False)
 
 
 def settings_for(lab: Lab, name: str, **overrides) -> HostSettings:
