@@ -17,7 +17,7 @@ import time
 import pytest
 
 from lab import probe
-from smtps import firewalld_service, master_service, verify, zone_membership
+from smtps import drift, firewalld_service, master_service, verify, zone_membership
 from smtps.settings import HostSettings, PortPolicy, parse_host
 from smtps.templating import Action
 from tests.lab.labkit import Lab, running_lab
@@ -61,6 +61,12 @@ def destroy(lab: Lab, settings: HostSettings) -> None:
                    master_service.script(settings.name, settings.master, settings.tls, Action.REMOVE)):
         result = run(lab, settings, script)
         assert result.returncode == 0, result.stderr
+
+
+def live_drift(lab: Lab, settings: HostSettings) -> list[str]:
+    result = run(lab, settings, drift.read_script(settings))
+    assert result.returncode == 0, result.stderr
+    return [str(d) for d in drift.compare(settings, drift.parse_state(result.stdout))]
 
 
 def snapshot(lab: Lab, name: str) -> dict[str, str]:
@@ -181,12 +187,32 @@ def test_changing_the_service_key_replaces_the_entry_never_duplicates_it(lab, be
     assert "replaced submissions" in outputs[0]
 
 
-def test_hand_edits_are_repaired_by_converging_again(lab, before):
+def test_no_drift_after_converge(lab, before):
+    for host in lab.hosts():
+        assert live_drift(lab, settings_for(lab, host["name"])) == []
+
+
+def test_hand_edits_show_as_drift_by_host_and_field_and_converging_repairs_them(lab, before):
+    settings = settings_for(lab, "mail1")
     lab.sh("mail1", "postconf -MX 465/inet && postfix reload >/dev/null 2>&1")
     lab.sh("mail1", "firewall-cmd --permanent --zone=iredmail --remove-service=smtps >/dev/null && "
                     "firewall-cmd --zone=iredmail --remove-service=smtps >/dev/null")
     assert probe.tcp(lab.hosts()[0]["address"], 465, read_banner=False).state == "rejected"
-    converge(lab, settings_for(lab, "mail1"))
+    assert live_drift(lab, settings) == [
+        "mail1: master.cf 465/inet: want 'present', found 'missing'",
+        "mail1: zone iredmail permanent service smtps: want 'yes', found 'no'",
+        "mail1: zone iredmail runtime service smtps: want 'yes', found 'no'",
+    ]
+    # Runtime only, and one option: each is its own field.
+    converge(lab, settings)
+    lab.sh("mail1", "postconf -P 465/inet/syslog_name=postfix/handmade && postfix reload >/dev/null 2>&1")
+    lab.sh("mail1", "firewall-cmd --zone=iredmail --remove-service=smtps >/dev/null")
+    assert live_drift(lab, settings) == [
+        "mail1: master.cf 465/inet option syslog_name: want 'postfix/smtps', found 'postfix/handmade'",
+        "mail1: zone iredmail runtime service smtps: want 'yes', found 'no'",
+    ]
+    converge(lab, settings)
+    assert live_drift(lab, settings) == []
     assert probe.smtps(lab.hosts()[0]["address"]).state == "tls"
 
 
