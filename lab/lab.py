@@ -70,8 +70,10 @@ def up(spec: LabSpec, log=print) -> list[HostTiming]:
     if previous:
         for old in previous.hosts:
             if old.name not in wanted or wanted[old.name] != old:
-                log(f"{old.name}: removing ({'not wanted' if old.name not in wanted else 'variant changed'})")
+                log(f"{old.name}: removing ({'not wanted' if old.name not in wanted else 'changed'})")
                 _remove_host(spec, old)
+        if previous.subnet != spec.subnet:
+            hostops.unguard_subnet(str(previous.subnet))
     hostops.guard_subnet(str(spec.subnet))
     pubkey = _deploy_key(spec)
     password = _sasl_password(spec)
@@ -107,10 +109,11 @@ def up(spec: LabSpec, log=print) -> list[HostTiming]:
 
 
 def _remove_host(spec: LabSpec, h: HostSpec) -> None:
-    if h.netns in hostops.lab_namespaces(spec.name):
+    # By the host's own lab name: a host of an earlier lab in the same state dir may carry another one.
+    if h.netns in hostops.lab_namespaces(h.lab_name):
         hostops.stop_namespace(h.netns)
     for link in (h.veth_outer, h.veth_inner_tmp):
-        if link in hostops.lab_links(spec.name):
+        if link in hostops.lab_links(h.lab_name):
             hostops.run(["ip", "link", "del", link], check=False)
     shutil.rmtree(spec.host_dir(h), ignore_errors=True)
 
