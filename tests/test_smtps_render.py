@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from smtps import firewalld_service, master_service, zone_membership
+from smtps import drift, firewalld_service, master_service, zone_membership
 from smtps.settings import parse_host
 from smtps.templating import Action
 from tests.goldens import check_golden
@@ -37,6 +37,13 @@ def test_scripts(case, extra, action):
                        ("zone_membership", zone_membership.script(s.name, s.zone, action))):
         _check(f"{kind}.{case}.{action.value}.sh", text)
         subprocess.run(["sh", "-n"], input=text, text=True, check=True)  # parses; runs nothing
+
+
+@pytest.mark.parametrize(("case", "extra"), [("default", {}), ("odd", ODD)])
+def test_read_state_script(case, extra):
+    text = drift.read_script(_settings(**extra))
+    _check(f"read_state.{case}.sh", text)
+    subprocess.run(["sh", "-n"], input=text, text=True, check=True)
 
 
 def test_odd_values_reach_the_shell_quoted():
