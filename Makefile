@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 HOSTS ?= 3
 VARIANTS ?=
 
-.PHONY: help system-deps venv lint test unit-test lab-test lab-up lab-status lab-down demo bench-lab tools
+.PHONY: help system-deps venv lint test unit-test lab-test lab-up lab-status lab-down demo bench-lab bench-smtps tools
 
 help:
 	@echo "make test         install what is missing, then lint, unit tests and lab integration tests (as root)"
@@ -19,6 +19,7 @@ help:
 	@echo "make lab-status   one line per lab host"
 	@echo "make lab-down     remove everything the lab made"
 	@echo "make bench-lab    time lab-up for 1, 5, 10 and 20 hosts and print memory per host"
+	@echo "make bench-smtps  time the host-side scripts (converge, no-op, destroy) on HOSTS lab hosts"
 	@echo "make tools        build the Pulumi engine from Go modules (blocked: see README)"
 
 system-deps:
@@ -61,6 +62,9 @@ demo: system-deps venv
 
 bench-lab: system-deps venv
 	$(PY) -m tests.bench_lab
+
+bench-smtps: system-deps venv
+	$(PY) -m tests.bench_smtps "$(HOSTS)"
 
 tools:
 	tools/build-engine.sh

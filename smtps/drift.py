@@ -72,7 +72,8 @@ def compare(settings: HostSettings, state: dict[str, str]) -> list[Drift]:
     differs(f"firewalld service file {settings.service.name}.xml", service_xml(settings.service), have_xml)
 
     differs("firewalld", "running", state.get("firewalld", "?"))
-    if state.get("firewalld") == "running":
+    differs(f"zone {settings.zone.zone}", "present", "missing" if state.get("zone") == "missing" else "present")
+    if state.get("firewalld") == "running" and state.get("zone") != "missing":
         zone = settings.zone
         for layer in ("permanent", "runtime"):
             by_service = state.get(f"zone.{layer}.service") == "yes"

@@ -18,9 +18,10 @@ import pytest
 
 from lab import probe
 from smtps import drift, firewalld_service, master_service, verify, zone_membership
-from smtps.settings import HostSettings, PortPolicy, parse_host
+from smtps.settings import HostSettings, PortPolicy
 from smtps.templating import Action
 from tests.lab.labkit import Lab, running_lab
+from tests.lab.smtpskit import converge, destroy, run, settings_for
 
 pytestmark = pytest.mark.lab
 
@@ -29,38 +30,6 @@ pytestmark = pytest.mark.lab
 def lab(tmp_path_factory):
     with running_lab(tmp_path_factory, "smtps", "--hosts", "3", "--variants", "mail3=iredmail-1.5") as the_lab:
         yield the_lab
-
-
-def settings_for(lab: Lab, name: str, **overrides) -> HostSettings:
-    host = next(h for h in lab.hosts() if h["name"] == name)
-    raw = {"name": name, "address": host["address"], "hostKey": host["host_key"], **overrides}
-    return parse_host("lab", {}, raw)
-
-
-def run(lab: Lab, settings: HostSettings, script: str) -> subprocess.CompletedProcess[str]:
-    host = next(h for h in lab.hosts() if h["name"] == settings.name)
-    return lab.ssh(host, script)
-
-
-def converge(lab: Lab, settings: HostSettings) -> list[str]:
-    """Postfix listens before the port opens: master.cf first, then the service file, then the zone."""
-    outputs = []
-    for script in (master_service.script(settings.name, settings.master, settings.tls, Action.APPLY),
-                   firewalld_service.script(settings.name, settings.service, Action.APPLY),
-                   zone_membership.script(settings.name, settings.zone, Action.APPLY)):
-        result = run(lab, settings, script)
-        assert result.returncode == 0, result.stderr
-        outputs.append(result.stdout.strip())
-    return outputs
-
-
-def destroy(lab: Lab, settings: HostSettings) -> None:
-    """The reverse order: close the port first, then remove the service file and the master.cf entry."""
-    for script in (zone_membership.script(settings.name, settings.zone, Action.REMOVE),
-                   firewalld_service.script(settings.name, settings.service, Action.REMOVE),
-                   master_service.script(settings.name, settings.master, settings.tls, Action.REMOVE)):
-        result = run(lab, settings, script)
-        assert result.returncode == 0, result.stderr
 
 
 def live_drift(lab: Lab, settings: HostSettings) -> list[str]:

@@ -19,13 +19,24 @@ POLICY=keep
 PORT=465/tcp
 ZFILE="/etc/firewalld/zones/$ZONE.xml"
 S="$STATE/zone-$ZONE"
-has() { firewall-cmd "$@" >/dev/null 2>&1; }
-firewall-cmd --state >/dev/null 2>&1 || fail "firewalld is not running: start it (SMTPS needs the runtime firewall too)"
-firewall-cmd --permanent --get-zones | tr ' ' '\n' | grep -qx "$ZONE" || fail "firewalld has no zone $ZONE"
+# Each firewall-cmd call costs about 0.2 s (it is a Python program): read each layer of the zone once.
+read_zone() {  # read_zone [--permanent]: the zone's `--list-all`, or a clear failure
+    local out rc=0
+    out=$(firewall-cmd "$@" --zone="$ZONE" --list-all 2>&1) || rc=$?
+    case $rc in
+        0) printf '%s\n' "$out" ;;
+        252) fail "firewalld is not running: start it (SMTPS needs the runtime firewall too)" ;;
+        *) fail "firewalld zone $ZONE: $out" ;;
+    esac
+}
+# lists LISTING FIELD WORD: does the `FIELD:` line of a --list-all listing name WORD?
+lists() { printf '%s\n' "$1" | sed -n "s/^  $2: //p" | tr ' ' '\n' | grep -qx "$3"; }
+PERM=$(read_zone --permanent)
+RUN=$(read_zone)
 
-if [ "$POLICY" = keep ] && has --permanent --zone="$ZONE" --query-port="$PORT"; then
+if [ "$POLICY" = keep ] && lists "$PERM" ports "$PORT"; then
     # iRedMail >= 1.5 opens 465 by a raw port; the service would only repeat it (existingPortPolicy=keep).
-    if ! has --zone="$ZONE" --query-port="$PORT"; then
+    if ! lists "$RUN" ports "$PORT"; then
         firewall-cmd --zone="$ZONE" --add-port="$PORT" >/dev/null
         say "zone $ZONE: $PORT open by port in the permanent configuration only; opened at runtime too"
     else
@@ -34,10 +45,9 @@ if [ "$POLICY" = keep ] && has --permanent --zone="$ZONE" --query-port="$PORT"; 
     exit 0
 fi
 need_perm=yes; need_run=yes; drop_port=no
-has --permanent --zone="$ZONE" --query-service="$SERVICE" && need_perm=no
-has --zone="$ZONE" --query-service="$SERVICE" && need_run=no
-if [ "$POLICY" = replace ] && { has --permanent --zone="$ZONE" --query-port="$PORT" ||
-                                has --zone="$ZONE" --query-port="$PORT"; }; then
+lists "$PERM" services "$SERVICE" && need_perm=no
+lists "$RUN" services "$SERVICE" && need_run=no
+if [ "$POLICY" = replace ] && { lists "$PERM" ports "$PORT" || lists "$RUN" ports "$PORT"; }; then
     drop_port=yes
 fi
 if [ "$need_perm$need_run$drop_port" = nonono ]; then
@@ -48,7 +58,7 @@ remember
 if [ ! -e "$S.orig" ] && [ ! -e "$S.absent" ]; then
     # firewalld keeps its previous copy as $ZFILE.old whenever it rewrites a zone: remember that one too.
     if [ -e "$ZFILE.old" ]; then cp -p "$ZFILE.old" "$S.old-orig"; else : > "$S.old-absent"; fi
-    if has --permanent --zone="$ZONE" --query-port="$PORT"; then : > "$S.had-port"; fi
+    if lists "$PERM" ports "$PORT"; then : > "$S.had-port"; fi
     if [ -e "$ZFILE" ]; then cp -p "$ZFILE" "$S.orig"; else : > "$S.absent"; fi
 fi
 rm -f "$S.before"
