@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import errno
-import smtplib
 import socket
-import ssl
 from dataclasses import asdict, dataclass
+
+from smtps.verify import verify
 
 
 @dataclass(frozen=True)
@@ -52,18 +52,11 @@ class SmtpsProbe:
 
 
 def smtps(address: str, port: int = 465, timeout: float = 5.0) -> SmtpsProbe:
-    # The lab's certificates are self-signed: the probe checks that TLS is spoken, not who signed the cert.
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    try:
-        with smtplib.SMTP_SSL(address, port, timeout=timeout, context=context) as client:
-            client.ehlo("probe.lab")
-            version = client.sock.version() if isinstance(client.sock, ssl.SSLSocket) else ""
-            auth = client.esmtp_features.get("auth", "").strip()
-            return SmtpsProbe("tls", tls_version=version or "", auth=auth)
-    except (ssl.SSLError, smtplib.SMTPException) as err:
-        return SmtpsProbe("open", detail=f"no TLS service: {err}")
-    except OSError:
-        plain = tcp(address, port, timeout=timeout, read_banner=False)
-        return SmtpsProbe(plain.state, detail=plain.detail)
+    """The product's own verification, plus what a TCP client sees when there is no TLS to verify."""
+    seen = verify(address, port, timeout)
+    if seen.tls_version:
+        return SmtpsProbe("tls", tls_version=seen.tls_version, auth=seen.auth, detail=seen.problem)
+    if seen.problem.startswith("no implicit TLS"):
+        return SmtpsProbe("open", detail=seen.problem)
+    plain = tcp(address, port, timeout=timeout, read_banner=False)
+    return SmtpsProbe(plain.state, detail=plain.detail)
