@@ -10,7 +10,7 @@ import base64
 from dataclasses import dataclass
 
 from .firewalld_service import service_xml
-from .settings import SERVICE_KEYS, SMTPS_PORT, HostSettings, PortPolicy
+from .settings import SERVICE_KEYS, SMTPS_PORT, FirewalldServiceSettings, HostSettings, PortPolicy, ZoneSettings
 from .templating import render
 
 
@@ -21,13 +21,30 @@ class Drift:
     want: str
     have: str
 
+    @property
+    def resource(self) -> str:
+        """Which of the host's three resources the field belongs to (the daemons count with what needs them)."""
+        if self.field.startswith(("master.cf", "postfix")):
+            return "master.cf service"
+        if self.field.startswith("firewalld service"):
+            return "firewalld service"
+        return "zone membership"
+
     def __str__(self) -> str:
         return f"{self.host}: {self.field}: want {self.want!r}, found {self.have!r}"
 
 
-def read_script(settings: HostSettings) -> str:
-    return render("read_state.sh.j2", host=settings.name, zone=settings.zone, service=settings.service,
-                  keys=SERVICE_KEYS, port=f"{SMTPS_PORT}/tcp")
+def read_script(host: str, *, master: bool = False, service: FirewalldServiceSettings | None = None,
+                zone: ZoneSettings | None = None) -> str:
+    """A read-only script printing the live state of the parts asked for: the master.cf entries of all three keys,
+    the service file, the zone's permanent and runtime membership."""
+    return render("read_state.sh.j2", host=host, keys=SERVICE_KEYS if master else (), service=service, zone=zone,
+                  port=f"{SMTPS_PORT}/tcp")
+
+
+def read_host_script(settings: HostSettings) -> str:
+    """Everything one host's drift needs, in one SSH session."""
+    return read_script(settings.name, master=True, service=settings.service, zone=settings.zone)
 
 
 def parse_state(text: str) -> dict[str, str]:

@@ -130,59 +130,127 @@ _TEXT = re.compile(r"^[^\x00-\x1f<>&\"]{1,200}$")
 _HOST_KEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) "
                        r"[A-Za-z0-9+/]+={0,3}$")
 _MAXPROC = re.compile(r"^(-|[0-9]{1,5})$")
+_DIGITS = re.compile(r"[0-9]{1,5}")
 
 
-class _Reader:
-    """Reads one host's merged settings and reports errors with stack, host and key."""
+def _show(value: Any) -> str:
+    """A value for an error message: short, and safe to format whatever it is (a huge int's repr can fail)."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - any value at all may arrive here; the message must still be made
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class Reader:
+    """Reads one host's settings. Every problem is kept (stack, host and setting named), so one error lists them all.
+
+    Each method returns the typed value, or None after recording a problem: read every part, then call `finish()`.
+    """
 
     def __init__(self, stack: str, host: str, values: Mapping[str, Any]) -> None:
         self.stack, self.host, self.values = stack, host, values
+        self.problems: list[tuple[str, str]] = []
 
-    def fail(self, key: str, problem: str) -> SettingsError:
-        return SettingsError(f"stack {self.stack}, host {self.host}, setting {key}: {problem}")
+    def fail(self, key: str, problem: str) -> None:
+        self.problems.append((key, problem))
 
-    def text(self, key: str, pattern: re.Pattern[str], what: str) -> str:
+    def message(self, key: str, problem: str) -> str:
+        return f"stack {self.stack}, host {self.host}, setting {key}: {problem}"
+
+    def finish(self) -> None:
+        if self.problems:
+            raise SettingsError("\n".join(self.message(key, problem) for key, problem in self.problems))
+
+    def text(self, key: str, pattern: re.Pattern[str], what: str) -> str | None:
         value = self.values.get(key)
         if not isinstance(value, str):
-            raise self.fail(key, f"expected a string ({what}), got {type(value).__name__}")
-        if not pattern.match(value):
-            raise self.fail(key, f"{value!r} is not {what}")
+            return self.fail(key, f"expected a string ({what}), got {type(value).__name__}")
+        if not pattern.fullmatch(value):
+            return self.fail(key, f"{_show(value)} is not {what}")
         return value
 
-    def integer(self, key: str, low: int, high: int) -> int:
+    def integer(self, key: str, low: int, high: int) -> int | None:
         value = self.values.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-            raise self.fail(key, f"expected a whole number from {low} to {high}, got {value!r}")
-        number = int(value)
-        if not low <= number <= high:
-            raise self.fail(key, f"{number} is outside {low} to {high}")
-        return number
-
-    def choice(self, key: str, allowed: tuple[str, ...]) -> str:
-        value = self.values.get(key)
-        if value not in allowed:
-            raise self.fail(key, f"{value!r} is not one of {', '.join(allowed)}")
+        # Exact types only: a bool is an int to Python, and "²" is a digit to str.isdigit().
+        if type(value) is str and _DIGITS.fullmatch(value):
+            value = int(value)
+        if type(value) is not int:
+            return self.fail(key, f"expected a whole number from {low} to {high}, got {_show(value)}")
+        if not low <= value <= high:
+            return self.fail(key, f"{_show(value)} is outside {low} to {high}")
         return value
 
-    def options(self, key: str) -> tuple[tuple[str, str], ...]:
+    def choice(self, key: str, allowed: tuple[str, ...]) -> str | None:
+        value = self.values.get(key)
+        if type(value) is not str or value not in allowed:
+            return self.fail(key, f"{_show(value)} is not one of {', '.join(allowed)}")
+        return value
+
+    def options(self, key: str) -> tuple[tuple[str, str], ...] | None:
         value = self.values.get(key)
         if not isinstance(value, Mapping):
-            raise self.fail(key, "expected a mapping of Postfix parameter names to values")
-        options = []
+            return self.fail(key, "expected a mapping of Postfix parameter names to values")
+        options, before = [], len(self.problems)
         for name, option in value.items():
-            if not isinstance(name, str) or not _PARAM.match(name):
-                raise self.fail(f"{key}.{name}", "not a Postfix parameter name (lower-case letters, digits, _)")
-            if not isinstance(option, str) or not _OPTION_VALUE.match(option):
-                raise self.fail(f"{key}.{name}", f"{option!r}: master.cf -o values take no white space, quotes "
-                                                 "or braces")
-            options.append((name, option))
-        if dict(options).get("smtpd_tls_wrappermode") != "yes":
-            raise self.fail(f"{key}.smtpd_tls_wrappermode", "must be 'yes': port 465 is implicit TLS")
-        return tuple(options)
+            if not isinstance(name, str) or not _PARAM.fullmatch(name):
+                shown = name if isinstance(name, str) and name.isprintable() and len(name) <= 64 else _show(name)
+                self.fail(f"{key}.{shown}", "not a Postfix parameter name (lower-case letters, digits, _)")
+            elif not isinstance(option, str) or not _OPTION_VALUE.fullmatch(option):
+                self.fail(f"{key}.{name}", f"{_show(option)}: master.cf -o values take no white space, quotes "
+                                           "or braces")
+            else:
+                options.append((name, option))
+        if dict(options).get("smtpd_tls_wrappermode") != "yes" and "smtpd_tls_wrappermode" not in {
+                k for k, _ in self.problems[before:]}:
+            self.fail(f"{key}.smtpd_tls_wrappermode", "must be 'yes': port 465 is implicit TLS")
+        return tuple(options) if len(self.problems) == before else None
+
+    def address(self, key: str) -> str | None:
+        value = self.values.get(key)
+        if type(value) is str:
+            try:
+                return str(ipaddress.ip_address(value))
+            except ValueError:
+                pass
+        return self.text(key, _HOSTNAME, "an IP address or a DNS name")
 
 
-def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any]) -> HostSettings:
-    name = host.get("name") if isinstance(host.get("name"), str) else "?"
+def read_connection(read: Reader) -> Connection | None:
+    parts = (read.address("address"), read.integer("port", 1, 65535), read.text("user", _USER, "a user name"),
+             read.text("hostKey", _HOST_KEY, "a public host key like 'ssh-ed25519 AAAA...'"))
+    return None if None in parts else Connection(*parts)
+
+
+def read_master(read: Reader) -> MasterServiceSettings | None:
+    key, options = read.choice("serviceKey", SERVICE_KEYS), read.options("options")
+    chroot = read.choice("chroot", ("y", "n", "-"))
+    maxproc = read.text("maxproc", _MAXPROC, "'-' or a number")
+    parts = (key, options, chroot, maxproc)
+    return None if None in parts else MasterServiceSettings(key=key, options=options, chroot=chroot, maxproc=maxproc)
+
+
+def read_tls(read: Reader) -> TlsSettings | None:
+    parts = (read.text("tlsCert", _PATH, "an absolute path"), read.text("tlsKey", _PATH, "an absolute path"))
+    return None if None in parts else TlsSettings(*parts)
+
+
+def read_service(read: Reader) -> FirewalldServiceSettings | None:
+    parts = (read.text("firewalldService", _NAME, "a firewalld service name"),
+             read.text("serviceShort", _TEXT, "a short one-line text"),
+             read.text("serviceDescription", _TEXT, "a one-line text"))
+    return None if None in parts else FirewalldServiceSettings(*parts)
+
+
+def read_zone(read: Reader) -> ZoneSettings | None:
+    parts = (read.text("zone", _NAME, "a firewalld zone name"),
+             read.text("firewalldService", _NAME, "a firewalld service name"),
+             read.choice("existingPortPolicy", tuple(p.value for p in PortPolicy)))
+    return None if None in parts else ZoneSettings(parts[0], parts[1], PortPolicy(parts[2]))
+
+
+def merge(defaults: Mapping[str, Any], host: Mapping[str, Any]) -> dict[str, Any]:
+    """One host's raw settings: built-in defaults, then the stack's, then the host's own."""
     values: dict[str, Any] = {**DEFAULTS, **defaults, **host}
     layers = [DEFAULTS["options"], defaults.get("options", {}), host.get("options", {})]
     if all(isinstance(layer, Mapping) for layer in layers):
@@ -191,57 +259,43 @@ def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any])
         for layer in layers:
             merged.update(layer)
         values["options"] = {name: value for name, value in merged.items() if value is not None}
-    read = _Reader(stack, name, values)
+    return values
+
+
+def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any]) -> HostSettings:
+    values = merge(defaults, host)
+    name = host.get("name") if isinstance(host.get("name"), str) and _NAME.fullmatch(host["name"]) else "?"
+    read = Reader(stack, name, values)
     for key in values:
         if key not in KNOWN:
-            raise read.fail(key, f"unknown setting (known: {', '.join(sorted(KNOWN))})")
+            read.fail(_show(key) if not isinstance(key, str) else key,
+                      f"unknown setting (known: {', '.join(sorted(KNOWN))})")
     name = read.text("name", _NAME, "a host name of letters, digits, . _ -")
-    address = values.get("address")
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        read.text("address", _HOSTNAME, "an IP address or a DNS name")
-    connection = Connection(
-        address=str(address),
-        port=read.integer("port", 1, 65535),
-        user=read.text("user", _USER, "a user name"),
-        host_key=read.text("hostKey", _HOST_KEY, "a public host key like 'ssh-ed25519 AAAA...'"),
-    )
-    master = MasterServiceSettings(
-        key=read.choice("serviceKey", SERVICE_KEYS),
-        options=read.options("options"),
-        chroot=read.choice("chroot", ("y", "n", "-")),
-        maxproc=read.text("maxproc", _MAXPROC, "'-' or a number"),
-    )
-    tls = TlsSettings(cert=read.text("tlsCert", _PATH, "an absolute path"),
-                      key=read.text("tlsKey", _PATH, "an absolute path"))
-    service_name = read.text("firewalldService", _NAME, "a firewalld service name")
-    service = FirewalldServiceSettings(
-        name=service_name,
-        short=read.text("serviceShort", _TEXT, "a short one-line text"),
-        description=read.text("serviceDescription", _TEXT, "a one-line text"),
-    )
-    zone = ZoneSettings(
-        zone=read.text("zone", _NAME, "a firewalld zone name"),
-        service=service_name,
-        port_policy=PortPolicy(read.choice("existingPortPolicy", tuple(p.value for p in PortPolicy))),
-    )
-    return HostSettings(name, connection, master, tls, service, zone)
+    parts = (name, read_connection(read), read_master(read), read_tls(read), read_service(read), read_zone(read))
+    read.finish()
+    return HostSettings(*parts)
 
 
-def parse_stack(stack: str, defaults: Mapping[str, Any] | None, hosts: Any) -> tuple[HostSettings, ...]:
-    defaults = defaults or {}
+def parse_stack(stack: str, defaults: Any, hosts: Any) -> tuple[HostSettings, ...]:
+    """Every host of a stack, or one SettingsError that lists every problem in all of them."""
+    defaults = {} if defaults is None else defaults
     if not isinstance(defaults, Mapping):
         raise SettingsError(f"stack {stack}: setting defaults: expected a mapping")
     if not isinstance(hosts, list) or not hosts:
         raise SettingsError(f"stack {stack}: setting hosts: expected a non-empty list of hosts")
-    parsed = []
+    parsed, problems = [], []
     for index, host in enumerate(hosts):
         if not isinstance(host, Mapping):
-            raise SettingsError(f"stack {stack}, host #{index + 1}: expected a mapping")
-        parsed.append(parse_host(stack, defaults, host))
+            problems.append(f"stack {stack}, host #{index + 1}: expected a mapping")
+            continue
+        try:
+            parsed.append(parse_host(stack, defaults, host))
+        except SettingsError as err:
+            problems.append(str(err))
     for what, values in (("name", [h.name for h in parsed]), ("address", [h.connection.address for h in parsed])):
         duplicates = sorted({v for v in values if values.count(v) > 1})
         if duplicates:
-            raise SettingsError(f"stack {stack}: setting hosts: {what} {', '.join(duplicates)} appears twice")
+            problems.append(f"stack {stack}: setting hosts: {what} {', '.join(duplicates)} appears twice")
+    if problems:
+        raise SettingsError("\n".join(problems))
     return tuple(parsed)

@@ -51,7 +51,7 @@ def test_scripts_with_odd_values(kind, action):
 
 
 def test_read_state_script():
-    text = drift.read_script(_settings())
+    text = drift.read_host_script(_settings())
     _check("read_state.sh", text)
     subprocess.run(["sh", "-n"], input=text, text=True, check=True)
 
@@ -69,8 +69,21 @@ def test_service_xml_is_the_seeds():
     _check("smtps.xml", firewalld_service.service_xml(_settings().service))
 
 
-def test_the_entry_reads_back_in_the_script_as_postconf_prints_it():
-    """What the script compares: the entry with white space folded, as `postconf -M` prints it."""
+def test_the_entry_compares_as_postconf_prints_it_whatever_the_option_order():
+    """What the script compares: the entry with white space folded and -o overrides sorted. `postconf -M` pads and
+    wraps the entry, and a stack's options arrive as a mapping whose order the engine does not keep."""
     s = _settings()
     text = master_service.script(s.name, s.master, s.tls, Action.APPLY)
-    assert "norm() { tr '\\t' ' ' | tr -s ' ' | sed 's/ $//'; }" in text
+    canon = next(line for line in text.splitlines() if line.startswith("canon() "))
+    wrapped = "465        inet  n       -       n       -       -       smtpd\n  -o syslog_name=postfix/smtps\n" \
+              "  -o smtpd_tls_wrappermode=yes\n"
+    reordered = "465 inet n - n - - smtpd -o smtpd_tls_wrappermode=yes -o syslog_name=postfix/smtps"
+    other = "465 inet n - n - - smtpd -o smtpd_tls_wrappermode=no -o syslog_name=postfix/smtps"
+
+    def run(entry: str) -> str:
+        return subprocess.run(["sh", "-c", f"{canon}\nprintf '%s' \"$1\" | canon", "sh", entry],
+                              capture_output=True, text=True, check=True).stdout
+
+    assert run(wrapped) == run(reordered) == "465 inet n - n - - smtpd\nsmtpd_tls_wrappermode=yes\n" \
+                                              "syslog_name=postfix/smtps\n"
+    assert run(other) != run(reordered)

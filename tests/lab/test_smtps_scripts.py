@@ -33,7 +33,7 @@ def lab(tmp_path_factory):
 
 
 def live_drift(lab: Lab, settings: HostSettings) -> list[str]:
-    result = run(lab, settings, drift.read_script(settings))
+    result = run(lab, settings, drift.read_host_script(settings))
     assert result.returncode == 0, result.stderr
     return [str(d) for d in drift.compare(settings, drift.parse_state(result.stdout))]
 

@@ -18,8 +18,9 @@ ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappe
 OTHER_KEYS='smtps submissions'
 MASTER="$(postconf -h config_directory)/master.cf"
 S="$STATE/master"
-# postconf -M pads the columns: compare entries with white space folded.
-norm() { tr '\t' ' ' | tr -s ' ' | sed 's/ $//'; }
+# postconf -M pads the columns and may wrap: compare entries with white space folded and the -o overrides sorted
+# (their order does not change what Postfix does, and a stack's options come as a mapping).
+canon() { tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//; s/ -o /\n/g' | { IFS= read -r head; echo "$head"; sort; }; }
 
 CERT=/etc/pki/tls/certs/iRedMail.crt
 TLSKEY=/etc/pki/tls/private/iRedMail.key
@@ -33,8 +34,8 @@ key_pub=$(openssl pkey -in "$TLSKEY" -pubout 2>/dev/null) || fail "TLS key $TLSK
 openssl x509 -in "$CERT" -noout -checkend 0 >/dev/null || fail "TLS certificate $CERT has expired"
 postfix status >/dev/null 2>&1 || fail "postfix is not running"
 
-want=$(printf '%s\n' "$ENTRY" | norm)
-current=$(postconf -M "$KEY/inet" 2>/dev/null | norm)
+want=$(printf '%s\n' "$ENTRY" | canon)
+current=$(postconf -M "$KEY/inet" 2>/dev/null | canon)
 # The same port under another key (iRedMail writes 465, Postfix's examples smtps or submissions) is replaced,
 # never kept beside ours: two entries for one port would stop Postfix from starting the second.
 others=""
@@ -69,7 +70,7 @@ postconf -M "$KEY/inet=$ENTRY"
 
 problem=""
 check=$(postfix check 2>&1) || problem="postfix check failed: $check"
-if [ -z "$problem" ] && [ "$(postconf -M "$KEY/inet" 2>/dev/null | norm)" != "$want" ]; then
+if [ -z "$problem" ] && [ "$(postconf -M "$KEY/inet" 2>/dev/null | canon)" != "$want" ]; then
     problem="postconf -M $KEY/inet does not read back the entry"
 fi
 if [ -n "$problem" ]; then

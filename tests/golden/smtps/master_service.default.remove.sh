@@ -18,8 +18,9 @@ ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappe
 OTHER_KEYS='smtps submissions'
 MASTER="$(postconf -h config_directory)/master.cf"
 S="$STATE/master"
-# postconf -M pads the columns: compare entries with white space folded.
-norm() { tr '\t' ' ' | tr -s ' ' | sed 's/ $//'; }
+# postconf -M pads the columns and may wrap: compare entries with white space folded and the -o overrides sorted
+# (their order does not change what Postfix does, and a stack's options come as a mapping).
+canon() { tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//; s/ -o /\n/g' | { IFS= read -r head; echo "$head"; sort; }; }
 
 if [ ! -e "$S.orig" ]; then
     say "master.cf: nothing of ours to remove"
