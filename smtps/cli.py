@@ -1,0 +1,201 @@
+"""`python -m smtps`: the commands that run the Pulumi program, and the checks an operator runs against a stack.
+
+    python -m smtps preview -s STACK [--diff] [--refresh] [--expect-no-changes]
+    python -m smtps up -s STACK [--yes] [--refresh] [--parallel N]
+    python -m smtps verify -s STACK         TLS and AUTH on 465 of every host, from here
+    python -m smtps drift -s STACK          host, resource, field, desired, live; exit 1 on drift
+    python -m smtps pulumi -- ARGS...       plain Pulumi (refresh, destroy, config, stack, cancel) in this project
+
+`preview` and `up` run the program through the Automation API, with the project folder as the workspace: the same
+Pulumi.yaml, stacks/Pulumi.<stack>.yaml, backend and secrets as the plain CLI. The CLI's own output is streamed as it
+comes, and the exit status is non-zero when Pulumi fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pulumi import automation as auto
+from rich.console import Console
+from rich.table import Table
+
+from . import engine
+from .drift import Drift, compare, parse_state, read_host_script
+from .settings import HostSettings, SettingsError, parse_stack
+from .ssh import Pool, SshError
+from .verify import Verification, verify
+
+# The engine's parallelism: each host is a chain of four steps, so this many hosts can move at once. The provider
+# processes (16 of them, 4 calls each) are the real bound; the engine must not be the tighter one.
+DEFAULT_PARALLEL = 64
+
+
+def _out(line: str) -> None:
+    print(line, flush=True)
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _engine_call(call: Callable[[], Any]) -> int:
+    """Run one Automation API call; its output was streamed already, so a failure only sets the exit status."""
+    try:
+        call()
+    except auto.CommandError:
+        return 1
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    stack = engine.stack(args.stack)
+    return _engine_call(lambda: stack.preview(
+        diff=args.diff, refresh=args.refresh, expect_no_changes=args.expect_no_changes, parallel=args.parallel,
+        on_output=_out, on_error=_err))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    stack = engine.stack(args.stack)
+    if not args.yes:
+        # The Automation API never prompts: show the preview here, and ask.
+        if _engine_call(lambda: stack.preview(diff=args.diff, refresh=args.refresh, parallel=args.parallel,
+                                              on_output=_out, on_error=_err)):
+            return 1
+        if not sys.stdin.isatty():
+            _err("smtps: not a terminal: pass --yes to apply without asking")
+            return 2
+        if input("Apply these changes? [y/N] ").strip().lower() not in ("y", "yes"):
+            _err("smtps: nothing applied")
+            return 1
+    return _engine_call(lambda: stack.up(
+        diff=args.diff, refresh=args.refresh, parallel=args.parallel, on_output=_out, on_error=_err))
+
+
+def stack_settings(name: str) -> tuple[tuple[HostSettings, ...], dict[str, Any]]:
+    """A stack's hosts, parsed from its config the way the program parses it, and the raw config values."""
+    stack = engine.stack(name)
+    config = {key: item.value for key, item in stack.get_all_config().items()}
+
+    def value(key: str) -> Any:
+        raw = config.get(f"{engine.PROJECT}:{key}")
+        try:
+            return json.loads(raw) if raw is not None else None
+        except json.JSONDecodeError:
+            return raw
+
+    return parse_stack(name, value("defaults"), value("hosts")), config
+
+
+def _in_parallel(hosts: tuple[HostSettings, ...], each: Callable[[HostSettings], Any]) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
+        return list(pool.map(each, hosts))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    hosts, _ = stack_settings(args.stack)
+    results: list[Verification] = _in_parallel(hosts, lambda h: verify(h.connection.address))
+    if args.json:
+        print(json.dumps({h.name: r.as_dict() for h, r in zip(hosts, results, strict=True)}, indent=2))
+    else:
+        table = Table("host", "address", "465", "TLS", "certificate subject", "expires", "AUTH", "problem",
+                      title=f"SMTPS verification, stack {args.stack}")
+        for h, r in zip(hosts, results, strict=True):
+            table.add_row(h.name, r.address, "ok" if r.ok else "FAILED", r.tls_version, r.cert_subject,
+                          r.cert_not_after, r.auth, r.problem)
+        Console(width=200).print(table)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    hosts, config = stack_settings(args.stack)
+    key = config.get(f"{engine.PROJECT}:sshPrivateKey")
+    if not key:
+        _err(f"smtps: stack {args.stack}: setting sshPrivateKey: missing (pulumi config set --secret sshPrivateKey)")
+        return 2
+    pool = Pool(key)
+
+    def read(h: HostSettings) -> list[Drift]:
+        # One SSH session per host: the read-only script prints all three resources' live state.
+        try:
+            result = pool.run(h.name, h.connection, read_host_script(h))
+        except SshError as err:
+            return [Drift(h.name, "ssh", "reachable", str(err))]
+        if result.status != 0:
+            return [Drift(h.name, "read", "exit 0", f"exit {result.status}: {result.stderr.strip()}")]
+        return compare(h, parse_state(result.stdout))
+
+    try:
+        found = [d for drifts in _in_parallel(hosts, read) for d in drifts]
+    finally:
+        pool.close()
+    if args.json:
+        print(json.dumps([{"host": d.host, "resource": d.resource, "field": d.field, "desired": d.want,
+                           "live": d.have} for d in found], indent=2))
+    elif found:
+        table = Table("host", "resource", "field", "desired", "live", title=f"Drift, stack {args.stack}")
+        for d in found:
+            table.add_row(d.host, d.resource, d.field, d.want, d.have)
+        Console(width=200).print(table)
+        print(f"{len(found)} difference(s) on {len({d.host for d in found})} of {len(hosts)} host(s). "
+              f"Repair: python -m smtps up -s {args.stack} --refresh")
+    else:
+        print(f"No drift: {len(hosts)} host(s) of stack {args.stack} are as configured.")
+    return 1 if found else 0
+
+
+def cmd_pulumi(args: argparse.Namespace) -> int:
+    """Plain Pulumi, with this project's environment: the commands that do not run the program."""
+    argv = [a for a in args.args if a != "--"] if args.args[:1] == ["--"] else args.args
+    env = {**os.environ, **engine.environment()}
+    return subprocess.run([str(engine.pulumi_binary()), *argv], cwd=engine.project_dir(), env=env,
+                          check=False).returncode
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m smtps", description=__doc__.splitlines()[0],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.set_defaults(run=run)
+        if name != "pulumi":
+            sub.add_argument("-s", "--stack", required=True, help="the stack (one per datacenter), e.g. lab")
+        return sub
+
+    preview = command("preview", cmd_preview, "show what `up` would change, per host and setting")
+    preview.add_argument("--diff", action="store_true", help="show each changed setting with old and new value")
+    preview.add_argument("--refresh", action="store_true", help="read the hosts first (drift shows as changes)")
+    preview.add_argument("--expect-no-changes", action="store_true", help="fail if anything would change")
+    preview.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL)
+    up = command("up", cmd_up, "converge every host of the stack, then verify the changed ones")
+    up.add_argument("--yes", "-y", action="store_true", help="apply without asking")
+    up.add_argument("--refresh", action="store_true", help="read the hosts first: repairs drift")
+    up.add_argument("--diff", action="store_true")
+    up.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL)
+    verify_cmd = command("verify", cmd_verify, "check TLS and AUTH on 465 of every host, from this machine")
+    verify_cmd.add_argument("--json", action="store_true")
+    drift_cmd = command("drift", cmd_drift, "compare every host with its settings; exit 1 on drift")
+    drift_cmd.add_argument("--json", action="store_true")
+    plain = command("pulumi", cmd_pulumi, "run the plain Pulumi CLI with this project's environment")
+    plain.add_argument("args", nargs=argparse.REMAINDER)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SettingsError as err:
+        _err(f"smtps: bad settings:\n{err}")
+        return 2
+    except auto.CommandError as err:
+        _err(f"smtps: {err}")
+        return 1

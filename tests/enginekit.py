@@ -1,0 +1,69 @@
+"""Running the real Pulumi engine from tests: a project folder of the test's own (Pulumi.yaml, stacks/, a file
+backend and a passphrase), the front end `python -m smtps` and the plain `pulumi`, each as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.conftest import require
+
+REPO = Path(__file__).resolve().parent.parent
+PULUMI = REPO / ".tools" / "bin" / "pulumi"
+
+
+def require_engine() -> None:
+    require(PULUMI.exists() and (PULUMI.parent / "pulumi-resource-pulumi-python").exists(),
+            f"the Pulumi engine is not in {PULUMI.parent}: run `make tools`")
+
+
+@dataclass
+class Project:
+    folder: Path
+    env: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, folder: Path, **env: str) -> Project:
+        require_engine()
+        (folder / "stacks").mkdir(parents=True)
+        shutil.copy(REPO / "Pulumi.yaml", folder / "Pulumi.yaml")
+        # Pulumi.yaml names the virtualenv `.venv`: plain CLI commands hand it to the provider plugin from there.
+        (folder / ".venv").symlink_to(Path(sys.prefix))
+        base = {key: value for key, value in os.environ.items()
+                if key not in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")}
+        # PYTHONPATH: the provider processes import tests' own programs too (the project's code is installed).
+        return cls(folder, {**base, "SMTPS_PROJECT_DIR": str(folder), "PYTHONPATH": str(REPO),
+                            "PULUMI_HOME": str(folder / ".pulumi-home"), **env})
+
+    def _run(self, argv: list[str], label: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        started = time.monotonic()
+        result = subprocess.run(argv, cwd=self.folder, env=self.env, text=True, capture_output=True,
+                                timeout=timeout, stdin=subprocess.DEVNULL)
+        self.timings.setdefault(label, time.monotonic() - started)
+        return result
+
+    def smtps(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """`python -m smtps ARGS` as a user runs it."""
+        result = self._run([sys.executable, "-m", "smtps", *args], " ".join(args[:1]), timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"python -m smtps {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def pulumi(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """The plain Pulumi CLI, run through `python -m smtps pulumi --` (the project's environment)."""
+        return self.smtps("pulumi", "--", *args, check=check, timeout=timeout)
+
+    def secrets_everywhere(self) -> str:
+        """Everything Pulumi wrote in the project folder (state, stack files, logs), for leak checks."""
+        texts = []
+        for path in self.folder.rglob("*"):
+            if path.is_file() and path.name != ".pulumi-passphrase" and "plugins" not in path.parts:
+                texts.append(path.read_bytes().decode(errors="replace"))
+        return "\n".join(texts)
