@@ -86,6 +86,19 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return subprocess.call(host_command(host, HostPaths(spec.host_dir(host)), argv or ["/bin/bash"]))
 
 
+def cmd_stack(args: argparse.Namespace) -> int:
+    from .stack import write_stack  # the engine is needed here only
+
+    inventory = lab.read_inventory(args.state_dir)
+    if not inventory:
+        print(f"lab: not up (no inventory in {args.state_dir})", file=sys.stderr)
+        return 1
+    path = write_stack(inventory, args.state_dir / "inventory.json", args.stack)
+    print(f"lab: stack {args.stack} written to {path} ({len(inventory['hosts'])} host(s); deploy key set as the "
+          "secret sshPrivateKey)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE,
@@ -104,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("down", help="remove everything the lab made")
     p.set_defaults(func=cmd_down)
+    p = sub.add_parser("stack", help="write the Pulumi stack for this lab from its inventory")
+    p.add_argument("-s", "--stack", default="lab")
+    p.set_defaults(func=cmd_stack)
     p = sub.add_parser("exec", help="run a command inside a host")
     p.add_argument("host")
     p.add_argument("argv", nargs=argparse.REMAINDER)

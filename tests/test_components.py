@@ -1,0 +1,156 @@
+"""The providers' check and diff as plain functions, and the program's wiring under Pulumi's mocks: no engine, no
+host. (The lab tests run the same code through the real engine against real hosts.)"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pytest
+
+from components import firewalld_service, master_service, zone_membership
+from components.firewalld_service import FirewalldServiceProvider
+from components.host import connection_inputs
+from components.master_service import MasterServiceProvider
+from components.verification import VerificationProvider
+from components.zone_membership import ZoneMembershipProvider
+from smtps.settings import parse_host
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
+KINDS = [(MasterServiceProvider, master_service), (FirewalldServiceProvider, firewalld_service),
+         (ZoneMembershipProvider, zone_membership)]
+
+
+def inputs(module, **extra) -> dict:
+    settings = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY, **extra})
+    return {**connection_inputs("dc1", settings), **module.inputs(settings)}
+
+
+@pytest.mark.parametrize(("provider", "module"), KINDS)
+def test_check_accepts_what_the_settings_produce(provider, module):
+    news = inputs(module)
+    result = provider().check({}, news)
+    assert result.failures == [] and result.inputs == news
+
+
+@pytest.mark.parametrize(("provider", "module", "key", "value", "message"), [
+    (MasterServiceProvider, master_service, "serviceKey", "smtp",
+     "stack dc1, host mail1, setting serviceKey: 'smtp' is not one of 465, smtps, submissions"),
+    (MasterServiceProvider, master_service, "options", {"smtpd_tls_wrappermode": "no"},
+     "stack dc1, host mail1, setting options.smtpd_tls_wrappermode: must be 'yes'"),
+    (MasterServiceProvider, master_service, "tlsCert", "relative.crt",
+     "stack dc1, host mail1, setting tlsCert: 'relative.crt' is not an absolute path"),
+    (FirewalldServiceProvider, firewalld_service, "serviceShort", "<b>", "setting serviceShort:"),
+    (ZoneMembershipProvider, zone_membership, "zone", "a zone", "setting zone:"),
+    (ZoneMembershipProvider, zone_membership, "port", True, "setting port: expected a whole number"),
+    (ZoneMembershipProvider, zone_membership, "hostKey", "AAAA", "setting hostKey:"),
+])
+def test_check_names_stack_host_and_setting(provider, module, key, value, message):
+    news = {**inputs(module), key: value}
+    [failure] = provider().check({}, news).failures
+    key_named = key if key != "options" else "options.smtpd_tls_wrappermode"
+    assert failure.property == key_named and message in failure.reason
+
+
+@pytest.mark.parametrize(("provider", "module"), KINDS)
+def test_diff_of_nothing_changed_is_no_change(provider, module):
+    olds = {**inputs(module), "revision": 3, "__provider": "x"}
+    result = provider().diff("id", olds, inputs(module))
+    assert result.changes is False and result.replaces == []
+
+
+@pytest.mark.parametrize(("provider", "module", "change", "replaces"), [
+    (MasterServiceProvider, master_service, {"options": {"smtpd_tls_wrappermode": "yes"}}, []),
+    (MasterServiceProvider, master_service, {"serviceKey": "submissions"}, []),
+    (MasterServiceProvider, master_service, {"address": "10.0.0.2"}, ["address"]),
+    (MasterServiceProvider, master_service, {"port": 2222}, []),
+    (FirewalldServiceProvider, firewalld_service, {"serviceShort": "SMTPS"}, []),
+    (FirewalldServiceProvider, firewalld_service, {"firewalldService": "smtps2"}, ["firewalldService"]),
+    (ZoneMembershipProvider, zone_membership, {"existingPortPolicy": "replace"}, []),
+    (ZoneMembershipProvider, zone_membership, {"zone": "public"}, ["zone"]),
+    (ZoneMembershipProvider, zone_membership, {"runtime": False}, []),
+])
+def test_diff_names_the_change_and_replaces_only_identities(provider, module, change, replaces):
+    olds = {**inputs(module), **change}
+    result = provider().diff("id", olds, inputs(module))
+    assert result.changes is True and result.replaces == replaces
+    # Replacement takes the old thing off the host before the new one is made (see components/base.py).
+    assert result.delete_before_replace is bool(replaces)
+
+
+def test_verification_runs_again_only_when_something_on_the_host_changed():
+    olds = {"host": "mail1", "address": "10.0.0.1", "port": 465, "trigger": [1, 1, 1], "tlsVersion": "TLSv1.3"}
+    assert VerificationProvider().diff("id", olds, {**olds, "tlsVersion": None}).changes is False
+    assert VerificationProvider().diff("id", olds, {**olds, "trigger": [2, 1, 1]}).changes is True
+
+
+def test_master_live_fields_from_the_read_state():
+    provider = MasterServiceProvider()
+    news = inputs(master_service)
+    parsed = provider._parse(news)[2]
+    entry = ("smtps inet n - y - 10 smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes")
+    live = provider.live({"master.465": "", "master.smtps": entry}, news, parsed)
+    assert live == {"serviceKey": "smtps", "chroot": "y", "maxproc": "10",
+                    "options": {"syslog_name": "postfix/smtps", "smtpd_tls_wrappermode": "yes"}}
+    assert provider.live({}, news, parsed) == {"serviceKey": "", "options": {}, "chroot": "", "maxproc": ""}
+
+
+def test_zone_live_fields_follow_the_port_policy():
+    provider = ZoneMembershipProvider()
+    news = inputs(zone_membership)
+    state = {"firewalld": "running", "zone.permanent.service": "no", "zone.permanent.port": "yes",
+             "zone.runtime.service": "no", "zone.runtime.port": "no"}
+    assert provider.live(state, news, provider._parse(news)[2]) == {"permanent": True, "runtime": False}
+    replace = inputs(zone_membership, existingPortPolicy="replace")
+    assert provider.live(state, replace, provider._parse(replace)[2]) == {"permanent": False, "runtime": False}
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.resources: list[pulumi.runtime.MockResourceArgs] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.resources.append(args)
+        return f"{args.name}-id", {**args.inputs, "revision": 1}
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+@pytest.fixture
+def mocks():
+    the_mocks = Mocks()
+    config = {
+        "smtps-iredmail:hosts": json.dumps([{"name": "mail1", "address": "10.0.0.1", "hostKey": KEY},
+                                            {"name": "mail2", "address": "10.0.0.2", "hostKey": KEY}]),
+        "smtps-iredmail:defaults": '{"serviceKey": "submissions"}',
+        "smtps-iredmail:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n",
+    }
+    pulumi.runtime.set_all_config(config, ["smtps-iredmail:sshPrivateKey"])
+    pulumi.runtime.set_mocks(the_mocks, project="smtps-iredmail", stack="dc1", preview=False)
+    yield the_mocks
+    pulumi.runtime.set_all_config({})
+
+
+@pulumi.runtime.test
+def test_program_registers_each_hosts_four_resources_with_the_key_only_on_providers(mocks):
+    from components.program import program
+
+    hosts = program()
+
+    def check(_):
+        by_name = {r.name: r for r in mocks.resources}
+        for host in ("mail1", "mail2"):
+            master, service = by_name[f"{host}-master"], by_name[f"{host}-service"]
+            zone, verify = by_name[f"{host}-zone"], by_name[f"{host}-verify"]
+            assert master.typ == "pulumi-python:dynamic/smtps:MasterService"
+            assert master.inputs["serviceKey"] == "submissions" and master.inputs["address"].startswith("10.0.0.")
+            assert service.typ.endswith(":FirewalldService") and zone.typ.endswith(":ZoneMembership")
+            assert verify.inputs["port"] == 465 and verify.inputs["trigger"] == [1, 1, 1]
+            # The key never is an input of a host's resources; only the providers get it.
+            for resource in (master, service, zone, verify):
+                assert "sshPrivateKey" not in str(resource.inputs) and "secret" not in str(resource.inputs)
+        providers = [r for r in mocks.resources if r.typ.startswith("pulumi:providers:")]
+        assert providers and all("smtps-iredmail:sshPrivateKey" in p.inputs for p in providers)
+
+    return pulumi.Output.all(*[h.verification.id for h in hosts.values()]).apply(check)
