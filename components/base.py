@@ -65,6 +65,12 @@ class _Ssh:
             return cls.pool
 
 
+def from_wire(props: dict[str, Any]) -> dict[str, Any]:
+    """Inputs as the program gave them. Every number crosses the engine as a float (a protobuf Value), so a port of
+    22 arrives as 22.0; the program had checked it was a whole number, and a fraction stays a float and is refused."""
+    return {key: int(value) if type(value) is float and value.is_integer() else value for key, value in props.items()}
+
+
 class HostFailure(Exception):
     """A script failed on a host: the message is the script's own, which names the host and the reason."""
 
@@ -97,7 +103,7 @@ class HostProvider(ResourceProvider):
         _Ssh.configure(req.config.get(SSH_KEY_CONFIG))
 
     def _reader(self, props: dict[str, Any]) -> Reader:
-        return Reader(str(props.get("stack", "?")), str(props.get("host", "?")), props)
+        return Reader(str(props.get("stack", "?")), str(props.get("host", "?")), from_wire(props))
 
     def _parse(self, props: dict[str, Any]) -> tuple[str, Connection, Any]:
         read = self._reader(props)

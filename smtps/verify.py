@@ -52,7 +52,8 @@ def verify(address: str, port: int = 465, timeout: float = 10.0, helo: str = "sm
             version = sock.version() or "" if isinstance(sock, ssl.SSLSocket) else ""
             der = sock.getpeercert(binary_form=True) or b"" if isinstance(sock, ssl.SSLSocket) else b""
             code, _ = client.ehlo(helo)
-            auth = client.esmtp_features.get("auth", "").strip() if code == 250 else ""
+            # Postfix may advertise both `AUTH` and the old `AUTH=` form; smtplib joins them: list each once.
+            auth = " ".join(dict.fromkeys(client.esmtp_features.get("auth", "").split())) if code == 250 else ""
     except (ssl.SSLError, smtplib.SMTPException) as err:
         return Verification(address, port, False, problem=f"no implicit TLS on {port}: {err}")
     except OSError as err:

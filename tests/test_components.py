@@ -154,3 +154,10 @@ def test_program_registers_each_hosts_four_resources_with_the_key_only_on_provid
         assert providers and all("smtps-iredmail:sshPrivateKey" in p.inputs for p in providers)
 
     return pulumi.Output.all(*[h.verification.id for h in hosts.values()]).apply(check)
+
+
+def test_numbers_that_crossed_the_engine_as_floats_are_read_as_the_whole_numbers_they_were():
+    news = {**inputs(master_service), "port": 22.0}
+    assert MasterServiceProvider().check({}, news).failures == []
+    [failure] = MasterServiceProvider().check({}, {**news, "port": 22.5}).failures
+    assert failure.property == "port"

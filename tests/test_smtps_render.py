@@ -81,9 +81,11 @@ def test_the_entry_compares_as_postconf_prints_it_whatever_the_option_order():
     other = "465 inet n - n - - smtpd -o smtpd_tls_wrappermode=no -o syslog_name=postfix/smtps"
 
     def run(entry: str) -> str:
-        return subprocess.run(["sh", "-c", f"{canon}\nprintf '%s' \"$1\" | canon", "sh", entry],
-                              capture_output=True, text=True, check=True).stdout
+        # Under `set -eu`, as in the script: an absent entry (no output at all) must not end it.
+        return subprocess.run(["sh", "-c", f"set -eu\n{canon}\nout=$(printf '%s' \"$1\" | canon)\necho \"$out\"",
+                               "sh", entry], capture_output=True, text=True, check=True).stdout
 
     assert run(wrapped) == run(reordered) == "465 inet n - n - - smtpd\nsmtpd_tls_wrappermode=yes\n" \
                                               "syslog_name=postfix/smtps\n"
     assert run(other) != run(reordered)
+    assert run("") == "\n"

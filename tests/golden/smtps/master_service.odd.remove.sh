@@ -20,7 +20,7 @@ MASTER="$(postconf -h config_directory)/master.cf"
 S="$STATE/master"
 # postconf -M pads the columns and may wrap: compare entries with white space folded and the -o overrides sorted
 # (their order does not change what Postfix does, and a stack's options come as a mapping).
-canon() { tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//; s/ -o /\n/g' | { IFS= read -r head; echo "$head"; sort; }; }
+canon() { tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//; s/ -o /\n/g' | { IFS= read -r head || head=""; echo "$head"; sort; }; }
 
 if [ ! -e "$S.orig" ]; then
     say "master.cf: nothing of ours to remove"
