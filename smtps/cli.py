@@ -75,7 +75,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             _err("smtps: nothing applied")
             return 1
     return _engine_call(lambda: stack.up(
-        diff=args.diff, refresh=args.refresh, parallel=args.parallel, on_output=_out, on_error=_err))
+        diff=args.diff, refresh=args.refresh, parallel=args.parallel, continue_on_error=not args.stop_on_error,
+        on_output=_out, on_error=_err))
 
 
 def stack_settings(name: str) -> tuple[tuple[HostSettings, ...], dict[str, Any]]:
@@ -179,6 +180,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--yes", "-y", action="store_true", help="apply without asking")
     up.add_argument("--refresh", action="store_true", help="read the hosts first: repairs drift")
     up.add_argument("--diff", action="store_true")
+    up.add_argument("--stop-on-error", action="store_true",
+                    help="stop at the first failed host (default: the other hosts still converge)")
     up.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL)
     verify_cmd = command("verify", cmd_verify, "check TLS and AUTH on 465 of every host, from this machine")
     verify_cmd.add_argument("--json", action="store_true")

@@ -51,6 +51,9 @@ def environment(folder: Path | None = None) -> dict[str, str]:
         # pulumi-resource-pulumi-python starts `python -m pulumi.dynamic` from this virtualenv.
         "PULUMI_RUNTIME_VIRTUALENV": str(_virtualenv()),
         "PATH": f"{pulumi_binary().parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        # One broken host must not hold up the fleet: the others converge (or are destroyed), while the broken
+        # host's later steps, which depend on the failed one, are skipped. Pulumi still exits non-zero.
+        "PULUMI_CONTINUE_ON_ERROR": os.environ.get("PULUMI_CONTINUE_ON_ERROR", "true"),
     }
     if not os.environ.get("PULUMI_BACKEND_URL"):
         state = folder / ".pulumi-state"

@@ -27,6 +27,7 @@ class Project:
     folder: Path
     env: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    transcript: list[str] = field(default_factory=list)
 
     @classmethod
     def create(cls, folder: Path, **env: str) -> Project:
@@ -54,6 +55,13 @@ class Project:
         if check and result.returncode != 0:
             raise AssertionError(f"python -m smtps {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def run_module(self, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """`python -m MODULE ARGS` in this project's environment (e.g. `lab stack`)."""
+        result = self._run([sys.executable, "-m", module, *args], module, 600)
+        if result.returncode != 0:
+            raise AssertionError(f"python -m {module} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
     def pulumi(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
-import smtplib
-import ssl
 import subprocess
-import time
 
 import pytest
 
@@ -21,7 +18,18 @@ from smtps import drift, firewalld_service, master_service, verify, zone_members
 from smtps.settings import HostSettings, PortPolicy
 from smtps.templating import Action
 from tests.lab.labkit import Lab, running_lab
-from tests.lab.smtpskit import converge, destroy, run, settings_for
+from tests.lab.smtpskit import (
+    converge,
+    destroy,
+    mark_runtime,
+    postfix_reloads,
+    run,
+    runtime_mark_survived,
+    settings_for,
+    snapshot,
+    submit_on_465,
+    wait_delivered,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -36,50 +44,6 @@ def live_drift(lab: Lab, settings: HostSettings) -> list[str]:
     result = run(lab, settings, drift.read_host_script(settings))
     assert result.returncode == 0, result.stderr
     return [str(d) for d in drift.compare(settings, drift.parse_state(result.stdout))]
-
-
-def snapshot(lab: Lab, name: str) -> dict[str, str]:
-    """Digests of every file the scripts may touch."""
-    out = lab.sh(name, "cd /etc && find postfix/master.cf firewalld/zones firewalld/services -type f "
-                       "-exec sha256sum {} + | sort -k2").stdout
-    return {path: digest for digest, path in (line.split() for line in out.splitlines())}
-
-
-def postfix_reloads(lab: Lab, name: str) -> int:
-    """How often Postfix's master has reloaded: it logs each reload."""
-    return int(lab.sh(name, "grep -c 'reload -- version' /var/log/mail.log || true").stdout.strip())
-
-
-def mark_runtime(lab: Lab, name: str) -> None:
-    """A runtime-only setting: any firewall-cmd --reload wipes it, so its survival proves no reload happened."""
-    lab.sh(name, "firewall-cmd --zone=iredmail --add-icmp-block=timestamp-request >/dev/null")
-
-
-def runtime_mark_survived(lab: Lab, name: str) -> bool:
-    return lab.sh(name, "firewall-cmd --zone=iredmail --query-icmp-block=timestamp-request",
-                  check=False).stdout.strip() == "yes"
-
-
-def submit_on_465(lab: Lab, address: str) -> str:
-    sasl = lab.inventory["sasl"]
-    marker = f"smtps-test-{time.time_ns()}"
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with smtplib.SMTP_SSL(address, 465, context=context, timeout=10) as client:
-        client.login(sasl["username"], sasl["password"])
-        client.sendmail(sasl["username"], [f"postmaster@{lab.inventory['mail_domain']}"],
-                        f"Subject: {marker}\r\n\r\nvia 465\r\n")
-    return marker
-
-
-def wait_delivered(lab: Lab, name: str, marker: str) -> bool:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if lab.sh(name, f"grep -rl {marker} /var/vmail || true").stdout.strip():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.fixture(scope="module")
