@@ -13,7 +13,7 @@ What the engine hands each method (Pulumi's dynamic provider protocol):
 from __future__ import annotations
 
 import threading
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pulumi.dynamic import (
     CheckFailure,
@@ -28,7 +28,6 @@ from pulumi.dynamic import (
 
 from smtps.drift import parse_state
 from smtps.settings import Connection, Reader, read_connection
-from smtps.ssh import Pool, SshError
 from smtps.templating import Action
 
 PROJECT = "smtps-iredmail"
@@ -38,6 +37,10 @@ SSH_KEY_CONFIG = f"{PROJECT}:sshPrivateKey"
 CONNECTION_INPUTS = ("address", "port", "user", "hostKey")
 # Set by the program, never by the user: which stack and host a resource belongs to, for error messages.
 LABEL_INPUTS = ("stack", "host")
+
+
+if TYPE_CHECKING:
+    from smtps.ssh import Pool
 
 
 class _Ssh:
@@ -56,6 +59,10 @@ class _Ssh:
 
     @classmethod
     def get(cls) -> Pool:
+        # Imported on first use: preview and a no-op up start every provider process but never open SSH, and
+        # paramiko is a fifth of a provider process's start-up.
+        from smtps.ssh import Pool, SshError
+
         with cls.lock:
             if cls.pool is None:
                 if not cls.key:

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pulumi import automation as auto
 from rich.console import Console
 from rich.table import Table
 
@@ -47,6 +46,8 @@ def _err(line: str) -> None:
 
 def _engine_call(call: Callable[[], Any]) -> int:
     """Run one Automation API call; its output was streamed already, so a failure only sets the exit status."""
+    from pulumi import automation as auto  # imported here: drift and verify start faster without it
+
     try:
         call()
     except auto.CommandError:
@@ -81,17 +82,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def stack_settings(name: str) -> tuple[tuple[HostSettings, ...], dict[str, Any]]:
     """A stack's hosts, parsed from its config the way the program parses it, and the raw config values."""
-    stack = engine.stack(name)
-    config = {key: item.value for key, item in stack.get_all_config().items()}
-
-    def value(key: str) -> Any:
-        raw = config.get(f"{engine.PROJECT}:{key}")
-        try:
-            return json.loads(raw) if raw is not None else None
-        except json.JSONDecodeError:
-            return raw
-
-    return parse_stack(name, value("defaults"), value("hosts")), config
+    config = engine.stack_config(name)
+    project = engine.PROJECT
+    return parse_stack(name, config.get(f"{project}:defaults"), config.get(f"{project}:hosts")), config
 
 
 def _in_parallel(hosts: tuple[HostSettings, ...], each: Callable[[HostSettings], Any]) -> list[Any]:
@@ -199,6 +192,3 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as err:
         _err(f"smtps: bad settings:\n{err}")
         return 2
-    except auto.CommandError as err:
-        _err(f"smtps: {err}")
-        return 1

@@ -10,13 +10,17 @@ Defaults, each overridable the way Pulumi users expect:
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import secrets
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pulumi import automation as auto
+if TYPE_CHECKING:
+    from pulumi import automation as auto
 
 PROJECT = "smtps-iredmail"
 REPO = Path(__file__).resolve().parent.parent
@@ -74,6 +78,21 @@ def _passphrase_file(folder: Path) -> Path:
     return path
 
 
+def stack_config(name: str) -> dict[str, Any]:
+    """A stack's config, secrets decrypted, as `pulumi config --json` gives it: one CLI call, no stack selection and
+    no Automation API (the drift and verify commands need only this, and start quickly)."""
+    folder = project_dir()
+    result = subprocess.run([str(pulumi_binary()), "config", "--show-secrets", "--json", "--stack", name],
+                            cwd=folder, env={**os.environ, **environment(folder)}, capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"smtps: stack {name}: {result.stderr.strip() or 'pulumi config failed'}")
+    values = {}
+    for key, item in json.loads(result.stdout).items():
+        values[key] = item["objectValue"] if "objectValue" in item else item.get("value")
+    return values
+
+
 def _program() -> Callable[[], object]:
     """The project's program, or another one named by SMTPS_PROGRAM=module:function (the engine's own tests run a
     small program of theirs through the same front end)."""
@@ -84,6 +103,8 @@ def _program() -> Callable[[], object]:
 def stack(name: str, program: Callable[[], object] | None = None) -> auto.Stack:
     """The named stack of this project, created on first use, with `program` served inline by this process (the
     Automation API: no Python language host needed)."""
+    from pulumi import automation as auto  # imported here: drift and verify start faster without it
+
     folder = project_dir()
     options = auto.LocalWorkspaceOptions(
         work_dir=str(folder),

@@ -5,10 +5,9 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from xml.sax.saxutils import escape
-
-import jinja2
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -21,6 +20,8 @@ class Action(StrEnum):
 def renderer(folder: Path) -> Callable[..., str]:
     """A render(name, **values) for the templates in folder: strict about missing values, keeps trailing newlines,
     and names the template and line of any error. Shell values go through `q`, XML text through `xml`."""
+    import jinja2  # imported on first render: a provider process that only checks and diffs never renders
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
         undefined=jinja2.StrictUndefined,
@@ -42,4 +43,11 @@ def renderer(folder: Path) -> Callable[..., str]:
     return render
 
 
-render = renderer(TEMPLATES)
+@cache
+def _scripts() -> Callable[..., str]:
+    return renderer(TEMPLATES)
+
+
+def render(name: str, **values: object) -> str:
+    """Render one of the host-side templates (templates/)."""
+    return _scripts()(name, **values)

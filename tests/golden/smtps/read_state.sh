@@ -18,23 +18,29 @@ else
 fi
 
 
-ZONE=iredmail
-SERVICE=smtps
-PORT=465/tcp
-# yes or no: does the `FIELD:` line of a --list-all listing name WORD? (one listing per layer: each firewall-cmd call
-# costs about 0.2 s)
-yn() { if printf '%s\n' "$1" | sed -n "s/^  $2: //p" | tr ' ' '\n' | grep -qx "$3"; then echo yes; else echo no; fi; }
-if PERM=$(firewall-cmd --permanent --zone="$ZONE" --list-all 2>/dev/null); then
-    RUN=$(firewall-cmd --zone="$ZONE" --list-all 2>/dev/null) || RUN=""
-    echo "firewalld=running"
-    echo "zone.permanent.service=$(yn "$PERM" services "$SERVICE")"
-    echo "zone.permanent.port=$(yn "$PERM" ports "$PORT")"
-    echo "zone.runtime.service=$(yn "$RUN" services "$SERVICE")"
-    echo "zone.runtime.port=$(yn "$RUN" ports "$PORT")"
-elif firewall-cmd --state >/dev/null 2>&1; then
-    echo "firewalld=running"
-    echo "zone=missing"
-else
-    echo "firewalld=stopped"
-fi
+# Both layers of the zone in one process, with firewalld's own client library (what firewall-cmd uses): one
+# firewall-cmd run costs about 0.3 s of a host's CPU, and this read runs on every host for every drift check.
+python3 - iredmail smtps 465/tcp <<'SMTPS_READ_ZONE'
+import sys
+zone, service, port = sys.argv[1:4]
+try:
+    from firewall.client import FirewallClient
+    fw = FirewallClient()
+    running = fw.connected
+except Exception:  # no firewalld, or no D-Bus at all: either way, not running
+    running = False
+if not running:
+    print("firewalld=stopped")
+    sys.exit(0)
+print("firewalld=running")
+try:
+    layers = {"permanent": fw.config().getZoneByName(zone).getSettings(), "runtime": fw.getZoneSettings(zone)}
+except Exception:
+    print("zone=missing")
+    sys.exit(0)
+for layer, settings in layers.items():
+    ports = {f"{number}/{protocol}" for number, protocol in settings.getPorts()}
+    print(f"zone.{layer}.service={'yes' if service in settings.getServices() else 'no'}")
+    print(f"zone.{layer}.port={'yes' if port in ports else 'no'}")
+SMTPS_READ_ZONE
 

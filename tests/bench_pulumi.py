@@ -1,0 +1,202 @@
+"""Benchmark of the product on the lab, through the real engine: `make bench` (or `python -m tests.bench_pulumi
+[SIZES...]`, as root; BENCH_RUNS sets the runs per size, default 3).
+
+For 1, 5, 10 and 20 hosts it times, several runs each:
+  converge   `python -m smtps up` on hosts with no SMTPS (each run starts from `destroy`)
+  no-op      `python -m smtps up` again: nothing changed
+  preview    `python -m smtps preview`
+  drift      `python -m smtps drift`
+  floor      one SSH session running `true` on every host at once (paramiko, as the providers connect)
+It counts, per host, the SSH connections and sessions each step opened and the reloads it caused (Postfix from its
+log; firewalld by a runtime-only mark that any reload wipes), and samples the peak memory (PSS) of the whole process
+tree: the front end, the Pulumi CLI and every provider process. It writes bench-pulumi.csv and prints medians and the
+ratios 20 hosts : 1 host. It prints numbers and asserts nothing: targets are read from the table.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from smtps.settings import parse_host
+from smtps.ssh import Pool
+from tests.enginekit import Project
+from tests.lab.labkit import Lab
+from tests.lab.smtpskit import mark_runtime, postfix_reloads, runtime_mark_survived, ssh_counts
+
+STEPS = ("converge", "no-op", "preview", "drift", "floor")
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_measured(project: Project, *args: str) -> tuple[float, float]:
+    """Wall seconds and peak PSS (MiB) of `python -m smtps ARGS` and everything it starts."""
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "smtps", *args], cwd=project.folder, env=project.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak, done = 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, sum(_pss_kib(pid) for pid in _tree(process.pid)))
+            done.wait(0.1)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    output, _ = process.communicate()
+    wall = time.monotonic() - started
+    done.set()
+    sampler.join()
+    if process.returncode not in (0, 1) or (process.returncode == 1 and args[0] != "drift"):
+        raise RuntimeError(f"python -m smtps {' '.join(args)} failed:\n{output[-3000:]}")
+    return wall, peak / 1024
+
+
+def floor(lab: Lab, names: list[str]) -> float:
+    """One SSH session running `true` on every host at once, each over a new connection."""
+    key = Path(lab.inventory["private_key_path"]).read_text()
+    hosts = {h["name"]: h for h in lab.hosts()}
+    pool = Pool(key)
+    settings = [parse_host("bench", {}, {"name": n, "address": hosts[n]["address"], "hostKey": hosts[n]["host_key"]})
+                for n in names]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(names)) as workers:
+        results = list(workers.map(lambda s: pool.run(s.name, s.connection, "true"), settings))
+    wall = time.monotonic() - started
+    pool.close()
+    assert all(r.status == 0 for r in results)
+    return wall
+
+
+def host_counters(lab: Lab, names: list[str]) -> dict[str, tuple[int, int, int]]:
+    with ThreadPoolExecutor(max_workers=len(names)) as workers:
+        return dict(zip(names, workers.map(lambda n: (*ssh_counts(lab, n), postfix_reloads(lab, n)), names),
+                        strict=True))
+
+
+def main(sizes: list[int]) -> None:
+    runs = int(os.environ.get("BENCH_RUNS", "3"))
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="bench-pulumi-") as tmp:
+        lab = Lab(Path(tmp) / "state", name="smtpsbench", subnet="10.231.2.0/24")
+        try:
+            lab.cli("up", "--hosts", str(max(sizes)))
+            project = Project.create(Path(tmp) / "project", SMTPS_LAB_DIR=str(lab.state_dir),
+                                     SMTPS_LAB_NAME=lab.name, SMTPS_LAB_SUBNET=lab.subnet)
+            for size in sizes:
+                names = [f"mail{i}" for i in range(1, size + 1)]
+                stack = f"bench{size}"
+                project.run_module("lab", "stack", "-s", stack)
+                _keep_hosts(project, stack, names)
+                for run in range(1, runs + 1):
+                    project.pulumi("destroy", "-s", stack, "--yes")
+                    for step, args in (("converge", ("up", "-s", stack, "--yes")),
+                                       ("no-op", ("up", "-s", stack, "--yes")),
+                                       ("preview", ("preview", "-s", stack)),
+                                       ("drift", ("drift", "-s", stack))):
+                        for name in names:
+                            mark_runtime(lab, name)
+                        before = host_counters(lab, names)
+                        wall, peak = run_measured(project, *args)
+                        after = host_counters(lab, names)
+                        fw = sum(not runtime_mark_survived(lab, n) for n in names)
+                        for name in names:
+                            lab.sh(name, "firewall-cmd --zone=iredmail --remove-icmp-block=timestamp-request "
+                                         ">/dev/null 2>&1 || true")
+                        delta = [tuple(a - b for a, b in zip(after[n], before[n], strict=True)) for n in names]
+                        rows.append({"hosts": size, "run": run, "step": step, "seconds": round(wall, 3),
+                                     "peak_mib": round(peak, 1),
+                                     "ssh_connections_per_host": max(d[0] for d in delta),
+                                     "ssh_sessions_per_host": max(d[1] for d in delta),
+                                     "postfix_reloads_per_host": max(d[2] for d in delta),
+                                     "hosts_firewalld_reloaded": fw})
+                        print(rows[-1], flush=True)
+                    rows.append({"hosts": size, "run": run, "step": "floor", "seconds": round(floor(lab, names), 3),
+                                 "peak_mib": 0, "ssh_connections_per_host": 1, "ssh_sessions_per_host": 1,
+                                 "postfix_reloads_per_host": 0, "hosts_firewalld_reloaded": 0})
+                    print(rows[-1], flush=True)
+                project.pulumi("destroy", "-s", stack, "--yes")
+        finally:
+            lab.cli("down", check=False)
+    report(rows, sizes)
+
+
+def _keep_hosts(project: Project, stack: str, names: list[str]) -> None:
+    path = project.folder / "stacks" / f"Pulumi.{stack}.yaml"
+    data = yaml.safe_load(path.read_text())
+    hosts = data["config"]["smtps-iredmail:hosts"]
+    data["config"]["smtps-iredmail:hosts"] = [h for h in hosts if h["name"] in names]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def report(rows: list[dict], sizes: list[int]) -> None:
+    out = Path("bench-pulumi.csv")
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    table = Table("hosts", "step", "median s", "peak MiB", "SSH conn/host", "SSH sessions/host",
+                  "postfix reloads/host", "hosts fw reloaded", title=f"make bench (medians; raw runs in {out})")
+    medians: dict[tuple[int, str], float] = {}
+    for size in sizes:
+        for step in STEPS:
+            group = [r for r in rows if r["hosts"] == size and r["step"] == step]
+            if not group:
+                continue
+            medians[size, step] = statistics.median(r["seconds"] for r in group)
+            table.add_row(str(size), step, f"{medians[size, step]:.2f}",
+                          f"{max(r['peak_mib'] for r in group):.0f}",
+                          str(max(r["ssh_connections_per_host"] for r in group)),
+                          str(max(r["ssh_sessions_per_host"] for r in group)),
+                          str(max(r["postfix_reloads_per_host"] for r in group)),
+                          str(max(r["hosts_firewalld_reloaded"] for r in group)))
+    console = Console(width=160)
+    console.print(table)
+    small, big = min(sizes), max(sizes)
+    ratios = Table("ratio", "value", "target", title=f"{big} hosts : {small} host(s)")
+    for step, target, against in (("no-op", "<= 1.5", small), ("converge", "<= 3", small)):
+        ratios.add_row(f"{step} {big}:{small}", f"{medians[big, step] / medians[against, step]:.2f}", target)
+    ratios.add_row(f"drift {big} : floor {big}", f"{medians[big, 'drift'] / medians[big, 'floor']:.2f}", "<= 2")
+    console.print(ratios)
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [1, 5, 10, 20])
