@@ -6,6 +6,8 @@ override the defaults. Every error names the stack, the host and the setting.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -118,18 +120,26 @@ DEFAULTS: dict[str, Any] = {
 HOST_ONLY = ("name", "address", "hostKey")
 KNOWN = set(DEFAULTS) | set(HOST_ONLY)
 
-_PARAM = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# Every pattern is matched whole (`fullmatch`): `$` alone would let a trailing newline through.
+_PARAM = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # master.cf -o values: no white space (it would split the entry), no braces or quotes; what Postfix lists use.
-_OPTION_VALUE = re.compile(r"^[A-Za-z0-9_.,:;=/@\[\]!$+*%-]{0,512}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_OPTION_VALUE = re.compile(r"[A-Za-z0-9_.,:;=/@\[\]!$+*%-]{0,512}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+# firewalld's own rules (firewall/core/io/service.py, zone.py): letters, digits, _ and -; a zone name at most 17
+# characters (netfilter's 28 for a chain name, less firewalld's longest prefix and suffix).
+_SERVICE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ZONE = re.compile(r"[A-Za-z0-9_-]{1,17}")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
-_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_PATH = re.compile(r"^/[A-Za-z0-9._+/-]{1,255}$")
-_TEXT = re.compile(r"^[^\x00-\x1f<>&\"]{1,200}$")
-_HOST_KEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|ssh-rsa) "
-                       r"[A-Za-z0-9+/]+={0,3}$")
-_MAXPROC = re.compile(r"^(-|[0-9]{1,5})$")
+# A DNS name whose last label is not all digits (RFC 3696 2): "10.231.0.06" or "0x0a.0.0.1" are not names.
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$)({_LABEL}\.)*(?![0-9]+$){_LABEL}")
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_PATH = re.compile(r"(/[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,254})+")
+# One line of text that XML 1.0 can carry (no control characters, surrogates or U+FFFE/U+FFFF) and needs no
+# XML entity (the script carries it in a quoted here-document: nothing in it is expanded).
+_TEXT = re.compile("[^\x00-\x1f\x7f-\x9f<>&\"\ud800-\udfff\ufffe\uffff]{1,200}")
+_HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa")
+_HOST_KEY = re.compile(rf"({'|'.join(_HOST_KEY_TYPES)}) [A-Za-z0-9+/]{{20,2800}}={{0,3}}")
+_MAXPROC = re.compile(r"-|[0-9]{1,5}")
 _DIGITS = re.compile(r"[0-9]{1,5}")
 
 
@@ -207,18 +217,40 @@ class Reader:
         return tuple(options) if len(self.problems) == before else None
 
     def address(self, key: str) -> str | None:
+        """An IP address in its canonical spelling, or a DNS name in lower case: one host has one spelling, so the
+        duplicate check sees it."""
         value = self.values.get(key)
         if type(value) is str:
             try:
-                return str(ipaddress.ip_address(value))
+                address = ipaddress.ip_address(value)
             except ValueError:
                 pass
-        return self.text(key, _HOSTNAME, "an IP address or a DNS name")
+            else:
+                if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+                    return self.fail(key, f"{_show(value)}: an IPv6 scope id (%...) is not supported")
+                return str(address)
+        name = self.text(key, _HOSTNAME, "an IP address or a DNS name")
+        return name.lower() if name else None
+
+    def host_key(self, key: str) -> str | None:
+        """`TYPE BASE64` whose blob really is a key of that type (SSH wire format: the type comes first)."""
+        value = self.text(key, _HOST_KEY, "a public host key like 'ssh-ed25519 AAAA...'")
+        if value is None:
+            return None
+        kind, blob = value.split(" ")
+        try:
+            raw = base64.b64decode(blob, validate=True)
+        except (binascii.Error, ValueError):
+            return self.fail(key, f"the {kind} key is not valid base64")
+        length = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
+        if raw[4:4 + length] != kind.encode():
+            return self.fail(key, f"the key's data is not a {kind} key")
+        return value
 
 
 def read_connection(read: Reader) -> Connection | None:
     parts = (read.address("address"), read.integer("port", 1, 65535), read.text("user", _USER, "a user name"),
-             read.text("hostKey", _HOST_KEY, "a public host key like 'ssh-ed25519 AAAA...'"))
+             read.host_key("hostKey"))
     return None if None in parts else Connection(*parts)
 
 
@@ -231,20 +263,21 @@ def read_master(read: Reader) -> MasterServiceSettings | None:
 
 
 def read_tls(read: Reader) -> TlsSettings | None:
-    parts = (read.text("tlsCert", _PATH, "an absolute path"), read.text("tlsKey", _PATH, "an absolute path"))
+    what = "an absolute path (letters, digits, . _ + -; no segment starting with a dot)"
+    parts = (read.text("tlsCert", _PATH, what), read.text("tlsKey", _PATH, what))
     return None if None in parts else TlsSettings(*parts)
 
 
 def read_service(read: Reader) -> FirewalldServiceSettings | None:
-    parts = (read.text("firewalldService", _NAME, "a firewalld service name"),
-             read.text("serviceShort", _TEXT, "a short one-line text"),
-             read.text("serviceDescription", _TEXT, "a one-line text"))
+    parts = (read.text("firewalldService", _SERVICE, "a firewalld service name (letters, digits, _ -)"),
+             read.text("serviceShort", _TEXT, "one line of text XML can carry, without < > & \""),
+             read.text("serviceDescription", _TEXT, "one line of text XML can carry, without < > & \""))
     return None if None in parts else FirewalldServiceSettings(*parts)
 
 
 def read_zone(read: Reader) -> ZoneSettings | None:
-    parts = (read.text("zone", _NAME, "a firewalld zone name"),
-             read.text("firewalldService", _NAME, "a firewalld service name"),
+    parts = (read.text("zone", _ZONE, "a firewalld zone name (letters, digits, _ -; at most 17)"),
+             read.text("firewalldService", _SERVICE, "a firewalld service name (letters, digits, _ -)"),
              read.choice("existingPortPolicy", tuple(p.value for p in PortPolicy)))
     return None if None in parts else ZoneSettings(parts[0], parts[1], PortPolicy(parts[2]))
 
@@ -262,9 +295,10 @@ def merge(defaults: Mapping[str, Any], host: Mapping[str, Any]) -> dict[str, Any
     return values
 
 
-def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any]) -> HostSettings:
+def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any], label: str = "?") -> HostSettings:
+    """One host's settings; `label` names it in messages when its own name is missing or bad (`#2`)."""
     values = merge(defaults, host)
-    name = host.get("name") if isinstance(host.get("name"), str) and _NAME.fullmatch(host["name"]) else "?"
+    name = host.get("name") if isinstance(host.get("name"), str) and _NAME.fullmatch(host["name"]) else label
     read = Reader(stack, name, values)
     for key in values:
         if key not in KNOWN:
@@ -284,12 +318,15 @@ def parse_stack(stack: str, defaults: Any, hosts: Any) -> tuple[HostSettings, ..
     if not isinstance(hosts, list) or not hosts:
         raise SettingsError(f"stack {stack}: setting hosts: expected a non-empty list of hosts")
     parsed, problems = [], []
+    for key in defaults:
+        if key in HOST_ONLY:
+            problems.append(f"stack {stack}: setting defaults.{key}: belongs to each host, not to the defaults")
     for index, host in enumerate(hosts):
         if not isinstance(host, Mapping):
             problems.append(f"stack {stack}, host #{index + 1}: expected a mapping")
             continue
         try:
-            parsed.append(parse_host(stack, defaults, host))
+            parsed.append(parse_host(stack, defaults, host, f"#{index + 1}"))
         except SettingsError as err:
             problems.append(str(err))
     for what, values in (("name", [h.name for h in parsed]), ("address", [h.connection.address for h in parsed])):

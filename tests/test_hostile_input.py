@@ -1,0 +1,232 @@
+"""Hostile and careless input: every bad value is refused by the settings parser with one error naming stack, host
+and setting, before any resource is registered or any connection is attempted; nothing else ever escapes.
+
+Each corpus value runs through the real program (components.program) under Pulumi's mocks, with every way out to
+the network booby-trapped; the property test feeds arbitrary data to the parser itself."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+
+import paramiko
+import pulumi
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from smtps import drift, firewalld_service, master_service, zone_membership
+from smtps.settings import KNOWN, HostSettings, SettingsError, parse_stack
+from smtps.templating import Action
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
+RSA_BLOB = base64.b64encode(b"\x00\x00\x00\x07ssh-rsa" + b"\x01" * 40).decode()
+
+
+HUGE = 10 ** 5000  # an int too long to format: Python refuses more than 4300 digits
+
+# (setting, value, what the message must say after "setting <setting>")
+CORPUS = [
+    ("name", "mail1\n", "is not a host name"), ("name", "", "is not a host name"), ("name", 7, "expected a string"),
+    ("name", "-mail", "is not a host name"), ("name", "m" * 64, "is not a host name"),
+    ("name", "mail 1", "is not a host name"), ("name", "mäil", "is not a host name"),
+    ("name", None, "expected a string"), ("name", True, "expected a string"),
+    ("address", 0, "expected a string"), ("address", True, "expected a string"),
+    ("address", "10.231.0.06", "is not an IP address or a DNS name"),
+    ("address", "0x0a.0.0.1", "is not an IP address or a DNS name"),
+    ("address", "fe80::1%eth0", "scope id"), ("address", "fe80::1%$(reboot)", "scope id"),
+    ("address", "mail server", "is not an IP address"), ("address", "a" * 254, "is not an IP address"),
+    ("address", "10.0.0.1\n", "is not an IP address"), ("address", ["10.0.0.1"], "expected a string"),
+    ("address", "-oProxyCommand=sh", "is not an IP address"),
+    ("port", "²", "expected a whole number"), ("port", "9" * 10000, "expected a whole number"),
+    ("port", HUGE, "outside 1 to 65535"), ("port", True, "expected a whole number"),
+    ("port", 0, "outside 1 to 65535"), ("port", 65536, "outside 1 to 65535"),
+    ("port", 22.0, "expected a whole number"), ("port", "22\n", "expected a whole number"),
+    ("port", -1, "outside 1 to 65535"),
+    ("user", "root\n", "is not a user name"), ("user", "Root", "is not a user name"),
+    ("user", "root; rm -rf /", "is not a user name"), ("user", "", "is not a user name"),
+    ("user", "u" * 33, "is not a user name"),
+    ("hostKey", KEY + "\n", "is not a public host key"), ("hostKey", "ssh-dss AAAAB3NzaC1kc3MAAACBAP", "is not a"),
+    ("hostKey", f"ssh-ed25519 {RSA_BLOB}", "is not a ssh-ed25519 key"),
+    ("hostKey", "ssh-ed25519 !!!!AAAAAAAAAAAAAAAAAAAAAAAA", "is not a public host key"),
+    ("hostKey", KEY + " root@mail1", "is not a public host key"), ("hostKey", HUGE, "expected a string"),
+    ("serviceKey", "smtp", "is not one of 465, smtps, submissions"), ("serviceKey", 465, "is not one of"),
+    ("serviceKey", "465\n", "is not one of"),
+    ("options", "x", "expected a mapping"), ("options", [], "expected a mapping"),
+    ("options.syslog_name", {"syslog_name": "a b"}, "take no white space"),
+    ("options.syslog_name", {"syslog_name": "postfix/smtps\n"}, "take no white space"),
+    ("options.Bad", {"Bad": "x"}, "not a Postfix parameter name"),
+    ("options.smtpd_tls_wrappermode", {"smtpd_tls_wrappermode": "no"}, "must be 'yes'"),
+    ("options.content_filter", {"content_filter": "$(reboot)"}, "take no white space"),
+    ("options.x", {"x": 1}, "take no white space"), ("options.1", {1: "x"}, "not a Postfix parameter name"),
+    ("options.syslog_name", {"syslog_name": "{a}"}, "or braces"),
+    ("options.syslog_name", {"syslog_name": '"q"'}, "quotes"),
+    ("chroot", "maybe", "is not one of y, n, -"), ("chroot", True, "is not one of"),
+    ("maxproc", "1000000", "is not '-' or a number"), ("maxproc", 5, "expected a string"),
+    ("maxproc", "-\n", "is not '-' or a number"),
+    ("tlsCert", "relative.crt", "is not an absolute path"), ("tlsCert", "/etc/../shadow", "is not an absolute"),
+    ("tlsCert", "/etc/x y.crt", "is not an absolute path"), ("tlsCert", "/etc/x.crt\n", "is not an absolute"),
+    ("tlsKey", "/etc/./k.key", "is not an absolute path"), ("tlsKey", "", "is not an absolute path"),
+    ("tlsKey", "/", "is not an absolute path"), ("tlsKey", "//etc/k.key", "is not an absolute path"),
+    ("firewalldService", "smtps.x", "is not a firewalld service name"),
+    ("firewalldService", "smtps/x", "is not a firewalld service name"),
+    ("firewalldService", "", "is not a firewalld service name"),
+    ("firewalldService", "smtps\n", "is not a firewalld service name"),
+    ("serviceShort", "a\uffff", "one line of text XML can carry"),
+    ("serviceShort", "a\ud800", "one line of text XML can carry"),
+    ("serviceShort", "<b>", "one line of text"), ("serviceShort", "x\ny", "one line of text"),
+    ("serviceShort", "", "one line of text"), ("serviceDescription", "d" * 201, "one line of text"),
+    ("serviceDescription", "&amp;", "one line of text"), ("serviceDescription", "\x7f", "one line of text"),
+    ("zone", "iredmail.x", "is not a firewalld zone name"), ("zone", "z" * 18, "is not a firewalld zone name"),
+    ("zone", "../etc", "is not a firewalld zone name"), ("zone", "pub lic", "is not a firewalld zone name"),
+    ("existingPortPolicy", "merge", "is not one of keep, replace"),
+    ("existingPortPolicy", None, "is not one of keep, replace"),
+    ("sshPort", 22, "unknown setting"),
+]
+
+
+def host(**extra) -> dict:
+    return {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY, **extra}
+
+
+def bad_host(setting: str, value) -> dict:
+    if setting.startswith("options."):
+        return host(options=value)
+    return host(**{setting: value})
+
+
+class NoNetwork:
+    """Fails the test at the first attempt to connect anywhere, by socket or by paramiko."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.attempts: list[str] = []
+
+        def refuse(*args, **kwargs):
+            self.attempts.append(repr(args[:2]))
+            raise AssertionError("a connection was attempted")
+
+        monkeypatch.setattr(socket.socket, "connect", refuse)
+        monkeypatch.setattr(socket, "create_connection", refuse)
+        monkeypatch.setattr(paramiko.SSHClient, "connect", refuse)
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.resources: list[str] = []
+
+    def new_resource(self, args):
+        self.resources.append(args.name)
+        return f"{args.name}-id", args.inputs
+
+    def call(self, args):
+        return {}
+
+
+def run_program(defaults: dict, hosts: list) -> tuple[Exception | None, Mocks]:
+    """The real program under mocks: it must refuse before registering anything."""
+    from components.program import program
+
+    mocks = Mocks()
+    pulumi.runtime.set_all_config({
+        "smtps-iredmail:defaults": json.dumps(defaults),
+        "smtps-iredmail:hosts": json.dumps(hosts),
+        "smtps-iredmail:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----",
+    }, ["smtps-iredmail:sshPrivateKey"])
+    pulumi.runtime.set_mocks(mocks, project="smtps-iredmail", stack="dc1", preview=True)
+    try:
+        program()
+    except pulumi.RunError as err:
+        return err, mocks
+    finally:
+        pulumi.runtime.set_all_config({})
+    return None, mocks
+
+
+def test_the_corpus_is_large_and_covers_every_setting():
+    assert len(CORPUS) >= 60
+    covered = {setting.split(".")[0] for setting, _, _ in CORPUS}
+    assert KNOWN <= covered, KNOWN - covered
+
+
+@pytest.mark.parametrize(("setting", "value", "message"), CORPUS,
+                         ids=[f"{s}-{i}" for i, (s, _, _) in enumerate(CORPUS)])
+def test_a_bad_value_is_refused_naming_stack_host_and_setting_and_nothing_connects(monkeypatch, setting, value,
+                                                                                    message):
+    network = NoNetwork(monkeypatch)
+    with pytest.raises(SettingsError) as err:
+        parse_stack("dc1", {}, [bad_host(setting, value)])
+    text = str(err.value)
+    who = "host mail1" if setting != "name" else "host #1"
+    shown = setting if setting != "options.1" else "options.1"
+    assert f"stack dc1, {who}, setting {shown}: " in text, text
+    assert message in text, text
+    if value is not HUGE and not (isinstance(value, dict) and any(type(k) is not str for k in value)):
+        # Through the program too (JSON is how Pulumi config carries values).
+        refused, mocks = run_program({}, [bad_host(setting, value)])
+        assert refused is not None and message in str(refused)
+        assert mocks.resources == []
+    assert network.attempts == []
+
+
+def test_one_error_lists_every_problem_of_every_host():
+    with pytest.raises(SettingsError) as err:
+        parse_stack("dc1", {"zone": "a.b", "name": "x"},
+                    [host(port=0, user="Root"), host(name="mail2", address="10.0.0.1", tlsCert="x"), "nonsense"])
+    lines = str(err.value).splitlines()
+    assert lines == [
+        "stack dc1: setting defaults.name: belongs to each host, not to the defaults",
+        "stack dc1, host mail1, setting port: 0 is outside 1 to 65535",
+        "stack dc1, host mail1, setting user: 'Root' is not a user name",
+        "stack dc1, host mail1, setting zone: 'a.b' is not a firewalld zone name (letters, digits, _ -; at most 17)",
+        "stack dc1, host mail2, setting tlsCert: 'x' is not an absolute path (letters, digits, . _ + -; no segment "
+        "starting with a dot)",
+        "stack dc1, host mail2, setting zone: 'a.b' is not a firewalld zone name (letters, digits, _ -; at most 17)",
+        "stack dc1, host #3: expected a mapping",
+    ]
+
+
+def test_spellings_of_one_address_are_one_address():
+    with pytest.raises(SettingsError, match="address 2001:db8::1 appears twice"):
+        parse_stack("dc1", {}, [host(address="2001:DB8:0::1"), host(name="mail2", address="2001:db8::1")])
+    with pytest.raises(SettingsError, match="address mx.example.com appears twice"):
+        parse_stack("dc1", {}, [host(address="MX.example.com"), host(name="mail2", address="mx.example.com")])
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+SETTING_VALUE = JSON | st.sampled_from(["465", "smtps", "n", "-", "keep", "replace", "/etc/x.crt", "iredmail",
+                                        "10.0.0.1", KEY, "mail1", "yes"])
+PERTURBED = st.dictionaries(st.sampled_from(sorted(KNOWN)) | st.text(max_size=6), SETTING_VALUE, max_size=3)
+# A valid host with a few settings changed to anything (named apart, so several can be valid together).
+NEAR_VALID = st.builds(lambda n, extra: {**host(name=f"mail{n}", address=f"10.0.0.{n}"), **extra},
+                       st.integers(1, 250),
+                       st.just({}) | st.dictionaries(st.sampled_from(sorted(KNOWN)), SETTING_VALUE, max_size=1))
+HOST = NEAR_VALID | PERTURBED | JSON
+
+
+def _render_all(h: HostSettings) -> None:
+    for action in Action:
+        master_service.script(h.name, h.master, h.tls, action)
+        firewalld_service.script(h.name, h.service, action)
+        zone_membership.script(h.name, h.zone, action)
+    drift.read_host_script(h)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(defaults=st.just({}) | st.dictionaries(st.sampled_from(sorted(KNOWN)), SETTING_VALUE, max_size=3) | JSON,
+       hosts=st.lists(NEAR_VALID, min_size=1, max_size=3) | st.lists(HOST, max_size=3) | JSON)
+def test_any_data_either_parses_into_valid_settings_or_raises_the_settings_error(defaults, hosts):
+    try:
+        parsed = parse_stack("dc1", defaults, hosts)
+    except SettingsError as err:
+        assert str(err).startswith("stack dc1")
+        return
+    event(f"parsed {len(parsed)} host(s)")
+    for h in parsed:
+        # Whatever got through renders, and its master.cf entry is one line of single-space-separated words.
+        _render_all(h)
+        assert "\n" not in h.master.entry and "  " not in h.master.entry
