@@ -12,4 +12,4 @@ def service_xml(service: FirewalldServiceSettings) -> str:
 
 def script(host: str, service: FirewalldServiceSettings, action: Action) -> str:
     return render("firewalld_service.sh.j2", kind="firewalld service", host=host, action=action.value,
-                  service=service, xml=service_xml(service))
+                  reloads_firewalld=True, service=service, xml=service_xml(service))

@@ -9,4 +9,4 @@ from .templating import Action, render
 def script(host: str, master: MasterServiceSettings, tls: TlsSettings, action: Action) -> str:
     others = [key for key in SERVICE_KEYS if key != master.key]
     return render("master_service.sh.j2", kind="master.cf service", host=host, action=action.value,
-                  master=master, tls=tls, other_keys=others)
+                  reloads_firewalld=False, master=master, tls=tls, other_keys=others)

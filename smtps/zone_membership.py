@@ -8,4 +8,4 @@ from .templating import Action, render
 
 def script(host: str, zone: ZoneSettings, action: Action) -> str:
     return render("zone_membership.sh.j2", kind="zone membership", host=host, action=action.value, zone=zone,
-                  port=f"{SMTPS_PORT}/tcp")
+                  reloads_firewalld=action is Action.REMOVE, port=f"{SMTPS_PORT}/tcp")

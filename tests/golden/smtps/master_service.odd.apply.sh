@@ -4,23 +4,91 @@ set -eu
 umask 022
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 HOST=mail1
-# What the host looked like before the first change, and after the last one: destroy needs both.
+# What the host looked like before the first change, and after the last one: destroy needs both. One folder per
+# resource under it, made whole as NAME.new and renamed into place, so it is always complete or absent.
 STATE=/var/lib/smtps-iredmail
 say() { printf 'smtps: %s: %s\n' "$HOST" "$*"; }
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2; exit 1; }
 # Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written.
-restore() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; }
-# Made on the first change only (see `remember`), so that a host never touched stays exactly as it was.
-remember() { mkdir -p "$STATE" && chmod 700 "$STATE"; }
+put() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; }
+# What a run interrupted by a kill may have left: work copies beside the files, unfinished state folders.
+tidy() {  # tidy FILE... : remove FILE.smtps-tmp for each
+    for f in "$@"; do rm -f "$f.smtps-tmp"; done
+    [ ! -d "$STATE" ] || rm -rf "$STATE"/*.new "$STATE"/*.gone
+}
+# The state folder of a resource: made (with its first snapshot) only on the first change, so that a host never
+# touched stays exactly as it was; taken away whole, by one rename, with the last undo.
+begin_state() {  # begin_state DIR: an empty DIR.new to fill; commit_state DIR puts it in place
+    mkdir -p "$STATE" && chmod 700 "$STATE"
+    rm -rf "$1.new" && mkdir "$1.new"
+}
+commit_state() { mv "$1.new" "$1"; }
+drop_state() {  # drop_state DIR: gone in one rename; the state root goes with the last resource's
+    mv "$1" "$1.gone" && rm -rf "$1.gone"
+    rmdir "$STATE" 2>/dev/null || true
+}
+# On any failure after the first change (a failed command under `set -e`, `fail`, or a signal), the EXIT trap runs
+# the undo named by `on_failure`, so the host's files end as they were before this run.
+UNDO=""
+on_failure() { UNDO="$1"; }
+finish() {
+    rc=$?
+    trap - EXIT
+    if [ "$rc" -ne 0 ] && [ -n "$UNDO" ]; then
+        if "$UNDO" >/dev/null 2>&1; then
+            printf 'smtps: %s: master.cf service: failed; what this run changed is undone\n' "$HOST" >&2
+        else
+            printf 'smtps: %s: master.cf service: failed, and undoing it failed too: check the host\n' "$HOST" >&2
+        fi
+    fi
+    exit "$rc"
+}
+trap finish EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 
 KEY=465
 ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps$HOME;x -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026 -o smtpd_sender_restrictions=!*'
 OTHER_KEYS='smtps submissions'
-MASTER="$(postconf -h config_directory)/master.cf"
+CONF=$(postconf -h config_directory)
+MASTER="$CONF/master.cf"
+# master.cf is edited on a copy (postconf -c WORK) and renamed into place: it changes in one step, never entry by
+# entry, so an interrupted run leaves the complete old or the complete new file.
+WORK="$CONF/.smtps-work"
 S="$STATE/master"
+tidy "$MASTER"
+rm -rf "$WORK"
 # postconf -M pads the columns and may wrap: compare entries with white space folded and the -o overrides sorted
 # (their order does not change what Postfix does, and a stack's options come as a mapping).
 canon() { tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//; s/ -o /\n/g' | { IFS= read -r head || head=""; echo "$head"; sort; }; }
+# The master.cf this run started from goes back, Postfix re-reads it if it was told to, the work copy goes, and a
+# state folder this run made goes too.
+undo() {
+    rm -rf "$WORK"
+    if [ -e "$S.before" ]; then put "$S.before" "$MASTER"; rm -f "$S.before"; fi
+    if [ "$RELOADED" = yes ]; then postfix reload; fi
+    if [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S"; fi
+    rm -rf "$S.new"
+}
+RELOADED=no
+FIRST=no
+edit_copy() {  # edit_copy POSTCONF-ARGS...: run postconf on the work copy
+    postconf -c "$WORK" "$@"
+}
+start_copy() {
+    mkdir -m 700 "$WORK"
+    cp -p "$CONF/main.cf" "$MASTER" "$WORK/"
+}
+# Put the work copy in place, check it, and have Postfix read it.
+install_copy() {
+    mv -f "$WORK/master.cf" "$MASTER"
+    rm -rf "$WORK"
+    check=$(postfix check 2>&1) || fail "postfix check failed: $check"
+    RELOADED=yes
+    postfix reload >/dev/null 2>&1 || fail "postfix reload failed"
+}
 
 CERT=/etc/pki/tls/certs/iRedMail.crt
 TLSKEY=/etc/pki/tls/private/iRedMail.key
@@ -47,42 +115,33 @@ if [ "$current" = "$want" ] && [ -z "$others" ]; then
     exit 0
 fi
 
-remember
-if [ ! -e "$S.orig" ]; then
-    : > "$S.entry.orig.tmp"
+on_failure undo
+if [ ! -d "$S" ]; then
+    # The first change: keep master.cf and the 465 entry as found (under whichever key), for destroy.
+    FIRST=yes
+    begin_state "$S"
+    : > "$S.new/entry"
     for k in 465 smtps submissions; do
         line=$(postconf -M "$k/inet" 2>/dev/null) || line=""
         if [ -n "$line" ]; then
-            printf '%s\n%s\n' "$k" "$line" > "$S.entry.orig.tmp"
+            printf '%s\n%s\n' "$k" "$line" > "$S.new/entry"
             break
         fi
     done
-    cp -p "$MASTER" "$S.orig.tmp"
-    mv "$S.entry.orig.tmp" "$S.entry.orig"
-    mv "$S.orig.tmp" "$S.orig"
+    cp -p "$MASTER" "$S.new/orig"
+    commit_state "$S"
 fi
-cp -p "$MASTER" "$S.before"
+put "$MASTER" "$S.before"
 
+start_copy
 for k in $others; do
-    postconf -MX "$k/inet"
+    edit_copy -MX "$k/inet"
 done
-postconf -M "$KEY/inet=$ENTRY"
-
-problem=""
-check=$(postfix check 2>&1) || problem="postfix check failed: $check"
-if [ -z "$problem" ] && [ "$(postconf -M "$KEY/inet" 2>/dev/null | canon)" != "$want" ]; then
-    problem="postconf -M $KEY/inet does not read back the entry"
-fi
-if [ -n "$problem" ]; then
-    restore "$S.before" "$MASTER"
-    fail "$problem; master.cf restored"
-fi
-if ! postfix reload >/dev/null 2>&1; then
-    restore "$S.before" "$MASTER"
-    postfix reload >/dev/null 2>&1 || true
-    fail "postfix reload failed; master.cf restored"
-fi
-cp -p "$MASTER" "$S.applied"
+edit_copy -M "$KEY/inet=$ENTRY"
+[ "$(edit_copy -M "$KEY/inet" 2>/dev/null | canon)" = "$want" ] || fail "postconf -M $KEY/inet does not read back the entry"
+install_copy
+put "$MASTER" "$S/applied"
+on_failure ""
 rm -f "$S.before"
 say "master.cf $KEY/inet: written${others:+ (replaced$others)}; postfix reloaded"
 

@@ -4,14 +4,50 @@ set -eu
 umask 022
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 HOST=mail1
-# What the host looked like before the first change, and after the last one: destroy needs both.
+# What the host looked like before the first change, and after the last one: destroy needs both. One folder per
+# resource under it, made whole as NAME.new and renamed into place, so it is always complete or absent.
 STATE=/var/lib/smtps-iredmail
 say() { printf 'smtps: %s: %s\n' "$HOST" "$*"; }
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2; exit 1; }
 # Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written.
-restore() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; }
-# Made on the first change only (see `remember`), so that a host never touched stays exactly as it was.
-remember() { mkdir -p "$STATE" && chmod 700 "$STATE"; }
+put() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; }
+# What a run interrupted by a kill may have left: work copies beside the files, unfinished state folders.
+tidy() {  # tidy FILE... : remove FILE.smtps-tmp for each
+    for f in "$@"; do rm -f "$f.smtps-tmp"; done
+    [ ! -d "$STATE" ] || rm -rf "$STATE"/*.new "$STATE"/*.gone
+}
+# The state folder of a resource: made (with its first snapshot) only on the first change, so that a host never
+# touched stays exactly as it was; taken away whole, by one rename, with the last undo.
+begin_state() {  # begin_state DIR: an empty DIR.new to fill; commit_state DIR puts it in place
+    mkdir -p "$STATE" && chmod 700 "$STATE"
+    rm -rf "$1.new" && mkdir "$1.new"
+}
+commit_state() { mv "$1.new" "$1"; }
+drop_state() {  # drop_state DIR: gone in one rename; the state root goes with the last resource's
+    mv "$1" "$1.gone" && rm -rf "$1.gone"
+    rmdir "$STATE" 2>/dev/null || true
+}
+# On any failure after the first change (a failed command under `set -e`, `fail`, or a signal), the EXIT trap runs
+# the undo named by `on_failure`, so the host's files end as they were before this run.
+UNDO=""
+on_failure() { UNDO="$1"; }
+finish() {
+    rc=$?
+    trap - EXIT
+    if [ "$rc" -ne 0 ] && [ -n "$UNDO" ]; then
+        if "$UNDO" >/dev/null 2>&1; then
+            printf 'smtps: %s: zone membership: failed; what this run changed is undone\n' "$HOST" >&2
+        else
+            printf 'smtps: %s: zone membership: failed, and undoing it failed too: check the host\n' "$HOST" >&2
+        fi
+    fi
+    exit "$rc"
+}
+trap finish EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 
 ZONE=iredmail
 SERVICE=smtps
@@ -19,6 +55,7 @@ POLICY=keep
 PORT=465/tcp
 ZFILE="/etc/firewalld/zones/$ZONE.xml"
 S="$STATE/zone-$ZONE"
+tidy "$ZFILE" "$ZFILE.old"
 # Each firewall-cmd call costs about 0.2 s (it is a Python program): read each layer of the zone once.
 read_zone() {  # read_zone [--permanent]: the zone's `--list-all`, or a clear failure
     local out rc=0
@@ -33,6 +70,36 @@ read_zone() {  # read_zone [--permanent]: the zone's `--list-all`, or a clear fa
 lists() { printf '%s\n' "$1" | sed -n "s/^  $2: //p" | tr ' ' '\n' | grep -qx "$3"; }
 PERM=$(read_zone --permanent)
 RUN=$(read_zone)
+# Zone changes are made in both layers with firewall-cmd, so no reload is needed. Each one is journaled with its
+# inverse; on failure the inverses run in reverse order, then the zone file (and firewalld's .old copy of it) goes
+# back byte for byte.
+JOURNAL=""
+change() {  # change [--permanent] --add-service=X|--remove-service=X|--add-port=X|--remove-port=X
+    firewall-cmd "$@" --zone="$ZONE" >/dev/null
+    inverse=$(printf '%s\n' "$*" | sed 's/--add-/--SMTPSUNDO-/; s/--remove-/--add-/; s/--SMTPSUNDO-/--remove-/')
+    JOURNAL="$inverse
+$JOURNAL"
+}
+undo() {
+    printf '%s' "$JOURNAL" | while IFS= read -r op; do
+        [ -z "$op" ] || firewall-cmd $op --zone="$ZONE" >/dev/null 2>&1 || true
+    done
+    if [ -e "$S.before" ]; then put "$S.before" "$ZFILE"; rm -f "$S.before"; fi
+    if [ -e "$S.before-old" ]; then put "$S.before-old" "$ZFILE.old"; rm -f "$S.before-old"; fi
+    if [ "$RELOADED" = yes ]; then firewall-cmd --reload; fi
+    if [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S"; fi
+    rm -rf "$S.new"
+}
+RELOADED=no
+FIRST=no
+keep_before() {  # this run's starting point of the zone file and its .old copy
+    rm -f "$S.before" "$S.before-old"
+    [ ! -e "$ZFILE" ] || put "$ZFILE" "$S.before"
+    [ ! -e "$ZFILE.old" ] || put "$ZFILE.old" "$S.before-old"
+}
+check_config() {
+    check=$(firewall-cmd --check-config 2>&1) || fail "firewall-cmd --check-config failed: $check"
+}
 
 if [ "$POLICY" = keep ] && lists "$PERM" ports "$PORT"; then
     # iRedMail >= 1.5 opens 465 by a raw port; the service would only repeat it (existingPortPolicy=keep).
@@ -54,28 +121,26 @@ if [ "$need_perm$need_run$drop_port" = nonono ]; then
     say "zone $ZONE: service $SERVICE up to date"
     exit 0
 fi
-remember
-if [ ! -e "$S.orig" ] && [ ! -e "$S.absent" ]; then
-    # firewalld keeps its previous copy as $ZFILE.old whenever it rewrites a zone: remember that one too.
-    if [ -e "$ZFILE.old" ]; then cp -p "$ZFILE.old" "$S.old-orig"; else : > "$S.old-absent"; fi
-    if lists "$PERM" ports "$PORT"; then : > "$S.had-port"; fi
-    if [ -e "$ZFILE" ]; then cp -p "$ZFILE" "$S.orig"; else : > "$S.absent"; fi
+on_failure undo
+if [ ! -d "$S" ]; then
+    # The first change: keep the zone file and firewalld's .old copy as found, and whether 465 was open by port.
+    FIRST=yes
+    begin_state "$S"
+    if [ -e "$ZFILE" ]; then cp -p "$ZFILE" "$S.new/orig"; else : > "$S.new/absent"; fi
+    if [ -e "$ZFILE.old" ]; then cp -p "$ZFILE.old" "$S.new/old-orig"; else : > "$S.new/old-absent"; fi
+    if lists "$PERM" ports "$PORT"; then : > "$S.new/had-port"; fi
+    commit_state "$S"
 fi
-rm -f "$S.before"
-[ ! -e "$ZFILE" ] || cp -p "$ZFILE" "$S.before"
-# Permanent and runtime are separate: change both, so no reload is needed and none is made.
+keep_before
 if [ "$drop_port" = yes ]; then
-    firewall-cmd --permanent --zone="$ZONE" --remove-port="$PORT" >/dev/null 2>&1 || true
-    firewall-cmd --zone="$ZONE" --remove-port="$PORT" >/dev/null 2>&1 || true
+    ! lists "$PERM" ports "$PORT" || change --permanent --remove-port="$PORT"
+    ! lists "$RUN" ports "$PORT" || change --remove-port="$PORT"
 fi
-[ "$need_perm" = no ] || firewall-cmd --permanent --zone="$ZONE" --add-service="$SERVICE" >/dev/null
-[ "$need_run" = no ] || firewall-cmd --zone="$ZONE" --add-service="$SERVICE" >/dev/null
-if ! check=$(firewall-cmd --check-config 2>&1); then
-    if [ -e "$S.before" ]; then restore "$S.before" "$ZFILE"; else rm -f "$ZFILE"; fi
-    firewall-cmd --reload >/dev/null 2>&1 || true
-    fail "firewall-cmd --check-config failed: $check; zone $ZONE restored"
-fi
-[ ! -e "$ZFILE" ] || cp -p "$ZFILE" "$S.applied"
-rm -f "$S.before"
+[ "$need_perm" = no ] || change --permanent --add-service="$SERVICE"
+[ "$need_run" = no ] || change --add-service="$SERVICE"
+check_config
+[ ! -e "$ZFILE" ] || put "$ZFILE" "$S/applied"
+on_failure ""
+rm -f "$S.before" "$S.before-old"
 say "zone $ZONE: service $SERVICE added (permanent and runtime)"
 
