@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -45,13 +46,23 @@ def _err(line: str) -> None:
 
 
 def _engine_call(call: Callable[[], Any]) -> int:
-    """Run one Automation API call; its output was streamed already, so a failure only sets the exit status."""
+    """Run one Automation API call; its output was streamed already, so a failure only sets the exit status.
+
+    Ctrl-C in a terminal reaches the Pulumi CLI too (one process group): the CLI then finishes the steps in flight,
+    records them, releases the stack's lock and exits; a second Ctrl-C stops it at once. This process must not die
+    under it (a KeyboardInterrupt would close the CLI's output pipes mid-cancel), so it only says what happens."""
     from pulumi import automation as auto  # imported here: drift and verify start faster without it
 
+    def interrupted(_signum: int, _frame: object) -> None:
+        _err("smtps: interrupted: Pulumi finishes the steps in flight, then stops (Ctrl-C again: stop at once)")
+
+    previous = signal.signal(signal.SIGINT, interrupted)
     try:
         call()
     except auto.CommandError:
         return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return 0
 
 

@@ -9,8 +9,11 @@ HOST=mail1
 STATE=/var/lib/smtps-iredmail
 say() { printf 'smtps: %s: %s\n' "$HOST" "$*"; }
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2; exit 1; }
-# Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written.
-put() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; }
+# Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written,
+# and a copy that fails (a full disk) takes its partial file with it.
+put() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2" || { rm -f "$2.smtps-tmp"; return 1; }; }
+# Put $1 back at $2 only if they differ: an undo that has nothing to put back writes nothing (and so cannot fail).
+put_back() { cmp -s "$1" "$2" || put "$1" "$2"; }
 # What a run interrupted by a kill may have left: work copies beside the files, unfinished state folders.
 tidy() {  # tidy FILE... : remove FILE.smtps-tmp for each
     for f in "$@"; do rm -f "$f.smtps-tmp"; done
@@ -67,7 +70,7 @@ canon() { tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//; s/ -o /\n/g' | { IFS
 # state folder this run made goes too.
 undo() {
     rm -rf "$WORK"
-    if [ -e "$S.before" ]; then put "$S.before" "$MASTER"; rm -f "$S.before"; fi
+    if [ -e "$S.before" ]; then put_back "$S.before" "$MASTER"; rm -f "$S.before"; fi
     if [ "$RELOADED" = yes ]; then postfix reload; fi
     if [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S"; fi
     rm -rf "$S.new"

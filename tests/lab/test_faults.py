@@ -1,0 +1,145 @@
+"""Faults during `python -m smtps up` on four lab hosts, through the real engine. For each: the fault is on one
+host; the other hosts converge; the run fails naming the host and the cause; the host's files are as they were or
+complete; and once the fault is gone a re-run converges it. Also the lockout guard, and Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from smtps import verify
+from tests.enginekit import Project
+from tests.lab.faultkit import daemon_down, failing_tool, full_disk, host_pids, wrapped_tool
+from tests.lab.labkit import Lab, running_lab
+from tests.lab.smtpskit import snapshot
+
+pytestmark = [pytest.mark.lab, pytest.mark.engine]
+STACK = "faults"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with running_lab(tmp_path_factory, "faults", "--hosts", "4") as the_lab:
+        yield the_lab
+
+
+@pytest.fixture(scope="module")
+def project(lab: Lab, tmp_path_factory):
+    project = Project.create(tmp_path_factory.mktemp("faults") / "smtps", SMTPS_LAB_DIR=str(lab.state_dir),
+                             SMTPS_LAB_NAME=lab.name, SMTPS_LAB_SUBNET=lab.subnet)
+    project.run_module("lab", "stack", "-s", STACK)
+    yield project
+    project.pulumi("cancel", "-s", STACK, "--yes", check=False)
+    project.pulumi("destroy", "-s", STACK, "--yes", check=False)
+
+
+@contextlib.contextmanager
+def dropped_connection(lab: Lab, host: str):
+    """The host's SSH connection dies while its master.cf change runs (postconf made slow, the connection's sshd
+    processes killed meanwhile), as when a network path fails mid-run."""
+    with wrapped_tool(lab, host, "/usr/sbin/postconf", "*' -M '*=*", "sleep 4"):
+        def cut() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not host_pids(lab, host, "sleep\x004"):
+                time.sleep(0.05)
+            for pid in host_pids(lab, host, "sshd: root"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+        cutter = threading.Thread(target=cut)
+        cutter.start()
+        try:
+            yield
+        finally:
+            cutter.join()
+
+
+ALL = ("postfix/master.cf", "firewalld/zones/iredmail.xml", "firewalld/services/smtps.xml")
+FIREWALLD = ALL[1:]
+# name: (host, the fault, what the error must say, the files that must be exactly as before the run). Where the
+# master.cf step succeeded before the fault struck (the firewalld steps come after it), master.cf is new and whole.
+FAULTS = {
+    "sshd down": ("mail2", lambda lab: daemon_down(lab, "mail2", "sshd"), "cannot connect", ALL),
+    "connection dropped mid-run": ("mail3", lambda lab: dropped_connection(lab, "mail3"), "mail3 (10.231.1.",
+                                   FIREWALLD),
+    "firewalld stopped": ("mail4", lambda lab: daemon_down(lab, "mail4", "firewalld"), "firewalld is not running",
+                          FIREWALLD),
+    "postfix stopped": ("mail1", lambda lab: daemon_down(lab, "mail1", "postfix"), "postfix is not running", ALL),
+    "disk full": ("mail2", lambda lab: full_disk(lab, "mail2"), "No space left on device", ALL),
+    "postconf fails": ("mail3", lambda lab: failing_tool(lab, "mail3", "/usr/sbin/postconf", "*' -M '*=*"),
+                       "postconf: fault injected", ALL),
+    "firewall-cmd --reload fails": ("mail4", lambda lab: failing_tool(lab, "mail4", "/usr/bin/firewall-cmd",
+                                                                       "*' --reload '*"),
+                                    "firewall-cmd --reload failed", FIREWALLD),
+    "openssl fails": ("mail1", lambda lab: failing_tool(lab, "mail1", "/usr/bin/openssl", "*"),
+                      "is not a PEM certificate", ALL),
+    "ssh allowed at runtime only (lockout guard)": (
+        "mail2", lambda lab: runtime_only_ssh(lab, "mail2"), "a firewalld reload would cut SSH", FIREWALLD),
+}
+
+
+@contextlib.contextmanager
+def runtime_only_ssh(lab: Lab, host: str):
+    lab.sh(host, "firewall-cmd --permanent --zone=iredmail --remove-service=ssh >/dev/null")
+    try:
+        yield
+    finally:
+        lab.sh(host, "firewall-cmd --permanent --zone=iredmail --add-service=ssh >/dev/null")
+
+
+def files(lab: Lab, host: str) -> dict[str, str]:
+    return snapshot(lab, host)
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_fault_on_one_host_fails_it_alone_and_a_rerun_converges(lab: Lab, project: Project, fault: str):
+    host, make_fault, cause, unchanged = FAULTS[fault]
+    project.pulumi("destroy", "-s", STACK, "--yes")
+    with make_fault(lab):
+        before = files(lab, host)  # with the fault in place (making one may itself edit a file)
+        up = project.smtps("up", "-s", STACK, "--yes", check=False)
+        text = up.stdout + up.stderr
+        assert up.returncode != 0, text
+        assert cause in text and f"{host}" in text, text
+        for other in lab.hosts():
+            if other["name"] != host:
+                assert verify.verify(other["address"]).ok, (fault, other["name"])
+        after = files(lab, host)
+        assert {f: after.get(f) for f in unchanged} == {f: before.get(f) for f in unchanged}, fault
+        assert lab.sh(host, "ls -d /etc/postfix/.smtps-work /var/lib/smtps-iredmail/*.new 2>/dev/null; "
+                            "find /etc/postfix /etc/firewalld -name '*.smtps-tmp'").stdout.strip() == ""
+        if fault != "postfix stopped":
+            lab.sh(host, "postfix status >/dev/null 2>&1")  # Postfix still runs on the failed host
+    project.smtps("up", "-s", STACK, "--yes")
+    assert project.smtps("drift", "-s", STACK).returncode == 0
+    assert all(verify.verify(h["address"]).ok for h in lab.hosts())
+
+
+def test_ctrl_c_during_up_stops_cleanly_and_a_rerun_converges(lab: Lab, project: Project):
+    project.pulumi("destroy", "-s", STACK, "--yes")
+    up = subprocess.Popen([sys.executable, "-m", "smtps", "up", "-s", STACK, "--yes"], cwd=project.folder,
+                          env=project.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          start_new_session=True)
+    time.sleep(4)  # the providers are applying
+    os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    out, _ = up.communicate(timeout=300)
+    print(out[-2500:])
+    assert up.returncode != 0, out
+    # The CLI got the interrupt and cancelled: it finished the steps in flight instead of dying mid-step.
+    assert "smtps: interrupted" in out and "cancel" in out.lower(), out
+    for host in lab.hosts():
+        checks = lab.sh(host["name"], "postfix check && firewall-cmd --check-config", check=False)
+        assert checks.returncode == 0, checks.stderr
+    again = project.smtps("up", "-s", STACK, "--yes", check=False)
+    if again.returncode != 0 and "locked" in again.stdout + again.stderr:
+        project.pulumi("cancel", "-s", STACK, "--yes")
+        again = project.smtps("up", "-s", STACK, "--yes", check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert project.smtps("drift", "-s", STACK).returncode == 0
