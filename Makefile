@@ -10,11 +10,12 @@ PY := $(VENV)/bin/python
 HOSTS ?= 3
 VARIANTS ?=
 
-.PHONY: help system-deps venv lint test unit-test lab-test lab-up lab-status lab-down demo bench bench-lab bench-smtps \
+.PHONY: help system-deps venv lint test test-full unit-test lab-test lab-up lab-status lab-down demo bench bench-lab bench-smtps \
 	tools
 
 help:
 	@echo "make test         install what is missing, then lint, unit tests and lab integration tests (as root)"
+	@echo "make test-full    the same with the long counts: 100 kill points, 5000 property-test examples"
 	@echo "make demo         bring up the local lab (3 hosts) and turn on SMTPS on it with pulumi up"
 	@echo "make lab-up       HOSTS=N [VARIANTS=mail2=iredmail-1.5]: create or converge the lab"
 	@echo "make lab-status   one line per lab host"
@@ -47,6 +48,10 @@ lab-test: system-deps venv tools
 
 test: system-deps lint tools
 	$(VENV)/bin/pytest
+
+# The long counts of what `make test` runs shorter: 100 kill points, 5000 property-test examples.
+test-full: system-deps lint tools
+	SMTPS_KILL_POINTS=100 HYPOTHESIS_PROFILE=full $(VENV)/bin/pytest
 
 lab-up: system-deps venv
 	$(PY) -m lab up --hosts "$(HOSTS)" --variants "$(VARIANTS)"

@@ -66,11 +66,18 @@ def _engine_call(call: Callable[[], Any]) -> int:
     return 0
 
 
+def _logging(args: argparse.Namespace) -> dict[str, Any]:
+    """Pulumi's verbose logging (-v N): to stderr, with the provider processes' logs flowed in."""
+    if not args.verbose:
+        return {}
+    return {"log_verbosity": args.verbose, "log_to_std_err": True, "log_flow": True}
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     stack = engine.stack(args.stack)
     return _engine_call(lambda: stack.preview(
         diff=args.diff, refresh=args.refresh, expect_no_changes=args.expect_no_changes, parallel=args.parallel,
-        on_output=_out, on_error=_err))
+        on_output=_out, on_error=_err, **_logging(args)))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -78,7 +85,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not args.yes:
         # The Automation API never prompts: show the preview here, and ask.
         if _engine_call(lambda: stack.preview(diff=args.diff, refresh=args.refresh, parallel=args.parallel,
-                                              on_output=_out, on_error=_err)):
+                                              on_output=_out, on_error=_err, **_logging(args))):
             return 1
         if not sys.stdin.isatty():
             _err("smtps: not a terminal: pass --yes to apply without asking")
@@ -88,7 +95,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             return 1
     return _engine_call(lambda: stack.up(
         diff=args.diff, refresh=args.refresh, parallel=args.parallel, continue_on_error=not args.stop_on_error,
-        on_output=_out, on_error=_err))
+        on_output=_out, on_error=_err, **_logging(args)))
 
 
 def stack_settings(name: str) -> tuple[tuple[HostSettings, ...], dict[str, Any]]:
@@ -180,6 +187,7 @@ def parser() -> argparse.ArgumentParser:
     preview.add_argument("--refresh", action="store_true", help="read the hosts first (drift shows as changes)")
     preview.add_argument("--expect-no-changes", action="store_true", help="fail if anything would change")
     preview.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL)
+    preview.add_argument("-v", "--verbose", type=int, default=0, metavar="LEVEL", help="Pulumi's log level, to stderr")
     up = command("up", cmd_up, "converge every host of the stack, then verify the changed ones")
     up.add_argument("--yes", "-y", action="store_true", help="apply without asking")
     up.add_argument("--refresh", action="store_true", help="read the hosts first: repairs drift")
@@ -187,6 +195,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--stop-on-error", action="store_true",
                     help="stop at the first failed host (default: the other hosts still converge)")
     up.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL)
+    up.add_argument("-v", "--verbose", type=int, default=0, metavar="LEVEL", help="Pulumi's log level, to stderr")
     verify_cmd = command("verify", cmd_verify, "check TLS and AUTH on 465 of every host, from this machine")
     verify_cmd.add_argument("--json", action="store_true")
     drift_cmd = command("drift", cmd_drift, "compare every host with its settings; exit 1 on drift")

@@ -6,6 +6,12 @@ import os
 import shutil
 
 import pytest
+from hypothesis import settings
+
+# Property tests: 400 examples in `make test`; `make test-full` (HYPOTHESIS_PROFILE=full) runs 5000.
+settings.register_profile("default", max_examples=400, deadline=None)
+settings.register_profile("full", max_examples=5000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -39,8 +39,10 @@ class Project:
         base = {key: value for key, value in os.environ.items()
                 if key not in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")}
         # PYTHONPATH: the provider processes import tests' own programs too (the project's code is installed).
+        (folder / "tmp").mkdir()
+        # TMPDIR: Pulumi's own log files (glog) land in the project too, where the leak checks read them.
         return cls(folder, {**base, "SMTPS_PROJECT_DIR": str(folder), "PYTHONPATH": str(REPO),
-                            "PULUMI_HOME": str(folder / ".pulumi-home"), **env})
+                            "PULUMI_HOME": str(folder / ".pulumi-home"), "TMPDIR": str(folder / "tmp"), **env})
 
     def _run(self, argv: list[str], label: str, timeout: float) -> subprocess.CompletedProcess[str]:
         started = time.monotonic()
@@ -72,6 +74,6 @@ class Project:
         """Everything Pulumi wrote in the project folder (state, stack files, logs), for leak checks."""
         texts = []
         for path in self.folder.rglob("*"):
-            if path.is_file() and path.name != ".pulumi-passphrase" and "plugins" not in path.parts:
+            if path.is_file() and path.name != ".pulumi-passphrase" and ".venv" not in path.parts:
                 texts.append(path.read_bytes().decode(errors="replace"))
         return "\n".join(texts)

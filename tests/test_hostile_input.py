@@ -216,7 +216,7 @@ def _render_all(h: HostSettings) -> None:
     drift.read_host_script(h)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])  # examples: the profile's (tests/conftest.py)
 @given(defaults=st.just({}) | st.dictionaries(st.sampled_from(sorted(KNOWN)), SETTING_VALUE, max_size=3) | JSON,
        hosts=st.lists(NEAR_VALID, min_size=1, max_size=3) | st.lists(HOST, max_size=3) | JSON)
 def test_any_data_either_parses_into_valid_settings_or_raises_the_settings_error(defaults, hosts):
