@@ -102,7 +102,9 @@ def stack_settings(name: str) -> tuple[tuple[HostSettings, ...], dict[str, Any]]
     """A stack's hosts, parsed from its config the way the program parses it, and the raw config values."""
     config = engine.stack_config(name)
     project = engine.PROJECT
-    return parse_stack(name, config.get(f"{project}:defaults"), config.get(f"{project}:hosts")), config
+    hosts = parse_stack(name, config.get(f"{project}:defaults"), config.get(f"{project}:hosts"),
+                        config.get(f"{project}:fleet"))
+    return hosts, config
 
 
 def _in_parallel(hosts: tuple[HostSettings, ...], each: Callable[[HostSettings], Any]) -> list[Any]:

@@ -310,23 +310,39 @@ def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any],
     return HostSettings(*parts)
 
 
-def parse_stack(stack: str, defaults: Any, hosts: Any) -> tuple[HostSettings, ...]:
-    """Every host of a stack, or one SettingsError that lists every problem in all of them."""
-    defaults = {} if defaults is None else defaults
-    if not isinstance(defaults, Mapping):
-        raise SettingsError(f"stack {stack}: setting defaults: expected a mapping")
-    if not isinstance(hosts, list) or not hosts:
-        raise SettingsError(f"stack {stack}: setting hosts: expected a non-empty list of hosts")
-    parsed, problems = [], []
-    for key in defaults:
+def _layer(stack: str, what: str, layer: Any, problems: list[str]) -> Mapping[str, Any]:
+    if layer is None:
+        return {}
+    if not isinstance(layer, Mapping):
+        problems.append(f"stack {stack}: setting {what}: expected a mapping")
+        return {}
+    for key in layer:
         if key in HOST_ONLY:
-            problems.append(f"stack {stack}: setting defaults.{key}: belongs to each host, not to the defaults")
+            problems.append(f"stack {stack}: setting {what}.{key}: belongs to each host, not to the {what}")
+    return layer
+
+
+def parse_stack(stack: str, defaults: Any, hosts: Any, fleet: Any = None) -> tuple[HostSettings, ...]:
+    """Every host of a stack, or one SettingsError that lists every problem in all of them.
+
+    Layers, each overriding the one before setting by setting (`options` parameter by parameter, null removing
+    one): built-in DEFAULTS, `fleet` (Pulumi.yaml, for every stack), the stack's `defaults`, the host's entry."""
+    problems: list[str] = []
+    fleet = _layer(stack, "fleet", fleet, problems)
+    defaults = _layer(stack, "defaults", defaults, problems)
+    combined: dict[str, Any] = {**fleet, **defaults}
+    if isinstance(fleet.get("options"), Mapping) and isinstance(defaults.get("options"), Mapping):
+        combined["options"] = {**fleet["options"], **defaults["options"]}
+    if not isinstance(hosts, list) or not hosts:
+        problems.append(f"stack {stack}: setting hosts: expected a non-empty list of hosts")
+        hosts = []
+    parsed = []
     for index, host in enumerate(hosts):
         if not isinstance(host, Mapping):
             problems.append(f"stack {stack}, host #{index + 1}: expected a mapping")
             continue
         try:
-            parsed.append(parse_host(stack, defaults, host, f"#{index + 1}"))
+            parsed.append(parse_host(stack, combined, host, f"#{index + 1}"))
         except SettingsError as err:
             problems.append(str(err))
     for what, values in (("name", [h.name for h in parsed]), ("address", [h.connection.address for h in parsed])):

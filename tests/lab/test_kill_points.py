@@ -1,10 +1,13 @@
-"""Kill points: the host scripts interrupted at random moments, by dropping the SSH session or by SIGKILL of the
-remote script with the tools it is running, across hosts and resources. After each interruption master.cf and the
-firewalld files are the complete old or the complete new version and pass `postfix check` and
-`firewall-cmd --check-config`; the next run converges and leaves nothing behind. At the end a real `up` and
-`destroy` through the engine converge those hosts and leave them as they were.
+"""Failures on the host scripts.
 
-`make test` runs SMTPS_KILL_POINTS (default 20) interruptions; `make test-full` runs 100.
+Kill points: the scripts interrupted at random moments, by dropping the SSH session or by SIGKILL of the remote
+script with the tools it is running, across hosts and resources. After each interruption master.cf and the firewalld
+files are the complete old or the complete new version and pass `postfix check` and `firewall-cmd --check-config`;
+the next run converges and leaves nothing behind. At the end a real `up` and `destroy` through the engine converge
+those hosts and leave them as they were. `make test` runs SMTPS_KILL_POINTS (default 20) interruptions;
+`make test-full` runs 100.
+
+Failing writes: each script, both directions, with the tool it changes the host through failing.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pytest
 from smtps import firewalld_service, master_service, zone_membership
 from smtps.templating import Action
 from tests.enginekit import Project
-from tests.lab.faultkit import kill_remote, start_script, wait_gone
+from tests.lab.faultkit import failing_tool, kill_remote, start_script, wait_gone
 from tests.lab.labkit import Lab, running_lab
 from tests.lab.smtpskit import settings_for
 
@@ -134,3 +137,40 @@ def test_interrupted_runs_leave_old_or_new_and_the_next_run_converges(lab: Lab, 
     for name in hosts:
         digests, checks, left = inspect(lab, name)
         assert digests == pristine_of[name] and checks == ["postfix ok", "firewalld ok"] and left == [], name
+
+
+# Each script, in both directions, with the tool it changes the host through failing at its first write: the
+# host's files are exactly as before, nothing is left behind, and the message names the host and the cause.
+FAILING_WRITES = [
+    # (remove puts back master.cf as found by copying it: postconf writes only in apply)
+    ("master", "/usr/sbin/postconf", "*' -M '*=*|*' -MX '*", "postconf: fault injected"),
+    ("master", "/usr/sbin/postfix", "*' reload '*", "postfix reload failed"),
+    ("service", "/usr/bin/firewall-cmd", "*' --reload '*", "firewall-cmd --reload failed"),
+    ("service", "/usr/bin/firewall-cmd", "*' --check-config '*", "firewall-cmd --check-config failed"),
+    ("zone", "/usr/bin/firewall-cmd", "*' --add-service='*|*' --remove-service='*|*' --reload '*",
+     "firewall-cmd: fault injected"),
+    ("zone", "/usr/bin/firewall-cmd", "*' --check-config '*", "firewall-cmd --check-config failed"),
+]
+
+
+CASES = [(kind, tool, when, cause, action) for kind, tool, when, cause in FAILING_WRITES for action in Action
+         if not (tool.endswith("postconf") and action is Action.REMOVE)]
+
+
+@pytest.mark.parametrize(("kind", "tool", "when", "cause", "action"), CASES,
+                         ids=[f"{c[0]}-{c[1].rsplit('/', 1)[1]}-{c[4].value}-{i}" for i, c in enumerate(CASES)])
+def test_a_failing_write_leaves_the_host_as_before(lab: Lab, kind, tool, when, cause, action):
+    name, host = "mail3", lab.hosts()[2]
+    # Bring the host to the state this script starts from: nothing of ours for apply, converged for remove.
+    for _, script in scripts(lab, name, Action.REMOVE if action is Action.APPLY else Action.APPLY):
+        run_whole(lab, host, script)
+    before = inspect(lab, name)
+    script = dict(scripts(lab, name, action))[kind]
+    with failing_tool(lab, name, tool, when):
+        proc = start_script(lab, host, script)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert cause in err and f"smtps: {name}: " in err and "what this run changed is undone" in err, err
+    assert inspect(lab, name) == before
+    state = lab.sh(name, "ls /var/lib/smtps-iredmail 2>/dev/null || true").stdout.split()
+    assert state == ([] if action is Action.APPLY else ["master", "service-smtps", "zone-iredmail"]), state

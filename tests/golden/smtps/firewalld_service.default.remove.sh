@@ -101,7 +101,7 @@ firewall-cmd --state >/dev/null 2>&1 || fail "firewalld is not running: start it
 # and a state folder this run made goes too.
 undo() {
     if [ -e "$S.before" ]; then put_back "$S.before" "$FILE"; rm -f "$S.before"; else rm -f "$FILE"; fi
-    if [ "$RELOADED" = yes ]; then firewall-cmd --reload; fi
+    if [ "$RELOADED" = yes ]; then firewall-cmd --reload || true; fi  # best effort: the files are what must be
     if [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S"; fi
     rm -rf "$S.new"
 }

@@ -71,7 +71,8 @@ canon() { tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//; s/ -o /\n/g' | { IFS
 undo() {
     rm -rf "$WORK"
     if [ -e "$S.before" ]; then put_back "$S.before" "$MASTER"; rm -f "$S.before"; fi
-    if [ "$RELOADED" = yes ]; then postfix reload; fi
+    # Best effort: the files are what must be as before; Postfix keeps its running configuration otherwise.
+    if [ "$RELOADED" = yes ]; then postfix reload || true; fi
     if [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S"; fi
     rm -rf "$S.new"
 }

@@ -89,7 +89,7 @@ undo() {
     done
     if [ -e "$S.before" ]; then put_back "$S.before" "$ZFILE"; rm -f "$S.before"; fi
     if [ -e "$S.before-old" ]; then put_back "$S.before-old" "$ZFILE.old"; rm -f "$S.before-old"; fi
-    if [ "$RELOADED" = yes ]; then firewall-cmd --reload; fi
+    if [ "$RELOADED" = yes ]; then firewall-cmd --reload || true; fi  # best effort: the files are what must be
     if [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S"; fi
     rm -rf "$S.new"
 }
