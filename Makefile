@@ -37,8 +37,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 venv: $(VENV)/.installed
 
-lint: venv
+lint: venv tools
 	$(VENV)/bin/ruff check .
+	.tools/bin/actionlint
 
 unit-test: venv
 	$(VENV)/bin/pytest -m "not lab"
@@ -85,3 +86,4 @@ bench-smtps: system-deps venv
 
 tools:
 	tools/build-engine.sh
+	tools/install-actionlint.sh

@@ -1,9 +1,10 @@
 """`python -m smtps`: the commands that run the Pulumi program, and the checks an operator runs against a stack.
 
     python -m smtps preview -s STACK [--diff] [--refresh] [--expect-no-changes]
-    python -m smtps up -s STACK [--yes] [--refresh] [--parallel N]
+    python -m smtps up -s STACK [--yes] [--refresh] [--parallel N] [--canary HOST[,HOST]]
     python -m smtps verify -s STACK         TLS and AUTH on 465 of every host, from here
     python -m smtps drift -s STACK          host, resource, field, desired, live; exit 1 on drift
+    python -m smtps fleet preview|up [--stacks a,b] [--workers N]   many stacks at once, a table at the end
     python -m smtps pulumi -- ARGS...       plain Pulumi (refresh, destroy, config, stack, cancel) in this project
 
 `preview` and `up` run the program through the Automation API, with the project folder as the workspace: the same
@@ -93,9 +94,42 @@ def cmd_up(args: argparse.Namespace) -> int:
         if input("Apply these changes? [y/N] ").strip().lower() not in ("y", "yes"):
             _err("smtps: nothing applied")
             return 1
-    return _engine_call(lambda: stack.up(
-        diff=args.diff, refresh=args.refresh, parallel=args.parallel, continue_on_error=not args.stop_on_error,
-        on_output=_out, on_error=_err, **_logging(args)))
+    options = {"diff": args.diff, "refresh": args.refresh, "parallel": args.parallel,
+               "continue_on_error": not args.stop_on_error, "on_output": _out, "on_error": _err, **_logging(args)}
+    if args.canary:
+        canaries = [name for name in args.canary.split(",") if name]
+        targets = canary_targets(args.stack, canaries)
+        _err(f"smtps: canary: converging and verifying {', '.join(canaries)} first")
+        if _engine_call(lambda: stack.up(target=targets, **options)):
+            _err(f"smtps: canary {', '.join(canaries)} failed (see above): the rest of stack {args.stack} is "
+                 "left as it was")
+            return 1
+        _err(f"smtps: canary {', '.join(canaries)} converged and verified: now the rest of stack {args.stack}")
+    return _engine_call(lambda: stack.up(**options))
+
+
+def canary_targets(stack: str, canaries: list[str]) -> list[str]:
+    """The URNs of the canaries' components, their four resources and their providers: `up --target` on these
+    converges and verifies the canaries alone. A name that is not a host of the stack is refused here, before
+    anything runs."""
+    from components.program import provider_slot
+
+    hosts, _ = stack_settings(stack)
+    names = {h.name for h in hosts}
+    unknown = [name for name in canaries if name not in names]
+    if unknown:
+        raise SettingsError(f"stack {stack}: setting canary: {', '.join(unknown)} is not a host of this stack "
+                            f"(hosts: {', '.join(sorted(names))})")
+    base = f"urn:pulumi:{stack}::{engine.PROJECT}::"
+    component = "smtps-iredmail:index:SmtpsHost"
+    targets = []
+    for name in canaries:
+        targets.append(f"{base}{component}::{name}")
+        for kind, suffix in (("MasterService", "master"), ("FirewalldService", "service"),
+                             ("ZoneMembership", "zone"), ("Verification", "verify")):
+            targets.append(f"{base}{component}$pulumi-python:dynamic/smtps:{kind}::{name}-{suffix}")
+        targets.append(f"{base}pulumi:providers:pulumi-python::ssh-{provider_slot(name)}")
+    return targets
 
 
 def stack_settings(name: str) -> tuple[tuple[HostSettings, ...], dict[str, Any]]:
@@ -172,6 +206,17 @@ def cmd_pulumi(args: argparse.Namespace) -> int:
                           check=False).returncode
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from . import fleet
+
+    stacks = [s for s in args.stacks.split(",") if s] if args.stacks else fleet.project_stacks()
+    if not stacks:
+        _err("smtps: no stacks: none given with --stacks and none in stacks/")
+        return 2
+    extra = ["--refresh"] if args.refresh else []
+    return fleet.run(args.fleet_command, stacks, args.workers, extra)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m smtps", description=__doc__.splitlines()[0],
                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -180,7 +225,7 @@ def parser() -> argparse.ArgumentParser:
     def command(name: str, run: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
         sub.set_defaults(run=run)
-        if name != "pulumi":
+        if name not in ("pulumi", "fleet"):
             sub.add_argument("-s", "--stack", required=True, help="the stack (one per datacenter), e.g. lab")
         return sub
 
@@ -194,6 +239,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--yes", "-y", action="store_true", help="apply without asking")
     up.add_argument("--refresh", action="store_true", help="read the hosts first: repairs drift")
     up.add_argument("--diff", action="store_true")
+    up.add_argument("--canary", metavar="HOST[,HOST]",
+                    help="converge and verify these hosts first; go on with the rest only if they pass")
     up.add_argument("--stop-on-error", action="store_true",
                     help="stop at the first failed host (default: the other hosts still converge)")
     up.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL)
@@ -202,6 +249,11 @@ def parser() -> argparse.ArgumentParser:
     verify_cmd.add_argument("--json", action="store_true")
     drift_cmd = command("drift", cmd_drift, "compare every host with its settings; exit 1 on drift")
     drift_cmd.add_argument("--json", action="store_true")
+    fleet_cmd = command("fleet", cmd_fleet, "preview or up many stacks at once, with a summary table")
+    fleet_cmd.add_argument("fleet_command", choices=("preview", "up"))
+    fleet_cmd.add_argument("--stacks", help="comma-separated stack names (default: every stacks/Pulumi.*.yaml)")
+    fleet_cmd.add_argument("--workers", type=int, default=2, help="stacks run at once (default: 2)")
+    fleet_cmd.add_argument("--refresh", action="store_true", help="read the hosts first")
     plain = command("pulumi", cmd_pulumi, "run the plain Pulumi CLI with this project's environment")
     plain.add_argument("args", nargs=argparse.REMAINDER)
     return top

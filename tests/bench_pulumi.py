@@ -26,7 +26,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -125,7 +124,7 @@ def main(sizes: list[int]) -> None:
                 names = [f"mail{i}" for i in range(1, size + 1)]
                 stack = f"bench{size}"
                 project.run_module("lab", "stack", "-s", stack)
-                _keep_hosts(project, stack, names)
+                project.keep_hosts(stack, names)
                 for run in range(1, runs + 1):
                     project.pulumi("destroy", "-s", stack, "--yes")
                     for step, args in (("converge", ("up", "-s", stack, "--yes")),
@@ -157,14 +156,6 @@ def main(sizes: list[int]) -> None:
         finally:
             lab.cli("down", check=False)
     report(rows, sizes)
-
-
-def _keep_hosts(project: Project, stack: str, names: list[str]) -> None:
-    path = project.folder / "stacks" / f"Pulumi.{stack}.yaml"
-    data = yaml.safe_load(path.read_text())
-    hosts = data["config"]["smtps-iredmail:hosts"]
-    data["config"]["smtps-iredmail:hosts"] = [h for h in hosts if h["name"] in names]
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def report(rows: list[dict], sizes: list[int]) -> None:

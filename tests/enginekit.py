@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from tests.conftest import require
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,6 +71,14 @@ class Project:
     def pulumi(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """The plain Pulumi CLI, run through `python -m smtps pulumi --` (the project's environment)."""
         return self.smtps("pulumi", "--", *args, check=check, timeout=timeout)
+
+    def keep_hosts(self, stack: str, names: list[str]) -> None:
+        """Trim a stack written by `python -m lab stack` to the named hosts."""
+        path = self.folder / "stacks" / f"Pulumi.{stack}.yaml"
+        data = yaml.safe_load(path.read_text())
+        hosts = data["config"]["smtps-iredmail:hosts"]
+        data["config"]["smtps-iredmail:hosts"] = [h for h in hosts if h["name"] in names]
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
 
     def secrets_everywhere(self) -> str:
         """Everything Pulumi wrote in the project folder (state, stack files, logs), for leak checks."""

@@ -80,12 +80,13 @@ def test_interrupted_runs_leave_old_or_new_and_the_next_run_converges(lab: Lab, 
     hosts = {h["name"]: h for h in lab.hosts()}
     known: dict[str, dict[str, set[str]]] = {}
     pristine_of: dict[str, dict[str, str]] = {}
+    converged_of: dict[str, dict[str, str]] = {}
     state: dict[str, Action] = {}
     for name, host in hosts.items():
         pristine = pristine_of[name] = inspect(lab, name)[0]
         for _, script in scripts(lab, name, Action.APPLY):
             run_whole(lab, host, script)
-        converged = inspect(lab, name)[0]
+        converged = converged_of[name] = inspect(lab, name)[0]
         known[name] = {f: {pristine[f], converged[f]} for f in FILES}
         state[name] = Action.APPLY
     outcomes = {"session dropped": 0, "script killed": 0, "finished before the kill": 0}
@@ -120,6 +121,8 @@ def test_interrupted_runs_leave_old_or_new_and_the_next_run_converges(lab: Lab, 
             run_whole(lab, hosts[name], rest)
         digests, checks, left = inspect(lab, name)
         assert checks == ["postfix ok", "firewalld ok"] and left == [], f"{where}: {checks} {left}"
+        wanted = pristine_of[name] if action is Action.REMOVE else converged_of[name]
+        assert digests == wanted, f"{where}: the rerun did not end where it should"
         state[name] = action
     print(f"kill points: {KILL_POINTS} ({outcomes})")
 

@@ -102,8 +102,9 @@ postfix status >/dev/null 2>&1 || fail "postfix is not running"
 on_failure undo
 put "$MASTER" "$S.before"
 start_copy
-if [ -e "$S/applied" ] && cmp -s "$MASTER" "$S/applied"; then
-    # Nobody changed master.cf since our last change: put back the file as it was found, byte for byte.
+if { [ -e "$S/applied" ] && cmp -s "$MASTER" "$S/applied"; } || cmp -s "$MASTER" "$S/orig"; then
+    # Nobody changed master.cf since our last change (or an interrupted remove already put it back): put back the
+    # file as it was found, byte for byte.
     cp -p "$S/orig" "$WORK/master.cf"
 else
     # Someone changed it since: undo only our entry, and put back the entry that was there before, if any.

@@ -115,6 +115,8 @@ for k in $OTHER_KEYS; do
     [ -z "$(postconf -M "$k/inet" 2>/dev/null)" ] || others="$others $k"
 done
 if [ "$current" = "$want" ] && [ -z "$others" ]; then
+    # An earlier run changed it and was interrupted before recording the result: record it now, for destroy.
+    if [ -d "$S" ] && [ ! -e "$S/applied" ]; then put "$MASTER" "$S/applied"; fi
     say "master.cf $KEY/inet: up to date"
     exit 0
 fi

@@ -121,6 +121,8 @@ if [ "$POLICY" = replace ] && { lists "$PERM" ports "$PORT" || lists "$RUN" port
     drop_port=yes
 fi
 if [ "$need_perm$need_run$drop_port" = nonono ]; then
+    # An earlier run changed it and was interrupted before recording the result: record it now, for destroy.
+    if [ -d "$S" ] && [ ! -e "$S/applied" ] && [ -e "$ZFILE" ]; then put "$ZFILE" "$S/applied"; fi
     say "zone $ZONE: service $SERVICE up to date"
     exit 0
 fi

@@ -148,7 +148,13 @@ if [ ! -d "$S" ]; then
     say "zone $ZONE: nothing of ours to remove"
     exit 0
 fi
-if [ -e "$S/applied" ] && [ -e "$ZFILE" ] && cmp -s "$ZFILE" "$S/applied"; then
+# The zone file as we left it, or already as it was found (a remove that was interrupted before its reload):
+# either way it goes back byte for byte and firewalld reads it again. Editing it through firewalld instead would
+# have firewalld write out its own, older, idea of the zone.
+as_found=no
+if [ -e "$S/absent" ] && [ ! -e "$ZFILE" ]; then as_found=yes; fi
+if [ -e "$S/orig" ] && [ -e "$ZFILE" ] && cmp -s "$ZFILE" "$S/orig"; then as_found=yes; fi
+if [ "$as_found" = yes ] || { [ -e "$S/applied" ] && [ -e "$ZFILE" ] && cmp -s "$ZFILE" "$S/applied"; }; then
     # Nobody changed the zone file since: put it back byte for byte (firewalld rewrote it in its own format when
     # the service was added), then let firewalld read it again.
     guard_reload
