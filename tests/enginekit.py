@@ -50,7 +50,7 @@ class Project:
         started = time.monotonic()
         result = subprocess.run(argv, cwd=self.folder, env=self.env, text=True, capture_output=True,
                                 timeout=timeout, stdin=subprocess.DEVNULL)
-        self.timings.setdefault(label, time.monotonic() - started)
+        self.timings.setdefault(label, time.monotonic() - started)  # the first call of each kind
         return result
 
     def smtps(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
