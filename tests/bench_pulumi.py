@@ -118,8 +118,7 @@ def main(sizes: list[int]) -> None:
         lab = Lab(Path(tmp) / "state", name="smtpsbench", subnet="10.231.2.0/24")
         try:
             lab.cli("up", "--hosts", str(max(sizes)))
-            project = Project.create(Path(tmp) / "project", SMTPS_LAB_DIR=str(lab.state_dir),
-                                     SMTPS_LAB_NAME=lab.name, SMTPS_LAB_SUBNET=lab.subnet)
+            project = Project.for_lab(Path(tmp) / "project", lab)
             for size in sizes:
                 names = [f"mail{i}" for i in range(1, size + 1)]
                 stack = f"bench{size}"

@@ -46,6 +46,15 @@ class Project:
         return cls(folder, {**base, "SMTPS_PROJECT_DIR": str(folder), "PYTHONPATH": str(REPO),
                             "PULUMI_HOME": str(folder / ".pulumi-home"), "TMPDIR": str(folder / "tmp"), **env})
 
+    @classmethod
+    def for_lab(cls, folder: Path, lab, *stacks: str) -> Project:
+        """A project whose `python -m lab stack` reaches `lab` (a tests.lab.labkit.Lab), with `stacks` written."""
+        project = cls.create(folder, SMTPS_LAB_DIR=str(lab.state_dir), SMTPS_LAB_NAME=lab.name,
+                             SMTPS_LAB_SUBNET=lab.subnet)
+        for stack in stacks:
+            project.run_module("lab", "stack", "-s", stack)
+        return project
+
     def _run(self, argv: list[str], label: str, timeout: float) -> subprocess.CompletedProcess[str]:
         started = time.monotonic()
         result = subprocess.run(argv, cwd=self.folder, env=self.env, text=True, capture_output=True,

@@ -22,9 +22,7 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def project(lab: Lab, tmp_path_factory):
-    project = Project.create(tmp_path_factory.mktemp("canary") / "smtps", SMTPS_LAB_DIR=str(lab.state_dir),
-                             SMTPS_LAB_NAME=lab.name, SMTPS_LAB_SUBNET=lab.subnet)
-    project.run_module("lab", "stack", "-s", STACK)
+    project = Project.for_lab(tmp_path_factory.mktemp("canary") / "smtps", lab, STACK)
     yield project
     project.pulumi("destroy", "-s", STACK, "--yes", check=False)
 

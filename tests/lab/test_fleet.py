@@ -23,8 +23,7 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def project(lab: Lab, tmp_path_factory):
-    project = Project.create(tmp_path_factory.mktemp("fleet") / "smtps", SMTPS_LAB_DIR=str(lab.state_dir),
-                             SMTPS_LAB_NAME=lab.name, SMTPS_LAB_SUBNET=lab.subnet)
+    project = Project.for_lab(tmp_path_factory.mktemp("fleet") / "smtps", lab)
     for stack, names in STACKS.items():
         project.run_module("lab", "stack", "-s", stack)
         project.keep_hosts(stack, names)

@@ -127,8 +127,7 @@ def test_interrupted_runs_leave_old_or_new_and_the_next_run_converges(lab: Lab, 
     print(f"kill points: {KILL_POINTS} ({outcomes})")
 
     # The engine takes over from whatever the kill points left: up converges, destroy restores the pristine files.
-    project = Project.create(tmp_path_factory.mktemp("killproject") / "smtps", SMTPS_LAB_DIR=str(lab.state_dir),
-                             SMTPS_LAB_NAME=lab.name, SMTPS_LAB_SUBNET=lab.subnet)
+    project = Project.for_lab(tmp_path_factory.mktemp("killproject") / "smtps", lab)
     for name, host in hosts.items():
         if state[name] is Action.APPLY:
             for _, script in scripts(lab, name, Action.REMOVE):
