@@ -34,7 +34,7 @@ PROJECT = "smtps-iredmail"
 # The stack's secret SSH key, handed to each explicit provider as its only input (shared/FACTS.md): `configure`
 # sees it, the state keeps it encrypted, and no SMTPS resource ever has it as an input.
 SSH_KEY_CONFIG = f"{PROJECT}:sshPrivateKey"
-CONNECTION_INPUTS = ("address", "port", "user", "hostKey")
+CONNECTION_INPUTS = ("address", "port", "user", "hostKey", "jump")
 # Set by the program, never by the user: which stack and host a resource belongs to, for error messages.
 LABEL_INPUTS = ("stack", "host")
 
@@ -74,8 +74,15 @@ class _Ssh:
 
 def from_wire(props: dict[str, Any]) -> dict[str, Any]:
     """Inputs as the program gave them. Every number crosses the engine as a float (a protobuf Value), so a port of
-    22 arrives as 22.0; the program had checked it was a whole number, and a fraction stays a float and is refused."""
-    return {key: int(value) if type(value) is float and value.is_integer() else value for key, value in props.items()}
+    22 arrives as 22.0 (also inside a mapping: the bastion's port); the program had checked it was a whole number,
+    and a fraction stays a float and is refused."""
+
+    def value(item: Any) -> Any:
+        if type(item) is float and item.is_integer():
+            return int(item)
+        return from_wire(item) if isinstance(item, dict) else item
+
+    return {key: value(item) for key, item in props.items()}
 
 
 class HostFailure(Exception):
@@ -125,8 +132,12 @@ class HostProvider(ResourceProvider):
         failures = [CheckFailure(key, read.message(key, problem)) for key, problem in read.problems]
         return CheckResult(news, failures)
 
+    def _changed(self, olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+        # No bastion is None in state written before bastions existed, and {} now: the same thing.
+        return [key for key in keys if (olds.get(key) or None) != (news.get(key) or None)]
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in (*self.settings, *CONNECTION_INPUTS) if olds.get(key) != news.get(key)]
+        changed = self._changed(olds, news, (*self.settings, *CONNECTION_INPUTS))
         replaces = [key for key in changed if key in self.identity]
         # Delete before replace, on purpose: the old thing is taken off the host (as found) before the new one is
         # made. Create-first would run the old delete after the new create, and where both name the same machine
@@ -152,8 +163,13 @@ class HostProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         host, _, parsed = self._parse(news)
+        revision = int(olds.get("revision") or 0)
+        if not self._changed(olds, news, self.settings):
+            # Only the way to reach the host changed (user, port, host key, bastion): nothing on it changes, so
+            # nothing runs on it, and the revision (which triggers the check from outside) stays.
+            return UpdateResult(self._outputs(news, revision))
         self._run(news, self.script(host, parsed, Action.APPLY))
-        return UpdateResult(self._outputs(news, int(olds.get("revision") or 0) + 1))
+        return UpdateResult(self._outputs(news, revision + 1))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         host, _, parsed = self._parse(props)

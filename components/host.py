@@ -15,10 +15,18 @@ from .verification import Verification
 from .zone_membership import ZoneMembership
 
 
+def jump_input(settings: HostSettings) -> dict[str, Any]:
+    """The host's bastion as an input ({} when it is reached directly)."""
+    jump = settings.connection.jump
+    if jump is None:
+        return {}
+    return {"name": jump.name, "address": jump.address, "port": jump.port, "user": jump.user, "hostKey": jump.host_key}
+
+
 def connection_inputs(stack: str, settings: HostSettings) -> dict[str, Any]:
     conn = settings.connection
     return {"stack": stack, "host": settings.name, "address": conn.address, "port": conn.port, "user": conn.user,
-            "hostKey": conn.host_key}
+            "hostKey": conn.host_key, "jump": jump_input(settings)}
 
 
 class SmtpsHost(pulumi.ComponentResource):
@@ -39,8 +47,8 @@ class SmtpsHost(pulumi.ComponentResource):
         zone = ZoneMembership(f"{name}-zone", {**base, **zone_membership.inputs(settings)}, child(master, service))
         self.verification = Verification(
             f"{name}-verify",
-            {"host": name, "address": settings.connection.address, "port": SMTPS_PORT,
-             "trigger": [master.revision, service.revision, zone.revision]},
+            {"stack": stack, "host": name, "address": settings.connection.address, "port": SMTPS_PORT,
+             "jump": jump_input(settings), "trigger": [master.revision, service.revision, zone.revision]},
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[zone]),
         )
         v = self.verification

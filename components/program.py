@@ -26,7 +26,8 @@ def load(stack: str, config: pulumi.Config) -> tuple[HostSettings, ...]:
     """The stack's hosts, or a RunError listing every bad setting: before any resource or SSH connection."""
     try:
         return parse_stack(stack, config.get_object("defaults"), config.get_object("hosts"),
-                           config.get_object("fleet"))
+                           config.get_object("fleet"), config.get_object("bastions"),
+                           config.get_object("canaries"))
     except SettingsError as err:
         raise pulumi.RunError(f"bad SMTPS settings:\n{err}") from None
 

@@ -1,8 +1,9 @@
 """Verification from outside, as a Pulumi resource: after a host changed, the machine running Pulumi connects to 465
 as a mail client would (implicit TLS, the certificate, EHLO offering AUTH). A failed check fails the host's update.
 
-Inputs: host, address, port and `trigger`, the revisions of the host's three resources: any apply on the host changes
-it, so the check runs after every change and never on a no-op. `read` returns what was last seen and touches nothing:
+Inputs: host, address, port, jump (the host's bastion: the check then connects through it, as the SSH connection does)
+and `trigger`, the revisions of the host's three resources: any apply on the host changes it, so the check runs after
+every change and never on a no-op. `read` returns what was last seen and touches nothing:
 `python -m smtps verify -s STACK` checks on demand.
 """
 
@@ -11,9 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import (
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
 
+from smtps.settings import Reader, read_jump
 from smtps.verify import verify
+
+from .base import SSH_KEY_CONFIG, _Ssh, from_wire
 
 FIELDS = {"tlsVersion": "tls_version", "certSubject": "cert_subject", "certNotAfter": "cert_not_after", "auth": "auth"}
 
@@ -23,14 +35,25 @@ class VerificationFailed(Exception):
 
 
 class VerificationProvider(ResourceProvider):
+    def configure(self, req: ConfigureRequest) -> None:
+        _Ssh.configure(req.config.get(SSH_KEY_CONFIG))  # a bastion is reached with the stack's deploy key
+
     def _verify(self, props: dict[str, Any]) -> dict[str, Any]:
-        result = verify(str(props["address"]), int(props["port"]))
+        props = from_wire(props)
+        opener = None
+        if props.get("jump"):
+            read = Reader(str(props.get("stack", "?")), str(props["host"]), {"jump": from_wire(props["jump"])})
+            _, jump = read_jump(read)
+            read.finish()
+            opener = _Ssh.get().opener(str(props["host"]), str(props["address"]), int(props["port"]), jump)
+        result = verify(str(props["address"]), int(props["port"]), opener=opener)
         if not result.ok:
             raise VerificationFailed(f"{props['host']} ({props['address']}): verification failed: {result.problem}")
         return {**props, **{output: getattr(result, field) for output, field in FIELDS.items()}}
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in ("host", "address", "port", "trigger") if olds.get(key) != news.get(key)]
+        changed = [key for key in ("host", "address", "port", "jump", "trigger")
+                   if (olds.get(key) or None) != (news.get(key) or None)]
         return DiffResult(changes=bool(changed), replaces=[], stables=None, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:

@@ -1,7 +1,7 @@
 """`python -m smtps`: the commands that run the Pulumi program, and the checks an operator runs against a stack.
 
     python -m smtps preview -s STACK [--diff] [--refresh] [--expect-no-changes]
-    python -m smtps up -s STACK [--yes] [--refresh] [--parallel N] [--canary HOST[,HOST]]
+    python -m smtps up -s STACK [--yes] [--refresh] [--parallel N] [--canary HOST[,HOST] | --no-canary]
     python -m smtps verify -s STACK         TLS and AUTH on 465 of every host, from here
     python -m smtps drift -s STACK          host, resource, field, desired, live; exit 1 on drift
     python -m smtps fleet preview|up [--stacks a,b] [--workers N]   many stacks at once, a table at the end
@@ -29,7 +29,7 @@ from rich.table import Table
 
 from . import engine
 from .drift import Drift, compare, parse_state, read_host_script
-from .settings import HostSettings, SettingsError, parse_stack
+from .settings import SMTPS_PORT, HostSettings, SettingsError, parse_stack
 from .ssh import Pool, SshError
 from .verify import Verification, verify
 
@@ -96,8 +96,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             return 1
     options = {"diff": args.diff, "refresh": args.refresh, "parallel": args.parallel,
                "continue_on_error": not args.stop_on_error, "on_output": _out, "on_error": _err, **_logging(args)}
-    if args.canary:
-        canaries = [name for name in args.canary.split(",") if name]
+    canaries = [name for name in (args.canary or "").split(",") if name]
+    if not canaries and not args.no_canary:
+        # The stack's own canaries (`canaries` in its stack file), checked with the rest of its settings.
+        found = engine.stack_file_setting(args.stack, "canaries")
+        canaries = [str(name) for name in found] if isinstance(found, list) else []
+    if canaries:
         targets = canary_targets(args.stack, canaries)
         _err(f"smtps: canary: converging and verifying {', '.join(canaries)} first")
         if _engine_call(lambda: stack.up(target=targets, **options)):
@@ -137,7 +141,8 @@ def stack_settings(name: str) -> tuple[tuple[HostSettings, ...], dict[str, Any]]
     config = engine.stack_config(name)
     project = engine.PROJECT
     hosts = parse_stack(name, config.get(f"{project}:defaults"), config.get(f"{project}:hosts"),
-                        config.get(f"{project}:fleet"))
+                        config.get(f"{project}:fleet"), config.get(f"{project}:bastions"),
+                        config.get(f"{project}:canaries"))
     return hosts, config
 
 
@@ -146,9 +151,31 @@ def _in_parallel(hosts: tuple[HostSettings, ...], each: Callable[[HostSettings],
         return list(pool.map(each, hosts))
 
 
+def _pool(stack: str, config: dict[str, Any]) -> Pool | None:
+    key = config.get(f"{engine.PROJECT}:sshPrivateKey")
+    if not key:
+        _err(f"smtps: stack {stack}: setting sshPrivateKey: missing (pulumi config set --secret sshPrivateKey)")
+        return None
+    return Pool(key)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    hosts, _ = stack_settings(args.stack)
-    results: list[Verification] = _in_parallel(hosts, lambda h: verify(h.connection.address))
+    hosts, config = stack_settings(args.stack)
+    # Hosts behind a bastion are checked through it (as the SSH connection goes); the others directly from here.
+    pool = _pool(args.stack, config) if any(h.connection.jump for h in hosts) else None
+    if pool is None and any(h.connection.jump for h in hosts):
+        return 2
+
+    def check(h: HostSettings) -> Verification:
+        conn = h.connection
+        opener = pool.opener(h.name, conn.address, SMTPS_PORT, conn.jump) if pool and conn.jump else None
+        return verify(conn.address, SMTPS_PORT, opener=opener)
+
+    try:
+        results: list[Verification] = _in_parallel(hosts, check)
+    finally:
+        if pool:
+            pool.close()
     if args.json:
         print(json.dumps({h.name: r.as_dict() for h, r in zip(hosts, results, strict=True)}, indent=2))
     else:
@@ -163,11 +190,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     hosts, config = stack_settings(args.stack)
-    key = config.get(f"{engine.PROJECT}:sshPrivateKey")
-    if not key:
-        _err(f"smtps: stack {args.stack}: setting sshPrivateKey: missing (pulumi config set --secret sshPrivateKey)")
+    pool = _pool(args.stack, config)
+    if pool is None:
         return 2
-    pool = Pool(key)
 
     def read(h: HostSettings) -> list[Drift]:
         # One SSH session per host: the read-only script prints all three resources' live state.
@@ -240,7 +265,9 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--refresh", action="store_true", help="read the hosts first: repairs drift")
     up.add_argument("--diff", action="store_true")
     up.add_argument("--canary", metavar="HOST[,HOST]",
-                    help="converge and verify these hosts first; go on with the rest only if they pass")
+                    help="converge and verify these hosts first; go on with the rest only if they pass "
+                         "(default: the stack's `canaries` setting)")
+    up.add_argument("--no-canary", action="store_true", help="ignore the stack's canaries: all hosts at once")
     up.add_argument("--stop-on-error", action="store_true",
                     help="stop at the first failed host (default: the other hosts still converge)")
     up.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL)

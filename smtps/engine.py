@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 if TYPE_CHECKING:
     from pulumi import automation as auto
 
@@ -91,6 +93,17 @@ def stack_config(name: str) -> dict[str, Any]:
     for key, item in json.loads(result.stdout).items():
         values[key] = item["objectValue"] if "objectValue" in item else item.get("value")
     return values
+
+
+def stack_file_setting(name: str, key: str) -> Any:
+    """One plain (not secret) setting straight from stacks/Pulumi.<name>.yaml: no Pulumi call, so `up` can read
+    the stack's canaries without decrypting anything."""
+    path = project_dir() / "stacks" / f"Pulumi.{name}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        return None
+    return (data.get("config") or {}).get(f"{PROJECT}:{key}")
 
 
 def _program() -> Callable[[], object]:

@@ -11,7 +11,7 @@ import binascii
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -86,10 +86,15 @@ class ZoneSettings:
 
 @dataclass(frozen=True)
 class Connection:
+    """How to reach a machine over SSH. `jump` is the bastion the connection goes through (None: direct); `name`
+    names a bastion in messages (a mail host's connection leaves it empty: the host is named by its settings)."""
+
     address: str
     port: int
     user: str
     host_key: str
+    jump: Connection | None = None
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,9 +121,13 @@ DEFAULTS: dict[str, Any] = {
     "existingPortPolicy": PortPolicy.KEEP.value,
     "port": 22,
     "user": "root",
+    "jump": None,
 }
 HOST_ONLY = ("name", "address", "hostKey")
 KNOWN = set(DEFAULTS) | set(HOST_ONLY)
+# A bastion's entry: how to reach it, nothing else. It is never configured, only passed through (TCP forwarding).
+BASTION_KNOWN = ("name", "address", "port", "user", "hostKey")
+BASTION_DEFAULTS: dict[str, Any] = {"port": 22, "user": "root"}
 
 # Every pattern is matched whole (`fullmatch`): `$` alone would let a trailing newline through.
 _PARAM = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -158,15 +167,16 @@ class Reader:
     Each method returns the typed value, or None after recording a problem: read every part, then call `finish()`.
     """
 
-    def __init__(self, stack: str, host: str, values: Mapping[str, Any]) -> None:
-        self.stack, self.host, self.values = stack, host, values
+    def __init__(self, stack: str, host: str, values: Mapping[str, Any], kind: str = "host") -> None:
+        # `kind` is what `host` is: a mail host, or a bastion (a jump host reached on the way to one).
+        self.stack, self.host, self.values, self.kind = stack, host, values, kind
         self.problems: list[tuple[str, str]] = []
 
     def fail(self, key: str, problem: str) -> None:
         self.problems.append((key, problem))
 
     def message(self, key: str, problem: str) -> str:
-        return f"stack {self.stack}, host {self.host}, setting {key}: {problem}"
+        return f"stack {self.stack}, {self.kind} {self.host}, setting {key}: {problem}"
 
     def finish(self) -> None:
         if self.problems:
@@ -248,10 +258,68 @@ class Reader:
         return value
 
 
-def read_connection(read: Reader) -> Connection | None:
+def _read_endpoint(read: Reader, name: str = "") -> Connection | None:
     parts = (read.address("address"), read.integer("port", 1, 65535), read.text("user", _USER, "a user name"),
              read.host_key("hostKey"))
-    return None if None in parts else Connection(*parts)
+    return None if None in parts else Connection(*parts, name=name)
+
+
+def read_jump(read: Reader, bastions: Mapping[str, Connection | None] | None = None) -> tuple[bool, Connection | None]:
+    """The bastion a host is reached through: (ok, None) when direct. In a stack `jump` is a bastion's name, looked
+    up in `bastions`; in a resource's inputs (`bastions` None) it is the bastion's connection as a mapping."""
+    value = read.values.get("jump")
+    if value in (None, "") or value == {}:
+        return True, None
+    if bastions is not None:
+        jump = bastions.get(value) if type(value) is str else None
+        if type(value) is not str or value not in bastions:
+            known = ", ".join(sorted(bastions)) or "none: add them under the stack's bastions"
+            read.fail("jump", f"{_show(value)} is not a bastion of this stack (bastions: {known})")
+        elif jump is None:
+            read.fail("jump", f"bastion {value} has bad settings (see its own message)")
+        return jump is not None, jump
+    if isinstance(value, Mapping):
+        inner = Reader(read.stack, read.host, {**BASTION_DEFAULTS, **value})
+        jump = _read_endpoint(inner, str(value.get("name", "")))
+        read.problems.extend((f"jump.{key}", problem) for key, problem in inner.problems)
+        return jump is not None, jump
+    read.fail("jump", f"expected a bastion, got {_show(value)}")
+    return False, None
+
+
+def read_connection(read: Reader, bastions: Mapping[str, Connection | None] | None = None) -> Connection | None:
+    endpoint, (ok, jump) = _read_endpoint(read), read_jump(read, bastions)
+    return replace(endpoint, jump=jump) if endpoint and ok else None
+
+
+def parse_bastions(stack: str, bastions: Any, problems: list[str]) -> dict[str, Connection | None]:
+    """The stack's bastions by name: the SSH jump hosts its mail hosts may be reached through (`jump: NAME`).
+    A bastion whose entry is bad is recorded in `problems` and kept as None, so hosts naming it add no error."""
+    if bastions is None:
+        return {}
+    if not isinstance(bastions, list):
+        problems.append(f"stack {stack}: setting bastions: expected a list of bastions")
+        return {}
+    found: dict[str, Connection | None] = {}
+    for index, entry in enumerate(bastions):
+        if not isinstance(entry, Mapping):
+            problems.append(f"stack {stack}, bastion #{index + 1}: expected a mapping")
+            continue
+        name = entry.get("name")
+        label = name if isinstance(name, str) and _NAME.fullmatch(name) else f"#{index + 1}"
+        read = Reader(stack, label, {**BASTION_DEFAULTS, **entry}, kind="bastion")
+        for key in entry:
+            if key not in BASTION_KNOWN:
+                read.fail(key if isinstance(key, str) else _show(key),
+                          f"unknown setting for a bastion (known: {', '.join(BASTION_KNOWN)})")
+        name = read.text("name", _NAME, "a bastion name of letters, digits, . _ -")
+        connection = _read_endpoint(read, name or "")
+        if name in found:
+            read.fail("name", f"bastion {name} appears twice")
+        problems.extend(read.message(key, problem) for key, problem in read.problems)
+        if name and name not in found:
+            found[name] = None if read.problems else connection
+    return found
 
 
 def read_master(read: Reader) -> MasterServiceSettings | None:
@@ -295,7 +363,8 @@ def merge(defaults: Mapping[str, Any], host: Mapping[str, Any]) -> dict[str, Any
     return values
 
 
-def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any], label: str = "?") -> HostSettings:
+def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any], label: str = "?",
+               bastions: Mapping[str, Connection | None] | None = None) -> HostSettings:
     """One host's settings; `label` names it in messages when its own name is missing or bad (`#2`)."""
     values = merge(defaults, host)
     name = host.get("name") if isinstance(host.get("name"), str) and _NAME.fullmatch(host["name"]) else label
@@ -305,7 +374,8 @@ def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any],
             read.fail(_show(key) if not isinstance(key, str) else key,
                       f"unknown setting (known: {', '.join(sorted(KNOWN))})")
     name = read.text("name", _NAME, "a host name of letters, digits, . _ -")
-    parts = (name, read_connection(read), read_master(read), read_tls(read), read_service(read), read_zone(read))
+    parts = (name, read_connection(read, bastions or {}), read_master(read), read_tls(read), read_service(read),
+             read_zone(read))
     read.finish()
     return HostSettings(*parts)
 
@@ -322,12 +392,16 @@ def _layer(stack: str, what: str, layer: Any, problems: list[str]) -> Mapping[st
     return layer
 
 
-def parse_stack(stack: str, defaults: Any, hosts: Any, fleet: Any = None) -> tuple[HostSettings, ...]:
+def parse_stack(stack: str, defaults: Any, hosts: Any, fleet: Any = None,
+                bastions: Any = None, canaries: Any = None) -> tuple[HostSettings, ...]:
     """Every host of a stack, or one SettingsError that lists every problem in all of them.
 
     Layers, each overriding the one before setting by setting (`options` parameter by parameter, null removing
-    one): built-in DEFAULTS, `fleet` (Pulumi.yaml, for every stack), the stack's `defaults`, the host's entry."""
+    one): built-in DEFAULTS, `fleet` (Pulumi.yaml, for every stack), the stack's `defaults`, the host's entry.
+    `bastions` are the stack's jump hosts, which a host (or the defaults) names in `jump`; `canaries` the hosts
+    `python -m smtps up` converges and verifies first (checked here, so a preview already refuses a wrong one)."""
     problems: list[str] = []
+    jumps = parse_bastions(stack, bastions, problems)
     fleet = _layer(stack, "fleet", fleet, problems)
     defaults = _layer(stack, "defaults", defaults, problems)
     combined: dict[str, Any] = {**fleet, **defaults}
@@ -342,13 +416,27 @@ def parse_stack(stack: str, defaults: Any, hosts: Any, fleet: Any = None) -> tup
             problems.append(f"stack {stack}, host #{index + 1}: expected a mapping")
             continue
         try:
-            parsed.append(parse_host(stack, combined, host, f"#{index + 1}"))
+            parsed.append(parse_host(stack, combined, host, f"#{index + 1}", jumps))
         except SettingsError as err:
             problems.append(str(err))
-    for what, values in (("name", [h.name for h in parsed]), ("address", [h.connection.address for h in parsed])):
-        duplicates = sorted({v for v in values if values.count(v) > 1})
-        if duplicates:
-            problems.append(f"stack {stack}: setting hosts: {what} {', '.join(duplicates)} appears twice")
+    # Each later host that repeats an earlier one's name or address is named, with the one it repeats.
+    for key, of in (("name", lambda h: h.name), ("address", lambda h: h.connection.address)):
+        first: dict[str, int] = {}
+        for index, h in enumerate(parsed):
+            if of(h) in first:
+                problems.append(f"stack {stack}, host {h.name} (#{index + 1}), setting {key}: {of(h)} appears twice "
+                                f"(first as host #{first[of(h)] + 1}, {parsed[first[of(h)]].name})")
+            first.setdefault(of(h), index)
+    problems += canary_problems(stack, canaries, [h.name for h in parsed]) if not problems else []
     if problems:
         raise SettingsError("\n".join(problems))
     return tuple(parsed)
+
+
+def canary_problems(stack: str, canaries: Any, names: list[str]) -> list[str]:
+    if canaries is None:
+        return []
+    if not isinstance(canaries, list) or not all(isinstance(c, str) for c in canaries):
+        return [f"stack {stack}: setting canaries: expected a list of host names, got {_show(canaries)}"]
+    return [f"stack {stack}, host {_show(c) if not _NAME.fullmatch(c) else c}, setting canaries: not a host of "
+            f"this stack (hosts: {', '.join(sorted(names))})" for c in canaries if c not in names]

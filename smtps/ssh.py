@@ -9,8 +9,11 @@ from __future__ import annotations
 import base64
 import io
 import shlex
+import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import paramiko
 
@@ -39,6 +42,11 @@ def load_private_key(text: str) -> paramiko.PKey:
         except (paramiko.SSHException, ValueError):
             continue
     raise SshError("the SSH private key (config sshPrivateKey) is not an unencrypted OpenSSH or PEM private key")
+
+
+def _where(host: str, conn: Connection) -> str:
+    via = f" via bastion {conn.jump.name}" if conn.jump else ""
+    return f"{host} ({conn.user}@{conn.address}:{conn.port}{via})"
 
 
 def _pinned(conn: Connection) -> paramiko.HostKeys:
@@ -77,16 +85,21 @@ class Pool:
                     client.get_host_keys().add(name, kind, key)
             # A host that is not pinned, or whose key differs, is refused before any command runs on it.
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
-            where = f"{host} ({conn.user}@{conn.address}:{conn.port})"
+            where = _where(host, conn)
+            # Behind a bastion: a direct-tcpip channel from the bastion (one connection, shared by every host
+            # behind it) carries this host's own SSH connection, end to end: the bastion sees only ciphertext, and
+            # this host's key is checked here exactly as for a direct connection.
+            sock = self._forward(host, conn.jump, conn.address, conn.port) if conn.jump else None
             try:
-                client.connect(conn.address, port=conn.port, username=conn.user, pkey=self._key,
+                client.connect(conn.address, port=conn.port, username=conn.user, pkey=self._key, sock=sock,
                                timeout=CONNECT_TIMEOUT, banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT,
                                allow_agent=False, look_for_keys=False)
             except paramiko.BadHostKeyException as err:
                 raise SshError(f"{where}: host key {err.key.get_name()} {err.key.fingerprint} is not the pinned "
                                f"hostKey {err.expected_key.fingerprint}: refused, nothing was run") from None
             except paramiko.AuthenticationException:
-                raise SshError(f"{where}: the deploy key was refused (is it in root's authorized_keys?)") from None
+                raise SshError(f"{where}: the deploy key was refused (is it in {conn.user}'s "
+                               "authorized_keys?)") from None
             except paramiko.SSHException as err:
                 raise SshError(f"{where}: {err}") from None
             except OSError as err:
@@ -95,16 +108,70 @@ class Pool:
             self._clients[conn] = client
             return client
 
+    def _forward(self, host: str, jump: Connection, address: str, port: int) -> paramiko.Channel:
+        """A TCP channel from the bastion `jump` to address:port."""
+        bastion = self._client(f"{host}'s bastion {jump.name}", jump)
+        try:
+            return bastion.get_transport().open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0),
+                                                        timeout=CONNECT_TIMEOUT)
+        except (paramiko.SSHException, OSError) as err:
+            if not bastion.get_transport().is_active():
+                self.forget(jump)
+            reason = err.text if isinstance(err, paramiko.ChannelException) else str(err)
+            raise SshError(f"{host}: the bastion {jump.name} ({jump.user}@{jump.address}:{jump.port}) could not "
+                           f"open a connection to {address}:{port}: {reason}") from None
+
+    def open_socket(self, host: str, address: str, port: int, jump: Connection | None) -> socket.socket:
+        """A socket to address:port as a client on the network sees it: through the bastion `jump` when there is
+        one (a local socket pair, pumped to and from the bastion's channel, so that `ssl` can wrap it)."""
+        if jump is None:
+            return socket.create_connection((address, port), timeout=CONNECT_TIMEOUT)
+        channel = self._forward(host, jump, address, port)
+        ours, theirs = socket.socketpair()
+
+        def pump(receive: Callable[[int], bytes], send: Callable[[bytes], Any], done: Callable[[], Any]) -> None:
+            try:
+                while data := receive(65536):
+                    send(data)
+            except OSError:
+                pass
+            finally:
+                done()
+
+        def close_both() -> None:
+            channel.close()
+            theirs.close()
+
+        threading.Thread(target=pump, args=(channel.recv, theirs.sendall, close_both), daemon=True).start()
+        threading.Thread(target=pump, args=(theirs.recv, channel.sendall, close_both), daemon=True).start()
+        return ours
+
+    def opener(self, host: str, address: str, port: int, jump: Connection | None) -> Callable[[], socket.socket]:
+        """`open_socket` for `smtps.verify`: what it cannot reach is an OSError there, a failed check."""
+
+        def open_it() -> socket.socket:
+            try:
+                return self.open_socket(host, address, port, jump)
+            except SshError as err:
+                raise OSError(str(err)) from None
+
+        return open_it
+
     def run(self, host: str, conn: Connection, script: str, timeout: float = COMMAND_TIMEOUT) -> Result:
-        """Run a shell script on the host. The whole script travels as one command string, so a dropped connection
-        can never leave the host running half of it (as it could if the script were fed on stdin)."""
+        """Run a shell script on the host, as root. The whole script travels as one command string, so a dropped
+        connection can never leave the host running half of it (as it could if the script were fed on stdin).
+
+        A user other than root runs it through `sudo -n` (never a password prompt: the run fails instead)."""
         client = self._client(host, conn)
-        command = "exec /bin/sh -c " + shlex.quote(script)
+        command = "/bin/sh -c " + shlex.quote(script)
+        if conn.user != "root":
+            # sudo resets the environment; the lockout guard needs SSH_CONNECTION to find this session's zone.
+            command = f'sudo -n -- /usr/bin/env SSH_CONNECTION="$SSH_CONNECTION" {command}'
         try:
             channel = client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
             self.sessions += 1
             channel.settimeout(timeout)
-            channel.exec_command(command)
+            channel.exec_command("exec " + command)
             stdout = channel.makefile("rb").read().decode(errors="replace")
             stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
             status = channel.recv_exit_status()
@@ -114,6 +181,13 @@ class Pool:
         if status == -1:
             self.forget(conn)
             raise SshError(f"{host} ({conn.address}): the connection dropped before the command finished")
+        # sudo's own refusal (no rule, a password required, no sudo at all), before anything of the script ran.
+        first = stderr.strip().split("\n")[0]
+        if conn.user != "root" and status in (1, 127) and not stdout and "sudo: " in first:
+            raise SshError(f"{_where(host, conn)}: {conn.user} cannot become root with `sudo -n` "
+                           f"({first.split('sudo: ', 1)[1]}). Root is needed to edit master.cf and "
+                           f"firewalld's files and reload both: give {conn.user} passwordless sudo (NOPASSWD), or "
+                           "connect as root")
         return Result(status, stdout, stderr)
 
     def forget(self, conn: Connection) -> None:

@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import smtplib
+import socket
 import ssl
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,30 @@ def certificate_fields(der: bytes) -> tuple[str, str]:
     return fields.get("subject", "").strip(), fields.get("notAfter", "").strip()
 
 
-def verify(address: str, port: int = 465, timeout: float = 10.0, helo: str = "smtps-verify.invalid") -> Verification:
+class _SmtpsOver(smtplib.SMTP_SSL):
+    """SMTP_SSL over a socket someone else opened (a host behind a bastion is reached through an SSH channel)."""
+
+    def __init__(self, opener: Callable[[], socket.socket], **kwargs: Any) -> None:
+        self._opener = opener
+        super().__init__(**kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = self._opener()
+        sock.settimeout(timeout)
+        return self.context.wrap_socket(sock, server_hostname=host)
+
+
+def verify(address: str, port: int = 465, timeout: float = 10.0, helo: str = "smtps-verify.invalid",
+           opener: Callable[[], socket.socket] | None = None) -> Verification:
+    """`opener`, when given, opens the TCP connection to address:port (through a bastion); else a direct one."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        with smtplib.SMTP_SSL(address, port, timeout=timeout, context=context) as client:
+        client = (_SmtpsOver(opener, host=address, port=port, timeout=timeout, context=context) if opener
+                  else smtplib.SMTP_SSL(address, port, timeout=timeout, context=context))
+        with client:
             sock = client.sock
             version = sock.version() or "" if isinstance(sock, ssl.SSLSocket) else ""
             der = sock.getpeercert(binary_form=True) or b"" if isinstance(sock, ssl.SSLSocket) else b""

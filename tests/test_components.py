@@ -14,7 +14,7 @@ from components.host import connection_inputs
 from components.master_service import MasterServiceProvider
 from components.verification import VerificationProvider
 from components.zone_membership import ZoneMembershipProvider
-from smtps.settings import parse_host
+from smtps.settings import parse_host, parse_stack
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 KINDS = [(MasterServiceProvider, master_service), (FirewalldServiceProvider, firewalld_service),
@@ -161,3 +161,46 @@ def test_numbers_that_crossed_the_engine_as_floats_are_read_as_the_whole_numbers
     assert MasterServiceProvider().check({}, news).failures == []
     [failure] = MasterServiceProvider().check({}, {**news, "port": 22.5}).failures
     assert failure.property == "port"
+
+
+HOST = {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY}
+BASTION = {"name": "jkt-bastion", "address": "10.0.0.9", "port": 2222, "user": "jump", "hostKey": KEY}
+
+
+def test_a_host_behind_a_bastion_carries_the_bastion_in_its_inputs_and_passes_check():
+    [host, direct] = parse_stack("dc1", {"jump": "jkt-bastion"},
+                                 [HOST, {**HOST, "name": "mail2", "address": "10.0.0.2", "jump": None}],
+                                 bastions=[BASTION])
+    assert host.connection.jump.name == "jkt-bastion" and direct.connection.jump is None
+    assert connection_inputs("dc1", direct)["jump"] == {}
+    news = {**connection_inputs("dc1", host), **master_service.inputs(host)}
+    assert news["jump"] == BASTION
+    # The engine hands the bastion's port back as 2222.0; check still reads it as the port it was.
+    wire = {**news, "jump": {**BASTION, "port": 2222.0}}
+    assert MasterServiceProvider().check({}, wire).failures == []
+    assert MasterServiceProvider()._parse(wire)[1].jump.port == 2222
+    bad = {**news, "jump": {**BASTION, "hostKey": "AAAA"}}
+    [failure] = MasterServiceProvider().check({}, bad).failures
+    assert failure.property == "jump.hostKey" and "stack dc1, host mail1, setting jump.hostKey" in failure.reason
+
+
+@pytest.mark.parametrize(("provider", "module"), KINDS)
+@pytest.mark.parametrize("change", [{"user": "deploy"}, {"port": 2222}, {"jump": BASTION}])
+def test_a_change_of_how_to_reach_a_host_updates_state_and_runs_nothing_on_it(provider, module, change,
+                                                                              monkeypatch):
+    olds = {**inputs(module), "revision": 4}
+    news = {**inputs(module), **change}
+    assert provider().diff("id", olds, news).changes is True
+
+    def no_host(*_args, **_kwargs):
+        raise AssertionError("a script ran on the host")
+
+    monkeypatch.setattr(provider, "_run", no_host)
+    result = provider().update("id", olds, news)
+    assert result.outs["revision"] == 4 and all(result.outs[k] == v for k, v in change.items())
+
+
+def test_state_written_before_bastions_existed_is_not_a_change():
+    for provider, module in KINDS:
+        olds = {key: value for key, value in inputs(module).items() if key != "jump"}
+        assert provider().diff("id", olds, inputs(module)).changes is False

@@ -82,6 +82,8 @@ CORPUS = [
     ("zone", "../etc", "is not a firewalld zone name"), ("zone", "pub lic", "is not a firewalld zone name"),
     ("existingPortPolicy", "merge", "is not one of keep, replace"),
     ("existingPortPolicy", None, "is not one of keep, replace"),
+    ("jump", "bastion-9", "is not a bastion of this stack"), ("jump", 7, "is not a bastion of this stack"),
+    ("jump", {"address": "10.0.0.9"}, "is not a bastion of this stack"),
     ("sshPort", 22, "unknown setting"),
 ]
 
@@ -187,9 +189,9 @@ def test_one_error_lists_every_problem_of_every_host():
 
 
 def test_spellings_of_one_address_are_one_address():
-    with pytest.raises(SettingsError, match="address 2001:db8::1 appears twice"):
+    with pytest.raises(SettingsError, match="setting address: 2001:db8::1 appears twice"):
         parse_stack("dc1", {}, [host(address="2001:DB8:0::1"), host(name="mail2", address="2001:db8::1")])
-    with pytest.raises(SettingsError, match="address mx.example.com appears twice"):
+    with pytest.raises(SettingsError, match="setting address: mx.example.com appears twice"):
         parse_stack("dc1", {}, [host(address="MX.example.com"), host(name="mail2", address="mx.example.com")])
 
 

@@ -73,9 +73,10 @@ def test_bad_values_are_refused_naming_stack_host_and_setting(extra, message):
 def test_stack_level_errors():
     with pytest.raises(SettingsError, match="stack dc1: setting hosts: expected a non-empty list"):
         parse_stack("dc1", {}, [])
-    with pytest.raises(SettingsError, match="stack dc1: setting hosts: name mail1 appears twice"):
+    with pytest.raises(SettingsError, match=r"stack dc1, host mail1 \(#2\), setting name: mail1 appears twice "
+                                            r"\(first as host #1, mail1\)"):
         parse_stack("dc1", {}, [host(), host(address="10.231.0.10")])
-    with pytest.raises(SettingsError, match="stack dc1: setting hosts: address 10.231.0.6 appears twice"):
+    with pytest.raises(SettingsError, match=r"stack dc1, host mail2 \(#2\), setting address: 10.231.0.6 appears twice"):
         parse_stack("dc1", {}, [host(), host(name="mail2")])
     with pytest.raises(SettingsError, match="stack dc1, host mail1, setting serviceKey"):
         parse_stack("dc1", {"serviceKey": 465}, [host()])
