@@ -9,6 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOSTS ?= 3
 VARIANTS ?=
+BEHIND ?=
 
 .PHONY: help system-deps venv lint test test-full unit-test lab-test lab-up lab-status lab-down demo bench bench-lab bench-smtps \
 	tools
@@ -17,7 +18,7 @@ help:
 	@echo "make test         install what is missing, then lint, unit tests and lab integration tests (as root)"
 	@echo "make test-full    the same with the long counts: 100 kill points, 5000 property-test examples"
 	@echo "make demo         bring up the local lab (3 hosts) and turn on SMTPS on it with pulumi up"
-	@echo "make lab-up       HOSTS=N [VARIANTS=mail2=iredmail-1.5]: create or converge the lab"
+	@echo "make lab-up       HOSTS=N [VARIANTS=mail2=iredmail-1.5] [BEHIND=mail3=mail1]: create or converge the lab"
 	@echo "make lab-status   one line per lab host"
 	@echo "make lab-down     remove everything the lab made"
 	@echo "make bench-lab    time lab-up for 1, 5, 10 and 20 hosts and print memory per host"
@@ -55,7 +56,7 @@ test-full: system-deps lint tools
 	SMTPS_KILL_POINTS=100 HYPOTHESIS_PROFILE=full $(VENV)/bin/pytest
 
 lab-up: system-deps venv
-	$(PY) -m lab up --hosts "$(HOSTS)" --variants "$(VARIANTS)"
+	$(PY) -m lab up --hosts "$(HOSTS)" --variants "$(VARIANTS)" --behind "$(BEHIND)"
 
 lab-status: venv
 	$(PY) -m lab status

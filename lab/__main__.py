@@ -28,7 +28,7 @@ def _require_root() -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     _require_root()
-    spec = build_spec(args.state_dir, args.hosts, args.variants, args.name, args.subnet)
+    spec = build_spec(args.state_dir, args.hosts, args.variants, args.name, args.subnet, args.behind)
     started = time.monotonic()
     timings = lab.up(spec)
     total = time.monotonic() - started
@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("up", help="create or converge the lab")
     p.add_argument("--hosts", type=int, default=3)
     p.add_argument("--variants", default="", help="per-host variants, e.g. mail2=iredmail-1.5 (default iredmail-1.4)")
+    p.add_argument("--behind", default="",
+                   help="hosts reachable only through another lab host, e.g. mail3=mail1 (no route from here)")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("status", help="one line per host")
     p.add_argument("--json", action="store_true")

@@ -32,6 +32,11 @@ BOOT_TIMEOUT = 120.0
 TLS_CERT = "pki/tls/certs/iRedMail.crt"
 TLS_KEY = "pki/tls/private/iRedMail.key"
 SASL_USER = "testuser"
+# Non-root deploy accounts on every host, both logging in with the deploy key: SUDO_USER may run anything as root
+# through sudo without a password (what a fleet's deploy user usually has); PLAIN_USER has no sudo at all.
+SUDO_USER = "deploy"
+PLAIN_USER = "mailops"
+USER_IDS = {SUDO_USER: 1990, PLAIN_USER: 1991}
 MAILBOXES = ["postmaster", SASL_USER]
 
 
@@ -70,10 +75,12 @@ def prepare(spec: LabSpec, host: HostSpec, deploy_public_key: str, sasl_password
         folder.mkdir(parents=True)
 
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.fqdn}", "-f", str(paths.host_key)])
-    _write(paths.authorized_keys, deploy_public_key, 0o600)
+    # Readable by all: sshd reads it as the user logging in (root or a deploy account); a public key is no secret.
+    _write(paths.authorized_keys, deploy_public_key, 0o644)
     _write(paths.sshd_config, render.sshd_config(host))
     _write(paths.dbus_conf, render.dbus_conf())
 
+    _add_users(paths)
     _write(paths.in_etc("hostname"), host.fqdn + "\n")
     _write(paths.in_etc("hosts"), render.hosts_file(Path("/etc/hosts").read_text(), host))
 
@@ -112,18 +119,39 @@ def prepare(spec: LabSpec, host: HostSpec, deploy_public_key: str, sasl_password
     return paths
 
 
+def _add_users(paths: HostPaths) -> None:
+    """The deploy accounts, in the host's own /etc (the machine's files plus their lines). Home is the host's
+    private /tmp; the password field `*` (no password, not locked: sshd refuses a locked account even with a key)."""
+    passwd, shadow, group = (Path("/etc", name).read_text() for name in ("passwd", "shadow", "group"))
+    for user, uid in USER_IDS.items():
+        passwd += f"{user}:x:{uid}:{uid}:smtps lab deploy user:/tmp:/bin/sh\n"
+        shadow += f"{user}:*:20000:0:99999:7:::\n"
+        group += f"{user}:x:{uid}:\n"
+    _write(paths.in_etc("passwd"), passwd)
+    _write(paths.in_etc("shadow"), shadow, 0o640)
+    os.chown(paths.in_etc("shadow"), 0, grp.getgrnam("shadow").gr_gid)
+    _write(paths.in_etc("group"), group)
+    _write(paths.in_etc("sudoers.d/smtps-deploy"), f"{SUDO_USER} ALL=(root) NOPASSWD: ALL\n", 0o440)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Network
 
 
-def create_network(host: HostSpec) -> None:
+def create_network(host: HostSpec, outer_netns: str | None = None) -> None:
+    """The host's namespace and its veth. The outer end stays on the machine, or (`outer_netns`) goes into the
+    bastion host's namespace: then only the bastion has a route to this host."""
     ns = host.netns
     run(["ip", "netns", "add", ns])
     run(["ip", "link", "add", host.veth_outer, "type", "veth", "peer", "name", host.veth_inner_tmp])
     run(["ip", "link", "set", host.veth_inner_tmp, "netns", ns])
     run(["ip", "-n", ns, "link", "set", host.veth_inner_tmp, "name", "eth0"])
-    run(["ip", "addr", "add", f"{host.outer_address}/30", "dev", host.veth_outer])
-    run(["ip", "link", "set", host.veth_outer, "up"])
+    outer = ["ip"]
+    if outer_netns:
+        run(["ip", "link", "set", host.veth_outer, "netns", outer_netns])
+        outer = ["ip", "-n", outer_netns]
+    run([*outer, "addr", "add", f"{host.outer_address}/30", "dev", host.veth_outer])
+    run([*outer, "link", "set", host.veth_outer, "up"])
     run(["ip", "-n", ns, "addr", "add", f"{host.address}/30", "dev", "eth0"])
     run(["ip", "-n", ns, "link", "set", "eth0", "up"])
     run(["ip", "-n", ns, "link", "set", "lo", "up"])

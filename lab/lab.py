@@ -16,6 +16,7 @@ from .render import HostPaths
 from .spec import DEFAULT_NAME, DEFAULT_SUBNET, MAIL_DOMAIN, HostSpec, LabSpec, build_spec
 
 INVENTORY_VERSION = 1
+PROJECT = Path(__file__).resolve().parent.parent
 # Booting runs firewalld (Python) and ssh-keygen/openssl per host; more than a few at once only queue on 2 cores.
 PARALLEL_BOOTS = 4
 
@@ -55,7 +56,8 @@ def spec_from_inventory(state_dir: Path) -> LabSpec | None:
     if inventory is None:
         return None
     variants = ",".join(f"{h['name']}={h['variant']}" for h in inventory["hosts"])
-    return build_spec(state_dir, len(inventory["hosts"]), variants, inventory["lab"], inventory["subnet"])
+    behind = ",".join(f"{h['name']}={h['jump']}" for h in inventory["hosts"] if h.get("jump"))
+    return build_spec(state_dir, len(inventory["hosts"]), variants, inventory["lab"], inventory["subnet"], behind)
 
 
 def _host_running(spec: LabSpec, host: HostSpec) -> bool:
@@ -78,24 +80,34 @@ def up(spec: LabSpec, log=print) -> list[HostTiming]:
     pubkey = _deploy_key(spec)
     password = _sasl_password(spec)
     todo = [h for h in spec.hosts if not _host_running(spec, h)]
+    # A host behind a bastion that is made anew lost its veth with the bastion's old namespace: make it anew too.
+    remade = {h.index for h in todo}
+    todo += [h for h in spec.hosts if h.bastion in remade and h.index not in remade]
     for h in spec.hosts:
         if h not in todo:
             log(f"{h.name}: already running")
+
+    by_index = {h.index: h for h in spec.hosts}
 
     def create(h: HostSpec) -> HostTiming:
         started = time.monotonic()
         _remove_host(spec, h)  # whatever a crashed attempt left of this host
         paths = hostops.prepare(spec, h, pubkey, password)
-        hostops.create_network(h)
+        bastion = by_index[h.bastion] if h.bastion else None
+        hostops.create_network(h, bastion.netns if bastion else None)
         hostops.boot(h, paths)
         timing = HostTiming(h.name, time.monotonic() - started)
-        log(f"{h.name}: up at {h.address} ({h.variant.value}) in {timing.seconds:.1f} s")
+        via = f", only through {bastion.name}" if bastion else ""
+        log(f"{h.name}: up at {h.address} ({h.variant.value}{via}) in {timing.seconds:.1f} s")
         return timing
 
     timings: list[HostTiming] = []
-    if todo:
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_BOOTS, len(todo))) as pool:
-            futures = [pool.submit(create, h) for h in todo]
+    # Two waves: a host behind a bastion puts its veth into the bastion's namespace, which must exist first.
+    for wave in ([h for h in todo if not h.bastion], [h for h in todo if h.bastion]):
+        if not wave:
+            continue
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_BOOTS, len(wave))) as pool:
+            futures = [pool.submit(create, h) for h in wave]
             errors = []
             for future in futures:
                 try:
@@ -129,6 +141,10 @@ def write_inventory(spec: LabSpec, sasl_password: str) -> None:
         hosts.append({
             "name": h.name, "fqdn": h.fqdn, "address": h.address, "port": 22, "user": "root",
             "variant": h.variant.value, "netns": h.netns, "host_key": host_key,
+            # The host this one is reached through (no route from the machine), or null.
+            "jump": f"mail{h.bastion}" if h.bastion else None,
+            # Non-root accounts: `sudo_user` has passwordless sudo, `plain_user` has none (for its refusal).
+            "sudo_user": hostops.SUDO_USER, "plain_user": hostops.PLAIN_USER,
             "tls_cert": "/etc/" + hostops.TLS_CERT, "tls_key": "/etc/" + hostops.TLS_KEY,
         })
     spec.known_hosts.write_text("\n".join(known_hosts) + "\n")
@@ -166,7 +182,21 @@ class HostStatus:
                 "smtps": self.smtps.as_dict()}
 
 
+def _probe_through(spec: LabSpec, bastion: HostSpec, address: str) -> tuple[bool, probe.SmtpsProbe]:
+    """SSH and 465 of a host behind `bastion`, probed from inside the bastion (the machine has no route there)."""
+    paths = HostPaths(spec.host_dir(bastion))
+    result = hostops.execute(bastion, paths, ["env", f"PYTHONPATH={PROJECT}", hostops.HOST_PYTHON, "-m", "lab.probe",
+                                              address], check=False)
+    try:
+        seen = json.loads(result.stdout)
+    except ValueError:
+        return False, probe.SmtpsProbe("error", detail=result.stderr.decode(errors="replace").strip())
+    return seen["ssh"]["banner"].startswith("SSH-"), probe.SmtpsProbe(**seen["smtps"])
+
+
 def status(spec: LabSpec) -> list[HostStatus]:
+    by_index = {h.index: h for h in spec.hosts}
+
     def one(h: HostSpec) -> HostStatus:
         paths = HostPaths(spec.host_dir(h))
         running = hostops.anchor_pid(h, paths) is not None
@@ -175,8 +205,11 @@ def status(spec: LabSpec) -> list[HostStatus]:
         if running:
             firewalld = hostops.execute(h, paths, ["firewall-cmd", "--state"], check=False).returncode == 0
             postfix = hostops.execute(h, paths, ["postfix", "status"], check=False).returncode == 0
-            sshd = probe.tcp(h.address, 22).banner.startswith("SSH-")
-            smtps = probe.smtps(h.address)
+            if h.bastion:
+                sshd, smtps = _probe_through(spec, by_index[h.bastion], h.address)
+            else:
+                sshd = probe.tcp(h.address, 22).banner.startswith("SSH-")
+                smtps = probe.smtps(h.address)
         return HostStatus(h.name, h.address, h.variant.value, running, sshd, firewalld, postfix, smtps)
 
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import json
 import socket
+import sys
 from dataclasses import asdict, dataclass
 
 from smtps.verify import verify
@@ -60,3 +62,15 @@ def smtps(address: str, port: int = 465, timeout: float = 5.0) -> SmtpsProbe:
         return SmtpsProbe("open", detail=seen.problem)
     plain = tcp(address, port, timeout=timeout, read_banner=False)
     return SmtpsProbe(plain.state, detail=plain.detail)
+
+
+def main(argv: list[str]) -> int:
+    """`python3 -m lab.probe ADDRESS`: the SSH banner and 465 as seen from where it runs, as JSON. The lab runs it
+    inside a bastion host to look at the hosts behind it, which the machine has no route to."""
+    address = argv[0]
+    print(json.dumps({"ssh": asdict(tcp(address, 22)), "smtps": smtps(address).as_dict()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -47,6 +47,9 @@ class HostSpec:
     variant: Variant
     lab_name: str = DEFAULT_NAME
     subnet: ipaddress.IPv4Network = DEFAULT_SUBNET
+    # The index of the host this one hides behind: its veth then ends inside that host's network namespace, not on
+    # the machine, so the machine has no route to it and reaches it only through that host (a bastion).
+    bastion: int | None = None
 
     @property
     def name(self) -> str:
@@ -115,6 +118,28 @@ class LabSpec:
 
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+/-]*$")
 _VARIANT_ITEM = re.compile(r"^(?:mail)?(\d+)=(.+)$")
+_BEHIND_ITEM = re.compile(r"^(?:mail)?(\d+)=(?:mail)?(\d+)$")
+
+
+def parse_behind(text: str, count: int) -> dict[int, int]:
+    """`"mail3=mail1,mail4=mail1"` -> {3: 1, 4: 1}: mail3 and mail4 are reached only through mail1."""
+    behind: dict[int, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        match = _BEHIND_ITEM.match(item)
+        if not match:
+            raise SpecError(f"BEHIND item {item!r}: expected mailN=mailB (mailN reached only through mailB)")
+        host, bastion = int(match.group(1)), int(match.group(2))
+        for index in (host, bastion):
+            if not 1 <= index <= count:
+                raise SpecError(f"BEHIND item {item!r}: there is no host mail{index} in a lab of {count}")
+        if host == bastion:
+            raise SpecError(f"BEHIND item {item!r}: a host cannot be its own bastion")
+        behind[host] = bastion
+    for host, bastion in behind.items():
+        if bastion in behind:
+            raise SpecError(f"BEHIND: mail{host}'s bastion mail{bastion} is itself behind mail{behind[bastion]}: "
+                            "a bastion must be reachable from the machine")
+    return behind
 
 
 def parse_variants(text: str, count: int) -> dict[int, Variant]:
@@ -136,7 +161,7 @@ def parse_variants(text: str, count: int) -> dict[int, Variant]:
 
 
 def build_spec(state_dir: Path, count: int, variants: str = "", name: str = DEFAULT_NAME,
-               subnet: str | ipaddress.IPv4Network = DEFAULT_SUBNET) -> LabSpec:
+               subnet: str | ipaddress.IPv4Network = DEFAULT_SUBNET, behind: str = "") -> LabSpec:
     if not 1 <= count <= MAX_HOSTS:
         raise SpecError(f"HOSTS={count}: the lab takes 1 to {MAX_HOSTS} hosts")
     if not _NAME.match(name):
@@ -158,5 +183,7 @@ def build_spec(state_dir: Path, count: int, variants: str = "", name: str = DEFA
         if state_dir == covered or covered in state_dir.parents:
             raise SpecError(f"lab state dir {state_dir} must not lie under {covered}")
     chosen = parse_variants(variants, count)
-    hosts = tuple(HostSpec(i, chosen.get(i, Variant.IREDMAIL_14), name, net) for i in range(1, count + 1))
+    bastions = parse_behind(behind, count)
+    hosts = tuple(HostSpec(i, chosen.get(i, Variant.IREDMAIL_14), name, net, bastions.get(i))
+                  for i in range(1, count + 1))
     return LabSpec(name=name, subnet=net, state_dir=state_dir, hosts=hosts)

@@ -18,8 +18,17 @@ HEADER = """\
 
 
 def host_entries(inventory: dict[str, Any], names: list[str] | None = None) -> list[dict[str, Any]]:
-    return [{"name": h["name"], "address": h["address"], "hostKey": h["host_key"]}
+    """Each host's entry; a host behind a bastion names it in `jump`."""
+    return [{"name": h["name"], "address": h["address"], "hostKey": h["host_key"],
+             **({"jump": h["jump"]} if h.get("jump") else {})}
             for h in inventory["hosts"] if names is None or h["name"] in names]
+
+
+def bastion_entries(inventory: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lab hosts that others are reached through, as the stack's bastions (named like the host)."""
+    used = {h["jump"] for h in inventory["hosts"] if h.get("jump")}
+    return [{"name": h["name"], "address": h["address"], "hostKey": h["host_key"]}
+            for h in inventory["hosts"] if h["name"] in used]
 
 
 def write_stack(inventory: dict[str, Any], inventory_path: Path, stack_name: str = "lab",
@@ -30,11 +39,13 @@ def write_stack(inventory: dict[str, Any], inventory_path: Path, stack_name: str
     path = engine.project_dir() / "stacks" / f"Pulumi.{stack_name}.yaml"
     current = yaml.safe_load(path.read_text()) if path.exists() else {}
     current = current or {}
-    config = {key: value for key, value in (current.get("config") or {}).items()
-              if key not in (f"{engine.PROJECT}:hosts", f"{engine.PROJECT}:defaults")}
+    ours = [f"{engine.PROJECT}:{key}" for key in ("hosts", "defaults", "bastions")]
+    config = {key: value for key, value in (current.get("config") or {}).items() if key not in ours}
     config[f"{engine.PROJECT}:hosts"] = hosts if hosts is not None else host_entries(inventory)
     if defaults:
         config[f"{engine.PROJECT}:defaults"] = defaults
+    if bastions := bastion_entries(inventory):
+        config[f"{engine.PROJECT}:bastions"] = bastions
     current["config"] = config
     text = HEADER.format(inventory=inventory_path) + yaml.safe_dump(current, sort_keys=False, width=200)
     path.write_text(text)
