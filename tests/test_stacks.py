@@ -25,7 +25,7 @@ def test_example_stack_parses(path):
     config = yaml.safe_load(path.read_text())["config"]
     stack = path.name.split(".")[1]
     hosts = parse_stack(stack, config.get("smtps-iredmail:defaults"), config["smtps-iredmail:hosts"],
-                        FLEET["value"])
+                        FLEET["value"], config.get("smtps-iredmail:bastions"), config.get("smtps-iredmail:canaries"))
     assert [h.name for h in hosts] and all(h.connection.host_key.startswith("ssh-") for h in hosts)
 
 
