@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import require
 from tests.enginekit import Project
+from tests.lab.faultkit import FAULTS, wrapped_tool
 from tests.lab.labkit import Lab, running_lab
 from tests.lab.smtpskit import snapshot
 
@@ -130,18 +131,25 @@ def test_the_stack_lives_in_postgres_and_up_preview_work_against_it(project: Pro
 def test_a_second_concurrent_up_is_refused_and_the_state_stays_intact(lab: Lab, project: Project,
                                                                       postgres: Postgres):
     intact = resources(project)
-    # A change on every host, so that the first up runs for a while (each host reloads Postfix and firewalld).
+    # A change on every host; mail1's `postfix reload` waits for a word from this test, so the first up is
+    # certainly still running (and holding the lock) when the second starts.
     project.pulumi("config", "set", "-s", STACK, "--path", "defaults.options.syslog_name", "postfix/submissions")
+    release = f"{FAULTS}/release"
+    hold = f"i=0; while [ ! -e {release} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done"
     first: dict[str, subprocess.CompletedProcess[str]] = {}
-    runner = threading.Thread(target=lambda: first.setdefault("up", project.smtps("up", "-s", STACK, "--yes",
-                                                                                   check=False)))
-    runner.start()
-    deadline = time.monotonic() + 60
-    while not any("/locks/" in key for key in postgres.keys()):
-        assert time.monotonic() < deadline and runner.is_alive(), "the first up never took the stack's lock"
-        time.sleep(0.05)
-    second = project.smtps("up", "-s", STACK, "--yes", check=False)
-    runner.join()
+    with wrapped_tool(lab, "mail1", "/usr/sbin/postfix", '*" reload "*', hold):
+        runner = threading.Thread(target=lambda: first.setdefault("up", project.smtps("up", "-s", STACK, "--yes",
+                                                                                       check=False)))
+        runner.start()
+        deadline = time.monotonic() + 60
+        while not any("/locks/" in key for key in postgres.keys()):
+            assert time.monotonic() < deadline and runner.is_alive(), "the first up never took the stack's lock"
+            time.sleep(0.05)
+        second = project.smtps("up", "-s", STACK, "--yes", check=False)
+        assert runner.is_alive(), "the first up ended before the second was refused"
+        lab.sh("mail1", f"touch {release}")
+        runner.join()
+    lab.sh("mail1", f"rm -f {release}")
     assert second.returncode != 0
     assert "the stack is currently locked by 1 lock(s)" in second.stdout + second.stderr, second.stdout
     assert postgres.password not in second.stdout + second.stderr
