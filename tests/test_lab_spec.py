@@ -26,6 +26,11 @@ def test_fifty_hosts_fit_in_the_subnet_and_link_names_fit_the_kernel_limit():
     assert max(len(h.veth_inner_tmp) for h in spec.hosts) <= 15
 
 
+def test_hosts_behind_a_bastion():
+    spec = build_spec(Path("/srv/lab"), 4, behind="mail3=mail1, 4=1")
+    assert [h.bastion for h in spec.hosts] == [None, None, 1, 1]
+
+
 def test_variants_by_host():
     spec = build_spec(Path("/srv/lab"), 3, "mail2=iredmail-1.5, 3=iredmail-1.5")
     assert [h.variant.value for h in spec.hosts] == ["iredmail-1.4", "iredmail-1.5", "iredmail-1.5"]
@@ -43,6 +48,10 @@ def test_variants_by_host():
     ({"count": 2, "subnet": "192.168.1.0/24"}, "inside 10.231.0.0/16"),
     ({"count": 2, "subnet": "10.231.0.0/16"}, "must be a /24"),
     ({"count": 2, "subnet": "nonsense"}, "lab subnet 'nonsense'"),
+    ({"count": 2, "behind": "mail2"}, "expected mailN=mailB"),
+    ({"count": 2, "behind": "mail2=mail3"}, "no host mail3"),
+    ({"count": 2, "behind": "mail2=mail2"}, "cannot be its own bastion"),
+    ({"count": 3, "behind": "mail2=mail1,mail3=mail2"}, "is itself behind mail1"),
 ])
 def test_bad_settings_are_refused_with_the_setting_named(kwargs, message):
     with pytest.raises(SpecError, match=message.replace("(", r"\(")):

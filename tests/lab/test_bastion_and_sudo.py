@@ -72,6 +72,11 @@ def test_the_hidden_hosts_have_no_route_from_this_machine(lab: Lab, project: Pro
         assert caught.value.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH), caught.value
     stack = yaml.safe_load((project.folder / "stacks" / "Pulumi.hidden.yaml").read_text())["config"]
     assert [b["name"] for b in stack["smtps-iredmail:bastions"]] == ["mail1"]
+    # The lab sees them from inside the bastion: up, sshd answering, 465 still closed.
+    status = {row["name"]: row for row in json.loads(lab.cli("status", "--json").stdout)}
+    for name in HIDDEN:
+        assert status[name]["sshd"] and status[name]["firewalld"] and status[name]["postfix"], status[name]
+    assert status["mail3"]["smtps"]["state"] == "rejected", status["mail3"]
 
 
 def test_up_through_the_bastion_converges_and_verifies_the_hidden_hosts(lab: Lab, project: Project, before):
