@@ -162,8 +162,9 @@ def _pool(stack: str, config: dict[str, Any]) -> Pool | None:
 def cmd_verify(args: argparse.Namespace) -> int:
     hosts, config = stack_settings(args.stack)
     # Hosts behind a bastion are checked through it (as the SSH connection goes); the others directly from here.
-    pool = _pool(args.stack, config) if any(h.connection.jump for h in hosts) else None
-    if pool is None and any(h.connection.jump for h in hosts):
+    through_bastion = any(h.connection.jump for h in hosts)
+    pool = _pool(args.stack, config) if through_bastion else None
+    if through_bastion and pool is None:
         return 2
 
     def check(h: HostSettings) -> Verification:
