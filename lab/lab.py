@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -183,10 +184,11 @@ class HostStatus:
 
 
 def _probe_through(spec: LabSpec, bastion: HostSpec, address: str) -> tuple[bool, probe.SmtpsProbe]:
-    """SSH and 465 of a host behind `bastion`, probed from inside the bastion (the machine has no route there)."""
-    paths = HostPaths(spec.host_dir(bastion))
-    result = hostops.execute(bastion, paths, ["env", f"PYTHONPATH={PROJECT}", hostops.HOST_PYTHON, "-m", "lab.probe",
-                                              address], check=False)
+    """SSH and 465 of a host behind `bastion`, probed from the bastion's network (the machine has no route there).
+    Only its network namespace is entered: the probe is this project's code, which may live under /tmp or /root,
+    folders every host covers with its own."""
+    result = hostops.run(["ip", "netns", "exec", bastion.netns, "env", f"PYTHONPATH={PROJECT}", sys.executable,
+                          "-m", "lab.probe", address], check=False)
     try:
         seen = json.loads(result.stdout)
     except ValueError:
