@@ -42,7 +42,7 @@ class VerificationProvider(ResourceProvider):
         props = from_wire(props)
         opener = None
         if props.get("jump"):
-            read = Reader(str(props.get("stack", "?")), str(props["host"]), {"jump": from_wire(props["jump"])})
+            read = Reader(str(props.get("stack", "?")), str(props["host"]), {"jump": props["jump"]})
             _, jump = read_jump(read)
             read.finish()
             opener = _Ssh.get().opener(str(props["host"]), str(props["address"]), int(props["port"]), jump)

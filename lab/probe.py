@@ -65,8 +65,8 @@ def smtps(address: str, port: int = 465, timeout: float = 5.0) -> SmtpsProbe:
 
 
 def main(argv: list[str]) -> int:
-    """`python3 -m lab.probe ADDRESS`: the SSH banner and 465 as seen from where it runs, as JSON. The lab runs it
-    inside a bastion host to look at the hosts behind it, which the machine has no route to."""
+    """`python -m lab.probe ADDRESS`: the SSH banner and 465 as seen from where it runs, as JSON. The lab runs it in
+    a bastion host's network namespace to look at the hosts behind it, which the machine has no route to."""
     address = argv[0]
     print(json.dumps({"ssh": asdict(tcp(address, 22)), "smtps": smtps(address).as_dict()}))
     return 0
