@@ -10,9 +10,11 @@ import base64
 import binascii
 import ipaddress
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 # iRedMail's stanza (iRedMail >= 1.5.0 writes exactly this; shared/FACTS.md).
@@ -26,6 +28,22 @@ IREDMAIL_OPTIONS: tuple[tuple[str, str], ...] = (
 # All three mean port 465 in master.cf. A host with any of them is converged in place, never given a second one.
 SERVICE_KEYS = ("465", "smtps", "submissions")
 SMTPS_PORT = 465
+# How long a host waits for a fresh SSH login to confirm a firewalld reload before it puts the previous firewall
+# configuration back by itself (commit-confirmed, as Juniper's `commit confirmed` or `netplan try`).
+CONFIRM_SECONDS = 60
+
+
+def _builtin_services() -> dict[str, str]:
+    """firewalld's own services and their ports (firewalld_services.txt says where the list comes from)."""
+    found = {}
+    for line in (Path(__file__).with_name("firewalld_services.txt")).read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, ports = line.split("\t")
+            found[name] = ports
+    return found
+
+
+FIREWALLD_SERVICES = _builtin_services()
 
 
 class PortPolicy(StrEnum):
@@ -95,6 +113,8 @@ class Connection:
     host_key: str
     jump: Connection | None = None
     name: str = ""
+    # Seconds the host waits for a fresh login after a firewalld reload before it reverts that reload by itself.
+    confirm_seconds: int = CONFIRM_SECONDS
 
 
 @dataclass(frozen=True)
@@ -122,6 +142,7 @@ DEFAULTS: dict[str, Any] = {
     "port": 22,
     "user": "root",
     "jump": None,
+    "confirmSeconds": CONFIRM_SECONDS,
 }
 HOST_ONLY = ("name", "address", "hostKey")
 KNOWN = set(DEFAULTS) | set(HOST_ONLY)
@@ -134,6 +155,8 @@ _PARAM = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # master.cf -o values: no white space (it would split the entry), no braces or quotes; what Postfix lists use.
 _OPTION_VALUE = re.compile(r"[A-Za-z0-9_.,:;=/@\[\]!$+*%-]{0,512}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+# A Pulumi stack name (what pulumi.get_stack() returns).
+_STACK = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 # firewalld's own rules (firewall/core/io/service.py, zone.py): letters, digits, _ and -; a zone name at most 17
 # characters (netfilter's 28 for a chain name, less firewalld's longest prefix and suffix).
 _SERVICE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -240,7 +263,15 @@ class Reader:
                     return self.fail(key, f"{_show(value)}: an IPv6 scope id (%...) is not supported")
                 return str(address)
         name = self.text(key, _HOSTNAME, "an IP address or a DNS name")
-        return name.lower() if name else None
+        if name:
+            try:
+                # The system resolver (inet_aton) reads "0x0ae70006", "10.1" or "012.0.0.1" as IPv4 addresses: as a
+                # name, one machine could appear twice in a stack under two spellings.
+                meant = socket.inet_ntoa(socket.inet_aton(name))
+            except OSError:
+                return name.lower()
+            return self.fail(key, f"{_show(value)} is read by the resolver as the IPv4 address {meant}: write {meant}")
+        return None
 
     def host_key(self, key: str) -> str | None:
         """`TYPE BASE64` whose blob really is a key of that type (SSH wire format: the type comes first)."""
@@ -256,6 +287,21 @@ class Reader:
         if raw[4:4 + length] != kind.encode():
             return self.fail(key, f"the key's data is not a {kind} key")
         return value
+
+
+def labelled(values: Mapping[str, Any]) -> Reader:
+    """A Reader for a resource's inputs, named by their `stack` and `host` labels. The labels come back from the
+    state, which anyone with write access to the backend can edit: they are checked like names, and a bad one is
+    shown (repr, cut short), never used, so it can reach neither a message line nor a script."""
+    stack, host = values.get("stack"), values.get("host")
+    good_stack = type(stack) is str and _STACK.fullmatch(stack) is not None
+    good_host = type(host) is str and _NAME.fullmatch(host) is not None
+    read = Reader(stack if good_stack else _show(stack), host if good_host else _show(host), values)
+    if not good_stack:
+        read.fail("stack", f"{_show(stack)} is not a stack name (letters, digits, _ . -)")
+    if not good_host:
+        read.fail("host", f"{_show(host)} is not a host name of letters, digits, . _ -")
+    return read
 
 
 def _read_endpoint(read: Reader, name: str = "") -> Connection | None:
@@ -289,7 +335,11 @@ def read_jump(read: Reader, bastions: Mapping[str, Connection | None] | None = N
 
 def read_connection(read: Reader, bastions: Mapping[str, Connection | None] | None = None) -> Connection | None:
     endpoint, (ok, jump) = _read_endpoint(read), read_jump(read, bastions)
-    return replace(endpoint, jump=jump) if endpoint and ok else None
+    # Long enough for a fresh login through a slow bastion; short enough that a locked-out host is back soon.
+    confirm = read.integer("confirmSeconds", 15, 600) if "confirmSeconds" in read.values else CONFIRM_SECONDS
+    if endpoint is None or not ok or confirm is None:
+        return None
+    return replace(endpoint, jump=jump, confirm_seconds=confirm)
 
 
 def parse_bastions(stack: str, bastions: Any, problems: list[str]) -> dict[str, Connection | None]:
@@ -337,7 +387,13 @@ def read_tls(read: Reader) -> TlsSettings | None:
 
 
 def read_service(read: Reader) -> FirewalldServiceSettings | None:
-    parts = (read.text("firewalldService", _SERVICE, "a firewalld service name (letters, digits, _ -)"),
+    name = read.text("firewalldService", _SERVICE, "a firewalld service name (letters, digits, _ -)")
+    if name in FIREWALLD_SERVICES and FIREWALLD_SERVICES[name] != f"{SMTPS_PORT}/tcp":
+        # Writing /etc/firewalld/services/ssh.xml with only 465/tcp would close SSH in every zone that allows ssh.
+        read.fail("firewalldService", f"{name} is firewalld's own service for {FIREWALLD_SERVICES[name]}: a file of "
+                  f"that name would replace it in every zone that uses it (choose another name, e.g. smtps)")
+        name = None
+    parts = (name,
              read.text("serviceShort", _TEXT, "one line of text XML can carry, without < > & \""),
              read.text("serviceDescription", _TEXT, "one line of text XML can carry, without < > & \""))
     return None if None in parts else FirewalldServiceSettings(*parts)
