@@ -51,3 +51,12 @@ def _scripts() -> Callable[..., str]:
 def render(name: str, **values: object) -> str:
     """Render one of the host-side templates (templates/)."""
     return _scripts()(name, **values)
+
+
+@cache
+def lockout_guard() -> str:
+    """The lockout guard's source, shipped inside the scripts that reload firewalld as it is (never rendered)."""
+    text = (Path(__file__).resolve().parent / "lockout_guard.py").read_text()
+    # It travels in a quoted here-document: no line of it may end that document early.
+    assert "SMTPS_LOCKOUT_GUARD" not in text  # noqa: S101 - a property of this repository's own file
+    return text.rstrip("\n")

@@ -8,7 +8,7 @@ import ssl
 import subprocess
 import time
 
-from smtps import firewalld_service, master_service, zone_membership
+from smtps import confirm, firewalld_service, master_service, zone_membership
 from smtps.settings import HostSettings, parse_host
 from smtps.templating import Action
 from tests.lab.labkit import Lab
@@ -21,8 +21,23 @@ def settings_for(lab: Lab, name: str, **overrides) -> HostSettings:
 
 
 def run(lab: Lab, settings: HostSettings, script: str) -> subprocess.CompletedProcess[str]:
+    """Run a script over SSH as the providers do: where it reloaded firewalld and asks for a confirmation, confirm
+    it over a fresh login (each `ssh` here is a new connection), or the host reverts the change by itself."""
     host = next(h for h in lab.hosts() if h["name"] == settings.name)
-    return lab.ssh(host, script)
+    result = lab.ssh(host, script)
+    if result.returncode == 0:
+        confirm_pending(lab, host, confirm.token(result.stdout))
+    return result
+
+
+def confirm_pending(lab: Lab, host: dict, token: str | None = None) -> None:
+    """Confirm the host's pending firewalld change (the one with `token`, or whichever is pending) over a fresh
+    login, as the controller does after a reload."""
+    if token is None:
+        token = lab.sh(host["name"], "cat /run/smtps-iredmail/confirm/token 2>/dev/null || true").stdout.strip()
+    if token:
+        done = lab.ssh(host, confirm.script(host["name"], token))
+        assert done.returncode == 0, done.stdout + done.stderr
 
 
 def converge(lab: Lab, settings: HostSettings) -> list[str]:

@@ -47,8 +47,16 @@ def live_drift(lab: Lab, settings: HostSettings) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def before(lab):
+def before(lab, zones_before):  # zones_before: taken at the same moment, before any change
     return {h["name"]: snapshot(lab, h["name"]) for h in lab.hosts()}
+
+
+LIST_ZONE = "firewall-cmd --permanent --zone=iredmail --list-all"
+
+
+@pytest.fixture(scope="module")
+def zones_before(lab):
+    return {h["name"]: lab.sh(h["name"], LIST_ZONE).stdout for h in lab.hosts()}
 
 
 def test_converge_opens_465_with_tls_and_auth_everywhere(lab, before):
@@ -219,11 +227,21 @@ def test_stopped_daemons_are_reported_not_worked_around(lab, before):
     assert snapshot(lab, "mail2") == current
 
 
-def test_zz_destroy_leaves_every_host_as_it_was_found(lab, before):
+def test_zz_destroy_leaves_every_host_as_it_was_found(lab, before, zones_before):
     for host in lab.hosts():
         destroy(lab, settings_for(lab, host["name"]))
     for host in lab.hosts():
-        assert snapshot(lab, host["name"]) == before[host["name"]], host["name"]
+        name, after = host["name"], snapshot(lab, host["name"])
+        if name == "mail1":
+            # mail1's zone was edited by hand through firewalld (the hand-edit test), which rewrote the file in its
+            # own format and left its .old copy: that edit is someone else's, and destroy keeps it. The zone says
+            # exactly what it said before, and every other file is byte for byte as it was.
+            zone = "firewalld/zones/iredmail.xml"
+            assert lab.sh(name, LIST_ZONE).stdout == zones_before[name]
+            after = {f: d for f, d in after.items() if not f.startswith(zone)}
+            assert after == {f: d for f, d in before[name].items() if f != zone}, name
+        else:
+            assert after == before[name], name
         assert lab.sh(host["name"], "test -e /var/lib/smtps-iredmail", check=False).returncode == 1
     assert probe.tcp(lab.hosts()[0]["address"], 465, read_banner=False).state == "rejected"
     closed = verify.verify(lab.hosts()[1]["address"])

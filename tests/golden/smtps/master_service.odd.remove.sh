@@ -1,19 +1,39 @@
 #!/bin/sh
-# master.cf service on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when rendered.
+# 'master.cf service' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
+# rendered.
 set -eu
 umask 022
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# A dropped SSH connection closes our stdout and stderr: a write to them must fail (and be handled), never kill the
+# script with SIGPIPE before its EXIT trap has undone what it changed.
+trap '' PIPE
 HOST=mail1
+KIND='master.cf service'
 # What the host looked like before the first change, and after the last one: destroy needs both. One folder per
 # resource under it, made whole as NAME.new and renamed into place, so it is always complete or absent.
 STATE=/var/lib/smtps-iredmail
-say() { printf 'smtps: %s: %s\n' "$HOST" "$*"; }
-fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2; exit 1; }
+say() { printf 'smtps: %s: %s\n' "$HOST" "$*" || true; }
+fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2 || true; exit 1; }
+# One run at a time on a host: two runs (two stacks naming one machine, a retry while the first still runs) would
+# otherwise remove each other's work copies. The lock file lives in /run/lock, which a reboot empties; it holds who
+# has the lock, for the message of a run that waited too long.
+LOCK=/run/lock/smtps-iredmail
+mkdir -p /run/lock
+command -v flock >/dev/null 2>&1 || fail "flock (util-linux) is needed to run one change at a time"
+exec 9>>"$LOCK"
+if ! flock -w 60 9; then
+    fail "another smtps-iredmail run holds this host's lock ($(cat "$LOCK" 2>/dev/null || echo unknown)); nothing was changed"
+fi
+: > "$LOCK"
+printf 'pid %s, %s, from %s\n' "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SSH_CONNECTION:-a local shell}" >> "$LOCK"
 # Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written,
 # and a copy that fails (a full disk) takes its partial file with it.
-put() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2" || { rm -f "$2.smtps-tmp"; return 1; }; }
+put() { { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; } || { rm -f "$2.smtps-tmp"; return 1; }; }
 # Put $1 back at $2 only if they differ: an undo that has nothing to put back writes nothing (and so cannot fail).
 put_back() { cmp -s "$1" "$2" || put "$1" "$2"; }
+# restore BACKUP TARGET: put BACKUP back and drop it; on failure keep it (the next run, or a person, needs it) and
+# return non-zero. Undo steps use this and `||` chains: `set -e` is off inside a function called from `if`.
+restore() { if [ -e "$1" ]; then put_back "$1" "$2" && rm -f "$1"; fi; }
 # What a run interrupted by a kill may have left: work copies beside the files, unfinished state folders.
 tidy() {  # tidy FILE... : remove FILE.smtps-tmp for each
     for f in "$@"; do rm -f "$f.smtps-tmp"; done
@@ -30,6 +50,14 @@ drop_state() {  # drop_state DIR: gone in one rename; the state root goes with t
     mv "$1" "$1.gone" && rm -rf "$1.gone"
     rmdir "$STATE" 2>/dev/null || true
 }
+# A file this tool wrote is put back byte for byte at destroy only while it is exactly what this tool last wrote.
+# changed_since DIR FILE: has FILE changed since this tool last wrote it (DIR/applied), or since it was found
+# (DIR/orig)? Then someone else edited it, and what was found is no longer what destroy should put back.
+changed_since() {
+    if [ -e "$1/applied" ] && cmp -s "$2" "$1/applied"; then return 1; fi
+    if [ -e "$1/orig" ] && cmp -s "$2" "$1/orig"; then return 1; fi
+    return 0
+}
 # On any failure after the first change (a failed command under `set -e`, `fail`, or a signal), the EXIT trap runs
 # the undo named by `on_failure`, so the host's files end as they were before this run.
 UNDO=""
@@ -39,9 +67,9 @@ finish() {
     trap - EXIT
     if [ "$rc" -ne 0 ] && [ -n "$UNDO" ]; then
         if "$UNDO" >/dev/null 2>&1; then
-            printf 'smtps: %s: master.cf service: failed; what this run changed is undone\n' "$HOST" >&2
+            printf 'smtps: %s: %s: failed; what this run changed is undone\n' "$HOST" "$KIND" >&2 || true
         else
-            printf 'smtps: %s: master.cf service: failed, and undoing it failed too: check the host\n' "$HOST" >&2
+            printf 'smtps: %s: %s: failed, and undoing it failed too: check the host\n' "$HOST" "$KIND" >&2 || true
         fi
     fi
     exit "$rc"
@@ -69,12 +97,14 @@ canon() { tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//; s/ -o /\n/g' | { IFS
 # The master.cf this run started from goes back, Postfix re-reads it if it was told to, the work copy goes, and a
 # state folder this run made goes too.
 undo() {
-    rm -rf "$WORK"
-    if [ -e "$S.before" ]; then put_back "$S.before" "$MASTER"; rm -f "$S.before"; fi
-    # Best effort: the files are what must be as before; Postfix keeps its running configuration otherwise.
-    if [ "$RELOADED" = yes ]; then postfix reload || true; fi
-    if [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S"; fi
+    rc=0
+    rm -rf "$WORK" || rc=1
+    restore "$S.before" "$MASTER" || rc=1
+    # Postfix keeps its running configuration if this reload fails; the files are what must be as before.
+    if [ "$RELOADED" = yes ]; then postfix reload >/dev/null 2>&1 || rc=1; fi
+    if [ "$rc" -eq 0 ] && [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S" || rc=1; fi
     rm -rf "$S.new"
+    return "$rc"
 }
 RELOADED=no
 FIRST=no
@@ -102,7 +132,8 @@ postfix status >/dev/null 2>&1 || fail "postfix is not running"
 on_failure undo
 put "$MASTER" "$S.before"
 start_copy
-if { [ -e "$S/applied" ] && cmp -s "$MASTER" "$S/applied"; } || cmp -s "$MASTER" "$S/orig"; then
+if [ -e "$S/orig" ] && { { [ -e "$S/applied" ] && cmp -s "$MASTER" "$S/applied"; } || cmp -s "$MASTER" "$S/orig"; }
+then
     # Nobody changed master.cf since our last change (or an interrupted remove already put it back): put back the
     # file as it was found, byte for byte.
     cp -p "$S/orig" "$WORK/master.cf"

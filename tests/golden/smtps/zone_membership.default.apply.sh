@@ -1,19 +1,39 @@
 #!/bin/sh
-# zone membership on mail1: apply. Rendered by smtps-iredmail: every value below was quoted when rendered.
+# 'zone membership' on mail1: apply. Rendered by smtps-iredmail: every value below was quoted when
+# rendered.
 set -eu
 umask 022
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# A dropped SSH connection closes our stdout and stderr: a write to them must fail (and be handled), never kill the
+# script with SIGPIPE before its EXIT trap has undone what it changed.
+trap '' PIPE
 HOST=mail1
+KIND='zone membership'
 # What the host looked like before the first change, and after the last one: destroy needs both. One folder per
 # resource under it, made whole as NAME.new and renamed into place, so it is always complete or absent.
 STATE=/var/lib/smtps-iredmail
-say() { printf 'smtps: %s: %s\n' "$HOST" "$*"; }
-fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2; exit 1; }
+say() { printf 'smtps: %s: %s\n' "$HOST" "$*" || true; }
+fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2 || true; exit 1; }
+# One run at a time on a host: two runs (two stacks naming one machine, a retry while the first still runs) would
+# otherwise remove each other's work copies. The lock file lives in /run/lock, which a reboot empties; it holds who
+# has the lock, for the message of a run that waited too long.
+LOCK=/run/lock/smtps-iredmail
+mkdir -p /run/lock
+command -v flock >/dev/null 2>&1 || fail "flock (util-linux) is needed to run one change at a time"
+exec 9>>"$LOCK"
+if ! flock -w 60 9; then
+    fail "another smtps-iredmail run holds this host's lock ($(cat "$LOCK" 2>/dev/null || echo unknown)); nothing was changed"
+fi
+: > "$LOCK"
+printf 'pid %s, %s, from %s\n' "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SSH_CONNECTION:-a local shell}" >> "$LOCK"
 # Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written,
 # and a copy that fails (a full disk) takes its partial file with it.
-put() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2" || { rm -f "$2.smtps-tmp"; return 1; }; }
+put() { { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; } || { rm -f "$2.smtps-tmp"; return 1; }; }
 # Put $1 back at $2 only if they differ: an undo that has nothing to put back writes nothing (and so cannot fail).
 put_back() { cmp -s "$1" "$2" || put "$1" "$2"; }
+# restore BACKUP TARGET: put BACKUP back and drop it; on failure keep it (the next run, or a person, needs it) and
+# return non-zero. Undo steps use this and `||` chains: `set -e` is off inside a function called from `if`.
+restore() { if [ -e "$1" ]; then put_back "$1" "$2" && rm -f "$1"; fi; }
 # What a run interrupted by a kill may have left: work copies beside the files, unfinished state folders.
 tidy() {  # tidy FILE... : remove FILE.smtps-tmp for each
     for f in "$@"; do rm -f "$f.smtps-tmp"; done
@@ -30,6 +50,14 @@ drop_state() {  # drop_state DIR: gone in one rename; the state root goes with t
     mv "$1" "$1.gone" && rm -rf "$1.gone"
     rmdir "$STATE" 2>/dev/null || true
 }
+# A file this tool wrote is put back byte for byte at destroy only while it is exactly what this tool last wrote.
+# changed_since DIR FILE: has FILE changed since this tool last wrote it (DIR/applied), or since it was found
+# (DIR/orig)? Then someone else edited it, and what was found is no longer what destroy should put back.
+changed_since() {
+    if [ -e "$1/applied" ] && cmp -s "$2" "$1/applied"; then return 1; fi
+    if [ -e "$1/orig" ] && cmp -s "$2" "$1/orig"; then return 1; fi
+    return 0
+}
 # On any failure after the first change (a failed command under `set -e`, `fail`, or a signal), the EXIT trap runs
 # the undo named by `on_failure`, so the host's files end as they were before this run.
 UNDO=""
@@ -39,9 +67,9 @@ finish() {
     trap - EXIT
     if [ "$rc" -ne 0 ] && [ -n "$UNDO" ]; then
         if "$UNDO" >/dev/null 2>&1; then
-            printf 'smtps: %s: zone membership: failed; what this run changed is undone\n' "$HOST" >&2
+            printf 'smtps: %s: %s: failed; what this run changed is undone\n' "$HOST" "$KIND" >&2 || true
         else
-            printf 'smtps: %s: zone membership: failed, and undoing it failed too: check the host\n' "$HOST" >&2
+            printf 'smtps: %s: %s: failed, and undoing it failed too: check the host\n' "$HOST" "$KIND" >&2 || true
         fi
     fi
     exit "$rc"
@@ -84,14 +112,20 @@ change() {  # change [--permanent] --add-service=X|--remove-service=X|--add-port
 $JOURNAL"
 }
 undo() {
-    printf '%s' "$JOURNAL" | while IFS= read -r op; do
-        [ -z "$op" ] || firewall-cmd $op --zone="$ZONE" >/dev/null 2>&1 || true
-    done
-    if [ -e "$S.before" ]; then put_back "$S.before" "$ZFILE"; rm -f "$S.before"; fi
-    if [ -e "$S.before-old" ]; then put_back "$S.before-old" "$ZFILE.old"; rm -f "$S.before-old"; fi
-    if [ "$RELOADED" = yes ]; then firewall-cmd --reload || true; fi  # best effort: the files are what must be
-    if [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S"; fi
+    rc=0
+    # A redirected loop runs in this shell (not a pipeline's subshell), so a failed inverse reaches rc.
+    while IFS= read -r op; do
+        [ -z "$op" ] || firewall-cmd $op --zone="$ZONE" >/dev/null 2>&1 || rc=1
+    done <<SMTPS_JOURNAL
+$JOURNAL
+SMTPS_JOURNAL
+    restore "$S.before" "$ZFILE" || rc=1
+    restore "$S.before-old" "$ZFILE.old" || rc=1
+    if [ "$RELOADED" = yes ]; then firewall-cmd --reload >/dev/null 2>&1 || rc=1; fi
+    if [ "$rc" -eq 0 ]; then disarm; fi
+    if [ "$rc" -eq 0 ] && [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S" || rc=1; fi
     rm -rf "$S.new"
+    return "$rc"
 }
 RELOADED=no
 FIRST=no
@@ -135,14 +169,25 @@ if [ ! -d "$S" ]; then
     if [ -e "$ZFILE.old" ]; then cp -p "$ZFILE.old" "$S.new/old-orig"; else : > "$S.new/old-absent"; fi
     if lists "$PERM" ports "$PORT"; then : > "$S.new/had-port"; fi
     commit_state "$S"
+elif [ -e "$ZFILE" ] && changed_since "$S" "$ZFILE"; then
+    # Someone changed the zone since this tool last wrote it: what was found then is no longer what destroy may
+    # put back (it would drop their change). Without the service in its permanent layer, the file as it is now is
+    # the new "as found"; with it, no file is, and from now on destroy takes out only this tool's part.
+    # (A raw 465 port this tool took out, and that is not back, keeps destroy on its part-by-part path too.)
+    rm -f "$S/orig" "$S/absent" "$S/old-orig" "$S/old-absent"
+    if [ "$need_perm" = yes ] && { [ ! -e "$S/had-port" ] || lists "$PERM" ports "$PORT"; }; then
+        put "$ZFILE" "$S/orig"
+        if [ -e "$ZFILE.old" ]; then put "$ZFILE.old" "$S/old-orig"; else : > "$S/old-absent"; fi
+    fi
 fi
 keep_before
+# The service goes in before the raw port comes out: a kill in between leaves 465 open twice, never closed.
+[ "$need_perm" = no ] || change --permanent --add-service="$SERVICE"
+[ "$need_run" = no ] || change --add-service="$SERVICE"
 if [ "$drop_port" = yes ]; then
     ! lists "$PERM" ports "$PORT" || change --permanent --remove-port="$PORT"
     ! lists "$RUN" ports "$PORT" || change --remove-port="$PORT"
 fi
-[ "$need_perm" = no ] || change --permanent --add-service="$SERVICE"
-[ "$need_run" = no ] || change --add-service="$SERVICE"
 check_config
 [ ! -e "$ZFILE" ] || put "$ZFILE" "$S/applied"
 on_failure ""

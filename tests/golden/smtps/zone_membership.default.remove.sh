@@ -1,19 +1,39 @@
 #!/bin/sh
-# zone membership on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when rendered.
+# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
+# rendered.
 set -eu
 umask 022
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# A dropped SSH connection closes our stdout and stderr: a write to them must fail (and be handled), never kill the
+# script with SIGPIPE before its EXIT trap has undone what it changed.
+trap '' PIPE
 HOST=mail1
+KIND='zone membership'
 # What the host looked like before the first change, and after the last one: destroy needs both. One folder per
 # resource under it, made whole as NAME.new and renamed into place, so it is always complete or absent.
 STATE=/var/lib/smtps-iredmail
-say() { printf 'smtps: %s: %s\n' "$HOST" "$*"; }
-fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2; exit 1; }
+say() { printf 'smtps: %s: %s\n' "$HOST" "$*" || true; }
+fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2 || true; exit 1; }
+# One run at a time on a host: two runs (two stacks naming one machine, a retry while the first still runs) would
+# otherwise remove each other's work copies. The lock file lives in /run/lock, which a reboot empties; it holds who
+# has the lock, for the message of a run that waited too long.
+LOCK=/run/lock/smtps-iredmail
+mkdir -p /run/lock
+command -v flock >/dev/null 2>&1 || fail "flock (util-linux) is needed to run one change at a time"
+exec 9>>"$LOCK"
+if ! flock -w 60 9; then
+    fail "another smtps-iredmail run holds this host's lock ($(cat "$LOCK" 2>/dev/null || echo unknown)); nothing was changed"
+fi
+: > "$LOCK"
+printf 'pid %s, %s, from %s\n' "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SSH_CONNECTION:-a local shell}" >> "$LOCK"
 # Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written,
 # and a copy that fails (a full disk) takes its partial file with it.
-put() { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2" || { rm -f "$2.smtps-tmp"; return 1; }; }
+put() { { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; } || { rm -f "$2.smtps-tmp"; return 1; }; }
 # Put $1 back at $2 only if they differ: an undo that has nothing to put back writes nothing (and so cannot fail).
 put_back() { cmp -s "$1" "$2" || put "$1" "$2"; }
+# restore BACKUP TARGET: put BACKUP back and drop it; on failure keep it (the next run, or a person, needs it) and
+# return non-zero. Undo steps use this and `||` chains: `set -e` is off inside a function called from `if`.
+restore() { if [ -e "$1" ]; then put_back "$1" "$2" && rm -f "$1"; fi; }
 # What a run interrupted by a kill may have left: work copies beside the files, unfinished state folders.
 tidy() {  # tidy FILE... : remove FILE.smtps-tmp for each
     for f in "$@"; do rm -f "$f.smtps-tmp"; done
@@ -30,6 +50,14 @@ drop_state() {  # drop_state DIR: gone in one rename; the state root goes with t
     mv "$1" "$1.gone" && rm -rf "$1.gone"
     rmdir "$STATE" 2>/dev/null || true
 }
+# A file this tool wrote is put back byte for byte at destroy only while it is exactly what this tool last wrote.
+# changed_since DIR FILE: has FILE changed since this tool last wrote it (DIR/applied), or since it was found
+# (DIR/orig)? Then someone else edited it, and what was found is no longer what destroy should put back.
+changed_since() {
+    if [ -e "$1/applied" ] && cmp -s "$2" "$1/applied"; then return 1; fi
+    if [ -e "$1/orig" ] && cmp -s "$2" "$1/orig"; then return 1; fi
+    return 0
+}
 # On any failure after the first change (a failed command under `set -e`, `fail`, or a signal), the EXIT trap runs
 # the undo named by `on_failure`, so the host's files end as they were before this run.
 UNDO=""
@@ -39,9 +67,9 @@ finish() {
     trap - EXIT
     if [ "$rc" -ne 0 ] && [ -n "$UNDO" ]; then
         if "$UNDO" >/dev/null 2>&1; then
-            printf 'smtps: %s: zone membership: failed; what this run changed is undone\n' "$HOST" >&2
+            printf 'smtps: %s: %s: failed; what this run changed is undone\n' "$HOST" "$KIND" >&2 || true
         else
-            printf 'smtps: %s: zone membership: failed, and undoing it failed too: check the host\n' "$HOST" >&2
+            printf 'smtps: %s: %s: failed, and undoing it failed too: check the host\n' "$HOST" "$KIND" >&2 || true
         fi
     fi
     exit "$rc"
@@ -51,45 +79,98 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Lockout guard. A firewalld reload makes the permanent configuration the running one: where SSH is allowed only at
-# runtime, a reload would cut this very connection. Before any change that ends in a reload, the zone that carries
-# this SSH connection must allow its port in the permanent configuration.
-ssh_survives_reload() {
+# Commit-confirmed firewalld reloads. Before a reload that can change who reaches this host, `arm` keeps the
+# firewalld files this run changes as they were, and starts a watcher that outlives this SSH session. Only a fresh
+# SSH login from the controller (a new TCP connection, a new authentication) after the reload disarms it. Otherwise,
+# CONFIRM seconds later, the watcher puts those files back and reloads firewalld: the host reverts by itself.
+CONFIRM=60
+ARM=/run/smtps-iredmail/confirm
+ARMED=""
+# The watcher: $1 the arm folder, $2 the seconds to wait. It reads the targets from the folder (data, never code).
+REVERT='sleep "$2"
+exec 9>>/run/lock/smtps-iredmail
+flock 9
+[ -f "$1/token" ] || exit 0
+n=0
+while IFS= read -r target; do
+    if [ -e "$1/$n" ]; then cp -p "$1/$n" "$target.smtps-tmp" && mv -f "$target.smtps-tmp" "$target"
+    else rm -f "$target"; fi
+    n=$((n + 1))
+done < "$1/targets"
+if [ -f "$1/state" ]; then
+    s=$(cat "$1/state")
+    if [ -d "$s.pending" ] && [ ! -e "$s" ]; then mv "$s.pending" "$s"; fi
+fi
+firewall-cmd --reload >/dev/null 2>&1
+logger -t smtps-iredmail "no fresh login confirmed the firewalld change of $(cat "$1/token"): reverted" 2>/dev/null
+rm -rf "$1"
+rmdir /run/smtps-iredmail 2>/dev/null
+exit 0'
+# An earlier change still waiting for its confirmation: its watcher may revert files under us. If the watcher is
+# gone (killed, or the host was rebooted), the change has stood since, and this very login proves SSH works.
+pending_confirm() {
+    [ -d "$ARM" ] || return 0
+    pid=$(cat "$ARM/pid" 2>/dev/null || echo 0)
+    if [ "$pid" -gt 0 ] 2>/dev/null && kill -0 "$pid" 2>/dev/null; then
+        fail "an earlier firewalld change here still waits for its confirmation and reverts by itself within ${CONFIRM}s; run again after that"
+    fi
+    confirmed_state
+    rm -rf "$ARM"
+}
+# A remove's state folder waits beside its place (NAME.pending) until the change is confirmed: a revert puts it
+# back with the files it describes; a confirmation (or a change that stood) lets it go.
+confirmed_state() {
+    if [ -f "$ARM/state" ]; then
+        rm -rf "$(cat "$ARM/state").pending"
+        rmdir "$STATE" 2>/dev/null || true
+    fi
+}
+# settle_state: the end of a remove. Armed: the state folder goes aside until the confirmation; else it goes.
+settle_state() {
+    if [ -n "$ARMED" ]; then
+        printf '%s\n' "$S" > "$ARM/state"
+        rm -rf "$S.pending" && mv "$S" "$S.pending"
+    else
+        drop_state "$S"
+    fi
+}
+pending_confirm
+# arm TARGET BEFORE [TARGET BEFORE...]: before the reload, keep what each TARGET was before this run (BEFORE, a
+# copy of it, or "-" where there was none), then start the watcher.
+arm() {
+    rm -rf "$ARM.new" && mkdir -p "$ARM.new"
+    n=0
+    while [ "$#" -ge 2 ]; do
+        printf '%s\n' "$1" >> "$ARM.new/targets"
+        if [ "$2" != - ]; then cp -p "$2" "$ARM.new/$n"; fi
+        n=$((n + 1))
+        shift 2
+    done
+    ARMED=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+    printf '%s\n' "$ARMED" > "$ARM.new/token"
+    mv "$ARM.new" "$ARM"
+    setsid /bin/sh -c "$REVERT" smtps-revert "$ARM" "$CONFIRM" </dev/null >/dev/null 2>&1 9>&- &
+    printf '%s\n' "$!" > "$ARM/pid"
+}
+# This run's own undo already put the files back: the watcher has nothing left to do.
+disarm() {
+    [ -n "$ARMED" ] && [ -d "$ARM" ] || return 0
+    pid=$(cat "$ARM/pid" 2>/dev/null || echo 0)
+    rm -rf "$ARM"
+    rmdir /run/smtps-iredmail 2>/dev/null || true
+    [ "$pid" -gt 0 ] 2>/dev/null && kill -TERM -"$pid" 2>/dev/null || true
+    ARMED=""
+}
+# The controller reads this line, logs in afresh and confirms with the token.
+confirm_needed() { [ -z "$ARMED" ] || printf 'smtps-confirm=%s\n' "$ARMED"; }
+# The lockout guard (a Python program with firewalld's own library, shipped as it is: nothing in it is rendered).
+# It judges the files as the reload will load them, this run's change included, and refuses where it cannot tell.
+lockout_guard() {
     python3 - <<'SMTPS_LOCKOUT_GUARD'
-import os
-import subprocess
-import sys
-
-conn = os.environ.get("SSH_CONNECTION", "").split()
-if len(conn) != 4:
-    sys.exit(0)  # not run over SSH: no connection to lose
-client, _, server, port = conn
-from firewall.client import FirewallClient
-
-fw = FirewallClient()
-if not fw.connected:
-    sys.exit(0)  # firewalld not running: the scripts refuse on their own
-iface = ""
-for line in subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True).stdout.splitlines():
-    fields = line.split()
-    if len(fields) > 3 and fields[3].split("/")[0] == server:
-        iface = fields[1]
-zone = fw.getZoneOfSource(client) or (iface and fw.getZoneOfInterface(iface)) or fw.getDefaultZone()
-settings = fw.config().getZoneByName(zone).getSettings()
-wanted = (port, "tcp")
-if settings.getTarget() == "ACCEPT" or wanted in [tuple(p) for p in settings.getPorts()]:
-    sys.exit(0)
-for name in settings.getServices():
-    ports = [tuple(p) for p in fw.config().getServiceByName(name).getSettings().getPorts()]
-    if wanted in ports:
-        sys.exit(0)
-print(f"a firewalld reload would cut SSH: this connection (port {port}/tcp) comes in through zone {zone}, whose "
-      f"permanent configuration does not allow it (allowed at runtime only). Make it permanent first "
-      f"(firewall-cmd --permanent --zone={zone} --add-service=ssh); nothing was changed")
-sys.exit(1)
+<smtps/lockout_guard.py, as it is>
 SMTPS_LOCKOUT_GUARD
 }
-guard_reload() { why=$(ssh_survives_reload 2>&1) || fail "$why"; }
+guard_reload() { why=$(lockout_guard 2>&1) || fail "$why"; }
 
 
 ZONE=iredmail
@@ -124,14 +205,20 @@ change() {  # change [--permanent] --add-service=X|--remove-service=X|--add-port
 $JOURNAL"
 }
 undo() {
-    printf '%s' "$JOURNAL" | while IFS= read -r op; do
-        [ -z "$op" ] || firewall-cmd $op --zone="$ZONE" >/dev/null 2>&1 || true
-    done
-    if [ -e "$S.before" ]; then put_back "$S.before" "$ZFILE"; rm -f "$S.before"; fi
-    if [ -e "$S.before-old" ]; then put_back "$S.before-old" "$ZFILE.old"; rm -f "$S.before-old"; fi
-    if [ "$RELOADED" = yes ]; then firewall-cmd --reload || true; fi  # best effort: the files are what must be
-    if [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S"; fi
+    rc=0
+    # A redirected loop runs in this shell (not a pipeline's subshell), so a failed inverse reaches rc.
+    while IFS= read -r op; do
+        [ -z "$op" ] || firewall-cmd $op --zone="$ZONE" >/dev/null 2>&1 || rc=1
+    done <<SMTPS_JOURNAL
+$JOURNAL
+SMTPS_JOURNAL
+    restore "$S.before" "$ZFILE" || rc=1
+    restore "$S.before-old" "$ZFILE.old" || rc=1
+    if [ "$RELOADED" = yes ]; then firewall-cmd --reload >/dev/null 2>&1 || rc=1; fi
+    if [ "$rc" -eq 0 ]; then disarm; fi
+    if [ "$rc" -eq 0 ] && [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S" || rc=1; fi
     rm -rf "$S.new"
+    return "$rc"
 }
 RELOADED=no
 FIRST=no
@@ -154,31 +241,37 @@ fi
 as_found=no
 if [ -e "$S/absent" ] && [ ! -e "$ZFILE" ]; then as_found=yes; fi
 if [ -e "$S/orig" ] && [ -e "$ZFILE" ] && cmp -s "$ZFILE" "$S/orig"; then as_found=yes; fi
-if [ "$as_found" = yes ] || { [ -e "$S/applied" ] && [ -e "$ZFILE" ] && cmp -s "$ZFILE" "$S/applied"; }; then
+if { [ -e "$S/orig" ] || [ -e "$S/absent" ]; } && { [ "$as_found" = yes ] ||
+        { [ -e "$S/applied" ] && [ -e "$ZFILE" ] && cmp -s "$ZFILE" "$S/applied"; }; }; then
     # Nobody changed the zone file since: put it back byte for byte (firewalld rewrote it in its own format when
-    # the service was added), then let firewalld read it again.
-    guard_reload
+    # the service was added), then let firewalld read it again: judged by the lockout guard on the file as it will
+    # be, and armed to revert by itself unless a fresh login confirms it.
     on_failure undo
     keep_before
     if [ -e "$S/absent" ]; then rm -f "$ZFILE"; else put "$S/orig" "$ZFILE"; fi
     if [ -e "$S/old-orig" ]; then put "$S/old-orig" "$ZFILE.old"; else rm -f "$ZFILE.old"; fi
+    guard_reload
     check_config
+    zone_before=-; [ ! -e "$S.before" ] || zone_before="$S.before"
+    old_before=-; [ ! -e "$S.before-old" ] || old_before="$S.before-old"
+    arm "$ZFILE" "$zone_before" "$ZFILE.old" "$old_before"
     RELOADED=yes
     firewall-cmd --reload >/dev/null || fail "firewall-cmd --reload failed"
 else
-    # Someone changed the zone since: take out only the service, and put back the port if we took it out.
+    # Someone changed the zone since: take out only the service, after putting back the port if we took it out.
     on_failure undo
     keep_before
-    ! lists "$PERM" services "$SERVICE" || change --permanent --remove-service="$SERVICE"
-    ! lists "$RUN" services "$SERVICE" || change --remove-service="$SERVICE"
     if [ -e "$S/had-port" ]; then
         lists "$PERM" ports "$PORT" || change --permanent --add-port="$PORT"
         lists "$RUN" ports "$PORT" || change --add-port="$PORT"
     fi
+    ! lists "$PERM" services "$SERVICE" || change --permanent --remove-service="$SERVICE"
+    ! lists "$RUN" services "$SERVICE" || change --remove-service="$SERVICE"
     check_config
 fi
 on_failure ""
 rm -f "$S.before" "$S.before-old"
-drop_state "$S"
+settle_state
 say "zone $ZONE: back as found"
+confirm_needed
 
