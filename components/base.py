@@ -12,7 +12,9 @@ What the engine hands each method (Pulumi's dynamic provider protocol):
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pulumi.dynamic import (
@@ -26,15 +28,21 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from smtps import confirm
 from smtps.drift import parse_state
-from smtps.settings import Connection, Reader, read_connection
+from smtps.settings import Connection, Reader, labelled, read_connection
 from smtps.templating import Action
 
 PROJECT = "smtps-iredmail"
-# The stack's secret SSH key, handed to each explicit provider as its only input (shared/FACTS.md): `configure`
-# sees it, the state keeps it encrypted, and no SMTPS resource ever has it as an input.
+# The stack's secret SSH key, handed to each explicit provider as its only input: an explicit provider's
+# `configure` sees only its own inputs (README, "The Pulumi engine"), the state keeps it encrypted, and no SMTPS
+# resource ever has it as an input.
 SSH_KEY_CONFIG = f"{PROJECT}:sshPrivateKey"
-CONNECTION_INPUTS = ("address", "port", "user", "hostKey", "jump")
+# Or the key comes from a file on the machine that runs Pulumi, and never enters Pulumi at all: what CI uses, so
+# that nothing that can decrypt the stack (a pull request's preview) can get the key (README, "Safety").
+SSH_KEY_FILE_ENV = "SMTPS_SSH_KEY_FILE"
+# Inputs that say how to reach a host, not what is on it: a change of only these runs nothing on the host.
+CONNECTION_INPUTS = ("address", "port", "user", "hostKey", "jump", "confirmSeconds")
 # Set by the program, never by the user: which stack and host a resource belongs to, for error messages.
 LABEL_INPUTS = ("stack", "host")
 
@@ -65,10 +73,19 @@ class _Ssh:
 
         with cls.lock:
             if cls.pool is None:
-                if not cls.key:
-                    raise SshError(f"no SSH private key: set it with `pulumi config set --secret sshPrivateKey` "
-                                   f"(config key {SSH_KEY_CONFIG})")
-                cls.pool = Pool(cls.key)
+                key = cls.key
+                path = os.environ.get(SSH_KEY_FILE_ENV)
+                if not key and path:
+                    try:
+                        with open(path) as handle:
+                            key = handle.read()
+                    except OSError as err:
+                        raise SshError(f"the SSH private key file {SSH_KEY_FILE_ENV}={path} cannot be read: "
+                                       f"{err.strerror}") from None
+                if not key:
+                    raise SshError(f"no SSH private key: set {SSH_KEY_FILE_ENV} to a key file, or the stack's secret "
+                                   f"with `pulumi config set --secret sshPrivateKey` (config key {SSH_KEY_CONFIG})")
+                cls.pool = Pool(key)
             return cls.pool
 
 
@@ -89,6 +106,13 @@ class HostFailure(Exception):
     """A script failed on a host: the message is the script's own, which names the host and the reason."""
 
 
+# The settings this tool last applied, kept in the outputs under this name. A refresh puts what it finds on the
+# host into the outputs (so that the next diff shows it per setting); `applied` it never touches. Delete and read
+# act from it: they remove what this tool wrote and read where it wrote, whatever a refresh found meanwhile, and
+# never validate a live value (an empty service file, a missing entry) as if it were a setting.
+APPLIED = "applied"
+
+
 class HostProvider(ResourceProvider):
     kind: ClassVar[str]
     # The inputs that are settings of this resource kind, in the order a reader shows them.
@@ -101,7 +125,7 @@ class HostProvider(ResourceProvider):
         """The typed settings of this kind from its inputs (problems recorded on `read`)."""
         raise NotImplementedError
 
-    def script(self, host: str, parsed: Any, action: Action) -> str:
+    def script(self, host: str, parsed: Any, action: Action, connection: Connection) -> str:
         """The apply or remove script of this kind (smtps/ renders it, every value quoted)."""
         raise NotImplementedError
 
@@ -117,13 +141,21 @@ class HostProvider(ResourceProvider):
         _Ssh.configure(req.config.get(SSH_KEY_CONFIG))
 
     def _reader(self, props: dict[str, Any]) -> Reader:
-        return Reader(str(props.get("stack", "?")), str(props.get("host", "?")), from_wire(props))
+        # The labels name the host in every message and script: checked like names, since the state that brings
+        # them back may have been edited (values read back from state are data, never code).
+        return labelled(from_wire(props))
 
     def _parse(self, props: dict[str, Any]) -> tuple[str, Connection, Any]:
         read = self._reader(props)
         connection, parsed = read_connection(read), self.parse(read)
         read.finish()
         return read.host, connection, parsed
+
+    def _parse_applied(self, props: dict[str, Any]) -> tuple[str, Connection, Any]:
+        """The host as this tool last applied it: the connection from the outputs, the settings from `applied`
+        (state written before `applied` existed has only the outputs, which were the applied settings then)."""
+        applied = props.get(APPLIED)
+        return self._parse({**props, **applied} if isinstance(applied, dict) else props)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         read = self._reader(news)
@@ -145,38 +177,73 @@ class HostProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=replaces, stables=None,
                           delete_before_replace=bool(replaces))
 
-    def _run(self, props: dict[str, Any], script: str) -> str:
-        host, connection, _ = self._parse(props)
+    def _run(self, host: str, connection: Connection, script: str) -> str:
         result = _Ssh.get().run(host, connection, script)
         if result.status != 0:
             raise HostFailure(result.stderr.strip() or f"{host}: {self.kind}: exit status {result.status}")
         return result.stdout
 
+    def _change(self, host: str, connection: Connection, script: str) -> None:
+        """Run an apply or remove script; where it reloaded firewalld, confirm with a fresh login (or fail, and
+        the host reverts by itself)."""
+        started = time.monotonic()
+        token = confirm.token(self._run(host, connection, script))
+        if token is None:
+            return
+        pool = _Ssh.get()
+        seconds = connection.confirm_seconds
+        # Try until shortly before the host gives up on us: a login a moment late would find the change reverted.
+        deadline = started + seconds - 10
+        problem = ""
+        while True:
+            try:
+                result = pool.fresh(host, connection, confirm.script(host, token))
+            except Exception as err:  # noqa: BLE001 - any failure to log in is what this step exists to catch
+                problem = str(err)
+            else:
+                if result.status == 0:
+                    return
+                problem = (result.stdout + result.stderr).strip() or f"exit status {result.status}"
+                if result.status == 3:
+                    break  # already reverted: nothing left to confirm
+            if time.monotonic() + 2 >= deadline:
+                break
+            time.sleep(2)
+        # The host reverts by itself: wait for it, then see whether SSH answers again, so the message says so.
+        time.sleep(max(0.0, started + seconds + 5 - time.monotonic()))
+        try:
+            pool.fresh(host, connection, "true", timeout=30)
+            after = "it has put back its previous firewall configuration, and SSH answers again"
+        except Exception as err:  # noqa: BLE001
+            after = f"it should have put back its previous firewall configuration, but SSH still fails ({err})"
+        raise HostFailure(f"{host}: {self.kind}: no fresh SSH login after the firewalld reload ({problem}); {after}")
+
     def _outputs(self, props: dict[str, Any], revision: int) -> dict[str, Any]:
         # `revision` counts the applies: the host's verification depends on it, so it runs after every change.
-        return {**props, "revision": revision}
+        applied = {key: props[key] for key in self.settings if key in props}
+        return {**props, "revision": revision, APPLIED: applied}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        host, _, parsed = self._parse(props)
-        self._run(props, self.script(host, parsed, Action.APPLY))
+        host, connection, parsed = self._parse(props)
+        self._change(host, connection, self.script(host, parsed, Action.APPLY, connection))
         return CreateResult(f"{host}@{props['address']}", self._outputs(props, 1))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        host, _, parsed = self._parse(news)
+        host, connection, parsed = self._parse(news)
         revision = int(olds.get("revision") or 0)
         if not self._changed(olds, news, self.settings):
             # Only the way to reach the host changed (user, port, host key, bastion): nothing on it changes, so
             # nothing runs on it, and the revision (which triggers the check from outside) stays.
             return UpdateResult(self._outputs(news, revision))
-        self._run(news, self.script(host, parsed, Action.APPLY))
+        self._change(host, connection, self.script(host, parsed, Action.APPLY, connection))
         return UpdateResult(self._outputs(news, revision + 1))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        host, _, parsed = self._parse(props)
-        self._run(props, self.script(host, parsed, Action.REMOVE))
+        host, connection, parsed = self._parse_applied(props)
+        self._change(host, connection, self.script(host, parsed, Action.REMOVE, connection))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        host, _, parsed = self._parse(props)
-        live = self.live(parse_state(self._run(props, self.read_script(host, parsed))), props, parsed)
-        inputs = {key: value for key, value in props.items() if key != "revision"}
+        host, connection, parsed = self._parse_applied(props)
+        live = self.live(parse_state(self._run(host, connection, self.read_script(host, parsed))), props, parsed)
+        inputs = {key: value for key, value in props.items() if key not in ("revision", APPLIED)}
         return ReadResult(id_, {**props, **live}, {**inputs, **live})

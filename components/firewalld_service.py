@@ -14,7 +14,7 @@ from pulumi.dynamic import Resource
 
 from smtps import firewalld_service
 from smtps.drift import read_script
-from smtps.settings import HostSettings, Reader, read_service
+from smtps.settings import Connection, HostSettings, Reader, read_service
 from smtps.templating import Action
 
 from .base import HostProvider
@@ -28,8 +28,8 @@ class FirewalldServiceProvider(HostProvider):
     def parse(self, read: Reader) -> Any:
         return read_service(read)
 
-    def script(self, host: str, parsed: Any, action: Action) -> str:
-        return firewalld_service.script(host, parsed, action)
+    def script(self, host: str, parsed: Any, action: Action, connection: Connection) -> str:
+        return firewalld_service.script(host, parsed, action, connection.confirm_seconds)
 
     def read_script(self, host: str, parsed: Any) -> str:
         return read_script(host, service=parsed)

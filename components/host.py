@@ -26,7 +26,7 @@ def jump_input(settings: HostSettings) -> dict[str, Any]:
 def connection_inputs(stack: str, settings: HostSettings) -> dict[str, Any]:
     conn = settings.connection
     return {"stack": stack, "host": settings.name, "address": conn.address, "port": conn.port, "user": conn.user,
-            "hostKey": conn.host_key, "jump": jump_input(settings)}
+            "hostKey": conn.host_key, "jump": jump_input(settings), "confirmSeconds": conn.confirm_seconds}
 
 
 class SmtpsHost(pulumi.ComponentResource):

@@ -11,7 +11,7 @@ from pulumi.dynamic import Resource
 
 from smtps import master_service
 from smtps.drift import read_script
-from smtps.settings import SERVICE_KEYS, HostSettings, MasterServiceSettings, Reader, read_master, read_tls
+from smtps.settings import SERVICE_KEYS, Connection, HostSettings, MasterServiceSettings, Reader, read_master, read_tls
 from smtps.templating import Action
 
 from .base import HostProvider
@@ -24,7 +24,7 @@ class MasterServiceProvider(HostProvider):
     def parse(self, read: Reader) -> Any:
         return read_master(read), read_tls(read)
 
-    def script(self, host: str, parsed: Any, action: Action) -> str:
+    def script(self, host: str, parsed: Any, action: Action, connection: Connection) -> str:
         return master_service.script(host, *parsed, action)
 
     def read_script(self, host: str, parsed: Any) -> str:

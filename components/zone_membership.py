@@ -12,10 +12,10 @@ from pulumi.dynamic import Resource
 
 from smtps import zone_membership
 from smtps.drift import read_script
-from smtps.settings import HostSettings, PortPolicy, Reader, ZoneSettings, read_zone
+from smtps.settings import Connection, HostSettings, PortPolicy, Reader, ZoneSettings, read_zone
 from smtps.templating import Action
 
-from .base import HostFailure, HostProvider
+from .base import HostProvider
 
 
 class ZoneMembershipProvider(HostProvider):
@@ -26,17 +26,17 @@ class ZoneMembershipProvider(HostProvider):
     def parse(self, read: Reader) -> Any:
         return read_zone(read)
 
-    def script(self, host: str, parsed: Any, action: Action) -> str:
-        return zone_membership.script(host, parsed, action)
+    def script(self, host: str, parsed: Any, action: Action, connection: Connection) -> str:
+        return zone_membership.script(host, parsed, action, connection.confirm_seconds)
 
     def read_script(self, host: str, parsed: Any) -> str:
         return read_script(host, zone=parsed)
 
     def live(self, state: dict[str, str], props: dict[str, Any], parsed: Any) -> dict[str, Any]:
         zone: ZoneSettings = parsed
-        if state.get("firewalld") != "running":
-            raise HostFailure(f"{props.get('host')}: firewalld is not running: the zone {zone.zone} cannot be read")
-        if state.get("zone") == "missing":
+        if state.get("firewalld") != "running" or state.get("zone") == "missing":
+            # Reported as found, never a failure: a refresh must work on a host in any state. With firewalld
+            # stopped neither layer can be seen to hold the service; `up` then says why it cannot repair that.
             return {"permanent": False, "runtime": False}
 
         def member(layer: str) -> bool:

@@ -11,6 +11,7 @@ import io
 import shlex
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,11 @@ from .settings import Connection
 
 CONNECT_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 300.0
+# A host that stops answering is found within PING_EVERY + PING_TIMEOUT seconds: a request every PING_EVERY seconds
+# that the server must answer. It goes end to end (through a bastion too), where TCP keepalives would only watch
+# the first hop; a dead host would otherwise hold a run until TCP gave up, many minutes later.
+PING_EVERY = 5.0
+PING_TIMEOUT = 15.0
 
 
 class SshError(Exception):
@@ -70,6 +76,7 @@ class Pool:
         self._guard = threading.Lock()
         self.connections = 0
         self.sessions = 0
+        self.fresh_logins = 0
 
     def _client(self, host: str, conn: Connection) -> paramiko.SSHClient:
         with self._guard:
@@ -79,34 +86,56 @@ class Pool:
             transport = client.get_transport() if client else None
             if client and transport and transport.is_active():
                 return client
-            client = paramiko.SSHClient()
-            for name, entry in _pinned(conn).items():
-                for kind, key in entry.items():
-                    client.get_host_keys().add(name, kind, key)
-            # A host that is not pinned, or whose key differs, is refused before any command runs on it.
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
-            where = _where(host, conn)
-            # Behind a bastion: a direct-tcpip channel from the bastion (one connection, shared by every host
-            # behind it) carries this host's own SSH connection, end to end: the bastion sees only ciphertext, and
-            # this host's key is checked here exactly as for a direct connection.
-            sock = self._forward(host, conn.jump, conn.address, conn.port) if conn.jump else None
-            try:
-                client.connect(conn.address, port=conn.port, username=conn.user, pkey=self._key, sock=sock,
-                               timeout=CONNECT_TIMEOUT, banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT,
-                               allow_agent=False, look_for_keys=False)
-            except paramiko.BadHostKeyException as err:
-                raise SshError(f"{where}: host key {err.key.get_name()} {err.key.fingerprint} is not the pinned "
-                               f"hostKey {err.expected_key.fingerprint}: refused, nothing was run") from None
-            except paramiko.AuthenticationException:
-                raise SshError(f"{where}: the deploy key was refused (is it in {conn.user}'s "
-                               "authorized_keys?)") from None
-            except paramiko.SSHException as err:
-                raise SshError(f"{where}: {err}") from None
-            except OSError as err:
-                raise SshError(f"{where}: cannot connect: {err.strerror or err}") from None
+            client = self._connect(host, conn)
             self.connections += 1
             self._clients[conn] = client
             return client
+
+    def _connect(self, host: str, conn: Connection) -> paramiko.SSHClient:
+        """A new SSH connection: a new TCP connection (through the bastion, if any) and a new authentication."""
+        client = paramiko.SSHClient()
+        for name, entry in _pinned(conn).items():
+            for kind, key in entry.items():
+                client.get_host_keys().add(name, kind, key)
+        # A host that is not pinned, or whose key differs, is refused before any command runs on it.
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        where = _where(host, conn)
+        # Behind a bastion: a direct-tcpip channel from the bastion (one connection, shared by every host
+        # behind it) carries this host's own SSH connection, end to end: the bastion sees only ciphertext, and
+        # this host's key is checked here exactly as for a direct connection.
+        sock = self._forward(host, conn.jump, conn.address, conn.port) if conn.jump else None
+        try:
+            client.connect(conn.address, port=conn.port, username=conn.user, pkey=self._key, sock=sock,
+                           timeout=CONNECT_TIMEOUT, banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT,
+                           channel_timeout=CONNECT_TIMEOUT, allow_agent=False, look_for_keys=False)
+        except paramiko.BadHostKeyException as err:
+            raise SshError(f"{where}: host key {err.key.get_name()} {err.key.fingerprint} is not the pinned "
+                           f"hostKey {err.expected_key.fingerprint}: refused, nothing was run") from None
+        except paramiko.AuthenticationException:
+            raise SshError(f"{where}: the deploy key was refused (is it in {conn.user}'s "
+                           "authorized_keys?)") from None
+        except paramiko.SSHException as err:
+            raise SshError(f"{where}: {err}") from None
+        except OSError as err:
+            raise SshError(f"{where}: cannot connect: {err.strerror or err}") from None
+        threading.Thread(target=self._watch, args=(client.get_transport(),), daemon=True).start()
+        return client
+
+    @staticmethod
+    def _watch(transport: paramiko.Transport) -> None:
+        """Close the connection when the server stops answering: every command on it then fails at once."""
+        def ping(answered: threading.Event) -> None:
+            # OpenSSH answers any global request that wants a reply (here: "unsupported"): an answer is life.
+            transport.global_request("keepalive@openssh.com", wait=True)
+            answered.set()
+
+        while transport.is_active():
+            time.sleep(PING_EVERY)
+            answered = threading.Event()
+            threading.Thread(target=ping, args=(answered,), daemon=True).start()
+            if not answered.wait(PING_TIMEOUT) and transport.is_active():
+                transport.close()
+                return
 
     def _forward(self, host: str, jump: Connection, address: str, port: int) -> paramiko.Channel:
         """A TCP channel from the bastion `jump` to address:port."""
@@ -158,11 +187,24 @@ class Pool:
         return open_it
 
     def run(self, host: str, conn: Connection, script: str, timeout: float = COMMAND_TIMEOUT) -> Result:
-        """Run a shell script on the host, as root. The whole script travels as one command string, so a dropped
-        connection can never leave the host running half of it (as it could if the script were fed on stdin).
+        """Run a shell script on the host, as root, over the host's one pooled connection. The whole script travels
+        as one command string, so a dropped connection can never leave the host running half of it (as it could if
+        the script were fed on stdin).
 
         A user other than root runs it through `sudo -n` (never a password prompt: the run fails instead)."""
-        client = self._client(host, conn)
+        return self._exec(self._client(host, conn), host, conn, script, timeout)
+
+    def fresh(self, host: str, conn: Connection, script: str, timeout: float = 60.0) -> Result:
+        """Run a script over a connection of its own, made for it and closed after it: a new TCP connection and a
+        new authentication, never the pooled one (which a firewall keeps alive as established)."""
+        client = self._connect(host, conn)
+        self.fresh_logins += 1
+        try:
+            return self._exec(client, host, conn, script, timeout)
+        finally:
+            client.close()
+
+    def _exec(self, client: paramiko.SSHClient, host: str, conn: Connection, script: str, timeout: float) -> Result:
         command = "/bin/sh -c " + shlex.quote(script)
         if conn.user != "root":
             # sudo resets the environment; the lockout guard needs SSH_CONNECTION to find this session's zone.
@@ -175,12 +217,13 @@ class Pool:
             stdout = channel.makefile("rb").read().decode(errors="replace")
             stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
             status = channel.recv_exit_status()
-        except (paramiko.SSHException, OSError) as err:  # OSError covers socket timeouts
+        except (paramiko.SSHException, OSError, AttributeError) as err:  # OSError: timeouts; None: no transport
             self.forget(conn)
-            raise SshError(f"{host} ({conn.address}): the SSH session failed: {err}") from None
+            raise SshError(f"{host} ({conn.address}): the SSH session failed: {err or type(err).__name__}") from None
         if status == -1:
             self.forget(conn)
-            raise SshError(f"{host} ({conn.address}): the connection dropped before the command finished")
+            raise SshError(f"{host} ({conn.address}): the connection was lost before the command finished (the host "
+                           f"stopped answering, or the connection dropped)")
         # sudo's own refusal (no rule, a password required, no sudo at all), before anything of the script ran.
         first = stderr.strip().split("\n")[0]
         if conn.user != "root" and status in (1, 127) and not stdout and "sudo: " in first:
