@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import zlib
 
 import pulumi
 
 from smtps.settings import HostSettings, SettingsError, parse_stack
 
-from .base import PROJECT, SSH_KEY_CONFIG
+from .base import PROJECT, SSH_KEY_CONFIG, SSH_KEY_FILE_ENV
 from .host import SmtpsHost
 
 # A dynamic provider process serves 4 calls at a time, and a host's resources run one after another: so a process
@@ -35,14 +36,21 @@ def load(stack: str, config: pulumi.Config) -> tuple[HostSettings, ...]:
 def program() -> dict[str, SmtpsHost]:
     stack, config = pulumi.get_stack(), pulumi.Config(PROJECT)
     hosts = load(stack, config)
-    key = config.require_secret("sshPrivateKey")
+    # The deploy key: the stack's secret, or a file named by SMTPS_SSH_KEY_FILE on the machine running Pulumi (then
+    # it never enters Pulumi: what CI uses). A preview touches no host and needs neither.
+    key = config.get_secret("sshPrivateKey")
+    if key is None and not os.environ.get(SSH_KEY_FILE_ENV) and not pulumi.runtime.is_dry_run():
+        raise pulumi.RunError(f"stack {stack}: no deploy key: set {SSH_KEY_FILE_ENV} to the private key's file, or "
+                              f"store it in the stack: python -m smtps pulumi -- config set -s {stack} --secret "
+                              "sshPrivateKey < KEYFILE")
     providers: dict[int, pulumi.ProviderResource] = {}
     components: dict[str, SmtpsHost] = {}
     for settings in hosts:
         slot = provider_slot(settings.name)
         if slot not in providers:
-            # An explicit provider gets only its own inputs in `configure` (shared/FACTS.md): so the key is one.
-            providers[slot] = pulumi.ProviderResource("pulumi-python", f"ssh-{slot}", {SSH_KEY_CONFIG: key})
+            # An explicit provider gets only its own inputs in `configure`: so the key is one.
+            inputs = {SSH_KEY_CONFIG: key} if key is not None else {}
+            providers[slot] = pulumi.ProviderResource("pulumi-python", f"ssh-{slot}", inputs)
         components[settings.name] = SmtpsHost(stack, settings, providers[slot])
     pulumi.export("hosts", {name: host.outputs for name, host in components.items()})
     return components

@@ -22,6 +22,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -153,8 +154,16 @@ def _in_parallel(hosts: tuple[HostSettings, ...], each: Callable[[HostSettings],
 
 def _pool(stack: str, config: dict[str, Any]) -> Pool | None:
     key = config.get(f"{engine.PROJECT}:sshPrivateKey")
+    path = os.environ.get("SMTPS_SSH_KEY_FILE")
+    if not key and path:
+        try:
+            key = Path(path).read_text()
+        except OSError as err:
+            _err(f"smtps: stack {stack}: SMTPS_SSH_KEY_FILE={path} cannot be read: {err.strerror}")
+            return None
     if not key:
-        _err(f"smtps: stack {stack}: setting sshPrivateKey: missing (pulumi config set --secret sshPrivateKey)")
+        _err(f"smtps: stack {stack}: setting sshPrivateKey: missing (pulumi config set --secret sshPrivateKey, "
+             "or SMTPS_SSH_KEY_FILE)")
         return None
     return Pool(key)
 

@@ -90,3 +90,18 @@ def test_the_entry_compares_as_postconf_prints_it_whatever_the_option_order():
                                               "syslog_name=postfix/smtps\n"
     assert run(other) != run(reordered)
     assert run("") == "\n"
+
+
+def test_undo_reports_a_failed_restore_and_keeps_its_backup(tmp_path):
+    """The prologue's `restore`, run by dash: a put-back that fails returns non-zero and keeps the backup."""
+    s = _settings()
+    text = firewalld_service.script("m", s.service, Action.APPLY)
+    helpers = "\n".join(line for line in text.splitlines() if line.startswith(("put()", "put_back()", "restore()")))
+    (tmp_path / "backup").write_text("old\n")
+    failing = subprocess.run(["dash", "-c", f"{helpers}\nrestore {tmp_path}/backup {tmp_path}/missing-dir/file"],
+                             capture_output=True, text=True)
+    assert failing.returncode != 0 and (tmp_path / "backup").exists()
+    (tmp_path / "target").write_text("new\n")
+    working = subprocess.run(["dash", "-c", f"{helpers}\nrestore {tmp_path}/backup {tmp_path}/target"])
+    assert working.returncode == 0 and not (tmp_path / "backup").exists()
+    assert (tmp_path / "target").read_text() == "old\n"

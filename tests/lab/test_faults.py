@@ -39,24 +39,47 @@ def project(lab: Lab, tmp_path_factory):
 
 
 @contextlib.contextmanager
-def dropped_connection(lab: Lab, host: str):
-    """The host's SSH connection dies while its master.cf change runs (postconf made slow, the connection's sshd
-    processes killed meanwhile), as when a network path fails mid-run."""
-    with wrapped_tool(lab, host, "/usr/sbin/postconf", "*' -M '*=*", "sleep 4"):
-        def cut() -> None:
+def while_applying(lab: Lab, host: str, action, wait: int):
+    """`action()` strikes while the host's master.cf change runs (postconf made slow by `wait` seconds)."""
+    with wrapped_tool(lab, host, "/usr/sbin/postconf", "*' -M '*=*", f"sleep {wait}"):
+        def strike() -> None:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not host_pids(lab, host, "sleep\x004"):
+            while time.monotonic() < deadline and not host_pids(lab, host, f"sleep\x00{wait}"):
                 time.sleep(0.05)
-            for pid in host_pids(lab, host, "sshd: root"):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            action()
 
-        cutter = threading.Thread(target=cut)
-        cutter.start()
+        striker = threading.Thread(target=strike)
+        striker.start()
         try:
             yield
         finally:
-            cutter.join()
+            striker.join()
+
+
+def dropped_connection(lab: Lab, host: str):
+    """The host's SSH connection dies while its master.cf change runs (the connection's sshd processes killed), as
+    when a network path fails mid-run."""
+    def cut() -> None:
+        for pid in host_pids(lab, host, "sshd: root"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    return while_applying(lab, host, cut, 4)
+
+
+@contextlib.contextmanager
+def silent_host(lab: Lab, host: str):
+    """The host stops answering mid-run, as when it hangs or its network dies: once its master.cf change is under
+    way, every packet into the host is dropped (a table of its own, first in line), until the fault is over."""
+    def silence() -> None:
+        lab.sh(host, "nft add table inet smtpslost && nft add chain inet smtpslost input "
+                     "'{ type filter hook input priority -400 ; policy drop ; }'")
+
+    try:
+        with while_applying(lab, host, silence, 2):
+            yield
+    finally:
+        lab.sh(host, "nft delete table inet smtpslost", check=False)
 
 
 ALL = ("postfix/master.cf", "firewalld/zones/iredmail.xml", "firewalld/services/smtps.xml")
@@ -78,6 +101,8 @@ FAULTS = {
                                     "firewall-cmd --reload failed", FIREWALLD),
     "openssl fails": ("mail1", lambda lab: failing_tool(lab, "mail1", "/usr/bin/openssl", "*"),
                       "is not a PEM certificate", ALL),
+    "host stops answering mid-run": ("mail4", lambda lab: silent_host(lab, "mail4"), "mail4 (10.231.1.",
+                                     FIREWALLD),
     "ssh allowed at runtime only (lockout guard)": (
         "mail2", lambda lab: runtime_only_ssh(lab, "mail2"), "a firewalld reload would cut SSH", FIREWALLD),
 }
@@ -102,7 +127,10 @@ def test_a_fault_on_one_host_fails_it_alone_and_a_rerun_converges(lab: Lab, proj
     project.pulumi("destroy", "-s", STACK, "--yes")
     with make_fault(lab):
         before = files(lab, host)  # with the fault in place (making one may itself edit a file)
+        started = time.monotonic()
         up = project.smtps("up", "-s", STACK, "--yes", check=False)
+        took = time.monotonic() - started
+        print(f"{fault}: the run ended after {took:.1f} s")
         text = up.stdout + up.stderr
         assert up.returncode != 0, text
         assert cause in text and f"{host}" in text, text
@@ -113,6 +141,9 @@ def test_a_fault_on_one_host_fails_it_alone_and_a_rerun_converges(lab: Lab, proj
         assert {f: after.get(f) for f in unchanged} == {f: before.get(f) for f in unchanged}, fault
         assert lab.sh(host, "ls -d /etc/postfix/.smtps-work /var/lib/smtps-iredmail/*.new 2>/dev/null; "
                             "find /etc/postfix /etc/firewalld -name '*.smtps-tmp'").stdout.strip() == ""
+        # A host that stops answering is given up on within seconds, not held on for minutes (the command timeout
+        # is 300 s): the liveness check drops it after 5 + 15 s without an answer.
+        assert took < 90, f"{fault}: the run took {took:.0f} s"
         if fault != "postfix stopped":
             lab.sh(host, "postfix status >/dev/null 2>&1")  # Postfix still runs on the failed host
     project.smtps("up", "-s", STACK, "--yes")

@@ -63,16 +63,17 @@ changed_since() {
 UNDO=""
 on_failure() { UNDO="$1"; }
 finish() {
-    rc=$?
+    # Its own name: the undo functions set `rc`, and every shell variable is global.
+    finish_status=$?
     trap - EXIT
-    if [ "$rc" -ne 0 ] && [ -n "$UNDO" ]; then
+    if [ "$finish_status" -ne 0 ] && [ -n "$UNDO" ]; then
         if "$UNDO" >/dev/null 2>&1; then
             printf 'smtps: %s: %s: failed; what this run changed is undone\n' "$HOST" "$KIND" >&2 || true
         else
             printf 'smtps: %s: %s: failed, and undoing it failed too: check the host\n' "$HOST" "$KIND" >&2 || true
         fi
     fi
-    exit "$rc"
+    exit "$finish_status"
 }
 trap finish EXIT
 trap 'exit 129' HUP
