@@ -18,7 +18,7 @@ DEFAULT_NAME = "smtpslab"
 _NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")  # + 2 digits + "i" stays within the 15 characters of a link name
 # Only the lab's own namespaces use 10.231.0.0/16; each lab takes a /24 of it. Each host gets a /30 out of that: one
 # address on the machine's end of its veth, one inside the host. No default route inside: Postfix's reverse
-# lookups then fail at once instead of waiting for a DNS timeout (LAB-NOTES: a TLS handshake took 10 s).
+# lookups then fail at once instead of waiting for a DNS timeout (with a default route a TLS handshake took 10 s).
 LAB_RANGE = ipaddress.IPv4Network("10.231.0.0/16")
 DEFAULT_SUBNET = ipaddress.IPv4Network("10.231.0.0/24")
 MAX_HOSTS = 50

@@ -1,7 +1,7 @@
 """Drift: the live state of a host, read in one SSH session, against what its settings want.
 
-`pulumi refresh` sees nothing for a Command (it has no Read), so this is how changes made by hand show up: each
-difference names the host, the field, what is wanted and what was found.
+The operator's view of changes made by hand, in one table without touching the state: each difference names the
+host, the field, what is wanted and what was found (`pulumi refresh` shows the providers' view, per input).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-# iRedMail's stanza (iRedMail >= 1.5.0 writes exactly this; shared/FACTS.md).
+# iRedMail's stanza: iRedMail >= 1.5.0 writes exactly this (the lab's iredmail-1.5 master.cf has it).
 IREDMAIL_OPTIONS: tuple[tuple[str, str], ...] = (
     ("syslog_name", "postfix/smtps"),
     ("smtpd_tls_wrappermode", "yes"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Pulumi engine this project runs on (shared/FACTS.md, "The Pulumi engine on these machines"):
+# The Pulumi engine this project runs on (README, "The Pulumi engine"):
 #   - the Pulumi CLI, built from Go modules at a pinned version;
 #   - pulumi-resource-pulumi-python, the plugin that runs Python dynamic providers, and pulumi-language-python-exec,
 #     both real files of Pulumi's Python distribution carried by the github.com/pulumi/pulumi/sdk/v3 module.

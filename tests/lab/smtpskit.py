@@ -1,5 +1,5 @@
-"""Running the host-side SMTPS scripts on lab hosts over SSH, as the SSH command string (as pulumi-command runs a
-Command's create and delete)."""
+"""Running the host-side SMTPS scripts on lab hosts over SSH, as one SSH command string (as the providers run
+them)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from tests.lab.labkit import Lab, leftovers, running_lab
 
 pytestmark = pytest.mark.lab
 
-# The seed's procedure (shared/seed/enable-smtps-iredmail.md), as an operator types it: append the stanza to
+# The manual procedure this project replaces (README, first paragraph), as an operator types it: append the stanza to
 # master.cf, write the service file, add it to the zone file, reload everything.
 SEED_OPEN_465 = r"""
 set -e

@@ -1,5 +1,5 @@
-"""The host-side SMTPS scripts on real lab hosts, run over SSH as the SSH command string (as pulumi-command runs a
-Command's create and delete). Hosts: mail1 and mail2 like iRedMail 1.4, mail3 like iRedMail 1.5.
+"""The host-side SMTPS scripts on real lab hosts, run over SSH as one SSH command string (as the providers run
+them). Hosts: mail1 and mail2 like iRedMail 1.4, mail3 like iRedMail 1.5.
 
 These check the scripts alone. The Pulumi components that will run them are not built yet (the command provider
 cannot be built here: see README), so nothing here goes through the Pulumi engine.
