@@ -51,11 +51,15 @@ drop_state() {  # drop_state DIR: gone in one rename; the state root goes with t
     rmdir "$STATE" 2>/dev/null || true
 }
 # A file this tool wrote is put back byte for byte at destroy only while it is exactly what this tool last wrote.
-# changed_since DIR FILE: has FILE changed since this tool last wrote it (DIR/applied), or since it was found
-# (DIR/orig)? Then someone else edited it, and what was found is no longer what destroy should put back.
+# changed_since DIR FILE BEFORE: has FILE changed since this tool last wrote it (DIR/applied), or since it was
+# found (DIR/orig)? Then someone else edited it, and what was found is no longer what destroy should put back.
+# Unless a run of ours was interrupted (its BEFORE copy is still there) after starting from one of those: then the
+# change is that run's own.
 changed_since() {
-    if [ -e "$1/applied" ] && cmp -s "$2" "$1/applied"; then return 1; fi
-    if [ -e "$1/orig" ] && cmp -s "$2" "$1/orig"; then return 1; fi
+    for known in "$1/applied" "$1/orig"; do
+        if [ -e "$known" ] && cmp -s "$2" "$known"; then return 1; fi
+        if [ -e "$known" ] && [ -e "$3" ] && cmp -s "$3" "$known"; then return 1; fi
+    done
     return 0
 }
 # On any failure after the first change (a failed command under `set -e`, `fail`, or a signal), the EXIT trap runs
@@ -88,9 +92,9 @@ CONFIRM=60
 ARM=/run/smtps-iredmail/confirm
 ARMED=""
 # The watcher: $1 the arm folder, $2 the seconds to wait. It reads the targets from the folder (data, never code).
+# A third argument "held" means: run now, by a script that holds the host's lock already.
 REVERT='sleep "$2"
-exec 9>>/run/lock/smtps-iredmail
-flock 9
+if [ "${3:-}" != held ]; then exec 9>>/run/lock/smtps-iredmail; flock 9; fi
 [ -f "$1/token" ] || exit 0
 n=0
 while IFS= read -r target; do
@@ -107,13 +111,20 @@ logger -t smtps-iredmail "no fresh login confirmed the firewalld change of $(cat
 rm -rf "$1"
 rmdir /run/smtps-iredmail 2>/dev/null
 exit 0'
-# An earlier change still waiting for its confirmation: its watcher may revert files under us. If the watcher is
-# gone (killed, or the host was rebooted), the change has stood since, and this very login proves SSH works.
+# The watcher of $1 (a pid from the arm folder, checked to be that watcher still: a pid can be reused).
+watcher_alive() { [ "$1" -gt 0 ] 2>/dev/null && grep -q smtps-revert "/proc/$1/cmdline" 2>/dev/null; }
+# An earlier change still waiting for its confirmation: its watcher would revert files under this run. Nothing
+# confirmed it, so it is reverted now, as the watcher would do a little later. If the watcher is gone (killed, or
+# the host was rebooted), the change has stood since, and this very login proves SSH works with it.
 pending_confirm() {
     [ -d "$ARM" ] || return 0
     pid=$(cat "$ARM/pid" 2>/dev/null || echo 0)
-    if [ "$pid" -gt 0 ] 2>/dev/null && kill -0 "$pid" 2>/dev/null; then
-        fail "an earlier firewalld change here still waits for its confirmation and reverts by itself within ${CONFIRM}s; run again after that"
+    if watcher_alive "$pid"; then
+        kill -TERM -"$pid" 2>/dev/null || true
+        /bin/sh -c "$REVERT" smtps-revert "$ARM" 0 held </dev/null >/dev/null 2>&1 ||
+            fail "an earlier firewalld change here was never confirmed, and putting it back failed: check the host"
+        say "an earlier firewalld change here was never confirmed: its previous configuration is back"
+        return 0
     fi
     confirmed_state
     rm -rf "$ARM"
@@ -159,7 +170,7 @@ disarm() {
     pid=$(cat "$ARM/pid" 2>/dev/null || echo 0)
     rm -rf "$ARM"
     rmdir /run/smtps-iredmail 2>/dev/null || true
-    [ "$pid" -gt 0 ] 2>/dev/null && kill -TERM -"$pid" 2>/dev/null || true
+    if watcher_alive "$pid"; then kill -TERM -"$pid" 2>/dev/null || true; fi
     ARMED=""
 }
 # The controller reads this line, logs in afresh and confirms with the token.
@@ -187,8 +198,11 @@ undo() {
     rc=0
     if [ -e "$S.before" ]; then restore "$S.before" "$FILE" || rc=1
     elif [ "$WROTE" = yes ]; then rm -f "$FILE" || rc=1; fi
-    if [ "$RELOADED" = yes ]; then firewall-cmd --reload >/dev/null 2>&1 || rc=1; fi
-    if [ "$rc" -eq 0 ]; then disarm; fi
+    # The files are what must be as before. If firewalld's reload of them fails, the armed watcher reloads them
+    # again when its time comes (or the next run does, at its start): it stays armed.
+    reloaded_back=yes
+    if [ "$RELOADED" = yes ]; then firewall-cmd --reload >/dev/null 2>&1 || reloaded_back=no; fi
+    if [ "$rc" -eq 0 ] && [ "$reloaded_back" = yes ]; then disarm; fi
     if [ "$rc" -eq 0 ] && [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S" || rc=1; fi
     rm -rf "$S.new"
     return "$rc"

@@ -51,11 +51,15 @@ drop_state() {  # drop_state DIR: gone in one rename; the state root goes with t
     rmdir "$STATE" 2>/dev/null || true
 }
 # A file this tool wrote is put back byte for byte at destroy only while it is exactly what this tool last wrote.
-# changed_since DIR FILE: has FILE changed since this tool last wrote it (DIR/applied), or since it was found
-# (DIR/orig)? Then someone else edited it, and what was found is no longer what destroy should put back.
+# changed_since DIR FILE BEFORE: has FILE changed since this tool last wrote it (DIR/applied), or since it was
+# found (DIR/orig)? Then someone else edited it, and what was found is no longer what destroy should put back.
+# Unless a run of ours was interrupted (its BEFORE copy is still there) after starting from one of those: then the
+# change is that run's own.
 changed_since() {
-    if [ -e "$1/applied" ] && cmp -s "$2" "$1/applied"; then return 1; fi
-    if [ -e "$1/orig" ] && cmp -s "$2" "$1/orig"; then return 1; fi
+    for known in "$1/applied" "$1/orig"; do
+        if [ -e "$known" ] && cmp -s "$2" "$known"; then return 1; fi
+        if [ -e "$known" ] && [ -e "$3" ] && cmp -s "$3" "$known"; then return 1; fi
+    done
     return 0
 }
 # On any failure after the first change (a failed command under `set -e`, `fail`, or a signal), the EXIT trap runs
@@ -101,8 +105,8 @@ undo() {
     rc=0
     rm -rf "$WORK" || rc=1
     restore "$S.before" "$MASTER" || rc=1
-    # Postfix keeps its running configuration if this reload fails; the files are what must be as before.
-    if [ "$RELOADED" = yes ]; then postfix reload >/dev/null 2>&1 || rc=1; fi
+    # Best effort: the files are what must be as before (Postfix keeps running on what it last read).
+    if [ "$RELOADED" = yes ]; then postfix reload >/dev/null 2>&1 || true; fi
     if [ "$rc" -eq 0 ] && [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S" || rc=1; fi
     rm -rf "$S.new"
     return "$rc"

@@ -51,11 +51,15 @@ drop_state() {  # drop_state DIR: gone in one rename; the state root goes with t
     rmdir "$STATE" 2>/dev/null || true
 }
 # A file this tool wrote is put back byte for byte at destroy only while it is exactly what this tool last wrote.
-# changed_since DIR FILE: has FILE changed since this tool last wrote it (DIR/applied), or since it was found
-# (DIR/orig)? Then someone else edited it, and what was found is no longer what destroy should put back.
+# changed_since DIR FILE BEFORE: has FILE changed since this tool last wrote it (DIR/applied), or since it was
+# found (DIR/orig)? Then someone else edited it, and what was found is no longer what destroy should put back.
+# Unless a run of ours was interrupted (its BEFORE copy is still there) after starting from one of those: then the
+# change is that run's own.
 changed_since() {
-    if [ -e "$1/applied" ] && cmp -s "$2" "$1/applied"; then return 1; fi
-    if [ -e "$1/orig" ] && cmp -s "$2" "$1/orig"; then return 1; fi
+    for known in "$1/applied" "$1/orig"; do
+        if [ -e "$known" ] && cmp -s "$2" "$known"; then return 1; fi
+        if [ -e "$known" ] && [ -e "$3" ] && cmp -s "$3" "$known"; then return 1; fi
+    done
     return 0
 }
 # On any failure after the first change (a failed command under `set -e`, `fail`, or a signal), the EXIT trap runs
@@ -122,8 +126,11 @@ $JOURNAL
 SMTPS_JOURNAL
     restore "$S.before" "$ZFILE" || rc=1
     restore "$S.before-old" "$ZFILE.old" || rc=1
-    if [ "$RELOADED" = yes ]; then firewall-cmd --reload >/dev/null 2>&1 || rc=1; fi
-    if [ "$rc" -eq 0 ]; then disarm; fi
+    # The files are what must be as before. If firewalld's reload of them fails, the armed watcher reloads them
+    # again when its time comes (or the next run does, at its start): it stays armed.
+    reloaded_back=yes
+    if [ "$RELOADED" = yes ]; then firewall-cmd --reload >/dev/null 2>&1 || reloaded_back=no; fi
+    if [ "$rc" -eq 0 ] && [ "$reloaded_back" = yes ]; then disarm; fi
     if [ "$rc" -eq 0 ] && [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S" || rc=1; fi
     rm -rf "$S.new"
     return "$rc"
@@ -170,7 +177,7 @@ if [ ! -d "$S" ]; then
     if [ -e "$ZFILE.old" ]; then cp -p "$ZFILE.old" "$S.new/old-orig"; else : > "$S.new/old-absent"; fi
     if lists "$PERM" ports "$PORT"; then : > "$S.new/had-port"; fi
     commit_state "$S"
-elif [ -e "$ZFILE" ] && changed_since "$S" "$ZFILE"; then
+elif [ -e "$ZFILE" ] && changed_since "$S" "$ZFILE" "$S.before"; then
     # Someone changed the zone since this tool last wrote it: what was found then is no longer what destroy may
     # put back (it would drop their change). Without the service in its permanent layer, the file as it is now is
     # the new "as found"; with it, no file is, and from now on destroy takes out only this tool's part.
