@@ -238,7 +238,7 @@ def test_a_reload_that_locks_ssh_out_is_reverted_by_the_host_itself(lab: Lab, pr
                   f"the run took {took:.1f} s")
             assert CONFIRM - 1 <= revert <= CONFIRM + 5
         assert firewalld_files(lab, "mail2") == before
-        assert lab.sh("mail2", "test ! -e /run/smtps-iredmail", check=False).returncode == 0
+        assert lab.sh("mail2", "test ! -e /run/smtps-iredmail/confirm", check=False).returncode == 0
         assert ssh_answers(lab, "mail2")
         for other in ("mail1", "mail3"):  # the others converged
             assert lab.sh(other, "firewall-cmd --zone=iredmail --query-service=smtps || "

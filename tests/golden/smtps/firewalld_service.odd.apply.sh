@@ -15,10 +15,12 @@ STATE=/var/lib/smtps-iredmail
 say() { printf 'smtps: %s: %s\n' "$HOST" "$*" || true; }
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2 || true; exit 1; }
 # One run at a time on a host: two runs (two stacks naming one machine, a retry while the first still runs) would
-# otherwise remove each other's work copies. The lock file lives in /run/lock, which a reboot empties; it holds who
-# has the lock, for the message of a run that waited too long.
-LOCK=/run/lock/smtps-iredmail
-mkdir -p /run/lock
+# otherwise remove each other's work copies. The lock file lives in a folder of root's own under /run (which a
+# reboot empties), not in the world-writable /run/lock, where another user could have put a link in its place. It
+# holds who has the lock, for the message of a run that waited too long.
+LOCK=/run/smtps-iredmail/lock
+mkdir -p -m 700 /run/smtps-iredmail
+[ -d /run/smtps-iredmail ] && [ ! -L /run/smtps-iredmail ] || fail "/run/smtps-iredmail is not a folder"
 command -v flock >/dev/null 2>&1 || fail "flock (util-linux) is needed to run one change at a time"
 exec 9>>"$LOCK"
 if ! flock -w 60 9; then
@@ -94,7 +96,7 @@ ARMED=""
 # The watcher: $1 the arm folder, $2 the seconds to wait. It reads the targets from the folder (data, never code).
 # A third argument "held" means: run now, by a script that holds the host's lock already.
 REVERT='sleep "$2"
-if [ "${3:-}" != held ]; then exec 9>>/run/lock/smtps-iredmail; flock 9; fi
+if [ "${3:-}" != held ]; then exec 9>>/run/smtps-iredmail/lock; flock 9; fi
 [ -f "$1/token" ] || exit 0
 n=0
 while IFS= read -r target; do
@@ -109,7 +111,6 @@ fi
 firewall-cmd --reload >/dev/null 2>&1
 logger -t smtps-iredmail "no fresh login confirmed the firewalld change of $(cat "$1/token"): reverted" 2>/dev/null
 rm -rf "$1"
-rmdir /run/smtps-iredmail 2>/dev/null
 exit 0'
 # The watcher of $1 (a pid from the arm folder, checked to be that watcher still: a pid can be reused).
 watcher_alive() { [ "$1" -gt 0 ] 2>/dev/null && grep -q smtps-revert "/proc/$1/cmdline" 2>/dev/null; }
@@ -169,7 +170,6 @@ disarm() {
     [ -n "$ARMED" ] && [ -d "$ARM" ] || return 0
     pid=$(cat "$ARM/pid" 2>/dev/null || echo 0)
     rm -rf "$ARM"
-    rmdir /run/smtps-iredmail 2>/dev/null || true
     if watcher_alive "$pid"; then kill -TERM -"$pid" 2>/dev/null || true; fi
     ARMED=""
 }

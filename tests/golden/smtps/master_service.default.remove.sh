@@ -15,10 +15,12 @@ STATE=/var/lib/smtps-iredmail
 say() { printf 'smtps: %s: %s\n' "$HOST" "$*" || true; }
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2 || true; exit 1; }
 # One run at a time on a host: two runs (two stacks naming one machine, a retry while the first still runs) would
-# otherwise remove each other's work copies. The lock file lives in /run/lock, which a reboot empties; it holds who
-# has the lock, for the message of a run that waited too long.
-LOCK=/run/lock/smtps-iredmail
-mkdir -p /run/lock
+# otherwise remove each other's work copies. The lock file lives in a folder of root's own under /run (which a
+# reboot empties), not in the world-writable /run/lock, where another user could have put a link in its place. It
+# holds who has the lock, for the message of a run that waited too long.
+LOCK=/run/smtps-iredmail/lock
+mkdir -p -m 700 /run/smtps-iredmail
+[ -d /run/smtps-iredmail ] && [ ! -L /run/smtps-iredmail ] || fail "/run/smtps-iredmail is not a folder"
 command -v flock >/dev/null 2>&1 || fail "flock (util-linux) is needed to run one change at a time"
 exec 9>>"$LOCK"
 if ! flock -w 60 9; then
