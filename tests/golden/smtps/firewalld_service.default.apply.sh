@@ -85,12 +85,12 @@ trap finish EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
 # Commit-confirmed firewalld reloads. Before a reload that can change who reaches this host, `arm` keeps the
 # firewalld files this run changes as they were, and starts a watcher that outlives this SSH session. Only a fresh
 # SSH login from the controller (a new TCP connection, a new authentication) after the reload disarms it. Otherwise,
 # CONFIRM seconds later, the watcher puts those files back and reloads firewalld: the host reverts by itself.
-CONFIRM=60
+# Every script first settles an earlier change that still waits for its confirmation (below); only the scripts
+# that reload firewalld arm one.
 ARM=/run/smtps-iredmail/confirm
 ARMED=""
 # The watcher: $1 the arm folder, $2 the seconds to wait. It reads the targets from the folder (data, never code).
@@ -138,6 +138,13 @@ confirmed_state() {
         rmdir "$STATE" 2>/dev/null || true
     fi
 }
+pending_confirm
+
+CONFIRM=60
+# firewalld's own Python (the interpreter firewall-cmd runs on) has firewalld's library, whichever python3 comes
+# first on PATH.
+FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
+[ -x "${FWPY:-}" ] || FWPY=python3
 # settle_state: the end of a remove. Armed: the state folder goes aside until the confirmation; else it goes.
 settle_state() {
     if [ -n "$ARMED" ]; then
@@ -147,7 +154,6 @@ settle_state() {
         drop_state "$S"
     fi
 }
-pending_confirm
 # arm TARGET BEFORE [TARGET BEFORE...]: before the reload, keep what each TARGET was before this run (BEFORE, a
 # copy of it, or "-" where there was none), then start the watcher.
 arm() {
@@ -178,7 +184,7 @@ confirm_needed() { [ -z "$ARMED" ] || printf 'smtps-confirm=%s\n' "$ARMED"; }
 # The lockout guard (a Python program with firewalld's own library, shipped as it is: nothing in it is rendered).
 # It judges the files as the reload will load them, this run's change included, and refuses where it cannot tell.
 lockout_guard() {
-    python3 - <<'SMTPS_LOCKOUT_GUARD'
+    "$FWPY" - <<'SMTPS_LOCKOUT_GUARD'
 <smtps/lockout_guard.py, as it is>
 SMTPS_LOCKOUT_GUARD
 }
@@ -244,7 +250,7 @@ fi
 # A name firewalld or someone else already uses for other ports must not be taken over: a file of ours would change
 # every zone that uses that service (`ssh` would close port 22). One that is exactly 465/tcp already may be used.
 ports_of() {  # ports_of FILE: its ports as firewalld reads them (includes count as a port: they add others)
-    python3 - "$1" <<'SMTPS_SERVICE_PORTS'
+    "$FWPY" - "$1" <<'SMTPS_SERVICE_PORTS'
 import os
 import sys
 from firewall.core.io.service import service_reader

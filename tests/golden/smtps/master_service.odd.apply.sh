@@ -85,6 +85,60 @@ trap finish EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# Commit-confirmed firewalld reloads. Before a reload that can change who reaches this host, `arm` keeps the
+# firewalld files this run changes as they were, and starts a watcher that outlives this SSH session. Only a fresh
+# SSH login from the controller (a new TCP connection, a new authentication) after the reload disarms it. Otherwise,
+# CONFIRM seconds later, the watcher puts those files back and reloads firewalld: the host reverts by itself.
+# Every script first settles an earlier change that still waits for its confirmation (below); only the scripts
+# that reload firewalld arm one.
+ARM=/run/smtps-iredmail/confirm
+ARMED=""
+# The watcher: $1 the arm folder, $2 the seconds to wait. It reads the targets from the folder (data, never code).
+# A third argument "held" means: run now, by a script that holds the host's lock already.
+REVERT='sleep "$2"
+if [ "${3:-}" != held ]; then exec 9>>/run/smtps-iredmail/lock; flock 9; fi
+[ -f "$1/token" ] || exit 0
+n=0
+while IFS= read -r target; do
+    if [ -e "$1/$n" ]; then cp -p "$1/$n" "$target.smtps-tmp" && mv -f "$target.smtps-tmp" "$target"
+    else rm -f "$target"; fi
+    n=$((n + 1))
+done < "$1/targets"
+if [ -f "$1/state" ]; then
+    s=$(cat "$1/state")
+    if [ -d "$s.pending" ] && [ ! -e "$s" ]; then mv "$s.pending" "$s"; fi
+fi
+firewall-cmd --reload >/dev/null 2>&1
+logger -t smtps-iredmail "no fresh login confirmed the firewalld change of $(cat "$1/token"): reverted" 2>/dev/null
+rm -rf "$1"
+exit 0'
+# The watcher of $1 (a pid from the arm folder, checked to be that watcher still: a pid can be reused).
+watcher_alive() { [ "$1" -gt 0 ] 2>/dev/null && grep -q smtps-revert "/proc/$1/cmdline" 2>/dev/null; }
+# An earlier change still waiting for its confirmation: its watcher would revert files under this run. Nothing
+# confirmed it, so it is reverted now, as the watcher would do a little later. If the watcher is gone (killed, or
+# the host was rebooted), the change has stood since, and this very login proves SSH works with it.
+pending_confirm() {
+    [ -d "$ARM" ] || return 0
+    pid=$(cat "$ARM/pid" 2>/dev/null || echo 0)
+    if watcher_alive "$pid"; then
+        kill -TERM -"$pid" 2>/dev/null || true
+        /bin/sh -c "$REVERT" smtps-revert "$ARM" 0 held </dev/null >/dev/null 2>&1 ||
+            fail "an earlier firewalld change here was never confirmed, and putting it back failed: check the host"
+        say "an earlier firewalld change here was never confirmed: its previous configuration is back"
+        return 0
+    fi
+    confirmed_state
+    rm -rf "$ARM"
+}
+# A remove's state folder waits beside its place (NAME.pending) until the change is confirmed: a revert puts it
+# back with the files it describes; a confirmation (or a change that stood) lets it go.
+confirmed_state() {
+    if [ -f "$ARM/state" ]; then
+        rm -rf "$(cat "$ARM/state").pending"
+        rmdir "$STATE" 2>/dev/null || true
+    fi
+}
+pending_confirm
 
 
 KEY=465
