@@ -155,7 +155,10 @@ class HostProvider(ResourceProvider):
         """The host as this tool last applied it: the connection from the outputs, the settings from `applied`
         (state written before `applied` existed has only the outputs, which were the applied settings then)."""
         applied = props.get(APPLIED)
-        return self._parse({**props, **applied} if isinstance(applied, dict) else props)
+        if not isinstance(applied, dict):
+            return self._parse(props)
+        # Only this kind's settings come from `applied`: the connection (where to go, which key to trust) never.
+        return self._parse({**props, **{key: applied[key] for key in self.settings if key in applied}})
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         read = self._reader(news)

@@ -204,3 +204,17 @@ def test_state_written_before_bastions_existed_is_not_a_change():
     for provider, module in KINDS:
         olds = {key: value for key, value in inputs(module).items() if key != "jump"}
         assert provider().diff("id", olds, inputs(module)).changes is False
+
+
+@pytest.mark.parametrize(("provider", "module"), KINDS)
+def test_remove_and_read_act_from_the_applied_settings_never_from_what_a_refresh_found(provider, module):
+    """After a refresh found the service file gone (empty texts), a missing entry, the zone out: delete and read
+    still parse, from the settings last applied; and `applied` never moves the connection elsewhere."""
+    applied = provider()._outputs(inputs(module), 3)["applied"]
+    found = {"serviceShort": "", "serviceDescription": "", "serviceKey": "", "options": {}, "chroot": "",
+             "maxproc": "", "permanent": False, "runtime": False}
+    tampered = {**applied, "address": "10.9.9.9", "hostKey": "ssh-ed25519 AAAA"}
+    props = {**inputs(module), **{k: v for k, v in found.items() if k in applied}, "applied": tampered}
+    host, connection, parsed = provider()._parse_applied(props)
+    assert host == "mail1" and connection.address == "10.0.0.1" and connection.host_key == KEY
+    assert parsed == provider()._parse(inputs(module))[2]
