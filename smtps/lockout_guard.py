@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
 
 ETC = "/etc/firewalld"
 USR = "/usr/lib/firewalld"
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 
 
 class Undecidable(Exception):  # noqa: N818 - a verdict, not an error of the program
@@ -113,7 +115,7 @@ def _in(address: str, spec: str, config: Config) -> bool:
         if kind not in ("hash:ip", "hash:net"):
             raise Undecidable(f"ipset {name} is of type {kind}, which the guard does not evaluate")
         return any(_in(address, entry, config) for entry in entries)
-    if spec.startswith("mac:") or spec.count(":") == 5 and "/" not in spec and "." not in spec:
+    if spec.startswith("mac:") or _MAC.fullmatch(spec):
         raise Undecidable(f"a source is a MAC address ({spec.removeprefix('mac:')}), which the guard cannot match")
     if "-" in spec and "/" not in spec:  # an ipset range: FIRST-LAST
         first, last = (ipaddress.ip_address(part) for part in spec.split("-", 1))

@@ -63,9 +63,10 @@ def test_an_ipset_range_and_an_ipset_of_another_type():
         verdict(CONN, config(IREDMAIL, Zone("m", sources=("ipset:gone",))))
 
 
-def test_a_mac_source_cannot_be_judged():
+def test_a_mac_source_cannot_be_judged_and_an_ipv6_source_is_not_taken_for_one():
     with pytest.raises(Undecidable, match="MAC"):
         verdict(CONN, config(IREDMAIL, Zone("m", sources=("00:11:22:33:44:55",))))
+    assert verdict(CONN, config(IREDMAIL, Zone("m", sources=("fe80::1:2:3:4",)))) == ""  # five colons, no MAC
 
 
 def test_the_interface_bound_permanently_and_the_runtime_binding_are_both_judged():
