@@ -262,7 +262,11 @@ def test_a_controller_killed_before_it_confirms_leaves_a_host_that_reverts_by_it
                 assert wait_for(lambda: len(reloads()) >= 1, 120), "mail2 was never reloaded"
                 time.sleep(1)  # the controller is now trying to log in afresh
             finally:
-                os.killpg(up.pid, signal.SIGKILL)  # the whole controller: front end, CLI, providers
+                # The whole controller: front end, CLI and the providers (which the CLI starts in process groups of
+                # their own, so they are found as its descendants).
+                for pid in [up.pid, *descendants(up.pid)]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 up.wait(timeout=30)
             killed = time.monotonic()
             assert wait_for(lambda: len(reloads()) >= 2, CONFIRM + 15), "mail2 did not revert by itself"
@@ -278,6 +282,22 @@ def test_a_controller_killed_before_it_confirms_leaves_a_host_that_reverts_by_it
     unlock_and_clear(project)
     project.smtps("up", "-s", STACK, "--yes", "--refresh")
     assert project.smtps("drift", "-s", STACK).returncode == 0
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below `root`, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+    found, queue = [], [root]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
 
 
 def unlock_and_clear(project: Project) -> None:
