@@ -17,6 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import pulumi
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
@@ -24,25 +25,30 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     ReadResult,
+    Resource,
     ResourceProvider,
     UpdateResult,
 )
 
-from smtps import confirm
-from smtps.drift import parse_state
+from smtps import confirm, facts
+from smtps.model import Model
 from smtps.settings import Connection, Reader, labelled, read_connection
+from smtps.stacks import PROJECT, SSH_KEY
 from smtps.templating import Action
 
-PROJECT = "smtps-iredmail"
 # The stack's secret SSH key, handed to each explicit provider as its only input: an explicit provider's
 # `configure` sees only its own inputs (README, "The Pulumi engine"), the state keeps it encrypted, and no SMTPS
 # resource ever has it as an input.
-SSH_KEY_CONFIG = f"{PROJECT}:sshPrivateKey"
+SSH_KEY_CONFIG = f"{PROJECT}:{SSH_KEY}"
 # Or the key comes from a file on the machine that runs Pulumi, and never enters Pulumi at all: what CI uses, so
 # that nothing that can decrypt the stack (a pull request's preview) can get the key (README, "Safety").
 SSH_KEY_FILE_ENV = "SMTPS_SSH_KEY_FILE"
-# Inputs that say how to reach a host, not what is on it: a change of only these runs nothing on the host.
+# Inputs that say how to reach a host, not what is on it.
 CONNECTION_INPUTS = ("address", "port", "user", "hostKey", "jump", "confirmSeconds")
+# Of those, the ones that say which machine it is: a new host key (or address) is how a rebuilt server looks, so a
+# change of one re-runs the idempotent apply and the check from outside. A change of only the others (port, user,
+# bastion, confirmSeconds) reaches the same machine another way: nothing runs on it.
+MACHINE_INPUTS = ("address", "hostKey")
 # Set by the program, never by the user: which stack and host a resource belongs to, for error messages.
 LABEL_INPUTS = ("stack", "host")
 
@@ -52,7 +58,7 @@ if TYPE_CHECKING:
 
 
 class _Ssh:
-    """The provider process's SSH pool. Module-level on purpose: the engine runs the three resource kinds of a host
+    """The provider process's SSH pool. Module-level on purpose: the engine runs every resource kind of a host
     in one provider process, each with its own provider object, and they must share the host's one connection."""
 
     lock = threading.Lock()
@@ -114,27 +120,17 @@ APPLIED = "applied"
 
 
 class HostProvider(ResourceProvider):
-    kind: ClassVar[str]
-    # The inputs that are settings of this resource kind, in the order a reader shows them.
-    settings: ClassVar[tuple[str, ...]]
-    # The inputs whose change means another thing on the host (not the same thing changed): replaced, old first.
-    identity: ClassVar[tuple[str, ...]] = ("address",)
+    """One resource kind's provider: everything kind-specific comes from its model (smtps/model.py)."""
 
-    # --- what each kind says -------------------------------------------------------------------------------------
-    def parse(self, read: Reader) -> Any:
-        """The typed settings of this kind from its inputs (problems recorded on `read`)."""
-        raise NotImplementedError
+    model: ClassVar[Model]
 
-    def script(self, host: str, parsed: Any, action: Action, connection: Connection) -> str:
-        """The apply or remove script of this kind (smtps/ renders it, every value quoted)."""
-        raise NotImplementedError
+    @property
+    def kind(self) -> str:
+        return self.model.kind
 
-    def read_script(self, host: str, parsed: Any) -> str:
-        raise NotImplementedError
-
-    def live(self, state: dict[str, str], props: dict[str, Any], parsed: Any) -> dict[str, Any]:
-        """The settings of this kind as found on the host, keyed like the inputs."""
-        raise NotImplementedError
+    @property
+    def settings(self) -> tuple[str, ...]:
+        return self.model.keys
 
     # --- the protocol ----------------------------------------------------------------------------------------------
     def configure(self, req: ConfigureRequest) -> None:
@@ -147,7 +143,7 @@ class HostProvider(ResourceProvider):
 
     def _parse(self, props: dict[str, Any]) -> tuple[str, Connection, Any]:
         read = self._reader(props)
-        connection, parsed = read_connection(read), self.parse(read)
+        connection, parsed = read_connection(read), self.model.parse(read)
         read.finish()
         return read.host, connection, parsed
 
@@ -163,7 +159,7 @@ class HostProvider(ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         read = self._reader(news)
         read_connection(read)
-        self.parse(read)
+        self.model.parse(read)
         failures = [CheckFailure(key, read.message(key, problem)) for key, problem in read.problems]
         return CheckResult(news, failures)
 
@@ -173,7 +169,7 @@ class HostProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = self._changed(olds, news, (*self.settings, *CONNECTION_INPUTS))
-        replaces = [key for key in changed if key in self.identity]
+        replaces = [key for key in changed if key in self.model.identity]
         # Delete before replace, on purpose: the old thing is taken off the host (as found) before the new one is
         # made. Create-first would run the old delete after the new create, and where both name the same machine
         # (a renumbered host) that delete would undo what the create just did.
@@ -228,25 +224,36 @@ class HostProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         host, connection, parsed = self._parse(props)
-        self._change(host, connection, self.script(host, parsed, Action.APPLY, connection))
+        self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection))
         return CreateResult(f"{host}@{props['address']}", self._outputs(props, 1))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         host, connection, parsed = self._parse(news)
         revision = int(olds.get("revision") or 0)
-        if not self._changed(olds, news, self.settings):
-            # Only the way to reach the host changed (user, port, host key, bastion): nothing on it changes, so
+        if not self._changed(olds, news, (*self.settings, *MACHINE_INPUTS)):
+            # Only the way to reach the same machine changed (user, port, bastion): nothing on it changes, so
             # nothing runs on it, and the revision (which triggers the check from outside) stays.
             return UpdateResult(self._outputs(news, revision))
-        self._change(host, connection, self.script(host, parsed, Action.APPLY, connection))
+        self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection))
         return UpdateResult(self._outputs(news, revision + 1))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         host, connection, parsed = self._parse_applied(props)
-        self._change(host, connection, self.script(host, parsed, Action.REMOVE, connection))
+        self._change(host, connection, self.model.script(host, parsed, Action.REMOVE, connection))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         host, connection, parsed = self._parse_applied(props)
-        live = self.live(parse_state(self._run(host, connection, self.read_script(host, parsed))), props, parsed)
+        found = facts.parse(self._run(host, connection, self.model.read_script(host, parsed)))
+        live = self.model.live(found, parsed)
         inputs = {key: value for key, value in props.items() if key not in ("revision", APPLIED)}
         return ReadResult(id_, {**props, **live}, {**inputs, **live})
+
+
+class HostResource(Resource):
+    """One resource kind on one host; `revision` counts its applies (the host's verification depends on it)."""
+
+    provider_class: ClassVar[type[HostProvider]]
+    revision: pulumi.Output[int]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(self.provider_class(), name, {**props, "revision": None}, opts)

@@ -1,4 +1,4 @@
-"""One mail host's SMTPS: the three resources in a safe order, then the check from outside."""
+"""One mail host's SMTPS: its resources (one per kind) in a safe order, then the check from outside."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pulumi
 
 from smtps.settings import SMTPS_PORT, HostSettings
 
-from . import firewalld_service, master_service, zone_membership
-from .firewalld_service import FirewalldService
-from .master_service import MasterService
+from .kinds import COMPONENT_TYPE, KINDS
 from .verification import Verification
-from .zone_membership import ZoneMembership
+
+# The verification's child name: HOST-verify.
+VERIFY_SUFFIX = "verify"
 
 
 def jump_input(settings: HostSettings) -> dict[str, Any]:
@@ -30,26 +30,26 @@ def connection_inputs(stack: str, settings: HostSettings) -> dict[str, Any]:
 
 
 class SmtpsHost(pulumi.ComponentResource):
-    """Postfix listens before the port opens: master.cf first, then the service file, then the zone. So 465 is never
-    open with nothing (or something without TLS) behind it. `depends_on` makes destroy run the reverse: the port
-    closes first, and the master.cf entry goes last."""
+    """The host's kinds in order (KINDS), each depending on the ones before it: so 465 is never open with nothing (or
+    something without TLS) behind it, and destroy runs the reverse (the port closes first, the master.cf entry goes
+    last). The check from outside runs after the last, whenever any of them applied something."""
 
     def __init__(self, stack: str, settings: HostSettings, provider: pulumi.ProviderResource,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("smtps-iredmail:index:SmtpsHost", settings.name, None, opts)
+        super().__init__(COMPONENT_TYPE, settings.name, None, opts)
         name, base = settings.name, connection_inputs(stack, settings)
-
-        def child(*after: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(after))
-
-        master = MasterService(f"{name}-master", {**base, **master_service.inputs(settings)}, child())
-        service = FirewalldService(f"{name}-service", {**base, **firewalld_service.inputs(settings)}, child(master))
-        zone = ZoneMembership(f"{name}-zone", {**base, **zone_membership.inputs(settings)}, child(master, service))
+        made: list[pulumi.Resource] = []
+        for kind in KINDS:
+            inputs = kind.model.wanted(kind.model.part(settings)).props()
+            made.append(kind.resource(kind.child_name(name), {**base, **inputs},
+                                      pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(made))))
         self.verification = Verification(
-            f"{name}-verify",
+            f"{name}-{VERIFY_SUFFIX}",
+            # hostKey: a rebuilt machine is checked again even where nothing else about it changed.
             {"stack": stack, "host": name, "address": settings.connection.address, "port": SMTPS_PORT,
-             "jump": jump_input(settings), "trigger": [master.revision, service.revision, zone.revision]},
-            pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[zone]),
+             "hostKey": settings.connection.host_key, "jump": jump_input(settings),
+             "trigger": [resource.revision for resource in made]},  # type: ignore[attr-defined]
+            pulumi.ResourceOptions(parent=self, provider=provider, depends_on=made[-1:]),
         )
         v = self.verification
         self.outputs = {"address": settings.connection.address, "tlsVersion": v.tlsVersion,

@@ -7,9 +7,11 @@ import zlib
 
 import pulumi
 
-from smtps.settings import HostSettings, SettingsError, parse_stack
+from smtps import stacks
+from smtps.settings import SettingsError
+from smtps.stacks import PROJECT, SSH_KEY
 
-from .base import PROJECT, SSH_KEY_CONFIG, SSH_KEY_FILE_ENV
+from .base import SSH_KEY_CONFIG, SSH_KEY_FILE_ENV
 from .host import SmtpsHost
 
 # A dynamic provider process serves 4 calls at a time, and a host's resources run one after another: so a process
@@ -23,26 +25,29 @@ def provider_slot(name: str) -> int:
     return zlib.crc32(name.encode()) % PROVIDER_PROCESSES
 
 
-def load(stack: str, config: pulumi.Config) -> tuple[HostSettings, ...]:
-    """The stack's hosts, or a RunError listing every bad setting: before any resource or SSH connection."""
+def missing_key(stack: str) -> str:
+    """What to do when a stack has no deploy key, in this project's words (the same for every command)."""
+    return (f"stack {stack}: no deploy key: store it in the stack with `python -m smtps key -s {stack} --file "
+            f"KEYFILE` (creates the stack if needed; the key is kept encrypted), or set {SSH_KEY_FILE_ENV} to the "
+            "private key's file")
+
+
+def load(stack: str, config: pulumi.Config) -> stacks.Stack:
+    """The stack's settings, or a RunError listing every bad setting: before any resource or SSH connection."""
     try:
-        return parse_stack(stack, config.get_object("defaults"), config.get_object("hosts"),
-                           config.get_object("fleet"), config.get_object("bastions"),
-                           config.get_object("canaries"))
+        return stacks.load(stack, config.get_object)
     except SettingsError as err:
         raise pulumi.RunError(f"bad SMTPS settings:\n{err}") from None
 
 
 def program() -> dict[str, SmtpsHost]:
     stack, config = pulumi.get_stack(), pulumi.Config(PROJECT)
-    hosts = load(stack, config)
+    hosts = load(stack, config).hosts
     # The deploy key: the stack's secret, or a file named by SMTPS_SSH_KEY_FILE on the machine running Pulumi (then
     # it never enters Pulumi: what CI uses). A preview touches no host and needs neither.
-    key = config.get_secret("sshPrivateKey")
+    key = config.get_secret(SSH_KEY)
     if key is None and not os.environ.get(SSH_KEY_FILE_ENV) and not pulumi.runtime.is_dry_run():
-        raise pulumi.RunError(f"stack {stack}: no deploy key: set {SSH_KEY_FILE_ENV} to the private key's file, or "
-                              f"store it in the stack: python -m smtps pulumi -- config set -s {stack} --secret "
-                              "sshPrivateKey < KEYFILE")
+        raise pulumi.RunError(missing_key(stack))
     providers: dict[int, pulumi.ProviderResource] = {}
     components: dict[str, SmtpsHost] = {}
     for settings in hosts:

@@ -1,10 +1,10 @@
 """Verification from outside, as a Pulumi resource: after a host changed, the machine running Pulumi connects to 465
 as a mail client would (implicit TLS, the certificate, EHLO offering AUTH). A failed check fails the host's update.
 
-Inputs: host, address, port, jump (the host's bastion: the check then connects through it, as the SSH connection does)
-and `trigger`, the revisions of the host's three resources: any apply on the host changes it, so the check runs after
-every change and never on a no-op. `read` returns what was last seen and touches nothing:
-`python -m smtps verify -s STACK` checks on demand.
+Inputs: host, address, hostKey (the machine: a rebuilt one is checked again), port, jump (the host's bastion: the
+check then connects through it, as the SSH connection does) and `trigger`, the revisions of the host's resources: any
+apply on the host changes it, so the check runs after every change and never on a no-op. `read` returns what was
+last seen and touches nothing: `python -m smtps verify -s STACK` checks on demand.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class VerificationProvider(ResourceProvider):
         return {**props, **{output: getattr(result, field) for output, field in FIELDS.items()}}
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in ("host", "address", "port", "jump", "trigger")
+        changed = [key for key in ("host", "address", "port", "hostKey", "jump", "trigger")
                    if (olds.get(key) or None) != (news.get(key) or None)]
         return DiffResult(changes=bool(changed), replaces=[], stables=None, delete_before_replace=False)
 

@@ -15,8 +15,8 @@ from .host import LabError, host_command
 from .render import HostPaths
 from .spec import DEFAULT_NAME, DEFAULT_SUBNET, SpecError, build_spec
 
-PROJECT = Path(__file__).resolve().parent.parent
-DEFAULT_STATE = Path(os.environ.get("SMTPS_LAB_DIR", PROJECT / ".lab"))
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_STATE = Path(os.environ.get("SMTPS_LAB_DIR", REPO / ".lab"))
 DEFAULT_LAB = os.environ.get("SMTPS_LAB_NAME", DEFAULT_NAME)
 DEFAULT_LAB_SUBNET = os.environ.get("SMTPS_LAB_SUBNET", str(DEFAULT_SUBNET))
 

@@ -17,7 +17,7 @@ from .render import HostPaths
 from .spec import DEFAULT_NAME, DEFAULT_SUBNET, MAIL_DOMAIN, HostSpec, LabSpec, build_spec
 
 INVENTORY_VERSION = 1
-PROJECT = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent
 # Booting runs firewalld (Python) and ssh-keygen/openssl per host; more than a few at once only queue on 2 cores.
 PARALLEL_BOOTS = 4
 
@@ -187,7 +187,7 @@ def _probe_through(spec: LabSpec, bastion: HostSpec, address: str) -> tuple[bool
     """SSH and 465 of a host behind `bastion`, probed from the bastion's network (the machine has no route there).
     Only its network namespace is entered: the probe is this project's code, which may live under /tmp or /root,
     folders every host covers with its own."""
-    result = hostops.run(["ip", "netns", "exec", bastion.netns, "env", f"PYTHONPATH={PROJECT}", sys.executable,
+    result = hostops.run(["ip", "netns", "exec", bastion.netns, "env", f"PYTHONPATH={REPO}", sys.executable,
                           "-m", "lab.probe", address], check=False)
     try:
         seen = json.loads(result.stdout)

@@ -2,6 +2,9 @@
 
     python -m smtps preview -s STACK [--diff] [--refresh] [--expect-no-changes]
     python -m smtps up -s STACK [--yes] [--refresh] [--parallel N] [--canary HOST[,HOST] | --no-canary]
+    python -m smtps refresh -s STACK [--yes | --preview-only]   read every host into the state
+    python -m smtps destroy -s STACK [--yes]   take this tool's change off every host, as found
+    python -m smtps key -s STACK --file KEYFILE   store the deploy key in the stack (encrypted; creates the stack)
     python -m smtps verify -s STACK         TLS and AUTH on 465 of every host, from here
     python -m smtps drift -s STACK          host, resource, field, desired, live; exit 1 on drift
     python -m smtps fleet preview|up [--stacks a,b] [--workers N]   many stacks at once, a table at the end
@@ -9,7 +12,8 @@
 
 `preview` and `up` run the program through the Automation API, with the project folder as the workspace: the same
 Pulumi.yaml, stacks/Pulumi.<stack>.yaml, backend and secrets as the plain CLI. The CLI's own output is streamed as it
-comes, and the exit status is non-zero when Pulumi fails.
+comes, and the exit status is non-zero when Pulumi fails. At the end, each failed host and resource gets one line:
+host, resource, step and the host's own words, from the engine's events.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import engine
-from .drift import Drift, compare, parse_state, read_host_script
-from .settings import SMTPS_PORT, HostSettings, SettingsError, parse_stack
+from . import engine, facts, stacks
+from .drift import Drift, compare, read_host_script
+from .events import Run
+from .settings import SMTPS_PORT, HostSettings, SettingsError
 from .ssh import Pool, SshError
 from .verify import Verification, verify
 
@@ -47,104 +52,166 @@ def _err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _engine_call(call: Callable[[], Any]) -> int:
-    """Run one Automation API call; its output was streamed already, so a failure only sets the exit status.
+def _engine_call(call: Callable[[Run], Any], summary: str | None = None) -> int:
+    """Run one Automation API call with an event collector; its output was streamed already, so a failure adds
+    one line per failed host and resource, and the exit status.
 
     Ctrl-C in a terminal reaches the Pulumi CLI too (one process group): the CLI then finishes the steps in flight,
     records them, releases the stack's lock and exits; a second Ctrl-C stops it at once. This process must not die
     under it (a KeyboardInterrupt would close the CLI's output pipes mid-cancel), so it only says what happens."""
     from pulumi import automation as auto  # imported here: drift and verify start faster without it
 
+    from components.host import VERIFY_SUFFIX
+    from components.kinds import KINDS
+
     def interrupted(_signum: int, _frame: object) -> None:
         _err("smtps: interrupted: Pulumi finishes the steps in flight, then stops (Ctrl-C again: stop at once)")
 
+    run = Run({**{k.suffix: k.model.kind for k in KINDS}, VERIFY_SUFFIX: "verification"})
     previous = signal.signal(signal.SIGINT, interrupted)
+    status = 0
     try:
-        call()
+        call(run)
     except auto.CommandError:
-        return 1
+        status = 1
     finally:
         signal.signal(signal.SIGINT, previous)
-    return 0
+        if summary:
+            run.write(summary)
+    failures = run.failures()
+    if status and failures:
+        _err(f"smtps: {len(failures)} failure(s):")
+        for failure in failures:
+            _err(f"  {failure}")
+    return status
 
 
 def _logging(args: argparse.Namespace) -> dict[str, Any]:
     """Pulumi's verbose logging (-v N): to stderr, with the provider processes' logs flowed in."""
-    if not args.verbose:
+    if not getattr(args, "verbose", 0):
         return {}
     return {"log_verbosity": args.verbose, "log_to_std_err": True, "log_flow": True}
 
 
+def _stack(args: argparse.Namespace) -> Any:
+    """The engine's stack; for a stack with no file in stacks/ yet, say how one starts (README)."""
+    folder = engine.project_dir()
+    if not (folder / "stacks" / f"Pulumi.{args.stack}.yaml").exists():
+        raise SettingsError(f"stack {args.stack}: no stack file stacks/Pulumi.{args.stack}.yaml: write its hosts "
+                            "there first (README, \"Using it on your servers\")")
+    return engine.stack(args.stack)
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
-    stack = engine.stack(args.stack)
-    return _engine_call(lambda: stack.preview(
+    stack = _stack(args)
+    return _engine_call(lambda run: stack.preview(
         diff=args.diff, refresh=args.refresh, expect_no_changes=args.expect_no_changes, parallel=args.parallel,
-        on_output=_out, on_error=_err, **_logging(args)))
+        on_output=_out, on_error=_err, on_event=run.on_event, **_logging(args)), args.summary)
+
+
+def _ask(preview: Callable[[Run], Any], question: str, verb: str, done: str) -> int | None:
+    """The Automation API never prompts: show the preview here, and ask. None: go on; else the exit status."""
+    if _engine_call(preview):
+        return 1
+    if not sys.stdin.isatty():
+        _err(f"smtps: not a terminal: pass --yes to {verb} without asking")
+        return 2
+    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+        _err(f"smtps: nothing {done}")
+        return 1
+    return None
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    stack = engine.stack(args.stack)
+    stack = _stack(args)
+    # Canaries are this project's program's: another program (SMTPS_PROGRAM, the engine's tests) has no hosts.
+    loaded = stacks.from_files(engine.project_dir(), args.stack) if engine.own_program() else None
     if not args.yes:
-        # The Automation API never prompts: show the preview here, and ask.
-        if _engine_call(lambda: stack.preview(diff=args.diff, refresh=args.refresh, parallel=args.parallel,
-                                              on_output=_out, on_error=_err, **_logging(args))):
-            return 1
-        if not sys.stdin.isatty():
-            _err("smtps: not a terminal: pass --yes to apply without asking")
-            return 2
-        if input("Apply these changes? [y/N] ").strip().lower() not in ("y", "yes"):
-            _err("smtps: nothing applied")
-            return 1
+        status = _ask(lambda run: stack.preview(diff=args.diff, refresh=args.refresh, parallel=args.parallel,
+                                                on_output=_out, on_error=_err, on_event=run.on_event,
+                                                **_logging(args)), "Apply these changes?", "apply", "applied")
+        if status is not None:
+            return status
     options = {"diff": args.diff, "refresh": args.refresh, "parallel": args.parallel,
                "continue_on_error": not args.stop_on_error, "on_output": _out, "on_error": _err, **_logging(args)}
-    canaries = [name for name in (args.canary or "").split(",") if name]
-    if not canaries and not args.no_canary:
-        # The stack's own canaries (`canaries` in its stack file), checked with the rest of its settings.
-        found = engine.stack_file_setting(args.stack, "canaries")
-        canaries = [str(name) for name in found] if isinstance(found, list) else []
+    # The canaries: given here (checked as the stack's own are), else the stack's (fleet-wide or its own).
+    given = [name for name in (args.canary or "").split(",") if name]
+    canaries: tuple[str, ...] = ()
+    if loaded and not args.no_canary:
+        canaries = loaded.check_canaries(given) if given else loaded.canaries
     if canaries:
         targets = canary_targets(args.stack, canaries)
         _err(f"smtps: canary: converging and verifying {', '.join(canaries)} first")
-        if _engine_call(lambda: stack.up(target=targets, **options)):
+        if _engine_call(lambda run: stack.up(target=targets, on_event=run.on_event, **options)):
             _err(f"smtps: canary {', '.join(canaries)} failed (see above): the rest of stack {args.stack} is "
                  "left as it was")
             return 1
         _err(f"smtps: canary {', '.join(canaries)} converged and verified: now the rest of stack {args.stack}")
-    return _engine_call(lambda: stack.up(**options))
+    return _engine_call(lambda run: stack.up(on_event=run.on_event, **options), args.summary)
 
 
-def canary_targets(stack: str, canaries: list[str]) -> list[str]:
-    """The URNs of the canaries' components, their four resources and their providers: `up --target` on these
-    converges and verifies the canaries alone. A name that is not a host of the stack is refused here, before
-    anything runs."""
+def cmd_refresh(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    if not args.yes and not args.preview_only:
+        _err("smtps: refresh writes what it reads into the state: pass --yes, or --preview-only to only show it")
+        return 2
+    if args.preview_only:
+        return _engine_call(lambda run: stack.preview_refresh(
+            on_output=_out, on_error=_err, on_event=run.on_event, **_logging(args)))
+    return _engine_call(lambda run: stack.refresh(on_output=_out, on_error=_err, on_event=run.on_event,
+                                                  **_logging(args)))
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    if not args.yes:
+        status = _ask(lambda run: stack.preview_destroy(on_output=_out, on_error=_err, on_event=run.on_event),
+                      "Take SMTPS off these hosts?", "destroy", "destroyed")
+        if status is not None:
+            return status
+    return _engine_call(lambda run: stack.destroy(
+        continue_on_error=True, on_output=_out, on_error=_err, on_event=run.on_event, **_logging(args)))
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    """Store the deploy key as the stack's secret, creating the stack (in the backend) if it is new."""
+    from pulumi import automation as auto
+
+    try:
+        key = Path(args.file).read_text()
+    except OSError as err:
+        _err(f"smtps: stack {args.stack}: the key file {args.file} cannot be read: {err.strerror}")
+        return 2
+    if "PRIVATE KEY-----" not in key:
+        _err(f"smtps: stack {args.stack}: {args.file} is not a private key (no PEM or OpenSSH private key block)")
+        return 2
+    engine.stack(args.stack).set_config(stacks.SSH_KEY, auto.ConfigValue(key, secret=True))
+    _err(f"smtps: stack {args.stack}: deploy key stored (encrypted) as {stacks.PROJECT}:{stacks.SSH_KEY}")
+    return 0
+
+
+def canary_targets(stack: str, canaries: tuple[str, ...]) -> list[str]:
+    """The URNs of the canaries' components, their resources (one per kind, and the check) and their providers:
+    `up --target` on these converges and verifies the canaries alone."""
+    from components.host import VERIFY_SUFFIX
+    from components.kinds import COMPONENT_TYPE, KINDS
     from components.program import provider_slot
+    from components.verification import Verification
 
-    hosts, _ = stack_settings(stack)
-    names = {h.name for h in hosts}
-    unknown = [name for name in canaries if name not in names]
-    if unknown:
-        raise SettingsError(f"stack {stack}: setting canary: {', '.join(unknown)} is not a host of this stack "
-                            f"(hosts: {', '.join(sorted(names))})")
-    base = f"urn:pulumi:{stack}::{engine.PROJECT}::"
-    component = "smtps-iredmail:index:SmtpsHost"
+    base = f"urn:pulumi:{stack}::{stacks.PROJECT}::"
+    types = [(kind.type_token(), kind.suffix) for kind in KINDS]
+    types.append((f"pulumi-python:{Verification._resource_type_name}", VERIFY_SUFFIX))  # noqa: SLF001
     targets = []
     for name in canaries:
-        targets.append(f"{base}{component}::{name}")
-        for kind, suffix in (("MasterService", "master"), ("FirewalldService", "service"),
-                             ("ZoneMembership", "zone"), ("Verification", "verify")):
-            targets.append(f"{base}{component}$pulumi-python:dynamic/smtps:{kind}::{name}-{suffix}")
+        targets.append(f"{base}{COMPONENT_TYPE}::{name}")
+        targets += [f"{base}{COMPONENT_TYPE}${token}::{name}-{suffix}" for token, suffix in types]
         targets.append(f"{base}pulumi:providers:pulumi-python::ssh-{provider_slot(name)}")
     return targets
 
 
-def stack_settings(name: str) -> tuple[tuple[HostSettings, ...], dict[str, Any]]:
-    """A stack's hosts, parsed from its config the way the program parses it, and the raw config values."""
-    config = engine.stack_config(name)
-    project = engine.PROJECT
-    hosts = parse_stack(name, config.get(f"{project}:defaults"), config.get(f"{project}:hosts"),
-                        config.get(f"{project}:fleet"), config.get(f"{project}:bastions"),
-                        config.get(f"{project}:canaries"))
-    return hosts, config
+def stack_settings(name: str) -> stacks.Stack:
+    """A stack's settings from its files, through the one loader; nothing decrypted."""
+    return stacks.from_files(engine.project_dir(), name)
 
 
 def _in_parallel(hosts: tuple[HostSettings, ...], each: Callable[[HostSettings], Any]) -> list[Any]:
@@ -152,27 +219,30 @@ def _in_parallel(hosts: tuple[HostSettings, ...], each: Callable[[HostSettings],
         return list(pool.map(each, hosts))
 
 
-def _pool(stack: str, config: dict[str, Any]) -> Pool | None:
-    key = config.get(f"{engine.PROJECT}:sshPrivateKey")
+def _pool(stack: str) -> Pool | None:
+    """The SSH pool for the stack's deploy key: SMTPS_SSH_KEY_FILE's file, else the stack's secret (the only value
+    decrypted)."""
+    from components.program import missing_key
+
     path = os.environ.get("SMTPS_SSH_KEY_FILE")
-    if not key and path:
+    if path:
         try:
-            key = Path(path).read_text()
+            return Pool(Path(path).read_text())
         except OSError as err:
             _err(f"smtps: stack {stack}: SMTPS_SSH_KEY_FILE={path} cannot be read: {err.strerror}")
             return None
+    key = engine.stack_secret(stack, stacks.SSH_KEY)
     if not key:
-        _err(f"smtps: stack {stack}: setting sshPrivateKey: missing (pulumi config set --secret sshPrivateKey, "
-             "or SMTPS_SSH_KEY_FILE)")
+        _err(f"smtps: {missing_key(stack)}")
         return None
     return Pool(key)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    hosts, config = stack_settings(args.stack)
+    hosts = stack_settings(args.stack).hosts
     # Hosts behind a bastion are checked through it (as the SSH connection goes); the others directly from here.
     through_bastion = any(h.connection.jump for h in hosts)
-    pool = _pool(args.stack, config) if through_bastion else None
+    pool = _pool(args.stack) if through_bastion else None
     if through_bastion and pool is None:
         return 2
 
@@ -199,20 +269,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    hosts, config = stack_settings(args.stack)
-    pool = _pool(args.stack, config)
+    hosts = stack_settings(args.stack).hosts
+    pool = _pool(args.stack)
     if pool is None:
         return 2
 
     def read(h: HostSettings) -> list[Drift]:
-        # One SSH session per host: the read-only script prints all three resources' live state.
+        # One SSH session per host: the read-only script prints the facts every kind reads.
         try:
             result = pool.run(h.name, h.connection, read_host_script(h))
         except SshError as err:
-            return [Drift(h.name, "ssh", "reachable", str(err))]
+            return [Drift(h.name, "host", "ssh", "reachable", str(err))]
         if result.status != 0:
-            return [Drift(h.name, "read", "exit 0", f"exit {result.status}: {result.stderr.strip()}")]
-        return compare(h, parse_state(result.stdout))
+            return [Drift(h.name, "host", "read", "exit 0", f"exit {result.status}: {result.stderr.strip()}")]
+        return compare(h, facts.parse(result.stdout))
 
     try:
         found = [d for drifts in _in_parallel(hosts, read) for d in drifts]
@@ -220,12 +290,15 @@ def cmd_drift(args: argparse.Namespace) -> int:
         pool.close()
     if args.json:
         print(json.dumps([{"host": d.host, "resource": d.resource, "field": d.field, "desired": d.want,
-                           "live": d.have} for d in found], indent=2))
+                           "live": d.have, **({"note": d.note} if d.note else {})} for d in found], indent=2))
     elif found:
         table = Table("host", "resource", "field", "desired", "live", title=f"Drift, stack {args.stack}")
         for d in found:
             table.add_row(d.host, d.resource, d.field, d.want, d.have)
         Console(width=200).print(table)
+        for d in found:
+            if d.note:
+                print(f"{d.host}: {d.field} is {d.have}: {d.note}")
         print(f"{len(found)} difference(s) on {len({d.host for d in found})} of {len(hosts)} host(s). "
               f"Repair: python -m smtps up -s {args.stack} --refresh")
     else:
@@ -236,7 +309,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
 def cmd_pulumi(args: argparse.Namespace) -> int:
     """Plain Pulumi, with this project's environment: the commands that do not run the program."""
     argv = [a for a in args.args if a != "--"] if args.args[:1] == ["--"] else args.args
-    env = {**os.environ, **engine.environment()}
+    env = {**os.environ, **engine.prepare()}
     return subprocess.run([str(engine.pulumi_binary()), *argv], cwd=engine.project_dir(), env=env,
                           check=False).returncode
 
@@ -244,12 +317,12 @@ def cmd_pulumi(args: argparse.Namespace) -> int:
 def cmd_fleet(args: argparse.Namespace) -> int:
     from . import fleet
 
-    stacks = [s for s in args.stacks.split(",") if s] if args.stacks else fleet.project_stacks()
-    if not stacks:
+    names = [s for s in args.stacks.split(",") if s] if args.stacks else stacks.stack_names(engine.project_dir())
+    if not names:
         _err("smtps: no stacks: none given with --stacks and none in stacks/")
         return 2
     extra = ["--refresh"] if args.refresh else []
-    return fleet.run(args.fleet_command, stacks, args.workers, extra)
+    return fleet.run(args.fleet_command, names, args.workers, extra)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -270,6 +343,7 @@ def parser() -> argparse.ArgumentParser:
     preview.add_argument("--expect-no-changes", action="store_true", help="fail if anything would change")
     preview.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL)
     preview.add_argument("-v", "--verbose", type=int, default=0, metavar="LEVEL", help="Pulumi's log level, to stderr")
+    preview.add_argument("--summary", metavar="FILE", help=argparse.SUPPRESS)  # JSON: changes, failures (fleet)
     up = command("up", cmd_up, "converge every host of the stack, then verify the changed ones")
     up.add_argument("--yes", "-y", action="store_true", help="apply without asking")
     up.add_argument("--refresh", action="store_true", help="read the hosts first: repairs drift")
@@ -282,6 +356,16 @@ def parser() -> argparse.ArgumentParser:
                     help="stop at the first failed host (default: the other hosts still converge)")
     up.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL)
     up.add_argument("-v", "--verbose", type=int, default=0, metavar="LEVEL", help="Pulumi's log level, to stderr")
+    up.add_argument("--summary", metavar="FILE", help=argparse.SUPPRESS)  # JSON: changes, failures (fleet)
+    refresh = command("refresh", cmd_refresh, "read every host into the state (drift shows per setting)")
+    refresh.add_argument("--yes", "-y", action="store_true", help="write what was read into the state")
+    refresh.add_argument("--preview-only", action="store_true", help="only show what a refresh would change")
+    refresh.add_argument("-v", "--verbose", type=int, default=0, metavar="LEVEL")
+    destroy = command("destroy", cmd_destroy, "take this tool's change off every host: each as it was found")
+    destroy.add_argument("--yes", "-y", action="store_true", help="destroy without asking")
+    destroy.add_argument("-v", "--verbose", type=int, default=0, metavar="LEVEL")
+    key = command("key", cmd_key, "store the deploy key as the stack's secret (creates the stack if new)")
+    key.add_argument("--file", required=True, help="the private key's file")
     verify_cmd = command("verify", cmd_verify, "check TLS and AUTH on 465 of every host, from this machine")
     verify_cmd.add_argument("--json", action="store_true")
     drift_cmd = command("drift", cmd_drift, "compare every host with its settings; exit 1 on drift")

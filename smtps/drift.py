@@ -1,45 +1,51 @@
-"""Drift: the live state of a host, read in one SSH session, against what its settings want.
+"""Drift: each host's facts, read in one SSH session, against what its settings want.
 
-The operator's view of changes made by hand, in one table without touching the state: each difference names the
-host, the field, what is wanted and what was found (`pulumi refresh` shows the providers' view, per input).
+The operator's view of changes made by hand, in one table, without touching the state. It compares exactly what
+`pulumi refresh` compares: each kind's inputs as wanted, against the same kind's `live` reading of the same facts
+(smtps/model.py). So every row here is a field a refresh shows, and `up --refresh` puts back, named the same way;
+where `up` deliberately does not put something back (a stopped daemon), `NOT_REPAIRED` says so in words.
 """
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
+from typing import Any
 
-from .firewalld_service import service_xml
-from .settings import SERVICE_KEYS, SMTPS_PORT, FirewalldServiceSettings, HostSettings, PortPolicy, ZoneSettings
-from .templating import render
+from .facts import read_script
+from .settings import HostSettings
+
+# Inputs that `up` checks but never changes: it does not start a daemon an operator may have stopped on purpose.
+NOT_REPAIRED = {
+    "postfix": "up does not start Postfix (it was stopped on purpose, or it failed): start it (postfix start), "
+               "then run up again",
+    "firewalld": "up does not start firewalld (it was stopped on purpose, or it failed): start it (systemctl start "
+                 "firewalld), then run up again",
+}
 
 
 @dataclass(frozen=True)
 class Drift:
     host: str
+    resource: str
     field: str
     want: str
     have: str
 
     @property
-    def resource(self) -> str:
-        """Which of the host's three resources the field belongs to (the daemons count with what needs them)."""
-        if self.field.startswith(("master.cf", "postfix")):
-            return "master.cf service"
-        if self.field.startswith("firewalld service"):
-            return "firewalld service"
-        return "zone membership"
+    def note(self) -> str:
+        return NOT_REPAIRED.get(self.field, "")
 
     def __str__(self) -> str:
-        return f"{self.host}: {self.field}: want {self.want!r}, found {self.have!r}"
+        return f"{self.host}: {self.resource}: {self.field}: want {self.want!r}, found {self.have!r}"
 
 
-def read_script(host: str, *, master: bool = False, service: FirewalldServiceSettings | None = None,
-                zone: ZoneSettings | None = None) -> str:
-    """A read-only script printing the live state of the parts asked for: the master.cf entries of all three keys,
-    the service file, the zone's permanent and runtime membership."""
-    return render("read_state.sh.j2", host=host, keys=SERVICE_KEYS if master else (), service=service, zone=zone,
-                  port=f"{SMTPS_PORT}/tcp")
+def show(value: Any) -> str:
+    """A value as Pulumi's diff shows it, near enough: true/false, lists with commas, text as it is."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "(none)"
+    return str(value) if value != "" else "(none)"
 
 
 def read_host_script(settings: HostSettings) -> str:
@@ -47,57 +53,28 @@ def read_host_script(settings: HostSettings) -> str:
     return read_script(settings.name, master=True, service=settings.service, zone=settings.zone)
 
 
-def parse_state(text: str) -> dict[str, str]:
-    state = {}
-    for line in text.splitlines():
-        field, sep, value = line.partition("=")
-        if sep:
-            state[field] = value
-    return state
+def differences(host: str, resource: str, wanted: dict[str, Any], live: dict[str, Any]) -> list[Drift]:
+    """Each input the host says something about that differs from the wanted one; a mapping field per entry."""
+    found = []
+    for key, have in live.items():
+        want = wanted[key]
+        if isinstance(want, dict) and isinstance(have, dict):
+            for name in sorted(set(want) | set(have)):
+                if want.get(name) != have.get(name):
+                    found.append(Drift(host, resource, f"{key}.{name}", show(want.get(name, "(unset)")),
+                                       show(have.get(name, "(unset)"))))
+        elif want != have:
+            found.append(Drift(host, resource, key, show(want), show(have)))
+    return found
 
 
-def _fold(entry: str) -> str:
-    return " ".join(entry.split())
+def compare(settings: HostSettings, facts: Any) -> list[Drift]:
+    """The host's drift from its facts (smtps.facts.HostFacts), kind by kind, in the order they are applied."""
+    from components.kinds import KINDS  # the one list of kinds (components import Pulumi: only when comparing)
 
-
-def compare(settings: HostSettings, state: dict[str, str]) -> list[Drift]:
-    host = settings.name
-    found: list[Drift] = []
-
-    def differs(field: str, want: str, have: str) -> None:
-        if want != have:
-            found.append(Drift(host, field, want, have))
-
-    differs("postfix", "running", state.get("postfix", "?"))
-    master = settings.master
-    entry = _fold(state.get(f"master.{master.key}", ""))
-    differs(f"master.cf {master.key}/inet", "present", "present" if entry else "missing")
-    if entry:
-        have = dict(part.split("=", 1) for part in entry.split(" -o ")[1:] if "=" in part)
-        for name, value in master.options:
-            differs(f"master.cf {master.key}/inet option {name}", value, have.pop(name, "(unset)"))
-        for name, value in have.items():
-            differs(f"master.cf {master.key}/inet option {name}", "(unset)", value)
-        fields = entry.split(" -o ")[0].split()
-        differs(f"master.cf {master.key}/inet fields", _fold(master.entry.split(" -o ")[0]), " ".join(fields))
-    for key in SERVICE_KEYS:
-        if key != master.key and state.get(f"master.{key}"):
-            differs(f"master.cf {key}/inet", "absent", "present")
-
-    encoded = state.get("service.file", "")
-    have_xml = base64.b64decode(encoded).decode(errors="replace") if encoded else "(missing)"
-    differs(f"firewalld service file {settings.service.name}.xml", service_xml(settings.service), have_xml)
-
-    differs("firewalld", "running", state.get("firewalld", "?"))
-    differs(f"zone {settings.zone.zone}", "present", "missing" if state.get("zone") == "missing" else "present")
-    if state.get("firewalld") == "running" and state.get("zone") != "missing":
-        zone = settings.zone
-        for layer in ("permanent", "runtime"):
-            by_service = state.get(f"zone.{layer}.service") == "yes"
-            by_port = state.get(f"zone.{layer}.port") == "yes"
-            if zone.port_policy is PortPolicy.KEEP and by_port:
-                continue  # a raw 465 port is kept as found and does the service's work
-            differs(f"zone {zone.zone} {layer} service {zone.service}", "yes", "yes" if by_service else "no")
-            if zone.port_policy is PortPolicy.REPLACE:
-                differs(f"zone {zone.zone} {layer} port {SMTPS_PORT}/tcp", "no", "yes" if by_port else "no")
+    found = []
+    for kind in KINDS:
+        part = kind.model.part(settings)
+        wanted = kind.model.wanted(part).props()
+        found += differences(settings.name, kind.model.kind, wanted, kind.model.live(facts, part))
     return found

@@ -10,21 +10,19 @@ Defaults, each overridable the way Pulumi users expect:
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import secrets
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import yaml
+from .stacks import PROJECT
 
 if TYPE_CHECKING:
     from pulumi import automation as auto
 
-PROJECT = "smtps-iredmail"
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / ".tools"
 
@@ -48,7 +46,8 @@ def _virtualenv() -> Path:
 
 
 def environment(folder: Path | None = None) -> dict[str, str]:
-    """The variables the Pulumi CLI and the plugins it starts need, on top of the caller's environment."""
+    """The variables the Pulumi CLI and the plugins it starts need, on top of the caller's environment. Names only:
+    `prepare` makes the files they point at."""
     folder = folder or project_dir()
     env = {
         # Offline by design: no update check, no plugin download, ever.
@@ -62,48 +61,47 @@ def environment(folder: Path | None = None) -> dict[str, str]:
         "PULUMI_CONTINUE_ON_ERROR": os.environ.get("PULUMI_CONTINUE_ON_ERROR", "true"),
     }
     if not os.environ.get("PULUMI_BACKEND_URL"):
-        state = folder / ".pulumi-state"
-        state.mkdir(exist_ok=True)  # a file:// backend's folder must exist before the first login
-        env["PULUMI_BACKEND_URL"] = f"file://{state}"
+        env["PULUMI_BACKEND_URL"] = f"file://{folder / STATE}"
     if not os.environ.get("PULUMI_CONFIG_PASSPHRASE") and not os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
-        env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(_passphrase_file(folder))
+        env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(folder / PASSPHRASE)
     return env
 
 
-def _passphrase_file(folder: Path) -> Path:
-    path = folder / ".pulumi-passphrase"
-    if not path.exists():
+STATE = ".pulumi-state"
+PASSPHRASE = ".pulumi-passphrase"  # noqa: S105 - the file's name, not a secret
+
+
+def prepare(folder: Path | None = None) -> dict[str, str]:
+    """`environment`, with the files it names made where they are this project's defaults: the file backend's
+    folder (it must exist before the first login) and the generated passphrase."""
+    folder = folder or project_dir()
+    env = environment(folder)
+    if not os.environ.get("PULUMI_BACKEND_URL"):
+        (folder / STATE).mkdir(exist_ok=True)
+    path = folder / PASSPHRASE
+    if env.get("PULUMI_CONFIG_PASSPHRASE_FILE") == str(path) and not path.exists():
         # Created with mode 0600 from the start: the passphrase is never readable by others, even for a moment.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(32) + "\n")
-    return path
+    return env
 
 
-def stack_config(name: str) -> dict[str, Any]:
-    """A stack's config, secrets decrypted, as `pulumi config --json` gives it: one CLI call, no stack selection and
-    no Automation API (the drift and verify commands need only this, and start quickly)."""
+def stack_secret(name: str, key: str) -> str | None:
+    """One secret of a stack, decrypted (None if unset): one CLI call that decrypts only this value."""
     folder = project_dir()
-    result = subprocess.run([str(pulumi_binary()), "config", "--show-secrets", "--json", "--stack", name],
-                            cwd=folder, env={**os.environ, **environment(folder)}, capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run([str(pulumi_binary()), "config", "get", key, "--stack", name], cwd=folder,
+                            env={**os.environ, **prepare(folder)}, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise SystemExit(f"smtps: stack {name}: {result.stderr.strip() or 'pulumi config failed'}")
-    values = {}
-    for key, item in json.loads(result.stdout).items():
-        values[key] = item["objectValue"] if "objectValue" in item else item.get("value")
-    return values
+        if "not found" in result.stderr or "no stack named" in result.stderr:
+            return None
+        raise SystemExit(f"smtps: stack {name}: {result.stderr.strip() or 'pulumi config get failed'}")
+    return result.stdout.rstrip("\n") + "\n"
 
 
-def stack_file_setting(name: str, key: str) -> Any:
-    """One plain (not secret) setting straight from stacks/Pulumi.<name>.yaml: no Pulumi call, so `up` can read
-    the stack's canaries without decrypting anything."""
-    path = project_dir() / "stacks" / f"Pulumi.{name}.yaml"
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        return None
-    return (data.get("config") or {}).get(f"{PROJECT}:{key}")
+def own_program() -> bool:
+    """Is the program this project's own (not another named by SMTPS_PROGRAM)?"""
+    return not os.environ.get("SMTPS_PROGRAM")
 
 
 def _program() -> Callable[[], object]:
@@ -122,7 +120,7 @@ def stack(name: str, program: Callable[[], object] | None = None) -> auto.Stack:
     options = auto.LocalWorkspaceOptions(
         work_dir=str(folder),
         pulumi_command=auto.PulumiCommand(root=str(pulumi_binary().parent.parent), skip_version_check=True),
-        env_vars=environment(folder),
+        env_vars=prepare(folder),
         secrets_provider="passphrase",
     )
     if program is None:

@@ -3,12 +3,13 @@
 Each stack runs as its own `python -m smtps preview|up -s STACK` process (the Pulumi SDK's runtime state is per
 process, so inline programs do not share one), at most `--workers` at a time. Progress shows live per stack; the
 end is a table per stack (hosts, changes, failures, duration) and the exit status is non-zero if any stack failed.
-Each stack's whole output is kept in .fleet/<command>-<stack>.log.
+The counts and failures come from each run's engine events (`--summary`, smtps/events.py), never from its text.
+Each stack's whole output is kept in .fleet/<command>-<stack>.log, its summary in .fleet/<command>-<stack>.json.
 """
 
 from __future__ import annotations
 
-import re
+import json
 import subprocess
 import sys
 import time
@@ -20,15 +21,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import engine
+from . import engine, stacks
 from .settings import SettingsError
-
-# The `Resources:` block of Pulumi's output: "+ 3 to create" (preview) or "+ 3 created" (up), "2 errored".
-_COUNT = re.compile(r"^\s+(?:[-+~]+\s*)?(\d+) (to create|to update|to delete|to replace|created|updated|deleted|"
-                    r"replaced|unchanged|errored)\s*$", re.MULTILINE)
-_WORDS = {"to create": "create", "created": "create", "to update": "update", "updated": "update",
-          "to delete": "delete", "deleted": "delete", "to replace": "replace", "replaced": "replace",
-          "unchanged": "same", "errored": "errored"}
 
 
 @dataclass
@@ -37,6 +31,7 @@ class StackRun:
     hosts: str = "?"
     status: str = "queued"
     counts: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
     log: Path | None = None
 
@@ -47,26 +42,11 @@ class StackRun:
         return " ".join(parts) or "none"
 
 
-def counts(output: str) -> dict[str, int]:
-    found: dict[str, int] = {}
-    block = output.rsplit("Resources:", 1)[-1]
-    for number, word in _COUNT.findall(block):
-        found[_WORDS[word]] = found.get(_WORDS[word], 0) + int(number)
-    return found
-
-
-def project_stacks() -> list[str]:
-    """The stacks with a file in stacks/, in name order."""
-    files = sorted((engine.project_dir() / "stacks").glob("Pulumi.*.yaml"))
-    return [f.name[len("Pulumi."):-len(".yaml")] for f in files]
-
-
 def _host_count(name: str) -> str:
-    from .cli import stack_settings  # the same parse as `verify` and `drift`
-
+    """How many hosts the stack has, from its files (nothing decrypted)."""
     try:
-        return str(len(stack_settings(name)[0]))
-    except (SettingsError, SystemExit):
+        return str(len(stacks.from_files(engine.project_dir(), name).hosts))
+    except SettingsError:
         return "?"
 
 
@@ -83,15 +63,21 @@ def run(command: str, stacks: list[str], workers: int, extra: list[str]) -> int:
             job = runs[name]
             job.status = "running"
             progress.update(tasks[name], description=f"{name}: {command} running")
+            summary = logs / f"{command}-{name}.json"
+            summary.unlink(missing_ok=True)
             argv = [sys.executable, "-m", "smtps", command, "-s", name, *(["--yes"] if command == "up" else []),
-                    *extra]
+                    "--summary", str(summary), *extra]
             started = time.monotonic()
             result = subprocess.run(argv, cwd=engine.project_dir(), capture_output=True, text=True, check=False,
                                     stdin=subprocess.DEVNULL)
             job.seconds = time.monotonic() - started
             job.log = logs / f"{command}-{name}.log"
             job.log.write_text(result.stdout + result.stderr)
-            job.counts = counts(result.stdout)
+            if summary.exists():
+                events = json.loads(summary.read_text())
+                job.counts = events["changes"]
+                job.failures = [f"{f['host']}: {f['resource']}: {f['step']}: {f['message']}"
+                                for f in events["failures"]]
             job.status = "ok" if result.returncode == 0 else "FAILED"
             job.hosts = _host_count(name)
             progress.update(tasks[name], description=f"{name}: {command} {job.status} ({job.changes})", total=1,
@@ -104,7 +90,10 @@ def run(command: str, stacks: list[str], workers: int, extra: list[str]) -> int:
     table = Table("stack", "hosts", "changes", "failures", "duration", "result", "log",
                   title=f"fleet {command}: {len(stacks)} stack(s), {workers} worker(s), {wall:.1f} s")
     for job in runs.values():
-        table.add_row(job.name, job.hosts, job.changes, str(job.counts.get("errored", 0)), f"{job.seconds:.1f} s",
+        table.add_row(job.name, job.hosts, job.changes, str(len(job.failures)), f"{job.seconds:.1f} s",
                       job.status, str(job.log.relative_to(engine.project_dir())) if job.log else "")
     Console(width=160).print(table)
+    for job in runs.values():
+        for line in job.failures:
+            print(f"{job.name}: {line}")
     return 0 if all(job.status == "ok" for job in runs.values()) else 1

@@ -2,11 +2,80 @@
 
 from __future__ import annotations
 
-from .settings import SERVICE_KEYS, MasterServiceSettings, TlsSettings
+from dataclasses import dataclass
+from typing import Any
+
+from .facts import COLUMNS, HostFacts, read_script
+from .model import Inputs, Model
+from .settings import (
+    SERVICE_KEYS,
+    Connection,
+    HostSettings,
+    MasterServiceSettings,
+    Reader,
+    TlsSettings,
+    read_master,
+    read_tls,
+)
 from .templating import Action, render
 
+Part = tuple[MasterServiceSettings, TlsSettings]
 
-def script(host: str, master: MasterServiceSettings, tls: TlsSettings, action: Action) -> str:
+
+@dataclass(frozen=True)
+class MasterServiceInputs(Inputs):
+    service_key: str
+    options: dict[str, str]
+    # Every column of the entry (the type is `inet`: part of what `postconf -M KEY/inet` reads).
+    private: str
+    unprivileged: str
+    chroot: str
+    wakeup: str
+    maxproc: str
+    command: str
+    # Entries for 465 under the other keys: none (two entries for one port stop Postfix starting the second).
+    other_entries: list[str]
+    tls_cert: str
+    tls_key: str
+    # Postfix must run: the apply checks it and says so, and never starts it (an operator stopped it for a reason).
+    postfix: str
+
+
+def script(host: str, part: Part, action: Action, connection: Connection | None = None) -> str:
+    master, tls = part
     others = [key for key in SERVICE_KEYS if key != master.key]
-    return render("master_service.sh.j2", kind="master.cf service", host=host, action=action.value,
+    return render("master_service.sh.j2", kind=MODEL.kind, host=host, action=action.value,
                   reloads_firewalld=False, master=master, tls=tls, other_keys=others)
+
+
+def wanted(part: Part) -> MasterServiceInputs:
+    master, tls = part
+    return MasterServiceInputs(
+        service_key=master.key, options=dict(master.options), private=master.private,
+        unprivileged=master.unprivileged, chroot=master.chroot, wakeup=master.wakeup, maxproc=master.maxproc,
+        command=master.command, other_entries=[], tls_cert=tls.cert, tls_key=tls.key, postfix="running")
+
+
+def live(facts: HostFacts, part: Part) -> dict[str, Any]:
+    master = part[0]
+    # The entry under the wanted key, else under another key (an edit that renamed it shows as serviceKey).
+    found = next((facts.master[key] for key in (master.key, *SERVICE_KEYS) if key in facts.master), None)
+    others = sorted(key for key in facts.master if found is None or key != found.key)
+    columns = dict.fromkeys(COLUMNS[1:], "") if found is None else {c: found.columns[c] for c in COLUMNS[1:]}
+    return {"serviceKey": found.key if found else "", "options": dict(found.options) if found else {},
+            **columns, "otherEntries": others, "postfix": facts.postfix}
+
+
+def parse(read: Reader) -> Part | None:
+    master, tls = read_master(read), read_tls(read)
+    return None if master is None or tls is None else (master, tls)
+
+
+MODEL = Model(
+    kind="master.cf service", inputs=MasterServiceInputs, identity=(),
+    part=lambda settings: (settings.master, settings.tls), parse=parse, wanted=wanted, script=script,
+    read_script=lambda host, _part: read_script(host, master=True), live=live)
+
+
+def inputs(settings: HostSettings) -> dict[str, Any]:
+    return wanted(MODEL.part(settings)).props()

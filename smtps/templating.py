@@ -54,9 +54,18 @@ def render(name: str, **values: object) -> str:
 
 
 @cache
-def lockout_guard() -> str:
-    """The lockout guard's source, shipped inside the scripts that reload firewalld as it is (never rendered)."""
-    text = (Path(__file__).resolve().parent / "lockout_guard.py").read_text()
-    # It travels in a quoted here-document: no line of it may end that document early.
-    assert "SMTPS_LOCKOUT_GUARD" not in text  # noqa: S101 - a property of this repository's own file
+def host_python(name: str) -> str:
+    """A host-side Python file of smtps/ (the lockout guard, the zone probe), shipped inside the scripts as it is
+    (never rendered), in a quoted here-document ended by SMTPS_<NAME>."""
+    text = (Path(__file__).resolve().parent / f"{name}.py").read_text()
+    # No line of it may end that document early.
+    assert f"SMTPS_{name.upper()}" not in text  # noqa: S101 - a property of this repository's own files
     return text.rstrip("\n")
+
+
+def lockout_guard() -> str:
+    return host_python("lockout_guard")
+
+
+def zone_probe() -> str:
+    return host_python("zone_probe")

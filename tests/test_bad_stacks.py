@@ -22,11 +22,11 @@ import pulumi
 import pytest
 import yaml
 
+from smtps.stacks import PROJECT
 from tests.enginekit import Project
 from tests.test_hostile_input import Mocks, NoNetwork
 
 CORPUS = Path(__file__).parent / "bad_stacks"
-PROJECT = "smtps-iredmail"
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ import json
 import pulumi
 import pytest
 
-from components import firewalld_service, master_service, zone_membership
 from components.firewalld_service import FirewalldServiceProvider
 from components.host import connection_inputs
 from components.master_service import MasterServiceProvider
 from components.verification import VerificationProvider
 from components.zone_membership import ZoneMembershipProvider
+from smtps import facts, firewalld_service, master_service, zone_membership
 from smtps.settings import parse_host, parse_stack
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
@@ -62,7 +62,9 @@ def test_diff_of_nothing_changed_is_no_change(provider, module):
 @pytest.mark.parametrize(("provider", "module", "change", "replaces"), [
     (MasterServiceProvider, master_service, {"options": {"smtpd_tls_wrappermode": "yes"}}, []),
     (MasterServiceProvider, master_service, {"serviceKey": "submissions"}, []),
-    (MasterServiceProvider, master_service, {"address": "10.0.0.2"}, ["address"]),
+    (MasterServiceProvider, master_service, {"address": "10.0.0.2"}, []),
+    (MasterServiceProvider, master_service, {"unprivileged": "n"}, []),
+    (FirewalldServiceProvider, firewalld_service, {"serviceFile": "<!-- x -->"}, []),
     (MasterServiceProvider, master_service, {"port": 2222}, []),
     (FirewalldServiceProvider, firewalld_service, {"serviceShort": "SMTPS"}, []),
     (FirewalldServiceProvider, firewalld_service, {"firewalldService": "smtps2"}, ["firewalldService"]),
@@ -84,25 +86,40 @@ def test_verification_runs_again_only_when_something_on_the_host_changed():
     assert VerificationProvider().diff("id", olds, {**olds, "trigger": [2, 1, 1]}).changes is True
 
 
-def test_master_live_fields_from_the_read_state():
-    provider = MasterServiceProvider()
-    news = inputs(master_service)
-    parsed = provider._parse(news)[2]
-    entry = ("smtps inet n - y - 10 smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes")
-    live = provider.live({"master.465": "", "master.smtps": entry}, news, parsed)
-    assert live == {"serviceKey": "smtps", "chroot": "y", "maxproc": "10",
-                    "options": {"syslog_name": "postfix/smtps", "smtpd_tls_wrappermode": "yes"}}
-    assert provider.live({}, news, parsed) == {"serviceKey": "", "options": {}, "chroot": "", "maxproc": ""}
+def test_master_live_reads_every_column_and_the_other_entries():
+    part = master_service.MODEL.part(parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY}))
+    entry = "smtps inet n n y - 10 smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes"
+    found = facts.parse(f"postfix=running\nmaster.465=\nmaster.smtps={entry}\nmaster.submissions=submissions "
+                        "inet n - n - - smtpd\n")
+    assert master_service.live(found, part) == {
+        "serviceKey": "smtps", "private": "n", "unprivileged": "n", "chroot": "y", "wakeup": "-", "maxproc": "10",
+        "command": "smtpd", "options": {"syslog_name": "postfix/smtps", "smtpd_tls_wrappermode": "yes"},
+        "otherEntries": ["submissions"], "postfix": "running"}
+    assert master_service.live(facts.parse("postfix=stopped\n"), part) == {
+        "serviceKey": "", "options": {}, "private": "", "unprivileged": "", "chroot": "", "wakeup": "", "maxproc": "",
+        "command": "", "otherEntries": [], "postfix": "stopped"}
+
+
+def test_every_live_key_is_an_input_of_its_kind():
+    """The rule of the facts layer: what a kind reads is one of its inputs (else diff would never see it)."""
+    settings = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY,
+                                      "existingPortPolicy": "replace"})
+    found = facts.parse("postfix=running\nmaster.465=465 inet n - n - - smtpd\nservice.file=PHg+\n"
+                        "service.mode=600\nfirewalld=running\nzone=present\nzone.permanent.port=yes\n")
+    for model in (master_service.MODEL, firewalld_service.MODEL, zone_membership.MODEL):
+        live = model.live(found, model.part(settings))
+        assert live and set(live) <= set(model.keys), model.kind
 
 
 def test_zone_live_fields_follow_the_port_policy():
-    provider = ZoneMembershipProvider()
-    news = inputs(zone_membership)
-    state = {"firewalld": "running", "zone.permanent.service": "no", "zone.permanent.port": "yes",
-             "zone.runtime.service": "no", "zone.runtime.port": "no"}
-    assert provider.live(state, news, provider._parse(news)[2]) == {"permanent": True, "runtime": False}
-    replace = inputs(zone_membership, existingPortPolicy="replace")
-    assert provider.live(state, replace, provider._parse(replace)[2]) == {"permanent": False, "runtime": False}
+    found = facts.parse("firewalld=running\nzone=present\nzone.permanent.service=no\nzone.permanent.port=yes\n"
+                        "zone.runtime.service=no\nzone.runtime.port=no\n")
+    keep = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY}).zone
+    assert zone_membership.live(found, keep) == {"firewalld": "running", "permanent": True, "runtime": False}
+    replace = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY,
+                                     "existingPortPolicy": "replace"}).zone
+    assert zone_membership.live(found, replace) == {"firewalld": "running", "permanent": False, "runtime": False,
+                                                    "rawPort": "open"}
 
 
 class Mocks(pulumi.runtime.Mocks):

@@ -224,7 +224,7 @@ HOST = NEAR_VALID | PERTURBED | JSON
 
 def _render_all(h: HostSettings) -> None:
     for action in Action:
-        master_service.script(h.name, h.master, h.tls, action)
+        master_service.script(h.name, (h.master, h.tls), action)
         firewalld_service.script(h.name, h.service, action)
         zone_membership.script(h.name, h.zone, action)
     drift.read_host_script(h)

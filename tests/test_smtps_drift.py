@@ -1,4 +1,4 @@
-"""Drift comparison on states as the read script prints them (the lab tests read real hosts)."""
+"""Drift comparison on facts as the read script prints them (the lab tests read real hosts)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from smtps import drift
+from smtps import drift, facts
 from smtps.firewalld_service import service_xml
 from smtps.settings import parse_host
 
@@ -17,20 +17,20 @@ def settings(**extra):
     return parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY, **extra})
 
 
-def converged(s, **changes) -> dict[str, str]:
-    state = {
-        "postfix": "running", "firewalld": "running",
+def converged(s, **changes) -> facts.HostFacts:
+    lines = {
+        "postfix": "running", "firewalld": "running", "zone": "present",
         f"master.{s.master.key}": s.master.entry,
-        "service.file": base64.b64encode(service_xml(s.service).encode()).decode(),
+        "service.file": base64.b64encode(service_xml(s.service).encode()).decode(), "service.mode": "644",
         "zone.permanent.service": "yes", "zone.permanent.port": "no",
         "zone.runtime.service": "yes", "zone.runtime.port": "no",
     }
-    state.update(changes)
-    return state
+    lines.update(changes)
+    return facts.parse("".join(f"{key}={value}\n" for key, value in lines.items()))
 
 
-def fields(s, state) -> list[str]:
-    return [d.field for d in drift.compare(s, state)]
+def fields(s, found) -> list[str]:
+    return [d.field for d in drift.compare(s, found)]
 
 
 def test_a_converged_host_has_no_drift():
@@ -39,34 +39,48 @@ def test_a_converged_host_has_no_drift():
 
 
 def test_the_read_script_output_parses():
-    assert drift.parse_state("postfix=running\nmaster.465=465 inet n\nnoise\nservice.file=\n") == {
-        "postfix": "running", "master.465": "465 inet n", "service.file": ""}
+    found = facts.parse("postfix=running\nmaster.465=465 inet n - y - 10 smtpd -o a=b\nnoise\nservice.file=\n")
+    assert found.postfix == "running" and found.firewalld == "stopped"
+    assert found.master["465"].columns["chroot"] == "y" and found.master["465"].options == {"a": "b"}
+    assert found.service is not None and found.service.text == "" and found.service.ports is None
+    assert facts.parse("service.file=-\n").service is None
+
+
+OPTIONS = ["options.smtpd_sasl_auth_enable", "options.smtpd_client_restrictions", "options.content_filter"]
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
-    ({"master.465": ""}, ["master.cf 465/inet"]),
+    ({"master.465": ""}, ["serviceKey", "private", "unprivileged", "chroot", "wakeup", "maxproc", "command",
+                          *sorted(["options.syslog_name", "options.smtpd_tls_wrappermode", *OPTIONS])]),
     ({"master.465": "465 inet n - n - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes"},
-     ["master.cf 465/inet option smtpd_sasl_auth_enable", "master.cf 465/inet option smtpd_client_restrictions",
-      "master.cf 465/inet option content_filter"]),
-    ({"master.smtps": "smtps inet n - n - - smtpd"}, ["master.cf smtps/inet"]),
-    ({"service.file": ""}, ["firewalld service file smtps.xml"]),
-    ({"zone.runtime.service": "no"}, ["zone iredmail runtime service smtps"]),
+     sorted(OPTIONS)),
+    ({"master.smtps": "smtps inet n - n - - smtpd"}, ["otherEntries"]),
+    ({"service.file": ""}, ["serviceShort", "serviceDescription", "servicePorts", "serviceFile"]),
+    ({"service.mode": "600"}, ["serviceMode"]),
+    ({"zone.runtime.service": "no"}, ["runtime"]),
     ({"firewalld": "stopped"}, ["firewalld"]),
     ({"postfix": "stopped"}, ["postfix"]),
 ])
-def test_each_difference_is_named_by_field(changes, expected):
+def test_each_difference_is_named_by_its_input(changes, expected):
     s = settings()
-    assert fields(s, converged(s, **changes)) == expected
+    assert sorted(fields(s, converged(s, **changes))) == sorted(expected)
 
 
 def test_extra_option_and_changed_columns():
     s = settings()
-    entry = s.master.entry.replace("465 inet n - n", "465 inet n - y") + " -o smtpd_tls_security_level=encrypt"
+    entry = s.master.entry.replace("465 inet n - n", "465 inet n n y") + " -o smtpd_tls_security_level=encrypt"
     found = drift.compare(s, converged(s, **{"master.465": entry}))
     assert [str(d) for d in found] == [
-        "mail1: master.cf 465/inet option smtpd_tls_security_level: want '(unset)', found 'encrypt'",
-        "mail1: master.cf 465/inet fields: want '465 inet n - n - - smtpd', found '465 inet n - y - - smtpd'",
+        "mail1: master.cf service: options.smtpd_tls_security_level: want '(unset)', found 'encrypt'",
+        "mail1: master.cf service: unprivileged: want '-', found 'n'",
+        "mail1: master.cf service: chroot: want 'n', found 'y'",
     ]
+
+
+def test_a_stopped_daemon_is_said_in_words():
+    s = settings()
+    [found] = drift.compare(s, converged(s, postfix="stopped"))
+    assert "up does not start Postfix" in found.note
 
 
 def test_port_policy_decides_what_a_raw_port_means():
@@ -75,6 +89,4 @@ def test_port_policy_decides_what_a_raw_port_means():
                "zone.permanent.port": "yes", "zone.runtime.port": "yes"}
     assert fields(keep, converged(keep, **by_port)) == []
     replace = settings(existingPortPolicy="replace")
-    assert fields(replace, converged(replace, **by_port)) == [
-        "zone iredmail permanent service smtps", "zone iredmail permanent port 465/tcp",
-        "zone iredmail runtime service smtps", "zone iredmail runtime port 465/tcp"]
+    assert fields(replace, converged(replace, **by_port)) == ["permanent", "runtime", "rawPort"]

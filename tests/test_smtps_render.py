@@ -8,15 +8,17 @@ import pytest
 
 from smtps import drift, firewalld_service, master_service, zone_membership
 from smtps.settings import parse_host
-from smtps.templating import Action, lockout_guard
+from smtps.templating import Action, lockout_guard, zone_probe
 from tests.goldens import check_golden
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 
 
 def _check(name: str, text: str) -> None:
-    # The lockout guard is a Python file of its own (linted and unit-tested as such): the goldens show where it goes.
-    check_golden(f"smtps/{name}", text.replace(lockout_guard(), "<smtps/lockout_guard.py, as it is>"))
+    # The lockout guard and the zone probe are Python files of their own (linted and tested as such): the goldens
+    # show where they go.
+    text = text.replace(lockout_guard(), "<smtps/lockout_guard.py, as it is>")
+    check_golden(f"smtps/{name}", text.replace(zone_probe(), "<smtps/zone_probe.py, as it is>"))
 
 
 def _settings(**extra):
@@ -30,7 +32,7 @@ ODD = {"options": {"syslog_name": "postfix/smtps$HOME;x", "smtpd_tls_wrappermode
 
 
 def _scripts(s, action: Action) -> dict[str, str]:
-    return {"master_service": master_service.script(s.name, s.master, s.tls, action),
+    return {"master_service": master_service.script(s.name, (s.master, s.tls), action),
             "firewalld_service": firewalld_service.script(s.name, s.service, action),
             "zone_membership": zone_membership.script(s.name, s.zone, action)}
 
@@ -51,15 +53,15 @@ def test_scripts_with_odd_values(kind, action):
     subprocess.run(["sh", "-n"], input=text, text=True, check=True)
 
 
-def test_read_state_script():
+def test_facts_script():
     text = drift.read_host_script(_settings())
-    _check("read_state.sh", text)
+    _check("facts.sh", text)
     subprocess.run(["sh", "-n"], input=text, text=True, check=True)
 
 
 def test_odd_values_reach_the_shell_quoted():
     s = _settings(**ODD)
-    text = master_service.script(s.name, s.master, s.tls, Action.APPLY)
+    text = master_service.script(s.name, (s.master, s.tls), Action.APPLY)
     # One single-quoted word: the shell expands nothing in it.
     assert "ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps$HOME;x " in text
     xml = firewalld_service.service_xml(s.service)
@@ -74,7 +76,7 @@ def test_the_entry_compares_as_postconf_prints_it_whatever_the_option_order():
     """What the script compares: the entry with white space folded and -o overrides sorted. `postconf -M` pads and
     wraps the entry, and a stack's options arrive as a mapping whose order the engine does not keep."""
     s = _settings()
-    text = master_service.script(s.name, s.master, s.tls, Action.APPLY)
+    text = master_service.script(s.name, (s.master, s.tls), Action.APPLY)
     canon = next(line for line in text.splitlines() if line.startswith("canon() "))
     wrapped = "465        inet  n       -       n       -       -       smtpd\n  -o syslog_name=postfix/smtps\n" \
               "  -o smtpd_tls_wrappermode=yes\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.conftest import require_lab
 
-PROJECT = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]
 # The tests' labs have a name and subnet of their own, so a demo lab on the same machine is never touched.
 TEST_LAB = "smtpstest"
 TEST_SUBNET = "10.231.1.0/24"
@@ -29,7 +29,7 @@ class Lab:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, SMTPS_LAB_DIR=str(self.state_dir), SMTPS_LAB_NAME=self.name,
                    SMTPS_LAB_SUBNET=self.subnet)
-        result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=PROJECT, env=env, text=True,
+        result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=REPO, env=env, text=True,
                                 capture_output=True, timeout=600)
         if check and result.returncode != 0:
             raise AssertionError(

@@ -43,7 +43,7 @@ def confirm_pending(lab: Lab, host: dict, token: str | None = None) -> None:
 def converge(lab: Lab, settings: HostSettings) -> list[str]:
     """Postfix listens before the port opens: master.cf first, then the service file, then the zone."""
     outputs = []
-    for script in (master_service.script(settings.name, settings.master, settings.tls, Action.APPLY),
+    for script in (master_service.script(settings.name, (settings.master, settings.tls), Action.APPLY),
                    firewalld_service.script(settings.name, settings.service, Action.APPLY),
                    zone_membership.script(settings.name, settings.zone, Action.APPLY)):
         result = run(lab, settings, script)
@@ -56,7 +56,7 @@ def destroy(lab: Lab, settings: HostSettings) -> None:
     """The reverse order: close the port first, then remove the service file and the master.cf entry."""
     for script in (zone_membership.script(settings.name, settings.zone, Action.REMOVE),
                    firewalld_service.script(settings.name, settings.service, Action.REMOVE),
-                   master_service.script(settings.name, settings.master, settings.tls, Action.REMOVE)):
+                   master_service.script(settings.name, (settings.master, settings.tls), Action.REMOVE)):
         result = run(lab, settings, script)
         assert result.returncode == 0, result.stderr
 

@@ -57,7 +57,7 @@ def inspect(lab: Lab, host: str) -> tuple[dict[str, str], list[str], list[str]]:
 
 def scripts(lab: Lab, host: str, action: Action) -> list[tuple[str, str]]:
     s = settings_for(lab, host)
-    steps = [("master", master_service.script(host, s.master, s.tls, action)),
+    steps = [("master", master_service.script(host, (s.master, s.tls), action)),
              ("service", firewalld_service.script(host, s.service, action)),
              ("zone", zone_membership.script(host, s.zone, action))]
     return steps if action is Action.APPLY else steps[::-1]

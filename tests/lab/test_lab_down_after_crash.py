@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.conftest import require_lab
-from tests.lab.labkit import PROJECT, Lab, leftovers
+from tests.lab.labkit import REPO, Lab, leftovers
 
 pytestmark = pytest.mark.lab
 
@@ -25,7 +25,7 @@ def test_down_after_up_was_killed_half_way(tmp_path):
     require_lab()
     lab = Lab(tmp_path / "state")
     env = dict(os.environ, SMTPS_LAB_DIR=str(lab.state_dir), SMTPS_LAB_NAME=lab.name, SMTPS_LAB_SUBNET=lab.subnet)
-    up = subprocess.Popen([sys.executable, "-m", "lab", "up", "--hosts", "3"], cwd=PROJECT, env=env,
+    up = subprocess.Popen([sys.executable, "-m", "lab", "up", "--hosts", "3"], cwd=REPO, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         # Kill `up` once the first host boots (its namespace exists and holds processes) and before it finishes.

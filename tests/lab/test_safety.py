@@ -426,7 +426,7 @@ def stopped_firewalld(lab: Lab, name: str):
 def test_a_second_run_on_a_host_waits_for_the_first(lab: Lab, project: Project):
     project.pulumi("destroy", "-s", STACK, "--yes")
     s = settings_for(lab, "mail3")
-    script = master_service.script("mail3", s.master, s.tls, Action.APPLY)
+    script = master_service.script("mail3", (s.master, s.tls), Action.APPLY)
     target = host(lab, "mail3")
     with wrapped_tool(lab, "mail3", "/usr/sbin/postconf", "*' -M '*=*", "sleep 3"):
         first = start_script(lab, target, script)
@@ -445,7 +445,7 @@ def test_a_failure_after_the_connection_dropped_still_undoes(lab: Lab, project: 
     project.pulumi("destroy", "-s", STACK, "--yes")
     before = snapshot(lab, "mail3")
     s = settings_for(lab, "mail3")
-    script = master_service.script("mail3", s.master, s.tls, Action.APPLY)
+    script = master_service.script("mail3", (s.master, s.tls), Action.APPLY)
     # The first `postfix reload` fails (slowly); the undo's own reload then works.
     once = f"{FAULTS}/reload-failed-once"
     lab.sh("mail3", f"rm -f {once}")

@@ -139,13 +139,15 @@ confirmed_state() {
     fi
 }
 pending_confirm
-
-CONFIRM=60
-# firewalld's own Python (the interpreter firewall-cmd runs on: /usr/libexec/platform-python on RHEL 8, where a
+# firewalld's own Python: the interpreter on firewall-cmd's first line (a distribution's platform-python, where
 # python3 may not even be installed) has firewalld's library. A firewall-cmd that is a wrapper (its first line is no
 # Python) leaves python3 from PATH.
 FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
 case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
+
+
+
+CONFIRM=60
 # settle_state: the end of a remove. Armed: the state folder goes aside until the confirmation; else it goes.
 settle_state() {
     if [ -n "$ARMED" ]; then

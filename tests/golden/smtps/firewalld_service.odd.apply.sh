@@ -139,13 +139,15 @@ confirmed_state() {
     fi
 }
 pending_confirm
-
-CONFIRM=60
-# firewalld's own Python (the interpreter firewall-cmd runs on: /usr/libexec/platform-python on RHEL 8, where a
+# firewalld's own Python: the interpreter on firewall-cmd's first line (a distribution's platform-python, where
 # python3 may not even be installed) has firewalld's library. A firewall-cmd that is a wrapper (its first line is no
 # Python) leaves python3 from PATH.
 FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
 case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
+
+
+
+CONFIRM=60
 # settle_state: the end of a remove. Armed: the state folder goes aside until the confirmation; else it goes.
 settle_state() {
     if [ -n "$ARMED" ]; then
@@ -242,10 +244,17 @@ XML=$(cat <<'SMTPS_SERVICE_XML'
 </service>
 SMTPS_SERVICE_XML
 )
-# Written earlier and loaded by a reload that completed (`applied` is written last): nothing to do.
+MODE=644
+# Written earlier and loaded by a reload that completed (`applied` is written last): nothing to do, but the mode.
+# firewalld reads the file as root whatever its mode, so a changed mode is put back without a reload.
 if [ -f "$FILE" ] && printf '%s\n' "$XML" | cmp -s - "$FILE" && [ -e "$S/applied" ] && cmp -s "$FILE" "$S/applied"
 then
-    say "firewalld service $NAME: up to date"
+    if [ "$(stat -c %a "$FILE")" != "$MODE" ]; then
+        chmod "$MODE" "$FILE"
+        say "firewalld service $NAME: mode $MODE put back"
+    else
+        say "firewalld service $NAME: up to date"
+    fi
     exit 0
 fi
 # A name firewalld or someone else already uses for other ports must not be taken over: a file of ours would change
@@ -280,7 +289,7 @@ if [ ! -d "$S" ]; then
 fi
 keep_before
 printf '%s\n' "$XML" > "$FILE.smtps-tmp"
-chmod 644 "$FILE.smtps-tmp"
+chmod "$MODE" "$FILE.smtps-tmp"
 WROTE=yes
 mv -f "$FILE.smtps-tmp" "$FILE"
 guarded_reload

@@ -139,6 +139,13 @@ confirmed_state() {
     fi
 }
 pending_confirm
+# firewalld's own Python: the interpreter on firewall-cmd's first line (a distribution's platform-python, where
+# python3 may not even be installed) has firewalld's library. A firewall-cmd that is a wrapper (its first line is no
+# Python) leaves python3 from PATH.
+FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
+case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
+
+
 
 
 KEY=465
@@ -189,7 +196,7 @@ if [ ! -d "$S" ]; then
     say "master.cf: nothing of ours to remove"
     exit 0
 fi
-postfix status >/dev/null 2>&1 || fail "postfix is not running"
+postfix status >/dev/null 2>&1 || fail "postfix is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (postfix start) and run this again"
 on_failure undo
 put "$MASTER" "$S.before"
 start_copy

@@ -139,6 +139,13 @@ confirmed_state() {
     fi
 }
 pending_confirm
+# firewalld's own Python: the interpreter on firewall-cmd's first line (a distribution's platform-python, where
+# python3 may not even be installed) has firewalld's library. A firewall-cmd that is a wrapper (its first line is no
+# Python) leaves python3 from PATH.
+FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
+case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
+
+
 
 
 KEY=465
@@ -195,7 +202,7 @@ cert_pub=$(openssl x509 -in "$CERT" -noout -pubkey 2>/dev/null) || fail "TLS cer
 key_pub=$(openssl pkey -in "$TLSKEY" -pubout 2>/dev/null) || fail "TLS key $TLSKEY is not a readable private key"
 [ "$cert_pub" = "$key_pub" ] || fail "TLS key $TLSKEY does not belong to certificate $CERT"
 openssl x509 -in "$CERT" -noout -checkend 0 >/dev/null || fail "TLS certificate $CERT has expired"
-postfix status >/dev/null 2>&1 || fail "postfix is not running"
+postfix status >/dev/null 2>&1 || fail "postfix is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (postfix start) and run this again"
 
 want=$(printf '%s\n' "$ENTRY" | canon)
 current=$(postconf -M "$KEY/inet" 2>/dev/null | canon)

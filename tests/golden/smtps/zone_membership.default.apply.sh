@@ -139,6 +139,19 @@ confirmed_state() {
     fi
 }
 pending_confirm
+# firewalld's own Python: the interpreter on firewall-cmd's first line (a distribution's platform-python, where
+# python3 may not even be installed) has firewalld's library. A firewall-cmd that is a wrapper (its first line is no
+# Python) leaves python3 from PATH.
+FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
+case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
+
+zone_probe() {  # zone_probe ZONE SERVICE PORT: the zone's facts, one field=value per line
+    "$FWPY" - "$@" <<'SMTPS_ZONE_PROBE'
+<smtps/zone_probe.py, as it is>
+SMTPS_ZONE_PROBE
+}
+
+
 
 
 ZONE=iredmail
@@ -148,20 +161,12 @@ PORT=465/tcp
 ZFILE="/etc/firewalld/zones/$ZONE.xml"
 S="$STATE/zone-$ZONE"
 tidy "$ZFILE" "$ZFILE.old"
-# Each firewall-cmd call costs about 0.2 s (it is a Python program): read each layer of the zone once.
-read_zone() {  # read_zone [--permanent]: the zone's `--list-all`, or a clear failure
-    local out rc=0
-    out=$(firewall-cmd "$@" --zone="$ZONE" --list-all 2>&1) || rc=$?
-    case $rc in
-        0) printf '%s\n' "$out" ;;
-        252) fail "firewalld is not running: start it (SMTPS needs the runtime firewall too)" ;;
-        *) fail "firewalld zone $ZONE: $out" ;;
-    esac
-}
-# lists LISTING FIELD WORD: does the `FIELD:` line of a --list-all listing name WORD?
-lists() { printf '%s\n' "$1" | sed -n "s/^  $2: //p" | tr ' ' '\n' | grep -qx "$3"; }
-PERM=$(read_zone --permanent)
-RUN=$(read_zone)
+# The zone's facts, read by the same probe as `pulumi refresh` and `drift`: one process, both layers.
+FACTS=$(zone_probe "$ZONE" "$SERVICE" "$PORT" 2>&1) || fail "cannot read firewalld zone $ZONE: $FACTS"
+fact() { printf '%s\n' "$FACTS" | grep -qx "$1"; }
+has() { fact "zone.$1.$2=yes"; }  # has permanent|runtime service|port
+fact firewalld=running || fail "firewalld is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (systemctl start firewalld) and run this again"
+fact zone=present || fail "firewalld zone $ZONE does not exist (the zone setting names the zone that gets the service)"
 # Zone changes are made in both layers with firewall-cmd, so no reload is needed. Each one is journaled with its
 # inverse; on failure the inverses run in reverse order, then the zone file (and firewalld's .old copy of it) goes
 # back byte for byte.
@@ -202,9 +207,9 @@ check_config() {
     check=$(firewall-cmd --check-config 2>&1) || fail "firewall-cmd --check-config failed: $check"
 }
 
-if [ "$POLICY" = keep ] && lists "$PERM" ports "$PORT"; then
+if [ "$POLICY" = keep ] && has permanent port; then
     # iRedMail >= 1.5 opens 465 by a raw port; the service would only repeat it (existingPortPolicy=keep).
-    if ! lists "$RUN" ports "$PORT"; then
+    if ! has runtime port; then
         firewall-cmd --zone="$ZONE" --add-port="$PORT" >/dev/null
         say "zone $ZONE: $PORT open by port in the permanent configuration only; opened at runtime too"
     else
@@ -213,9 +218,9 @@ if [ "$POLICY" = keep ] && lists "$PERM" ports "$PORT"; then
     exit 0
 fi
 need_perm=yes; need_run=yes; drop_port=no
-lists "$PERM" services "$SERVICE" && need_perm=no
-lists "$RUN" services "$SERVICE" && need_run=no
-if [ "$POLICY" = replace ] && { lists "$PERM" ports "$PORT" || lists "$RUN" ports "$PORT"; }; then
+has permanent service && need_perm=no
+has runtime service && need_run=no
+if [ "$POLICY" = replace ] && { has permanent port || has runtime port; }; then
     drop_port=yes
 fi
 if [ "$need_perm$need_run$drop_port" = nonono ]; then
@@ -231,7 +236,7 @@ if [ ! -d "$S" ]; then
     begin_state "$S"
     if [ -e "$ZFILE" ]; then cp -p "$ZFILE" "$S.new/orig"; else : > "$S.new/absent"; fi
     if [ -e "$ZFILE.old" ]; then cp -p "$ZFILE.old" "$S.new/old-orig"; else : > "$S.new/old-absent"; fi
-    if lists "$PERM" ports "$PORT"; then : > "$S.new/had-port"; fi
+    if has permanent port; then : > "$S.new/had-port"; fi
     commit_state "$S"
 elif [ -e "$ZFILE" ] && changed_since "$S" "$ZFILE" "$S.before"; then
     # Someone changed the zone since this tool last wrote it: what was found then is no longer what destroy may
@@ -239,7 +244,7 @@ elif [ -e "$ZFILE" ] && changed_since "$S" "$ZFILE" "$S.before"; then
     # the new "as found"; with it, no file is, and from now on destroy takes out only this tool's part.
     # (A raw 465 port this tool took out, and that is not back, keeps destroy on its part-by-part path too.)
     rm -f "$S/orig" "$S/absent" "$S/old-orig" "$S/old-absent"
-    if [ "$need_perm" = yes ] && { [ ! -e "$S/had-port" ] || lists "$PERM" ports "$PORT"; }; then
+    if [ "$need_perm" = yes ] && { [ ! -e "$S/had-port" ] || has permanent port; }; then
         put "$ZFILE" "$S/orig"
         if [ -e "$ZFILE.old" ]; then put "$ZFILE.old" "$S/old-orig"; else : > "$S/old-absent"; fi
     fi
@@ -249,8 +254,8 @@ keep_before
 [ "$need_perm" = no ] || change --permanent --add-service="$SERVICE"
 [ "$need_run" = no ] || change --add-service="$SERVICE"
 if [ "$drop_port" = yes ]; then
-    ! lists "$PERM" ports "$PORT" || change --permanent --remove-port="$PORT"
-    ! lists "$RUN" ports "$PORT" || change --remove-port="$PORT"
+    ! has permanent port || change --permanent --remove-port="$PORT"
+    ! has runtime port || change --remove-port="$PORT"
 fi
 check_config
 [ ! -e "$ZFILE" ] || put "$ZFILE" "$S/applied"

@@ -139,13 +139,21 @@ confirmed_state() {
     fi
 }
 pending_confirm
-
-CONFIRM=60
-# firewalld's own Python (the interpreter firewall-cmd runs on: /usr/libexec/platform-python on RHEL 8, where a
+# firewalld's own Python: the interpreter on firewall-cmd's first line (a distribution's platform-python, where
 # python3 may not even be installed) has firewalld's library. A firewall-cmd that is a wrapper (its first line is no
 # Python) leaves python3 from PATH.
 FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
 case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
+
+zone_probe() {  # zone_probe ZONE SERVICE PORT: the zone's facts, one field=value per line
+    "$FWPY" - "$@" <<'SMTPS_ZONE_PROBE'
+<smtps/zone_probe.py, as it is>
+SMTPS_ZONE_PROBE
+}
+
+
+
+CONFIRM=60
 # settle_state: the end of a remove. Armed: the state folder goes aside until the confirmation; else it goes.
 settle_state() {
     if [ -n "$ARMED" ]; then
@@ -199,20 +207,12 @@ PORT=465/tcp
 ZFILE="/etc/firewalld/zones/$ZONE.xml"
 S="$STATE/zone-$ZONE"
 tidy "$ZFILE" "$ZFILE.old"
-# Each firewall-cmd call costs about 0.2 s (it is a Python program): read each layer of the zone once.
-read_zone() {  # read_zone [--permanent]: the zone's `--list-all`, or a clear failure
-    local out rc=0
-    out=$(firewall-cmd "$@" --zone="$ZONE" --list-all 2>&1) || rc=$?
-    case $rc in
-        0) printf '%s\n' "$out" ;;
-        252) fail "firewalld is not running: start it (SMTPS needs the runtime firewall too)" ;;
-        *) fail "firewalld zone $ZONE: $out" ;;
-    esac
-}
-# lists LISTING FIELD WORD: does the `FIELD:` line of a --list-all listing name WORD?
-lists() { printf '%s\n' "$1" | sed -n "s/^  $2: //p" | tr ' ' '\n' | grep -qx "$3"; }
-PERM=$(read_zone --permanent)
-RUN=$(read_zone)
+# The zone's facts, read by the same probe as `pulumi refresh` and `drift`: one process, both layers.
+FACTS=$(zone_probe "$ZONE" "$SERVICE" "$PORT" 2>&1) || fail "cannot read firewalld zone $ZONE: $FACTS"
+fact() { printf '%s\n' "$FACTS" | grep -qx "$1"; }
+has() { fact "zone.$1.$2=yes"; }  # has permanent|runtime service|port
+fact firewalld=running || fail "firewalld is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (systemctl start firewalld) and run this again"
+fact zone=present || fail "firewalld zone $ZONE does not exist (the zone setting names the zone that gets the service)"
 # Zone changes are made in both layers with firewall-cmd, so no reload is needed. Each one is journaled with its
 # inverse; on failure the inverses run in reverse order, then the zone file (and firewalld's .old copy of it) goes
 # back byte for byte.
@@ -284,11 +284,11 @@ else
     on_failure undo
     keep_before
     if [ -e "$S/had-port" ]; then
-        lists "$PERM" ports "$PORT" || change --permanent --add-port="$PORT"
-        lists "$RUN" ports "$PORT" || change --add-port="$PORT"
+        has permanent port || change --permanent --add-port="$PORT"
+        has runtime port || change --add-port="$PORT"
     fi
-    ! lists "$PERM" services "$SERVICE" || change --permanent --remove-service="$SERVICE"
-    ! lists "$RUN" services "$SERVICE" || change --remove-service="$SERVICE"
+    ! has permanent service || change --permanent --remove-service="$SERVICE"
+    ! has runtime service || change --remove-service="$SERVICE"
     check_config
 fi
 on_failure ""

@@ -1,0 +1,44 @@
+"""The resource kinds of a host, one descriptor each: everything that wires a kind in (the host component, canary
+targets, drift) reads it from here. A new kind is its model (smtps/<kind>.py, with its templates), its file in
+components/ and one line in KINDS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smtps.model import Model
+
+from .base import HostProvider, HostResource
+from .firewalld_service import FirewalldService, FirewalldServiceProvider
+from .master_service import MasterService, MasterServiceProvider
+from .zone_membership import ZoneMembership, ZoneMembershipProvider
+
+# A component's type token, and the type of every dynamic resource (its module and name follow).
+COMPONENT_TYPE = "smtps-iredmail:index:SmtpsHost"
+DYNAMIC_TYPE = "pulumi-python:dynamic"
+
+
+@dataclass(frozen=True)
+class Kind:
+    suffix: str  # the child's name is HOST-SUFFIX
+    resource: type[HostResource]
+    provider: type[HostProvider]
+
+    @property
+    def model(self) -> Model:
+        return self.provider.model
+
+    def child_name(self, host: str) -> str:
+        return f"{host}-{self.suffix}"
+
+    def type_token(self) -> str:
+        return f"{DYNAMIC_TYPE}{self.resource._resource_type_name[len('dynamic'):]}"  # noqa: SLF001
+
+
+# In the order they are applied on a host (each after the ones before it); destroy runs the reverse.
+# Postfix listens before the port opens: master.cf first, then the service file, then the zone.
+KINDS = (
+    Kind("master", MasterService, MasterServiceProvider),
+    Kind("service", FirewalldService, FirewalldServiceProvider),
+    Kind("zone", ZoneMembership, ZoneMembershipProvider),
+)

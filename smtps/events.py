@@ -1,0 +1,106 @@
+"""What happened in one engine run, from the engine's own events (the Automation API's `on_event`), not from its
+text: which resource failed in which step with which message, and how many resources changed how.
+
+A provider's failure reaches the engine as the Python traceback of the exception it raised (the dynamic provider
+server sends `traceback.format_exc()`); the message that matters (the host script's own words) is the exception's,
+at its end. `message_of` takes it from there, so that a failure reads as one line per host and resource.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pulumi.automation import EngineEvent
+
+# The last line of a traceback that names an exception: `package.module.SomeError: message`.
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Failure|Failed|Exception|Exit): ?(.*)$")
+_PREFIXES = ("error: ", "Exception: ")
+
+
+@dataclass(frozen=True)
+class Failure:
+    host: str  # the host, or "-" for the stack itself (its settings, its key)
+    resource: str  # the resource kind, "verification", or "program"
+    step: str  # create, update, delete, refresh, ...
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.host}: {self.resource}: {self.step}: {self.message}"
+
+
+def message_of(text: str) -> str:
+    """The exception's own message from a provider's traceback (or the text itself, when it is not one)."""
+    lines = text.strip().splitlines()
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        for index in range(len(lines) - 1, -1, -1):
+            found = _EXCEPTION.match(lines[index])
+            if found and not lines[index].startswith(" "):
+                lines = [found.group(1), *lines[index + 1:]]
+                break
+    message = " ".join(line.strip() for line in lines if line.strip())
+    for prefix in _PREFIXES:
+        message = message.removeprefix(prefix)
+    return message
+
+
+@dataclass
+class Run:
+    """Collects one engine run's events: pass `run.on_event` to preview/up/destroy/refresh."""
+
+    # Child-name suffix -> resource kind, to tell a host's resources apart by name (HOST-SUFFIX).
+    suffixes: dict[str, str]
+    steps: dict[str, str] = field(default_factory=dict)  # URN -> the step the engine began on it
+    errors: dict[str, list[str]] = field(default_factory=dict)  # URN -> its error diagnostics
+    failed: dict[str, str] = field(default_factory=dict)  # URN -> the step that failed
+    changes: dict[str, int] = field(default_factory=dict)  # from the summary: op -> count
+
+    def on_event(self, event: EngineEvent) -> None:
+        if event.resource_pre_event is not None:
+            meta = event.resource_pre_event.metadata
+            self.steps[meta.urn] = str(getattr(meta.op, "value", meta.op))
+        if event.diagnostic_event is not None:
+            diag = event.diagnostic_event
+            if diag.severity == "error":
+                self.errors.setdefault(diag.urn or "", []).append(diag.message)
+        if event.res_op_failed_event is not None:
+            meta = event.res_op_failed_event.metadata
+            self.failed[meta.urn] = str(getattr(meta.op, "value", meta.op))
+        if event.summary_event is not None:
+            self.changes = {str(getattr(op, "value", op)): int(n)
+                            for op, n in (event.summary_event.resource_changes or {}).items()}
+
+    def _who(self, urn: str) -> tuple[str, str]:
+        kind = urn.split("::")[-2] if urn.count("::") >= 3 else ""
+        name = urn.rsplit("::", 1)[-1] if urn else ""
+        if not urn or kind.endswith("pulumi:Stack"):
+            return "-", "program"
+        for suffix, resource in self.suffixes.items():
+            if name.endswith(f"-{suffix}") and "dynamic" in kind:
+                return name[: -len(suffix) - 1], resource
+        return name, kind.rsplit("$", 1)[-1] or "resource"
+
+    def failures(self) -> list[Failure]:
+        found = []
+        for urn in dict.fromkeys([*self.errors, *self.failed]):
+            host, resource = self._who(urn)
+            step = self.failed.get(urn) or self.steps.get(urn) or "run"
+            messages = [message_of(text) for text in self.errors.get(urn, [])]
+            # A failed step with no message of its own was said elsewhere (the engine's own summary line).
+            message = "; ".join(m for m in messages if m) or "failed (see above)"
+            for prefix in (f"smtps: {host}: ", f"{host}: "):
+                message = message.removeprefix(prefix)
+            found.append(Failure(host, resource, step, message))
+        # The stack's own catch-all ("update failed") says nothing a host's line does not.
+        hosts = [f for f in found if f.host != "-"]
+        return hosts or found
+
+    def summary(self) -> dict[str, Any]:
+        return {"changes": self.changes, "failures": [asdict(f) for f in self.failures()]}
+
+    def write(self, path: str) -> None:
+        with open(path, "w") as out:
+            json.dump(self.summary(), out, indent=2)

@@ -1,0 +1,119 @@
+"""The one facts layer: one read-only script turns a host into `field=value` lines, and one parser turns those into
+typed facts. `pulumi refresh` (each provider's `read`), `python -m smtps drift` and the zone script's decisions all
+read a host this way; each resource kind then says which of these facts are its inputs (smtps/<kind>.py, `live`).
+
+What is read, and nothing else:
+- Postfix: whether it runs; the master.cf entry of each key 465 may be under (465, smtps, submissions), every column
+  and every -o override, as `postconf -M` reads master.cf;
+- the firewalld service file: its text, mode, and what firewalld would make of it (short, description, ports);
+- firewalld: whether it runs; the zone's permanent and runtime layer: does each hold the service, and 465 by port
+  (the zone probe, smtps/zone_probe.py, with firewalld's own library).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from xml.etree import ElementTree
+
+from .settings import SERVICE_KEYS, SMTPS_PORT, FirewalldServiceSettings, ZoneSettings
+from .templating import render, zone_probe
+
+# master.cf's columns after the service name, in order (master(5)).
+COLUMNS = ("type", "private", "unprivileged", "chroot", "wakeup", "maxproc", "command")
+
+
+@dataclass(frozen=True)
+class MasterEntry:
+    """One master.cf entry as Postfix reads it."""
+
+    key: str
+    columns: dict[str, str]  # COLUMNS -> value
+    options: dict[str, str]  # -o name=value overrides
+
+
+@dataclass(frozen=True)
+class ServiceFile:
+    """The firewalld service file. `short`, `description` and `ports` are None when firewalld could not load it."""
+
+    text: str
+    mode: str
+    short: str | None
+    description: str | None
+    ports: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class ZoneLayer:
+    service: bool  # the service is in the zone
+    port: bool  # 465/tcp is open by a raw port
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    postfix: str  # running | stopped
+    master: dict[str, MasterEntry]  # only the keys that have an entry
+    service: ServiceFile | None  # None: no file
+    firewalld: str  # running | stopped
+    zone: str  # present | missing | unknown
+    permanent: ZoneLayer
+    runtime: ZoneLayer
+
+
+def read_script(host: str, *, master: bool = False, service: FirewalldServiceSettings | None = None,
+                zone: ZoneSettings | None = None) -> str:
+    """The read-only script for the parts asked for (a resource's refresh reads its own; drift reads them all)."""
+    return render("facts.sh.j2", host=host, keys=SERVICE_KEYS if master else (), service=service, zone=zone,
+                  port=f"{SMTPS_PORT}/tcp", zone_probe=zone_probe())
+
+
+def parse_entry(key: str, line: str) -> MasterEntry:
+    """`465 inet n - n - - smtpd -o a=b ...` (white space folded) into columns and overrides."""
+    head, *overrides = " ".join(line.split()).split(" -o ")
+    fields = head.split()[1:]
+    columns = {name: fields[i] if i < len(fields) else "" for i, name in enumerate(COLUMNS)}
+    if len(fields) > len(COLUMNS):
+        # Arguments of the command other than -o (master.cf allows them): part of what the command is.
+        columns["command"] = " ".join(fields[len(COLUMNS) - 1:])
+    options = {}
+    for part in overrides:
+        name, _, value = part.partition("=")
+        options[name] = value
+    return MasterEntry(key, columns, options)
+
+
+def parse_service(encoded: str, mode: str) -> ServiceFile:
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        raw = b""
+    text = raw.decode(errors="replace")
+    try:
+        # The file comes from a host we manage as root; expat (2.4+, in Python 3.11) caps entity expansion.
+        root = ElementTree.fromstring(raw)  # noqa: S314
+    except ElementTree.ParseError:
+        return ServiceFile(text, mode, None, None, None)
+    if root.tag != "service":
+        return ServiceFile(text, mode, None, None, None)
+    ports = tuple(sorted(f"{p.get('port')}/{p.get('protocol')}" for p in root.iter("port")))
+    return ServiceFile(text, mode, root.findtext("short") or "", root.findtext("description") or "", ports)
+
+
+def parse(text: str) -> HostFacts:
+    """The script's output as facts. A part that was not read comes out as absent or stopped."""
+    lines: dict[str, str] = {}
+    for line in text.splitlines():
+        field, sep, value = line.partition("=")
+        if sep:
+            lines[field] = value
+    master = {key: parse_entry(key, lines[f"master.{key}"]) for key in SERVICE_KEYS if lines.get(f"master.{key}")}
+    encoded = lines.get("service.file", "-")
+    service = None if encoded == "-" else parse_service(encoded, lines.get("service.mode", ""))
+
+    def layer(name: str) -> ZoneLayer:
+        return ZoneLayer(lines.get(f"zone.{name}.service") == "yes", lines.get(f"zone.{name}.port") == "yes")
+
+    return HostFacts(postfix=lines.get("postfix", "stopped"), master=master, service=service,
+                     firewalld=lines.get("firewalld", "stopped"), zone=lines.get("zone", "unknown"),
+                     permanent=layer("permanent"), runtime=layer("runtime"))

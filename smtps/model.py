@@ -1,0 +1,54 @@
+"""What a resource kind is, apart from Pulumi: its typed inputs, how they come from a host's settings, its scripts,
+and which of the host's facts are its inputs as found. components/ wraps each in a Pulumi resource and provider.
+
+The rule that keeps `pulumi refresh`, `drift` and `up --refresh` in agreement: every fact a kind reads is one of its
+inputs (`live` returns it under the input's key), so a refresh shows it per field and the next `up` puts it back;
+a fact that is not an input is not read at all. Both readers call the same `live` on the same facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .facts import HostFacts
+from .settings import Connection, HostSettings, Reader
+from .templating import Action
+
+
+def camel(name: str) -> str:
+    """An inputs dataclass field's input key: tls_cert -> tlsCert."""
+    first, *rest = name.split("_")
+    return first + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+class Inputs:
+    """Base of each kind's inputs dataclass: its fields, in camelCase, are the kind's input keys."""
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(camel(f.name) for f in fields(cls))  # type: ignore[arg-type]
+
+    def props(self) -> dict[str, Any]:
+        return {camel(f.name): getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Model:
+    kind: str  # names the kind in messages: "master.cf service"
+    inputs: type[Inputs]
+    # The inputs whose change means another thing on the host (not the same thing changed): replaced, old first.
+    identity: tuple[str, ...]
+    # The kind's part of a host's settings (what its scripts are rendered from), from the settings or the inputs.
+    part: Callable[[HostSettings], Any]
+    parse: Callable[[Reader], Any]
+    wanted: Callable[[Any], Inputs]
+    script: Callable[[str, Any, Action, Connection], str]
+    read_script: Callable[[str, Any], str]
+    # The inputs as found on the host: every input the facts say something about, and only those.
+    live: Callable[[HostFacts, Any], dict[str, Any]]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.inputs.keys()

@@ -1,0 +1,89 @@
+"""The one way a stack's config becomes settings: for the program, the front end, `fleet` and the tests.
+
+A stack's settings live in two files: Pulumi.yaml (the project's `config`, for every stack: `fleet`, and
+optionally `canaries`) and stacks/Pulumi.<stack>.yaml (`hosts`, `defaults`, `bastions`, `canaries`). The engine
+merges both for the program (`pulumi.Config`); the front end reads the same two files itself, so that a command that
+needs only the hosts (`verify`, `fleet`, the canaries of `up`) never asks Pulumi to decrypt anything. Either way the
+values go through `load`, which checks everything at once (canaries included) and says what is wrong in each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .settings import HostSettings, SettingsError, canary_problems, parse_stack
+
+# The Pulumi project's name: the namespace of every config key (`smtps-iredmail:hosts`) and part of every URN.
+PROJECT = "smtps-iredmail"
+# The config keys a stack's settings are read from (each under PROJECT).
+KEYS = ("fleet", "defaults", "hosts", "bastions", "canaries")
+# The stack's deploy key, a secret; never read by `load`.
+SSH_KEY = "sshPrivateKey"
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    hosts: tuple[HostSettings, ...]
+    # The hosts `up` converges and verifies first, in the order given (empty: none).
+    canaries: tuple[str, ...]
+
+    def host_names(self) -> list[str]:
+        return [h.name for h in self.hosts]
+
+    def check_canaries(self, names: list[str]) -> tuple[str, ...]:
+        """Canaries given on the command line, checked as the stack's own are."""
+        problems = canary_problems(self.name, names, self.host_names())
+        if problems:
+            raise SettingsError("\n".join(problems))
+        return tuple(names)
+
+
+def load(name: str, get: Callable[[str], Any]) -> Stack:
+    """The stack's settings from `get(key)` (a config key without the project prefix; None where unset), or one
+    SettingsError listing every problem."""
+    values = {key: get(key) for key in KEYS}
+    hosts = parse_stack(name, values["defaults"], values["hosts"], values["fleet"], values["bastions"],
+                        values["canaries"])
+    return Stack(name, hosts, tuple(values["canaries"] or ()))
+
+
+def _project_value(item: Any) -> Any:
+    # Project-level config in Pulumi.yaml is `key: {value: ...}` (or `default:`), or a plain value.
+    if isinstance(item, Mapping) and ("value" in item or "default" in item):
+        return item.get("value", item.get("default"))
+    return item
+
+
+def file_values(folder: Path, name: str) -> Callable[[str], Any]:
+    """A `get` for `load` that reads Pulumi.yaml and stacks/Pulumi.<name>.yaml, as the engine merges them (the
+    stack's value wins). Plain values only: a setting stored as a secret is refused, as it would need decrypting."""
+    project = yaml.safe_load((folder / "Pulumi.yaml").read_text()) or {}
+    path = folder / "stacks" / f"Pulumi.{name}.yaml"
+    if not path.exists():
+        raise SettingsError(f"stack {name}: no stack file {path} (README, \"Using it on your servers\")")
+    stack = yaml.safe_load(path.read_text()) or {}
+    merged = {key: _project_value(item) for key, item in (project.get("config") or {}).items()}
+    merged.update(stack.get("config") or {})
+
+    def get(key: str) -> Any:
+        value = merged.get(f"{PROJECT}:{key}")
+        if isinstance(value, Mapping) and set(value) == {"secure"}:
+            raise SettingsError(f"stack {name}: setting {key}: stored as a secret; only sshPrivateKey may be one")
+        return value
+
+    return get
+
+
+def from_files(folder: Path, name: str) -> Stack:
+    return load(name, file_values(folder, name))
+
+
+def stack_names(folder: Path) -> list[str]:
+    """The stacks with a file in stacks/, in name order."""
+    return sorted(f.name[len("Pulumi."):-len(".yaml")] for f in (folder / "stacks").glob("Pulumi.*.yaml"))
