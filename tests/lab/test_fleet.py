@@ -69,6 +69,9 @@ def test_a_failing_stack_fails_the_fleet_alone(lab: Lab, project: Project):
     assert rows["dc-b"][5] == "FAILED" and int(rows["dc-b"][3]) >= 1, rows
     assert rows["dc-a"][5] == rows["dc-c"][5] == "ok", rows
     assert rows["dc-a"][2] == "~ 3" or rows["dc-a"][2].startswith("~ "), rows
+    # Under the table, each failure in one line, from the stack run's engine events.
+    assert "dc-b: mail5: master.cf service: update: TLS certificate /etc/pki/tls/certs/missing.crt does not exist" \
+        in result.stdout, result.stdout
     log = (project.folder / rows["dc-b"][6]).read_text()
     assert "mail5: TLS certificate /etc/pki/tls/certs/missing.crt does not exist" in log
     project.pulumi("config", "rm", "-s", "dc-b", "--path", "hosts[1].tlsCert")
