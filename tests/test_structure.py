@@ -1,0 +1,80 @@
+"""The code's shape, checked: no import cycles among the project's modules (lazy imports inside functions count
+too), the project's name defined once, and every resource kind wired from its one descriptor."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from components.kinds import KINDS
+from smtps.model import Inputs
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("components", "smtps", "lab")
+
+
+def _imports() -> dict[str, set[str]]:
+    modules = {f"{p.parent.name}.{p.stem}": p for package in PACKAGES for p in (REPO / package).glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name.split(".")[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = f"{package}.{base}" if base else package
+                targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            found |= {t for t in targets if t in modules and t != name}
+        graph[name] = found
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every back edge of a depth-first walk, as the cycle it closes."""
+    state: dict[str, int] = {}
+    found: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                found.append([*path[path.index(nxt):], nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_no_import_cycles():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c", "a"]]  # the check works
+    graph = _imports()
+    assert "smtps.cli" in graph and graph["smtps.cli"]
+    assert cycles(graph) == []
+
+
+def test_the_project_name_is_defined_once():
+    defined = [p for package in PACKAGES for p in (REPO / package).glob("*.py")
+               if any(isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "PROJECT" for t in n.targets)
+                      for n in ast.walk(ast.parse(p.read_text())))]
+    assert [p.relative_to(REPO).as_posix() for p in defined] == ["smtps/stacks.py"]
+
+
+def test_each_kind_is_one_descriptor_with_typed_inputs_that_diff_compares():
+    suffixes = [kind.suffix for kind in KINDS]
+    assert len(set(suffixes)) == len(suffixes)
+    for kind in KINDS:
+        assert issubclass(kind.model.inputs, Inputs)
+        assert kind.resource.provider_class is kind.provider
+        provider = kind.provider()
+        # The keys diff compares are the dataclass's fields: a new field is compared the moment it exists.
+        assert provider.settings == kind.model.inputs.keys() and len(provider.settings) >= 3
+        assert set(kind.model.identity) <= set(provider.settings)
