@@ -73,7 +73,7 @@ demo: system-deps venv tools
 	$(PY) -m smtps verify -s lab
 	@echo
 	@echo "The lab and the stack stay up. Try: $(PY) -m smtps preview -s lab --diff, $(PY) -m smtps drift -s lab"
-	@echo "Undo SMTPS on the hosts: $(PY) -m smtps pulumi -- destroy -s lab --yes"
+	@echo "Undo SMTPS on the hosts: $(PY) -m smtps destroy -s lab --yes"
 	@echo "Then remove the lab: make lab-down"
 
 bench: system-deps venv tools
