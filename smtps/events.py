@@ -29,13 +29,15 @@ class Failure:
     message: str
 
     def __str__(self) -> str:
+        if self.host == "-":
+            return f"{self.resource}: {self.message}"
         return f"{self.host}: {self.resource}: {self.step}: {self.message}"
 
 
 def message_of(text: str) -> str:
     """The exception's own message from a provider's traceback (or the text itself, when it is not one)."""
     lines = text.strip().splitlines()
-    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+    if any("Traceback (most recent call last)" in line for line in lines):
         for index in range(len(lines) - 1, -1, -1):
             found = _EXCEPTION.match(lines[index])
             if found and not lines[index].startswith(" "):
@@ -88,7 +90,9 @@ class Run:
         for urn in dict.fromkeys([*self.errors, *self.failed]):
             host, resource = self._who(urn)
             step = self.failed.get(urn) or self.steps.get(urn) or "run"
-            messages = [message_of(text) for text in self.errors.get(urn, [])]
+            messages = list(dict.fromkeys(message_of(text) for text in self.errors.get(urn, [])))
+            # The engine repeats a program's error inside its own ("an unhandled error occurred: ..."): once is enough.
+            messages = [m for m in messages if not any(other != m and other in m for other in messages)]
             # A failed step with no message of its own was said elsewhere (the engine's own summary line).
             message = "; ".join(m for m in messages if m) or "failed (see above)"
             for prefix in (f"smtps: {host}: ", f"{host}: "):

@@ -60,6 +60,19 @@ def _project_value(item: Any) -> Any:
     return item
 
 
+def _secret(value: Any, path: str) -> str | None:
+    """Where in `value` a secret is (`pulumi config set --secret --path` nests them), or None."""
+    if isinstance(value, Mapping):
+        if set(value) == {"secure"}:
+            return path
+        found = (_secret(item, f"{path}.{key}") for key, item in value.items())
+    elif isinstance(value, list):
+        found = (_secret(item, f"{path}[{index}]") for index, item in enumerate(value))
+    else:
+        return None
+    return next((where for where in found if where), None)
+
+
 def file_values(folder: Path, name: str) -> Callable[[str], Any]:
     """A `get` for `load` that reads Pulumi.yaml and stacks/Pulumi.<name>.yaml, as the engine merges them (the
     stack's value wins). Plain values only: a setting stored as a secret is refused, as it would need decrypting."""
@@ -73,8 +86,10 @@ def file_values(folder: Path, name: str) -> Callable[[str], Any]:
 
     def get(key: str) -> Any:
         value = merged.get(f"{PROJECT}:{key}")
-        if isinstance(value, Mapping) and set(value) == {"secure"}:
-            raise SettingsError(f"stack {name}: setting {key}: stored as a secret; only sshPrivateKey may be one")
+        where = _secret(value, key)
+        if where:
+            raise SettingsError(f"stack {name}: setting {where}: stored as a secret; only {SSH_KEY} may be one "
+                                "(settings are read without decrypting anything)")
         return value
 
     return get

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from smtps import stacks
 from smtps.settings import SettingsError, parse_stack
 
 STACKS = sorted(p for p in (Path(__file__).parent.parent / "stacks").glob("Pulumi.*.yaml") if p.name !=
@@ -17,16 +18,12 @@ def test_there_are_example_stacks():
     assert STACKS
 
 
-FLEET = yaml.safe_load((Path(__file__).parent.parent / "Pulumi.yaml").read_text())["config"]["smtps-iredmail:fleet"]
-
-
 @pytest.mark.parametrize("path", STACKS, ids=lambda p: p.name)
-def test_example_stack_parses(path):
-    config = yaml.safe_load(path.read_text())["config"]
-    stack = path.name.split(".")[1]
-    hosts = parse_stack(stack, config.get("smtps-iredmail:defaults"), config["smtps-iredmail:hosts"],
-                        FLEET["value"], config.get("smtps-iredmail:bastions"), config.get("smtps-iredmail:canaries"))
-    assert [h.name for h in hosts] and all(h.connection.host_key.startswith("ssh-") for h in hosts)
+def test_example_stack_loads(path):
+    """Through the one loader the front end uses (Pulumi.yaml's fleet and the stack file, nothing decrypted)."""
+    loaded = stacks.from_files(path.parent.parent, path.name.split(".")[1])
+    assert loaded.hosts and all(h.connection.host_key.startswith("ssh-") for h in loaded.hosts)
+    assert set(loaded.canaries) <= set(loaded.host_names())
 
 
 def test_fleet_then_stack_then_host_override_setting_by_setting_and_option_by_option():
@@ -46,3 +43,17 @@ def test_fleet_then_stack_then_host_override_setting_by_setting_and_option_by_op
 def test_a_bad_fleet_default_is_named():
     with pytest.raises(SettingsError, match="stack dc1: setting fleet.address: belongs to each host"):
         parse_stack("dc1", {}, [{"name": "m"}], {"address": "10.0.0.1"})
+
+
+def test_a_setting_stored_as_a_secret_is_refused_by_the_file_loader(tmp_path):
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "Pulumi.yaml").write_text("name: smtps-iredmail\nconfig:\n  smtps-iredmail:canaries:\n"
+                                          "    value: [mx1]\n")
+    host = {"name": "mx1", "address": "10.0.0.1", "hostKey": {"secure": "v1:abc"}}
+    (tmp_path / "stacks" / "Pulumi.s1.yaml").write_text(yaml.safe_dump({"config": {"smtps-iredmail:hosts": [host]}}))
+    with pytest.raises(SettingsError, match=r"stack s1: setting hosts\[0\]\.hostKey: stored as a secret"):
+        stacks.from_files(tmp_path, "s1")
+    host["hostKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
+    (tmp_path / "stacks" / "Pulumi.s1.yaml").write_text(yaml.safe_dump({"config": {"smtps-iredmail:hosts": [host]}}))
+    # Project-level canaries (Pulumi.yaml) are the stack's too.
+    assert stacks.from_files(tmp_path, "s1").canaries == ("mx1",)
