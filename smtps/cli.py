@@ -142,7 +142,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if canaries:
         targets = canary_targets(args.stack, canaries)
         _err(f"smtps: canary: converging and verifying {', '.join(canaries)} first")
-        if _engine_call(lambda run: stack.up(target=targets, on_event=run.on_event, **options)):
+        if _engine_call(lambda run: stack.up(target=targets, on_event=run.on_event, **options), args.summary):
             _err(f"smtps: canary {', '.join(canaries)} failed (see above): the rest of stack {args.stack} is "
                  "left as it was")
             return 1

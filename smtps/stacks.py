@@ -9,6 +9,7 @@ values go through `load`, which checks everything at once (canaries included) an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,12 @@ def file_values(folder: Path, name: str) -> Callable[[str], Any]:
 
     def get(key: str) -> Any:
         value = merged.get(f"{PROJECT}:{key}")
+        if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+            # An object written as JSON text: the engine's get_object parses it so, and so does this.
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass  # left as text: the settings parser says what it expected
         where = _secret(value, key)
         if where:
             raise SettingsError(f"stack {name}: setting {where}: stored as a secret; only {SSH_KEY} may be one "

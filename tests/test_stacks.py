@@ -57,3 +57,12 @@ def test_a_setting_stored_as_a_secret_is_refused_by_the_file_loader(tmp_path):
     (tmp_path / "stacks" / "Pulumi.s1.yaml").write_text(yaml.safe_dump({"config": {"smtps-iredmail:hosts": [host]}}))
     # Project-level canaries (Pulumi.yaml) are the stack's too.
     assert stacks.from_files(tmp_path, "s1").canaries == ("mx1",)
+
+
+def test_an_object_written_as_json_text_loads_as_the_engine_reads_it(tmp_path):
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "Pulumi.yaml").write_text("name: smtps-iredmail\n")
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
+    hosts = f'[{{"name": "mx1", "address": "10.0.0.1", "hostKey": "{key}"}}]'
+    (tmp_path / "stacks" / "Pulumi.s1.yaml").write_text(yaml.safe_dump({"config": {"smtps-iredmail:hosts": hosts}}))
+    assert stacks.from_files(tmp_path, "s1").host_names() == ["mx1"]

@@ -192,8 +192,9 @@ def test_a_stopped_daemon_is_reported_and_not_started_in_words(lab: Lab, project
             row["note"]
         table = project.smtps("drift", "-s", STACK, check=False).stdout
         assert f"mail2: {daemon} is stopped: up does not start" in table
-        refresh = project.pulumi("refresh", "-s", STACK, "--preview-only", "--diff").stdout
-        assert daemon in refresh_fields(refresh)[f"mail2-{SUFFIX[resource]}"]
+        # The front end's refresh (the Automation API) shows it as the plain CLI's does.
+        refresh = project.smtps("refresh", "-s", STACK, "--preview-only").stdout
+        assert re.search(rf"~ {daemon}\s*:\s*\"running\" => \"stopped\"", refresh), refresh
         up = project.smtps("up", "-s", STACK, "--yes", "--refresh", check=False)
         assert up.returncode != 0
         # The end of `up`: one line for the host, its resource and step, in the script's own words.
@@ -226,3 +227,12 @@ def test_rebuilt_hosts_are_converged_and_verified_again(lab: Lab, project: Proje
     assert all(outputs[name]["tlsVersion"].startswith("TLSv1") for name in HOSTS)
     assert drift_rows(project) == {}
     project.smtps("preview", "-s", STACK, "--expect-no-changes")
+
+
+def test_destroy_through_the_front_end_takes_smtps_off_every_host(lab: Lab, project: Project):
+    project.smtps("destroy", "-s", STACK, "--yes")
+    for host in lab.hosts():
+        assert not verify.verify(host["address"]).ok, host["name"]
+        state = lab.sh(host["name"], "test -e /var/lib/smtps-iredmail && echo left || echo gone").stdout
+        assert state.strip() == "gone"
+    assert "465" not in lab.sh("mail1", "postconf -M").stdout.split()
