@@ -171,8 +171,9 @@ class HostProvider(ResourceProvider):
         changed = self._changed(olds, news, (*self.settings, *CONNECTION_INPUTS))
         replaces = [key for key in changed if key in self.model.identity]
         # Delete before replace, on purpose: the old thing is taken off the host (as found) before the new one is
-        # made. Create-first would run the old delete after the new create, and where both name the same machine
-        # (a renumbered host) that delete would undo what the create just did.
+        # made. Create-first would run the old delete after the new create, and where both touch the same file (the
+        # zone: its remove puts the file back as found, which would drop the new membership) that delete would undo
+        # what the create just did.
         return DiffResult(changes=bool(changed), replaces=replaces, stables=None,
                           delete_before_replace=bool(replaces))
 

@@ -44,6 +44,11 @@ from .verify import Verification, verify
 DEFAULT_PARALLEL = 64
 
 
+# The Automation API's up/refresh/destroy return a summary whose config it decrypts unless told not to: nothing here
+# reads that summary, so nothing is decrypted for it.
+NO_SECRETS = {"show_secrets": False}
+
+
 def _out(line: str) -> None:
     print(line, flush=True)
 
@@ -133,7 +138,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         if status is not None:
             return status
     options = {"diff": args.diff, "refresh": args.refresh, "parallel": args.parallel,
-               "continue_on_error": not args.stop_on_error, "on_output": _out, "on_error": _err, **_logging(args)}
+               "continue_on_error": not args.stop_on_error, "on_output": _out, "on_error": _err, **NO_SECRETS,
+               **_logging(args)}
     # The canaries: given here (checked as the stack's own are), else the stack's (fleet-wide or its own).
     given = [name for name in (args.canary or "").split(",") if name]
     canaries: tuple[str, ...] = ()
@@ -155,11 +161,10 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     if not args.yes and not args.preview_only:
         _err("smtps: refresh writes what it reads into the state: pass --yes, or --preview-only to only show it")
         return 2
+    options = {"diff": args.diff, "on_output": _out, "on_error": _err, **_logging(args)}
     if args.preview_only:
-        return _engine_call(lambda run: stack.preview_refresh(
-            on_output=_out, on_error=_err, on_event=run.on_event, **_logging(args)))
-    return _engine_call(lambda run: stack.refresh(on_output=_out, on_error=_err, on_event=run.on_event,
-                                                  **_logging(args)))
+        return _engine_call(lambda run: stack.preview_refresh(on_event=run.on_event, **NO_SECRETS, **options))
+    return _engine_call(lambda run: stack.refresh(on_event=run.on_event, **NO_SECRETS, **options))
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
@@ -170,7 +175,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         if status is not None:
             return status
     return _engine_call(lambda run: stack.destroy(
-        continue_on_error=True, on_output=_out, on_error=_err, on_event=run.on_event, **_logging(args)))
+        continue_on_error=True, on_output=_out, on_error=_err, on_event=run.on_event, **NO_SECRETS, **_logging(args)))
 
 
 def cmd_key(args: argparse.Namespace) -> int:
@@ -360,6 +365,7 @@ def parser() -> argparse.ArgumentParser:
     refresh = command("refresh", cmd_refresh, "read every host into the state (drift shows per setting)")
     refresh.add_argument("--yes", "-y", action="store_true", help="write what was read into the state")
     refresh.add_argument("--preview-only", action="store_true", help="only show what a refresh would change")
+    refresh.add_argument("--diff", action="store_true", help="show each changed setting with old and new value")
     refresh.add_argument("-v", "--verbose", type=int, default=0, metavar="LEVEL")
     destroy = command("destroy", cmd_destroy, "take this tool's change off every host: each as it was found")
     destroy.add_argument("--yes", "-y", action="store_true", help="destroy without asking")

@@ -193,7 +193,7 @@ def test_a_stopped_daemon_is_reported_and_not_started_in_words(lab: Lab, project
         table = project.smtps("drift", "-s", STACK, check=False).stdout
         assert f"mail2: {daemon} is stopped: up does not start" in table
         # The front end's refresh (the Automation API) shows it as the plain CLI's does.
-        refresh = project.smtps("refresh", "-s", STACK, "--preview-only").stdout
+        refresh = project.smtps("refresh", "-s", STACK, "--preview-only", "--diff").stdout
         assert re.search(rf"~ {daemon}\s*:\s*\"running\" => \"stopped\"", refresh), refresh
         up = project.smtps("up", "-s", STACK, "--yes", "--refresh", check=False)
         assert up.returncode != 0

@@ -148,8 +148,8 @@ def test_hand_edits_show_as_drift_by_host_and_field_and_converging_repairs_them(
     lab.sh("mail1", "postconf -P 465/inet/syslog_name=postfix/handmade && postfix reload >/dev/null 2>&1")
     lab.sh("mail1", "firewall-cmd --zone=iredmail --remove-service=smtps >/dev/null")
     assert live_drift(lab, settings) == [
-        "mail1: master.cf 465/inet option syslog_name: want 'postfix/smtps', found 'postfix/handmade'",
-        "mail1: zone iredmail runtime service smtps: want 'yes', found 'no'",
+        "mail1: master.cf service: options.syslog_name: want 'postfix/smtps', found 'postfix/handmade'",
+        "mail1: zone membership: runtime: want 'true', found 'false'",
     ]
     converge(lab, settings)
     assert live_drift(lab, settings) == []
