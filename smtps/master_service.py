@@ -37,6 +37,8 @@ class MasterServiceInputs(Inputs):
     other_entries: list[str]
     tls_cert: str
     tls_key: str
+    # Checked at preview (a dangerous option not named here is refused); not a fact of the host.
+    allow_options: list[str]
     # Postfix must run: the apply checks it and says so, and never starts it (an operator stopped it for a reason).
     postfix: str
 
@@ -53,7 +55,8 @@ def wanted(part: Part) -> MasterServiceInputs:
     return MasterServiceInputs(
         service_key=master.key, options=dict(master.options), private=master.private,
         unprivileged=master.unprivileged, chroot=master.chroot, wakeup=master.wakeup, maxproc=master.maxproc,
-        command=master.command, other_entries=[], tls_cert=tls.cert, tls_key=tls.key, postfix="running")
+        command=master.command, other_entries=[], tls_cert=tls.cert, tls_key=tls.key,
+        allow_options=list(master.allowed), postfix="running")
 
 
 def live(facts: HostFacts, part: Part) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from .option_rules import risk
+
 # iRedMail's stanza: iRedMail >= 1.5.0 writes exactly this (the lab's iredmail-1.5 master.cf has it).
 IREDMAIL_OPTIONS: tuple[tuple[str, str], ...] = (
     ("syslog_name", "postfix/smtps"),
@@ -71,6 +73,8 @@ class MasterServiceSettings:
     wakeup: str = "-"
     maxproc: str = "-"
     command: str = "smtpd"
+    # Options allowed although they open relaying or bypass the content filter (smtps/option_rules.py).
+    allowed: tuple[str, ...] = ()
 
     @property
     def entry(self) -> str:
@@ -130,6 +134,7 @@ class HostSettings:
 DEFAULTS: dict[str, Any] = {
     "serviceKey": "465",
     "options": dict(IREDMAIL_OPTIONS),
+    "allowOptions": [],
     "chroot": "n",
     "maxproc": "-",
     "tlsCert": "/etc/pki/tls/certs/iRedMail.crt",
@@ -372,12 +377,28 @@ def parse_bastions(stack: str, bastions: Any, problems: list[str]) -> dict[str, 
     return found
 
 
+def read_allowed(read: Reader) -> tuple[str, ...] | None:
+    """`allowOptions`: the option names the stack allows although they open relaying (smtps/option_rules.py)."""
+    value = read.values.get("allowOptions")
+    if value is None:
+        return ()  # none allowed (and state written before this setting existed has none)
+    if not isinstance(value, list) or not all(isinstance(v, str) and _PARAM.fullmatch(v) for v in value):
+        return read.fail("allowOptions", f"expected a list of Postfix parameter names, got {_show(value)}")
+    return tuple(value)
+
+
 def read_master(read: Reader) -> MasterServiceSettings | None:
-    key, options = read.choice("serviceKey", SERVICE_KEYS), read.options("options")
+    key, options, allowed = read.choice("serviceKey", SERVICE_KEYS), read.options("options"), read_allowed(read)
+    for name, value in options or ():
+        why = risk(name, value)
+        if why and allowed is not None and name not in allowed:
+            read.fail(f"options.{name}", f"{value!r}: {why}; refused (to allow it on purpose: allowOptions: [{name}])")
+            options = None
     chroot = read.choice("chroot", ("y", "n", "-"))
     maxproc = read.text("maxproc", _MAXPROC, "'-' or a number")
-    parts = (key, options, chroot, maxproc)
-    return None if None in parts else MasterServiceSettings(key=key, options=options, chroot=chroot, maxproc=maxproc)
+    parts = (key, options, chroot, maxproc, allowed)
+    return None if None in parts else MasterServiceSettings(key=key, options=options, chroot=chroot, maxproc=maxproc,
+                                                            allowed=allowed)
 
 
 def read_tls(read: Reader) -> TlsSettings | None:

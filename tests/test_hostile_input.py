@@ -61,6 +61,8 @@ CORPUS = [
     ("serviceKey", "smtp", "is not one of 465, smtps, submissions"), ("serviceKey", 465, "is not one of"),
     ("serviceKey", "465\n", "is not one of"),
     ("options", "x", "expected a mapping"), ("options", [], "expected a mapping"),
+    ("allowOptions", "content_filter", "expected a list of Postfix parameter names"),
+    ("allowOptions", ["content filter"], "expected a list of Postfix parameter names"),
     ("options.syslog_name", {"syslog_name": "a b"}, "take no white space"),
     ("options.syslog_name", {"syslog_name": "postfix/smtps\n"}, "take no white space"),
     ("options.Bad", {"Bad": "x"}, "not a Postfix parameter name"),
