@@ -30,7 +30,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from smtps import confirm, facts
+from smtps import confirm, facts, ports
 from smtps.model import Model
 from smtps.settings import Connection, Reader, labelled, read_connection
 from smtps.stacks import PROJECT, SSH_KEY
@@ -40,6 +40,10 @@ from smtps.templating import Action
 # `configure` sees only its own inputs (README, "The Pulumi engine"), the state keeps it encrypted, and no SMTPS
 # resource ever has it as an input.
 SSH_KEY_CONFIG = f"{PROJECT}:{SSH_KEY}"
+# The optional test credential ({username, password}, a secret) the check from outside logs in with, handed to the
+# explicit providers like the key.
+CREDENTIAL = "testCredential"
+CREDENTIAL_CONFIG = f"{PROJECT}:{CREDENTIAL}"
 # Or the key comes from a file on the machine that runs Pulumi, and never enters Pulumi at all: what CI uses, so
 # that nothing that can decrypt the stack (a pull request's preview) can get the key (README, "Safety").
 SSH_KEY_FILE_ENV = "SMTPS_SSH_KEY_FILE"
@@ -93,6 +97,14 @@ class _Ssh:
                                    f"with `pulumi config set --secret sshPrivateKey` (config key {SSH_KEY_CONFIG})")
                 cls.pool = Pool(key)
             return cls.pool
+
+
+def port_opener(host: str, connection: Connection) -> ports.Opener:
+    """How to reach one of the host's ports from here: through its bastion where it has one, else directly."""
+    jump = connection.jump
+    if jump is None:
+        return None
+    return lambda port: _Ssh.get().opener(host, connection.address, port, jump)
 
 
 def from_wire(props: dict[str, Any]) -> dict[str, Any]:
@@ -183,13 +195,17 @@ class HostProvider(ResourceProvider):
             raise HostFailure(result.stderr.strip() or f"{host}: {self.kind}: exit status {result.status}")
         return result.stdout
 
-    def _change(self, host: str, connection: Connection, script: str) -> None:
+    def _change(self, host: str, connection: Connection, script: str) -> str:
         """Run an apply or remove script; where it reloaded firewalld, confirm with a fresh login (or fail, and
-        the host reverts by itself)."""
+        the host reverts by itself). Returns what the script printed."""
+        # Which mail ports answer before this run first changes the host: none of them may go quiet (the check
+        # from outside compares after the host's last change).
+        ports.Baseline.record(host, lambda: ports.answering(connection.address, port_opener(host, connection)))
         started = time.monotonic()
-        token = confirm.token(self._run(host, connection, script))
+        stdout = self._run(host, connection, script)
+        token = confirm.token(stdout)
         if token is None:
-            return
+            return stdout
         pool = _Ssh.get()
         seconds = connection.confirm_seconds
         # Try until shortly before the host gives up on us: a login a moment late would find the change reverted.
@@ -202,7 +218,7 @@ class HostProvider(ResourceProvider):
                 problem = str(err)
             else:
                 if result.status == 0:
-                    return
+                    return stdout
                 problem = (result.stdout + result.stderr).strip() or f"exit status {result.status}"
                 if result.status == 3:
                     break  # already reverted: nothing left to confirm
@@ -218,15 +234,19 @@ class HostProvider(ResourceProvider):
             after = f"it should have put back its previous firewall configuration, but SSH still fails ({err})"
         raise HostFailure(f"{host}: {self.kind}: no fresh SSH login after the firewalld reload ({problem}); {after}")
 
-    def _outputs(self, props: dict[str, Any], revision: int) -> dict[str, Any]:
+    def _outputs(self, props: dict[str, Any], revision: int, stdout: str | None = None,
+                 olds: dict[str, Any] | None = None) -> dict[str, Any]:
         # `revision` counts the applies: the host's verification depends on it, so it runs after every change.
         applied = {key: props[key] for key in self.settings if key in props}
-        return {**props, "revision": revision, APPLIED: applied}
+        # What the apply reported (the certificate it serves), or, where nothing ran, what it reported last.
+        reported = self.model.report(stdout) if stdout is not None and self.model.report else {}
+        kept = {key: (olds or {}).get(key) for key in self.model.reports if key not in reported}
+        return {**props, **kept, **reported, "revision": revision, APPLIED: applied}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         host, connection, parsed = self._parse(props)
-        self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection))
-        return CreateResult(f"{host}@{props['address']}", self._outputs(props, 1))
+        stdout = self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection))
+        return CreateResult(f"{host}@{props['address']}", self._outputs(props, 1, stdout))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         host, connection, parsed = self._parse(news)
@@ -234,9 +254,9 @@ class HostProvider(ResourceProvider):
         if not self._changed(olds, news, (*self.settings, *MACHINE_INPUTS)):
             # Only the way to reach the same machine changed (user, port, bastion): nothing on it changes, so
             # nothing runs on it, and the revision (which triggers the check from outside) stays.
-            return UpdateResult(self._outputs(news, revision))
-        self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection))
-        return UpdateResult(self._outputs(news, revision + 1))
+            return UpdateResult(self._outputs(news, revision, olds=olds))
+        stdout = self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection))
+        return UpdateResult(self._outputs(news, revision + 1, stdout, olds))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         host, connection, parsed = self._parse_applied(props)
@@ -257,4 +277,6 @@ class HostResource(Resource):
     revision: pulumi.Output[int]
 
     def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(self.provider_class(), name, {**props, "revision": None}, opts)
+        # Outputs are declared as None inputs: the engine then exposes them as attributes (revision, certSha256).
+        reports = dict.fromkeys(self.provider_class.model.reports)
+        super().__init__(self.provider_class(), name, {**props, **reports, "revision": None}, opts)

@@ -48,10 +48,17 @@ class SmtpsHost(pulumi.ComponentResource):
             # hostKey: a rebuilt machine is checked again even where nothing else about it changed.
             {"stack": stack, "host": name, "address": settings.connection.address, "port": SMTPS_PORT,
              "hostKey": settings.connection.host_key, "jump": jump_input(settings),
+             # The certificate file's SHA-256 as the master.cf apply read it on the host: what 465 must serve.
+             "certSha256": made[0].certSha256,  # type: ignore[attr-defined]
+             "certMinDays": settings.check.min_days, "tlsName": settings.check.tls_name,
+             "caBundle": settings.check.ca_bundle,
              "trigger": [resource.revision for resource in made]},  # type: ignore[attr-defined]
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=made[-1:]),
         )
         v = self.verification
         self.outputs = {"address": settings.connection.address, "tlsVersion": v.tlsVersion,
-                        "certSubject": v.certSubject, "certNotAfter": v.certNotAfter, "auth": v.auth}
+                        "certSubject": v.certSubject, "certNotAfter": v.certNotAfter, "auth": v.auth,
+                        "certSha256": v.servedSha256, "certDaysLeft": v.certDaysLeft,
+                        "relayWithoutLogin": v.relayAnonymous, "portsBefore": v.portsBefore,
+                        "portsAfter": v.portsAfter}
         self.register_outputs(self.outputs)

@@ -11,7 +11,7 @@ from smtps import stacks
 from smtps.settings import SettingsError
 from smtps.stacks import PROJECT, SSH_KEY
 
-from .base import SSH_KEY_CONFIG, SSH_KEY_FILE_ENV
+from .base import CREDENTIAL, CREDENTIAL_CONFIG, SSH_KEY_CONFIG, SSH_KEY_FILE_ENV
 from .host import SmtpsHost
 
 # A dynamic provider process serves 4 calls at a time, and a host's resources run one after another: so a process
@@ -48,6 +48,8 @@ def program() -> dict[str, SmtpsHost]:
     key = config.get_secret(SSH_KEY)
     if key is None and not os.environ.get(SSH_KEY_FILE_ENV) and not pulumi.runtime.is_dry_run():
         raise pulumi.RunError(missing_key(stack))
+    # The test credential for the relay check after logging in (optional; a secret like the key).
+    credential = config.get_secret_object(CREDENTIAL)
     providers: dict[int, pulumi.ProviderResource] = {}
     components: dict[str, SmtpsHost] = {}
     for settings in hosts:
@@ -55,6 +57,8 @@ def program() -> dict[str, SmtpsHost]:
         if slot not in providers:
             # An explicit provider gets only its own inputs in `configure`: so the key is one.
             inputs = {SSH_KEY_CONFIG: key} if key is not None else {}
+            if credential is not None:
+                inputs[CREDENTIAL_CONFIG] = credential
             providers[slot] = pulumi.ProviderResource("pulumi-python", f"ssh-{slot}", inputs)
         components[settings.name] = SmtpsHost(stack, settings, providers[slot])
     pulumi.export("hosts", {name: host.outputs for name, host in components.items()})

@@ -9,6 +9,7 @@ last seen and touches nothing: `python -m smtps verify -s STACK` checks on deman
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pulumi
@@ -22,38 +23,74 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from smtps import ports
 from smtps.settings import Reader, read_jump
 from smtps.verify import verify
 
-from .base import SSH_KEY_CONFIG, _Ssh, from_wire
+from .base import CREDENTIAL_CONFIG, SSH_KEY_CONFIG, _Ssh, from_wire
 
-FIELDS = {"tlsVersion": "tls_version", "certSubject": "cert_subject", "certNotAfter": "cert_not_after", "auth": "auth"}
+FIELDS = {"tlsVersion": "tls_version", "certSubject": "cert_subject", "certNotAfter": "cert_not_after", "auth": "auth",
+          "servedSha256": "cert_sha256", "certDaysLeft": "days_left", "relayAnonymous": "relay_anonymous",
+          "relayAuthenticated": "relay_authenticated"}
+# Inputs whose change runs the check again: where, which machine, what it must find, and the resources' revisions.
+WATCHED = ("host", "address", "port", "hostKey", "jump", "certSha256", "certMinDays", "tlsName", "caBundle", "trigger")
 
 
 class VerificationFailed(Exception):
     pass
 
 
+class _Credential:
+    """The stack's optional test credential (username, password), for the relay check after logging in."""
+
+    value: tuple[str, str] | None = None
+
+
+def _credential(raw: Any) -> tuple[str, str] | None:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            return None
+    if isinstance(raw, dict) and isinstance(raw.get("username"), str) and isinstance(raw.get("password"), str):
+        return raw["username"], raw["password"]
+    return None
+
+
 class VerificationProvider(ResourceProvider):
     def configure(self, req: ConfigureRequest) -> None:
         _Ssh.configure(req.config.get(SSH_KEY_CONFIG))  # a bastion is reached with the stack's deploy key
+        _Credential.value = _credential(req.config.get(CREDENTIAL_CONFIG))
 
     def _verify(self, props: dict[str, Any]) -> dict[str, Any]:
         props = from_wire(props)
-        opener = None
+        host, address = str(props["host"]), str(props["address"])
+        opener = port_opener = None
         if props.get("jump"):
-            read = Reader(str(props.get("stack", "?")), str(props["host"]), {"jump": props["jump"]})
+            read = Reader(str(props.get("stack", "?")), host, {"jump": props["jump"]})
             _, jump = read_jump(read)
             read.finish()
-            opener = _Ssh.get().opener(str(props["host"]), str(props["address"]), int(props["port"]), jump)
-        result = verify(str(props["address"]), int(props["port"]), opener=opener)
-        if not result.ok:
-            raise VerificationFailed(f"{props['host']} ({props['address']}): verification failed: {result.problem}")
-        return {**props, **{output: getattr(result, field) for output, field in FIELDS.items()}}
+            opener = _Ssh.get().opener(host, address, int(props["port"]), jump)
+
+            def port_opener(port: int) -> Any:
+                return _Ssh.get().opener(host, address, port, jump)
+        result = verify(str(props["address"]), int(props["port"]), opener=opener,
+                        expect_sha256=props.get("certSha256") or None, min_days=int(props.get("certMinDays") or 0),
+                        ca_bundle=props.get("caBundle") or None, tls_name=props.get("tlsName") or None,
+                        credential=_Credential.value)
+        problems = [result.problem] if result.problem else []
+        # The mail ports that answered before this run first changed the host must answer still.
+        before = ports.Baseline.before(host)
+        after = ports.answering(address, port_opener)
+        if before is not None and ports.lost(before, after):
+            problems.append(ports.lost(before, after))
+        if problems:
+            raise VerificationFailed(f"{host} ({address}): verification failed: {'; '.join(problems)}")
+        return {**props, **{output: getattr(result, field) for output, field in FIELDS.items()},
+                "portsBefore": sorted(before) if before is not None else None, "portsAfter": sorted(after)}
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in ("host", "address", "port", "hostKey", "jump", "trigger")
-                   if (olds.get(key) or None) != (news.get(key) or None)]
+        changed = [key for key in WATCHED if (olds.get(key) or None) != (news.get(key) or None)]
         return DiffResult(changes=bool(changed), replaces=[], stables=None, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -74,6 +111,13 @@ class Verification(Resource, module="smtps", name="Verification"):
     certSubject: pulumi.Output[str]
     certNotAfter: pulumi.Output[str]
     auth: pulumi.Output[str]
+    servedSha256: pulumi.Output[str]
+    certDaysLeft: pulumi.Output[int]
+    relayAnonymous: pulumi.Output[str]
+    relayAuthenticated: pulumi.Output[str]
+    portsBefore: pulumi.Output[list[int]]
+    portsAfter: pulumi.Output[list[int]]
 
     def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(VerificationProvider(), name, {**props, **dict.fromkeys(FIELDS)}, opts)
+        super().__init__(VerificationProvider(), name,
+                         {**props, **dict.fromkeys(FIELDS), "portsBefore": None, "portsAfter": None}, opts)

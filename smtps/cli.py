@@ -26,6 +26,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -243,34 +244,76 @@ def _pool(stack: str) -> Pool | None:
     return Pool(key)
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    hosts = stack_settings(args.stack).hosts
-    # Hosts behind a bastion are checked through it (as the SSH connection goes); the others directly from here.
-    through_bastion = any(h.connection.jump for h in hosts)
-    pool = _pool(args.stack) if through_bastion else None
-    if through_bastion and pool is None:
-        return 2
+@dataclass(frozen=True)
+class Checked:
+    """One host's verification as `verify` shows it: what 465 served, against the file on the host."""
 
-    def check(h: HostSettings) -> Verification:
+    host: HostSettings
+    seen: Verification
+    file_sha256: str  # the certificate file's, read on the host ("" when it could not be read)
+    file_problem: str
+    ports: frozenset[int]
+    warning: str
+
+    @property
+    def ok(self) -> bool:
+        return self.seen.ok and not self.file_problem
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.seen.as_dict(), "ok": self.ok, "file_sha256": self.file_sha256,
+                "fingerprint_match": bool(self.file_sha256) and self.file_sha256 == self.seen.cert_sha256,
+                "file_problem": self.file_problem, "ports_answering": sorted(self.ports), "warning": self.warning}
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from components.verification import _credential
+
+    from . import master_service, ports
+
+    hosts = stack_settings(args.stack).hosts
+    # The certificate file is read on each host (its SHA-256): that takes the deploy key, as drift does.
+    pool = _pool(args.stack)
+    if pool is None:
+        return 2
+    credential = _credential(engine.stack_secret(args.stack, "testCredential"))
+
+    def check(h: HostSettings) -> Checked:
         conn = h.connection
-        opener = pool.opener(h.name, conn.address, SMTPS_PORT, conn.jump) if pool and conn.jump else None
-        return verify(conn.address, SMTPS_PORT, opener=opener)
+        opener = pool.opener(h.name, conn.address, SMTPS_PORT, conn.jump) if conn.jump else None
+        port_opener = (lambda port: pool.opener(h.name, conn.address, port, conn.jump)) if conn.jump else None
+        try:
+            read = pool.run(h.name, conn, master_service.certificate_script(h.name, h.tls))
+            file_sha = master_service.report(read.stdout).get("certSha256", "") if read.status == 0 else ""
+            file_problem = "" if read.status == 0 else (read.stderr.strip() or f"exit status {read.status}")
+        except SshError as err:
+            file_sha, file_problem = "", f"cannot read the certificate file: {err}"
+        # --warn-days: expiry is a warning from N days on, and a failure only once expired.
+        min_days = 0 if args.warn_days is not None else h.check.min_days
+        seen = verify(conn.address, SMTPS_PORT, opener=opener, expect_sha256=file_sha or None, min_days=min_days,
+                      ca_bundle=h.check.ca_bundle, tls_name=h.check.tls_name, credential=credential)
+        days = seen.days_left
+        warning = (f"the certificate expires in {days} day(s)" if args.warn_days is not None and days is not None
+                   and 0 <= days < args.warn_days else "")
+        return Checked(h, seen, file_sha, file_problem, ports.answering(conn.address, port_opener), warning)
 
     try:
-        results: list[Verification] = _in_parallel(hosts, check)
+        results: list[Checked] = _in_parallel(hosts, check)
     finally:
-        if pool:
-            pool.close()
+        pool.close()
     if args.json:
-        print(json.dumps({h.name: r.as_dict() for h, r in zip(hosts, results, strict=True)}, indent=2))
+        print(json.dumps({c.host.name: c.as_dict() for c in results}, indent=2))
     else:
-        table = Table("host", "address", "465", "TLS", "certificate subject", "expires", "AUTH", "problem",
-                      title=f"SMTPS verification, stack {args.stack}")
-        for h, r in zip(hosts, results, strict=True):
-            table.add_row(h.name, r.address, "ok" if r.ok else "FAILED", r.tls_version, r.cert_subject,
-                          r.cert_not_after, r.auth, r.problem)
-        Console(width=200).print(table)
-    return 0 if all(r.ok for r in results) else 1
+        table = Table("host", "address", "465", "TLS", "served = file", "days left", "relay without login", "AUTH",
+                      "mail ports answering", "problem", title=f"SMTPS verification, stack {args.stack}")
+        for c in results:
+            r = c.seen
+            match = "unknown" if not c.file_sha256 else "yes" if c.file_sha256 == r.cert_sha256 else "NO"
+            table.add_row(c.host.name, r.address, "ok" if c.ok else "FAILED", r.tls_version, match,
+                          "" if r.days_left is None else str(r.days_left), r.relay_anonymous[:40], r.auth,
+                          " ".join(map(str, sorted(c.ports))), "; ".join(p for p in (r.problem, c.file_problem,
+                                                                                       c.warning) if p))
+        Console(width=220).print(table)
+    return 0 if all(c.ok for c in results) else 1
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
@@ -374,6 +417,8 @@ def parser() -> argparse.ArgumentParser:
     key.add_argument("--file", required=True, help="the private key's file")
     verify_cmd = command("verify", cmd_verify, "check TLS and AUTH on 465 of every host, from this machine")
     verify_cmd.add_argument("--json", action="store_true")
+    verify_cmd.add_argument("--warn-days", type=int, metavar="N",
+                            help="a certificate expiring within N days warns instead of failing (expired still fails)")
     drift_cmd = command("drift", cmd_drift, "compare every host with its settings; exit 1 on drift")
     drift_cmd.add_argument("--json", action="store_true")
     fleet_cmd = command("fleet", cmd_fleet, "preview or up many stacks at once, with a summary table")

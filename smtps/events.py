@@ -97,6 +97,8 @@ class Run:
             message = "; ".join(m for m in messages if m) or "failed (see above)"
             for prefix in (f"smtps: {host}: ", f"{host}: "):
                 message = message.removeprefix(prefix)
+            # The check names its host with its address ("mail1 (10.0.0.1): ..."): the line names it already.
+            message = re.sub(rf"^{re.escape(host)} \([^)]*\): ", "", message)
             found.append(Failure(host, resource, step, message))
         # The stack's own catch-all ("update failed") says nothing a host's line does not.
         hosts = [f for f in found if f.host != "-"]

@@ -14,8 +14,7 @@ from .settings import (
     MasterServiceSettings,
     Reader,
     TlsSettings,
-    read_master,
-    read_tls,
+    read_master_tls,
 )
 from .templating import Action, render
 
@@ -70,15 +69,34 @@ def live(facts: HostFacts, part: Part) -> dict[str, Any]:
 
 
 def parse(read: Reader) -> Part | None:
-    master, tls = read_master(read), read_tls(read)
+    master, tls = read_master_tls(read)
     return None if master is None or tls is None else (master, tls)
+
+
+# The apply's report of the certificate the entry serves: `smtps-cert-file=PATH` and `smtps-cert-sha256=HEX`.
+REPORTS = {"smtps-cert-file": "certFile", "smtps-cert-sha256": "certSha256"}
+
+
+def report(stdout: str) -> dict[str, Any]:
+    found = {}
+    for line in stdout.splitlines():
+        field, _, value = line.partition("=")
+        if field in REPORTS:
+            found[REPORTS[field]] = value.strip()
+    return found
 
 
 MODEL = Model(
     kind="master.cf service", inputs=MasterServiceInputs, identity=(),
     part=lambda settings: (settings.master, settings.tls), parse=parse, wanted=wanted, script=script,
-    read_script=lambda host, _part: read_script(host, master=True), live=live)
+    read_script=lambda host, _part: read_script(host, master=True), live=live, reports=tuple(REPORTS.values()),
+    report=report)
 
 
 def inputs(settings: HostSettings) -> dict[str, Any]:
     return wanted(MODEL.part(settings)).props()
+
+
+def certificate_script(host: str, tls: TlsSettings) -> str:
+    """Read-only: the certificate file 465 is given and its SHA-256, as the apply reports them (`report`)."""
+    return render("certificate.sh.j2", host=host, tls=tls)

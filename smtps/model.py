@@ -48,6 +48,10 @@ class Model:
     read_script: Callable[[str, Any], str]
     # The inputs as found on the host: every input the facts say something about, and only those.
     live: Callable[[HostFacts, Any], dict[str, Any]]
+    # What an apply reports besides its inputs (outputs named in `reports`, parsed from the script's stdout): the
+    # certificate the master.cf entry serves, for the check from outside.
+    reports: tuple[str, ...] = ()
+    report: Callable[[str], dict[str, Any]] | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:

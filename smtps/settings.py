@@ -86,8 +86,23 @@ class MasterServiceSettings:
 
 @dataclass(frozen=True)
 class TlsSettings:
-    cert: str
-    key: str
+    """The certificate and key the 465 entry serves (each None: main.cf's, which the apply reads and reports)."""
+
+    cert: str | None
+    key: str | None
+
+
+# The master.cf options the TLS settings become (a stack sets them with tlsCert/tlsKey, never as options).
+TLS_OPTIONS = {"smtpd_tls_cert_file": "tlsCert", "smtpd_tls_key_file": "tlsKey"}
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """What the check from outside demands of the served certificate, beyond matching the file on the host."""
+
+    min_days: int  # fail when it expires within this many days
+    tls_name: str | None  # strict mode: the name the certificate must carry
+    ca_bundle: str | None  # strict mode: a CA bundle on the machine running Pulumi that must verify the chain
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,7 @@ class HostSettings:
     connection: Connection
     master: MasterServiceSettings
     tls: TlsSettings
+    check: CheckSettings
     service: FirewalldServiceSettings
     zone: ZoneSettings
 
@@ -137,8 +153,11 @@ DEFAULTS: dict[str, Any] = {
     "allowOptions": [],
     "chroot": "n",
     "maxproc": "-",
-    "tlsCert": "/etc/pki/tls/certs/iRedMail.crt",
-    "tlsKey": "/etc/pki/tls/private/iRedMail.key",
+    "tlsCert": None,
+    "tlsKey": None,
+    "certMinDays": 14,
+    "tlsName": None,
+    "caBundle": None,
     "firewalldService": "smtps",
     "serviceShort": "Enable SMTPS",
     "serviceDescription": "Enable SMTPS.",
@@ -401,10 +420,46 @@ def read_master(read: Reader) -> MasterServiceSettings | None:
                                                             allowed=allowed)
 
 
+def _optional(read: Reader, key: str, pattern: re.Pattern[str], what: str) -> tuple[bool, str | None]:
+    """(read well, value): an unset (None) setting is read well as None."""
+    if read.values.get(key) is None:
+        return True, None
+    value = read.text(key, pattern, what)
+    return value is not None, value
+
+
+_PATH_WHAT = "an absolute path (letters, digits, . _ + -; no segment starting with a dot)"
+
+
 def read_tls(read: Reader) -> TlsSettings | None:
-    what = "an absolute path (letters, digits, . _ + -; no segment starting with a dot)"
-    parts = (read.text("tlsCert", _PATH, what), read.text("tlsKey", _PATH, what))
-    return None if None in parts else TlsSettings(*parts)
+    (cert_ok, cert), (key_ok, key) = (_optional(read, name, _PATH, _PATH_WHAT) for name in ("tlsCert", "tlsKey"))
+    return TlsSettings(cert, key) if cert_ok and key_ok else None
+
+
+def read_master_tls(read: Reader) -> tuple[MasterServiceSettings | None, TlsSettings | None]:
+    """The entry and the TLS files it serves: a certificate or key the stack names becomes the entry's own
+    smtpd_tls_cert_file / smtpd_tls_key_file, so 465 serves exactly it (else main.cf's, as Postfix would)."""
+    master, tls = read_master(read), read_tls(read)
+    if master is None or tls is None:
+        return master, tls
+    options = dict(master.options)
+    for option, setting in TLS_OPTIONS.items():
+        value = tls.cert if setting == "tlsCert" else tls.key
+        # Already there with the setting's own value: the entry as made from these settings (a provider's inputs).
+        if option in options and options[option] != value:
+            read.fail(f"options.{option}", f"set the file with {setting}, not as an option (the certificate check "
+                                           "reads that setting)")
+            return None, tls
+        if value:
+            options[option] = value
+    return replace(master, options=tuple(options.items())), tls
+
+
+def read_check(read: Reader) -> CheckSettings | None:
+    days = read.integer("certMinDays", 0, 3650)
+    name_ok, name = _optional(read, "tlsName", _HOSTNAME, "a DNS name")
+    ca_ok, ca = _optional(read, "caBundle", _PATH, _PATH_WHAT)
+    return CheckSettings(days, name, ca) if days is not None and name_ok and ca_ok else None
 
 
 def read_service(read: Reader) -> FirewalldServiceSettings | None:
@@ -451,7 +506,7 @@ def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any],
             read.fail(_show(key) if not isinstance(key, str) else key,
                       f"unknown setting (known: {', '.join(sorted(KNOWN))})")
     name = read.text("name", _NAME, "a host name of letters, digits, . _ -")
-    parts = (name, read_connection(read, bastions or {}), read_master(read), read_tls(read), read_service(read),
+    parts = (name, read_connection(read, bastions or {}), *read_master_tls(read), read_check(read), read_service(read),
              read_zone(read))
     read.finish()
     return HostSettings(*parts)

@@ -235,3 +235,12 @@ def test_remove_and_read_act_from_the_applied_settings_never_from_what_a_refresh
     host, connection, parsed = provider()._parse_applied(props)
     assert host == "mail1" and connection.address == "10.0.0.1" and connection.host_key == KEY
     assert parsed == provider()._parse(inputs(module))[2]
+
+
+def test_check_accepts_the_entry_a_named_certificate_makes():
+    news = inputs(master_service, tlsCert="/etc/ssl/mx.crt", tlsKey="/etc/ssl/mx.key")
+    assert news["options"]["smtpd_tls_cert_file"] == "/etc/ssl/mx.crt"
+    result = MasterServiceProvider().check({}, news)
+    assert result.failures == []
+    host, _, (master, tls) = MasterServiceProvider()._parse(news)
+    assert dict(master.options)["smtpd_tls_key_file"] == "/etc/ssl/mx.key" and tls.cert == "/etc/ssl/mx.crt"

@@ -28,7 +28,8 @@ def _settings(**extra):
 # Values a shell would trip over if they were not quoted: $, ;, [], a ! and a *.
 ODD = {"options": {"syslog_name": "postfix/smtps$HOME;x", "smtpd_tls_wrappermode": "yes",
                    "content_filter": "smtp-amavis:[127.0.0.1]:10026", "smtpd_sender_restrictions": "!*"},
-       "serviceShort": "SMTPS 'implicit' TLS", "serviceDescription": "Port 465 for mail clients; see RFC 8314."}
+       "serviceShort": "SMTPS 'implicit' TLS", "serviceDescription": "Port 465 for mail clients; see RFC 8314.",
+       "tlsCert": "/etc/ssl/mx+1.crt", "tlsKey": "/etc/ssl/private/mx_1.key"}
 
 
 def _scripts(s, action: Action) -> dict[str, str]:

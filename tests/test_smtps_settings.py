@@ -20,7 +20,18 @@ def test_defaults_are_iredmails_stanza():
         "465 inet n - n - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes "
         "-o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject "
         "-o content_filter=smtp-amavis:[127.0.0.1]:10026")
-    assert (h.tls.cert, h.tls.key) == ("/etc/pki/tls/certs/iRedMail.crt", "/etc/pki/tls/private/iRedMail.key")
+    # No tlsCert/tlsKey: the entry names no certificate, so 465 serves main.cf's (the apply reads and reports it).
+    assert (h.tls.cert, h.tls.key) == (None, None)
+    assert (h.check.min_days, h.check.tls_name, h.check.ca_bundle) == (14, None, None)
+
+
+def test_a_named_certificate_and_key_become_the_entrys_own():
+    [h] = parse_stack("dc1", {"tlsCert": "/etc/ssl/mx.crt"}, [host(tlsKey="/etc/ssl/mx.key")])
+    options = dict(h.master.options)
+    assert (options["smtpd_tls_cert_file"], options["smtpd_tls_key_file"]) == ("/etc/ssl/mx.crt", "/etc/ssl/mx.key")
+    assert h.master.entry.endswith("-o smtpd_tls_cert_file=/etc/ssl/mx.crt -o smtpd_tls_key_file=/etc/ssl/mx.key")
+    with pytest.raises(SettingsError, match="setting options.smtpd_tls_cert_file: set the file with tlsCert"):
+        parse_stack("dc1", {}, [host(options={"smtpd_tls_wrappermode": "yes", "smtpd_tls_cert_file": "/x.crt"})])
     assert (h.zone.zone, h.zone.service, h.zone.port_policy) == ("iredmail", "smtps", PortPolicy.KEEP)
     assert (h.connection.port, h.connection.user) == (22, "root")
 

@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(openssh-server openssh-client postfix firewalld nftables iptables dbus iproute2 util-linux procps
           openssl libsasl2-modules libsasl2-modules-db sasl2-bin python3 python3-venv
-          sudo postgresql)
+          sudo postgresql swaks)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -192,8 +192,16 @@ install_copy() {
     postfix reload >/dev/null 2>&1 || fail "postfix reload failed"
 }
 
-CERT=/etc/pki/tls/certs/iRedMail.crt
-TLSKEY=/etc/pki/tls/private/iRedMail.key
+
+# No tlsCert: 465 serves main.cf's certificate, as Postfix would; it is checked and reported all the same.
+CERT=$(postconf -xh smtpd_tls_cert_file 2>/dev/null) || CERT=""
+[ -n "$CERT" ] || fail "no TLS certificate: neither tlsCert nor main.cf's smtpd_tls_cert_file names one"
+
+
+
+TLSKEY=$(postconf -xh smtpd_tls_key_file 2>/dev/null) || TLSKEY=""
+[ -n "$TLSKEY" ] || fail "no TLS key: neither tlsKey nor main.cf's smtpd_tls_key_file names one"
+
 
 # A bad TLS setting only shows when a client connects: check the files before Postfix is told to use them.
 [ -f "$CERT" ] || fail "TLS certificate $CERT does not exist"
@@ -202,6 +210,10 @@ cert_pub=$(openssl x509 -in "$CERT" -noout -pubkey 2>/dev/null) || fail "TLS cer
 key_pub=$(openssl pkey -in "$TLSKEY" -pubout 2>/dev/null) || fail "TLS key $TLSKEY is not a readable private key"
 [ "$cert_pub" = "$key_pub" ] || fail "TLS key $TLSKEY does not belong to certificate $CERT"
 openssl x509 -in "$CERT" -noout -checkend 0 >/dev/null || fail "TLS certificate $CERT has expired"
+# What the check from outside compares the served certificate with: this file, as it is now.
+sha=$(openssl x509 -in "$CERT" -noout -fingerprint -sha256 | sed 's/^[^=]*=//; s/://g' | tr 'A-F' 'a-f')
+printf 'smtps-cert-file=%s\nsmtps-cert-sha256=%s\n' "$CERT" "$sha"
+
 postfix status >/dev/null 2>&1 || fail "postfix is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (postfix start) and run this again"
 
 want=$(printf '%s\n' "$ENTRY" | canon)

@@ -149,7 +149,7 @@ case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python
 
 
 KEY=465
-ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps$HOME;x -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026 -o smtpd_sender_restrictions=!*'
+ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps$HOME;x -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026 -o smtpd_sender_restrictions=!* -o smtpd_tls_cert_file=/etc/ssl/mx+1.crt -o smtpd_tls_key_file=/etc/ssl/private/mx_1.key'
 OTHER_KEYS='smtps submissions'
 CONF=$(postconf -h config_directory)
 MASTER="$CONF/master.cf"
@@ -192,8 +192,13 @@ install_copy() {
     postfix reload >/dev/null 2>&1 || fail "postfix reload failed"
 }
 
-CERT=/etc/pki/tls/certs/iRedMail.crt
-TLSKEY=/etc/pki/tls/private/iRedMail.key
+
+CERT=/etc/ssl/mx+1.crt
+
+
+
+TLSKEY=/etc/ssl/private/mx_1.key
+
 
 # A bad TLS setting only shows when a client connects: check the files before Postfix is told to use them.
 [ -f "$CERT" ] || fail "TLS certificate $CERT does not exist"
@@ -202,6 +207,10 @@ cert_pub=$(openssl x509 -in "$CERT" -noout -pubkey 2>/dev/null) || fail "TLS cer
 key_pub=$(openssl pkey -in "$TLSKEY" -pubout 2>/dev/null) || fail "TLS key $TLSKEY is not a readable private key"
 [ "$cert_pub" = "$key_pub" ] || fail "TLS key $TLSKEY does not belong to certificate $CERT"
 openssl x509 -in "$CERT" -noout -checkend 0 >/dev/null || fail "TLS certificate $CERT has expired"
+# What the check from outside compares the served certificate with: this file, as it is now.
+sha=$(openssl x509 -in "$CERT" -noout -fingerprint -sha256 | sed 's/^[^=]*=//; s/://g' | tr 'A-F' 'a-f')
+printf 'smtps-cert-file=%s\nsmtps-cert-sha256=%s\n' "$CERT" "$sha"
+
 postfix status >/dev/null 2>&1 || fail "postfix is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (postfix start) and run this again"
 
 want=$(printf '%s\n' "$ENTRY" | canon)

@@ -149,7 +149,7 @@ case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python
 
 
 KEY=465
-ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps$HOME;x -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026 -o smtpd_sender_restrictions=!*'
+ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps$HOME;x -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026 -o smtpd_sender_restrictions=!* -o smtpd_tls_cert_file=/etc/ssl/mx+1.crt -o smtpd_tls_key_file=/etc/ssl/private/mx_1.key'
 OTHER_KEYS='smtps submissions'
 CONF=$(postconf -h config_directory)
 MASTER="$CONF/master.cf"

@@ -1,0 +1,116 @@
+"""Not an open relay, shown from outside on a lab host through the real engine: the check from outside asks 465 to
+relay without logging in (refused with 5xx) and, with the stack's test credential, after logging in (accepted); swaks,
+a client nobody here wrote, says the same, and a submission with AUTH reaches the content filter (the lab's Amavisd
+stand-in on 10026). An open-relay option, allowed on purpose, fails the host's check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import require
+from tests.enginekit import Project
+from tests.lab.labkit import Lab, running_lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.engine]
+STACK = "relay"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    require(subprocess.run(["sh", "-c", "command -v swaks"], capture_output=True).returncode == 0,
+            "swaks is not installed: run `make system-deps`")
+    with running_lab(tmp_path_factory, "relay", "--hosts", "1") as the_lab:
+        yield the_lab
+
+
+@pytest.fixture(scope="module")
+def project(lab: Lab, tmp_path_factory):
+    project = Project.for_lab(tmp_path_factory.mktemp("relay") / "smtps", lab, STACK)
+    yield project
+    project.pulumi("destroy", "-s", STACK, "--yes", check=False)
+
+
+def swaks(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    host = lab.hosts()[0]
+    return subprocess.run(["swaks", "--server", host["address"], "--port", "465", "--tls-on-connect",
+                           "--timeout", "10", "--helo", "swaks.invalid", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def outputs(project: Project) -> dict:
+    return json.loads(project.pulumi("stack", "output", "-s", STACK, "--json", "hosts").stdout)["mail1"]
+
+
+def test_without_logging_in_465_refuses_to_relay(lab: Lab, project: Project):
+    project.smtps("up", "-s", STACK, "--yes")
+    assert outputs(project)["relayWithoutLogin"].startswith("554 5.7.1")
+    seen = swaks(lab, "--from", "someone@example.org", "--to", "relay-probe@example.net", "--quit-after", "RCPT")
+    # swaks marks a refusal `<~*` under TLS.
+    assert seen.returncode != 0 and "<~* 554 5.7.1" in seen.stdout, seen.stdout
+
+
+def test_with_the_test_credential_relaying_is_accepted_and_a_submission_reaches_the_content_filter(lab: Lab,
+                                                                                                   project: Project):
+    sasl = lab.inventory["sasl"]
+    project.pulumi("config", "set", "-s", STACK, "--secret", "--path", "testCredential.username", sasl["username"])
+    # After `--`: a generated password may start with a dash.
+    project.pulumi("config", "set", "-s", STACK, "--secret", "--path", "--", "testCredential.password",
+                   sasl["password"])
+    project.pulumi("config", "set", "-s", STACK, "--path", "defaults.certMinDays", "13")  # the check runs again
+    project.smtps("up", "-s", STACK, "--yes")
+    state = json.loads(project.pulumi("stack", "export", "-s", STACK).stdout)
+    check = next(r for r in state["deployment"]["resources"] if r["urn"].endswith("::mail1-verify"))
+    assert check["outputs"]["relayAuthenticated"].startswith("250")
+    assert sasl["password"] not in json.dumps(state)  # the credential is kept encrypted
+    marker = f"smtps-relay-test-{time.time_ns()}"
+    sent = swaks(lab, "--auth", "PLAIN", "--auth-user", sasl["username"], "--auth-password", sasl["password"],
+                 "--from", sasl["username"], "--to", f"postmaster@{lab.inventory['mail_domain']}",
+                 "--header", f"Subject: {marker}")
+    assert sent.returncode == 0, sent.stdout
+    deadline = time.monotonic() + 20
+    while not lab.sh("mail1", f"grep -l {marker} /var/lib/amavis-standin/*-10026.eml 2>/dev/null || true").stdout:
+        assert time.monotonic() < deadline, "the submission did not reach the content filter on 10026"
+        time.sleep(0.2)
+
+
+# An open relay Postfix accepts: every client counts as "my network", and main.cf's permit_mynetworks comes first.
+# (Relay restrictions with only a `permit` and nothing working after it make smtpd refuse to start instead.)
+OPEN = {"mynetworks": "0.0.0.0/0", "smtpd_client_restrictions": "permit"}
+
+
+def test_an_open_relay_option_allowed_on_purpose_fails_the_check(lab: Lab, project: Project):
+    for option, value in OPEN.items():
+        project.pulumi("config", "set", "-s", STACK, "--path", f"defaults.options.{option}", value)
+    refused = project.smtps("preview", "-s", STACK, check=False)
+    assert refused.returncode != 0 and "setting options.mynetworks: '0.0.0.0/0': lets every client in 0.0.0.0/0 " \
+        "relay without logging in" in refused.stdout + refused.stderr
+    project.pulumi("config", "set", "-s", STACK, "--path", "defaults.allowOptions[0]", "mynetworks")
+    up = project.smtps("up", "-s", STACK, "--yes", check=False)
+    assert up.returncode != 0
+    assert "mail1: verification: update:" in up.stderr and "OPEN RELAY: without logging in, RCPT TO " \
+        "relay-probe@example.net was accepted (250" in up.stderr, up.stderr
+    project.pulumi("config", "rm", "-s", STACK, "--path", "defaults.allowOptions")
+    for option in OPEN:
+        project.pulumi("config", "rm", "-s", STACK, "--path", f"defaults.options.{option}")
+    project.smtps("up", "-s", STACK, "--yes")
+    assert outputs(project)["relayWithoutLogin"].startswith("554")
+
+
+def test_a_change_that_silences_another_mail_port_fails_the_check(lab: Lab, project: Project):
+    # Someone left a permanent firewalld edit pending (smtp out of the zone, not reloaded). This run's service file
+    # change reloads firewalld, which loads it too: port 25 goes quiet, and the check says so.
+    lab.sh("mail1", "firewall-cmd --permanent --zone=iredmail --remove-service=smtp >/dev/null")
+    project.pulumi("config", "set", "-s", STACK, "--path", "defaults.serviceDescription", "SMTPS, reloaded.")
+    up = project.smtps("up", "-s", STACK, "--yes", check=False)
+    assert up.returncode != 0
+    assert "mail1: verification: update:" in up.stderr and "ports that answered before this run changed the host " \
+        "no longer do: 25" in up.stderr, up.stderr
+    lab.sh("mail1", "firewall-cmd --permanent --zone=iredmail --add-service=smtp >/dev/null && "
+                    "firewall-cmd --reload >/dev/null")
+    project.smtps("up", "-s", STACK, "--yes")
+    found = outputs(project)
+    assert 25 in found["portsAfter"] and 465 in found["portsAfter"]
