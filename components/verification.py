@@ -10,6 +10,7 @@ last seen and touches nothing: `python -m smtps verify -s STACK` checks on deman
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pulumi
@@ -29,6 +30,8 @@ from smtps.verify import verify
 
 from .base import CREDENTIAL_CONFIG, SSH_KEY_CONFIG, _Ssh, from_wire
 
+# How long 465 may take to answer TLS after a change (Postfix's service_throttle_time is 60 s).
+SETTLE_SECONDS = 75
 FIELDS = {"tlsVersion": "tls_version", "certSubject": "cert_subject", "certNotAfter": "cert_not_after", "auth": "auth",
           "servedSha256": "cert_sha256", "certDaysLeft": "days_left", "relayAnonymous": "relay_anonymous",
           "relayAuthenticated": "relay_authenticated"}
@@ -74,10 +77,20 @@ class VerificationProvider(ResourceProvider):
 
             def port_opener(port: int) -> Any:
                 return _Ssh.get().opener(host, address, port, jump)
-        result = verify(str(props["address"]), int(props["port"]), opener=opener,
-                        expect_sha256=props.get("certSha256") or None, min_days=int(props.get("certMinDays") or 0),
-                        ca_bundle=props.get("caBundle") or None, tls_name=props.get("tlsName") or None,
-                        credential=_Credential.value)
+        started = time.monotonic()
+        while True:
+            result = verify(address, int(props["port"]), opener=opener,
+                            expect_sha256=props.get("certSha256") or None,
+                            min_days=int(props.get("certMinDays") or 0), ca_bundle=props.get("caBundle") or None,
+                            tls_name=props.get("tlsName") or None, credential=_Credential.value)
+            # 465 not answering TLS right after a change may be Postfix's throttle: a service whose process failed
+            # to start (a broken entry, before this run repaired it) stays throttled for service_throttle_time
+            # (60 s by default), which a reload does not end. So a connection failure is tried again for a while;
+            # a wrong certificate, an open relay or missing AUTH is not.
+            transient = result.problem.startswith(("cannot connect", "no implicit TLS"))
+            if result.ok or not transient or time.monotonic() - started > SETTLE_SECONDS:
+                break
+            time.sleep(5)
         problems = [result.problem] if result.problem else []
         # The mail ports that answered before this run first changed the host must answer still.
         before = ports.Baseline.before(host)

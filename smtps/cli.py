@@ -356,7 +356,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 def cmd_pulumi(args: argparse.Namespace) -> int:
     """Plain Pulumi, with this project's environment: the commands that do not run the program."""
-    argv = [a for a in args.args if a != "--"] if args.args[:1] == ["--"] else args.args
+    # Only the leading `--` is ours: a later one is Pulumi's own (a value that starts with a dash follows it).
+    argv = args.args[1:] if args.args[:1] == ["--"] else args.args
     env = {**os.environ, **engine.prepare()}
     return subprocess.run([str(engine.pulumi_binary()), *argv], cwd=engine.project_dir(), env=env,
                           check=False).returncode

@@ -106,3 +106,18 @@ def test_failures_read_from_events_name_host_resource_step_and_the_scripts_words
         program.on_event(ev.EngineEvent(sequence=1, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
             message=message, color="never", severity="error", urn=stack)))
     assert [str(f) for f in program.failures()] == ["program: stack dc1: no deploy key"]
+
+
+def test_plain_pulumi_keeps_a_later_double_dash(monkeypatch):
+    """`python -m smtps pulumi -- config set --secret -- KEY -VALUE`: only the first `--` is the front end's."""
+    import subprocess
+
+    from smtps import cli, engine
+
+    seen = []
+    monkeypatch.setattr(engine, "pulumi_binary", lambda: "pulumi")
+    monkeypatch.setattr(engine, "prepare", lambda folder=None: {})
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: seen.append(argv) or subprocess.CompletedProcess(argv, 0))
+    args = cli.parser().parse_args(["pulumi", "--", "config", "set", "--secret", "--", "k", "-dash"])
+    assert args.run(args) == 0
+    assert seen == [["pulumi", "config", "set", "--secret", "--", "k", "-dash"]]
