@@ -30,7 +30,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from smtps import confirm, facts, ports
+from smtps import confirm, facts, ports, rollback
 from smtps.model import Model
 from smtps.settings import Connection, Reader, labelled, read_connection
 from smtps.stacks import PROJECT, SSH_KEY
@@ -55,6 +55,9 @@ CONNECTION_INPUTS = ("address", "port", "user", "hostKey", "jump", "confirmSecon
 MACHINE_INPUTS = ("address", "hostKey")
 # Set by the program, never by the user: which stack and host a resource belongs to, for error messages.
 LABEL_INPUTS = ("stack", "host")
+# This engine run's name: a provider process serves one engine operation, and a host's resources and its check all
+# run in the same one (program.py). The scripts keep their snapshot for a rollback under it.
+RUN = rollback.new_run()
 
 
 if TYPE_CHECKING:
@@ -124,6 +127,51 @@ class HostFailure(Exception):
     """A script failed on a host: the message is the script's own, which names the host and the reason."""
 
 
+def run_script(host: str, connection: Connection, script: str, what: str) -> str:
+    """Run a script on the host over its pooled connection; its stdout, or HostFailure with its own words."""
+    result = _Ssh.get().run(host, connection, script)
+    if result.status != 0:
+        raise HostFailure(result.stderr.strip() or f"{host}: {what}: exit status {result.status}")
+    return result.stdout
+
+
+def run_confirmed(host: str, connection: Connection, script: str, what: str) -> str:
+    """Run a script that may reload firewalld; where it did, confirm with a fresh login (or fail, and the host
+    reverts by itself). Returns what the script printed."""
+    started = time.monotonic()
+    stdout = run_script(host, connection, script, what)
+    token = confirm.token(stdout)
+    if token is None:
+        return stdout
+    pool = _Ssh.get()
+    seconds = connection.confirm_seconds
+    # Try until shortly before the host gives up on us: a login a moment late would find the change reverted.
+    deadline = started + seconds - 10
+    problem = ""
+    while True:
+        try:
+            result = pool.fresh(host, connection, confirm.script(host, token))
+        except Exception as err:  # noqa: BLE001 - any failure to log in is what this step exists to catch
+            problem = str(err)
+        else:
+            if result.status == 0:
+                return stdout
+            problem = (result.stdout + result.stderr).strip() or f"exit status {result.status}"
+            if result.status == 3:
+                break  # already reverted: nothing left to confirm
+        if time.monotonic() + 2 >= deadline:
+            break
+        time.sleep(2)
+    # The host reverts by itself: wait for it, then see whether SSH answers again, so the message says so.
+    time.sleep(max(0.0, started + seconds + 5 - time.monotonic()))
+    try:
+        pool.fresh(host, connection, "true", timeout=30)
+        after = "it has put back its previous firewall configuration, and SSH answers again"
+    except Exception as err:  # noqa: BLE001
+        after = f"it should have put back its previous firewall configuration, but SSH still fails ({err})"
+    raise HostFailure(f"{host}: {what}: no fresh SSH login after the firewalld reload ({problem}); {after}")
+
+
 # The settings this tool last applied, kept in the outputs under this name. A refresh puts what it finds on the
 # host into the outputs (so that the next diff shows it per setting); `applied` it never touches. Delete and read
 # act from it: they remove what this tool wrote and read where it wrote, whatever a refresh found meanwhile, and
@@ -190,10 +238,7 @@ class HostProvider(ResourceProvider):
                           delete_before_replace=bool(replaces))
 
     def _run(self, host: str, connection: Connection, script: str) -> str:
-        result = _Ssh.get().run(host, connection, script)
-        if result.status != 0:
-            raise HostFailure(result.stderr.strip() or f"{host}: {self.kind}: exit status {result.status}")
-        return result.stdout
+        return run_script(host, connection, script, self.kind)
 
     def _change(self, host: str, connection: Connection, script: str) -> str:
         """Run an apply or remove script; where it reloaded firewalld, confirm with a fresh login (or fail, and
@@ -201,38 +246,7 @@ class HostProvider(ResourceProvider):
         # Which mail ports answer before this run first changes the host: none of them may go quiet (the check
         # from outside compares after the host's last change).
         ports.Baseline.record(host, lambda: ports.answering(connection.address, port_opener(host, connection)))
-        started = time.monotonic()
-        stdout = self._run(host, connection, script)
-        token = confirm.token(stdout)
-        if token is None:
-            return stdout
-        pool = _Ssh.get()
-        seconds = connection.confirm_seconds
-        # Try until shortly before the host gives up on us: a login a moment late would find the change reverted.
-        deadline = started + seconds - 10
-        problem = ""
-        while True:
-            try:
-                result = pool.fresh(host, connection, confirm.script(host, token))
-            except Exception as err:  # noqa: BLE001 - any failure to log in is what this step exists to catch
-                problem = str(err)
-            else:
-                if result.status == 0:
-                    return stdout
-                problem = (result.stdout + result.stderr).strip() or f"exit status {result.status}"
-                if result.status == 3:
-                    break  # already reverted: nothing left to confirm
-            if time.monotonic() + 2 >= deadline:
-                break
-            time.sleep(2)
-        # The host reverts by itself: wait for it, then see whether SSH answers again, so the message says so.
-        time.sleep(max(0.0, started + seconds + 5 - time.monotonic()))
-        try:
-            pool.fresh(host, connection, "true", timeout=30)
-            after = "it has put back its previous firewall configuration, and SSH answers again"
-        except Exception as err:  # noqa: BLE001
-            after = f"it should have put back its previous firewall configuration, but SSH still fails ({err})"
-        raise HostFailure(f"{host}: {self.kind}: no fresh SSH login after the firewalld reload ({problem}); {after}")
+        return run_confirmed(host, connection, script, self.kind)
 
     def _outputs(self, props: dict[str, Any], revision: int, stdout: str | None = None,
                  olds: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -245,7 +259,7 @@ class HostProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         host, connection, parsed = self._parse(props)
-        stdout = self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection))
+        stdout = self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection, RUN))
         return CreateResult(f"{host}@{props['address']}", self._outputs(props, 1, stdout))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -255,12 +269,12 @@ class HostProvider(ResourceProvider):
             # Only the way to reach the same machine changed (user, port, bastion): nothing on it changes, so
             # nothing runs on it, and the revision (which triggers the check from outside) stays.
             return UpdateResult(self._outputs(news, revision, olds=olds))
-        stdout = self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection))
+        stdout = self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection, RUN))
         return UpdateResult(self._outputs(news, revision + 1, stdout, olds))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         host, connection, parsed = self._parse_applied(props)
-        self._change(host, connection, self.model.script(host, parsed, Action.REMOVE, connection))
+        self._change(host, connection, self.model.script(host, parsed, Action.REMOVE, connection, RUN))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         host, connection, parsed = self._parse_applied(props)

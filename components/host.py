@@ -48,6 +48,9 @@ class SmtpsHost(pulumi.ComponentResource):
             # hostKey: a rebuilt machine is checked again even where nothing else about it changed.
             {"stack": stack, "host": name, "address": settings.connection.address, "port": SMTPS_PORT,
              "hostKey": settings.connection.host_key, "jump": jump_input(settings),
+             # How to log in for a rollback (not watched: a new SSH port or user is no reason to check again).
+             "ssh": {"port": settings.connection.port, "user": settings.connection.user,
+                     "confirmSeconds": settings.connection.confirm_seconds},
              # The certificate file's SHA-256 as the master.cf apply read it on the host: what 465 must serve.
              "certSha256": made[0].certSha256,  # type: ignore[attr-defined]
              "certMinDays": settings.check.min_days, "tlsName": settings.check.tls_name,

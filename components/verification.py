@@ -1,8 +1,10 @@
 """Verification from outside, as a Pulumi resource: after a host changed, the machine running Pulumi connects to 465
-as a mail client would (implicit TLS, the certificate, EHLO offering AUTH). A failed check fails the host's update.
+as a mail client would (implicit TLS, the certificate, EHLO offering AUTH, relaying refused, the mail ports still
+answering). A failed check rolls back what this run changed on the host (smtps/rollback.py) and fails its update.
 
 Inputs: host, address, hostKey (the machine: a rebuilt one is checked again), port, jump (the host's bastion: the
-check then connects through it, as the SSH connection does) and `trigger`, the revisions of the host's resources: any
+check then connects through it, as the SSH connection does), `ssh` (port, user, confirmSeconds: how a rollback logs
+in; not watched) and `trigger`, the revisions of the host's resources: any
 apply on the host changes it, so the check runs after every change and never on a no-op. `read` returns what was
 last seen and touches nothing: `python -m smtps verify -s STACK` checks on demand.
 """
@@ -24,11 +26,11 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from smtps import ports
-from smtps.settings import Reader, read_jump
+from smtps import ports, rollback
+from smtps.settings import Reader, labelled, read_connection, read_jump
 from smtps.verify import verify
 
-from .base import CREDENTIAL_CONFIG, SSH_KEY_CONFIG, _Ssh, from_wire
+from .base import CREDENTIAL_CONFIG, RUN, SSH_KEY_CONFIG, HostFailure, _Ssh, from_wire, run_confirmed
 
 # How long 465 may take to answer TLS after a change (Postfix's service_throttle_time is 60 s).
 SETTLE_SECONDS = 75
@@ -41,6 +43,11 @@ WATCHED = ("host", "address", "port", "hostKey", "jump", "certSha256", "certMinD
 
 class VerificationFailed(Exception):
     pass
+
+
+# In the failure's message of a host that was rolled back: the front end then reads its resources back into the
+# state (a refresh of that host), so that the next preview shows the change again instead of nothing.
+ROLLED_BACK = "rolled back"
 
 
 class _Credential:
@@ -98,9 +105,29 @@ class VerificationProvider(ResourceProvider):
         if before is not None and ports.lost(before, after):
             problems.append(ports.lost(before, after))
         if problems:
-            raise VerificationFailed(f"{host} ({address}): verification failed: {'; '.join(problems)}")
+            failed = f"{host} ({address}): verification failed: {'; '.join(problems)}"
+            raise VerificationFailed(f"{failed}; {self._roll_back(props)}")
         return {**props, **{output: getattr(result, field) for output, field in FIELDS.items()},
                 "portsBefore": sorted(before) if before is not None else None, "portsAfter": sorted(after)}
+
+    def _roll_back(self, props: dict[str, Any]) -> str:
+        """Undo what this run changed on the host (its snapshot there, RUN), unless --no-rollback: what happened,
+        in words for the failure's line. `ROLLED_BACK` in them tells the front end to read the host back."""
+        host = str(props["host"])
+        if not rollback.enabled():
+            return (f"kept as it is for debugging ({rollback.NO_ROLLBACK_ENV} is set, --no-rollback): run up again, "
+                    "or destroy, when done")
+        # The SSH connection as the host's resources use it: the address and key from the check's own inputs.
+        read = labelled({**props, **(props.get("ssh") or {})})
+        connection = read_connection(read)
+        read.finish()
+        try:
+            stdout = run_confirmed(host, connection, rollback.script(host, RUN, connection), "rollback")
+        except HostFailure as err:
+            return f"and rolling back this run's changes failed: {err}"
+        if rollback.result(stdout) == "none":
+            return "this run changed nothing on it, so nothing was rolled back"
+        return f"{ROLLED_BACK}: this run's changes on it are undone, its previous configuration is back"
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [key for key in WATCHED if (olds.get(key) or None) != (news.get(key) or None)]

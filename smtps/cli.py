@@ -2,6 +2,7 @@
 
     python -m smtps preview -s STACK [--diff] [--refresh] [--expect-no-changes]
     python -m smtps up -s STACK [--yes] [--refresh] [--parallel N] [--canary HOST[,HOST] | --no-canary]
+                                  [--no-rollback]
     python -m smtps refresh -s STACK [--yes | --preview-only]   read every host into the state
     python -m smtps destroy -s STACK [--yes]   take this tool's change off every host, as found
     python -m smtps key -s STACK --file KEYFILE   store the deploy key in the stack (encrypted; creates the stack)
@@ -33,7 +34,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import engine, facts, stacks
+from . import engine, facts, rollback, stacks
 from .drift import Drift, compare, read_host_script
 from .events import Run
 from .settings import SMTPS_PORT, HostSettings, SettingsError
@@ -58,7 +59,15 @@ def _err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _engine_call(call: Callable[[Run], Any], summary: str | None = None) -> int:
+def new_run() -> Run:
+    """An event collector that knows this project's resource kinds by their child names."""
+    from components.host import VERIFY_SUFFIX
+    from components.kinds import KINDS
+
+    return Run({**{k.suffix: k.model.kind for k in KINDS}, VERIFY_SUFFIX: "verification"})
+
+
+def _engine_call(call: Callable[[Run], Any], summary: str | None = None, run: Run | None = None) -> int:
     """Run one Automation API call with an event collector; its output was streamed already, so a failure adds
     one line per failed host and resource, and the exit status.
 
@@ -67,13 +76,10 @@ def _engine_call(call: Callable[[Run], Any], summary: str | None = None) -> int:
     under it (a KeyboardInterrupt would close the CLI's output pipes mid-cancel), so it only says what happens."""
     from pulumi import automation as auto  # imported here: drift and verify start faster without it
 
-    from components.host import VERIFY_SUFFIX
-    from components.kinds import KINDS
-
     def interrupted(_signum: int, _frame: object) -> None:
         _err("smtps: interrupted: Pulumi finishes the steps in flight, then stops (Ctrl-C again: stop at once)")
 
-    run = Run({**{k.suffix: k.model.kind for k in KINDS}, VERIFY_SUFFIX: "verification"})
+    run = run or new_run()
     previous = signal.signal(signal.SIGINT, interrupted)
     status = 0
     try:
@@ -146,15 +152,40 @@ def cmd_up(args: argparse.Namespace) -> int:
     canaries: tuple[str, ...] = ()
     if loaded and not args.no_canary:
         canaries = loaded.check_canaries(given) if given else loaded.canaries
+    if args.no_rollback:
+        # Read by the provider processes the engine starts (they inherit this environment).
+        os.environ[rollback.NO_ROLLBACK_ENV] = "1"
     if canaries:
         targets = canary_targets(args.stack, canaries)
         _err(f"smtps: canary: converging and verifying {', '.join(canaries)} first")
-        if _engine_call(lambda run: stack.up(target=targets, on_event=run.on_event, **options), args.summary):
+        if _up(stack, args.stack, options, args.summary, targets):
             _err(f"smtps: canary {', '.join(canaries)} failed (see above): the rest of stack {args.stack} is "
                  "left as it was")
             return 1
         _err(f"smtps: canary {', '.join(canaries)} converged and verified: now the rest of stack {args.stack}")
-    return _engine_call(lambda run: stack.up(on_event=run.on_event, **options), args.summary)
+    return _up(stack, args.stack, options, args.summary)
+
+
+def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, targets: list[str] | None = None) -> int:
+    """One `up`; hosts that failed their check and were rolled back are then read back into the state."""
+    from components.verification import ROLLED_BACK
+
+    run = new_run()
+    status = _engine_call(lambda run: stack.up(target=targets, on_event=run.on_event, **options), summary, run)
+    rolled = sorted({f.host for f in run.failures() if f.resource == "verification" and ROLLED_BACK in f.message})
+    if rolled:
+        # The engine recorded the host's resources as applied before the check failed; the host is back as it was.
+        # A refresh of those hosts makes the state say so: the next preview shows the change again, not nothing.
+        _err(f"smtps: {', '.join(rolled)} rolled back: reading {'them' if len(rolled) > 1 else 'it'} back into the "
+             "state")
+        # Only what the state holds: a target it does not know (a check that never passed) fails the refresh.
+        known = {r.get("urn") for r in stack.export_stack().deployment.get("resources", [])}
+        targets = [urn for urn in canary_targets(name, tuple(rolled)) if urn in known]
+        if _engine_call(lambda run: stack.refresh(target=targets, on_event=run.on_event, on_output=_out,
+                                                  on_error=_err, **NO_SECRETS)):
+            _err(f"smtps: reading {', '.join(rolled)} back failed: run `python -m smtps refresh -s {name} --yes` "
+                 "before the next up")
+    return status
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
@@ -403,6 +434,9 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--no-canary", action="store_true", help="ignore the stack's canaries: all hosts at once")
     up.add_argument("--stop-on-error", action="store_true",
                     help="stop at the first failed host (default: the other hosts still converge)")
+    up.add_argument("--no-rollback", action="store_true",
+                    help="a host that fails its check after this run changed it stays as it is (for debugging), "
+                         "instead of being put back as it was before the run")
     up.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL)
     up.add_argument("-v", "--verbose", type=int, default=0, metavar="LEVEL", help="Pulumi's log level, to stderr")
     up.add_argument("--summary", metavar="FILE", help=argparse.SUPPRESS)  # JSON: changes, failures (fleet)

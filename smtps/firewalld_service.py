@@ -29,11 +29,12 @@ def service_xml(service: FirewalldServiceSettings) -> str:
     return render("firewalld_service.xml.j2", service=service)
 
 
-def script(host: str, service: FirewalldServiceSettings, action: Action, connection: Connection | None = None) -> str:
+def script(host: str, service: FirewalldServiceSettings, action: Action, connection: Connection | None = None,
+           run: str = "") -> str:
     confirm_seconds = connection.confirm_seconds if connection else CONFIRM_SECONDS
     return render("firewalld_service.sh.j2", kind=MODEL.kind, host=host, action=action.value,
                   reloads_firewalld=True, service=service, xml=service_xml(service), mode=FILE_MODE,
-                  guard=lockout_guard(), confirm_seconds=confirm_seconds)
+                  guard=lockout_guard(), confirm_seconds=confirm_seconds, run=run)
 
 
 def wanted(service: FirewalldServiceSettings) -> FirewalldServiceInputs:

@@ -42,11 +42,11 @@ class MasterServiceInputs(Inputs):
     postfix: str
 
 
-def script(host: str, part: Part, action: Action, connection: Connection | None = None) -> str:
+def script(host: str, part: Part, action: Action, connection: Connection | None = None, run: str = "") -> str:
     master, tls = part
     others = [key for key in SERVICE_KEYS if key != master.key]
     return render("master_service.sh.j2", kind=MODEL.kind, host=host, action=action.value,
-                  reloads_firewalld=False, master=master, tls=tls, other_keys=others)
+                  reloads_firewalld=False, master=master, tls=tls, other_keys=others, run=run)
 
 
 def wanted(part: Part) -> MasterServiceInputs:

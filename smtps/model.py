@@ -44,7 +44,8 @@ class Model:
     part: Callable[[HostSettings], Any]
     parse: Callable[[Reader], Any]
     wanted: Callable[[Any], Inputs]
-    script: Callable[[str, Any, Action, Connection], str]
+    # script(host, part, action, connection, run): `run` names the engine run, for its rollback snapshot.
+    script: Callable[[str, Any, Action, Connection, str], str]
     read_script: Callable[[str, Any], str]
     # The inputs as found on the host: every input the facts say something about, and only those.
     live: Callable[[HostFacts, Any], dict[str, Any]]

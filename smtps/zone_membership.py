@@ -29,12 +29,13 @@ class ZoneMembershipInputs(Inputs):
     firewalld: str
 
 
-def script(host: str, zone: ZoneSettings, action: Action, connection: Connection | None = None) -> str:
+def script(host: str, zone: ZoneSettings, action: Action, connection: Connection | None = None,
+           run: str = "") -> str:
     # Only a remove may reload firewalld (to put the zone file back as found); an apply edits both layers in place.
     return render("zone_membership.sh.j2", kind=MODEL.kind, host=host, action=action.value, zone=zone,
                   reloads_firewalld=action is Action.REMOVE, port=PORT, guard=lockout_guard(),
                   zone_probe=zone_probe(),
-                  confirm_seconds=connection.confirm_seconds if connection else CONFIRM_SECONDS)
+                  confirm_seconds=connection.confirm_seconds if connection else CONFIRM_SECONDS, run=run)
 
 
 def wanted(zone: ZoneSettings) -> ZoneMembershipInputs:

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from smtps import drift, firewalld_service, master_service, zone_membership
+from smtps import drift, firewalld_service, master_service, rollback, zone_membership
 from smtps.settings import parse_host
 from smtps.templating import Action, lockout_guard, zone_probe
 from tests.goldens import check_golden
@@ -108,3 +108,19 @@ def test_undo_reports_a_failed_restore_and_keeps_its_backup(tmp_path):
     working = subprocess.run(["dash", "-c", f"{helpers}\nrestore {tmp_path}/backup {tmp_path}/target"])
     assert working.returncode == 0 and not (tmp_path / "backup").exists()
     assert (tmp_path / "target").read_text() == "old\n"
+
+
+def test_rollback_script():
+    text = rollback.script("mail1", "0123456789abcdef")
+    _check("rollback.sh", text)
+    subprocess.run(["sh", "-n"], input=text, text=True, check=True)
+    # The run's name reaches every script quoted; it must be one (16 hex digits), never anything else.
+    with pytest.raises(ValueError, match="malformed run name"):
+        rollback.script("mail1", "0123'; reboot #")
+
+
+def test_a_run_keeps_its_snapshot_only_when_it_is_named():
+    s = _settings()
+    named = master_service.script(s.name, (s.master, s.tls), Action.APPLY, None, "0123456789abcdef")
+    assert "RUN=0123456789abcdef\n" in named and 'keep_for_run "$MASTER"' in named
+    assert "RUN=''\n" in master_service.script(s.name, (s.master, s.tls), Action.APPLY)

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from smtps import confirm, firewalld_service, master_service, zone_membership
+from smtps import confirm, firewalld_service, master_service, rollback, zone_membership
 from smtps.templating import Action
 from tests.enginekit import Project
 from tests.lab.faultkit import failing_tool, kill_remote, start_script, wait_gone
@@ -57,9 +57,10 @@ def inspect(lab: Lab, host: str) -> tuple[dict[str, str], list[str], list[str]]:
 
 def scripts(lab: Lab, host: str, action: Action) -> list[tuple[str, str]]:
     s = settings_for(lab, host)
-    steps = [("master", master_service.script(host, (s.master, s.tls), action)),
-             ("service", firewalld_service.script(host, s.service, action)),
-             ("zone", zone_membership.script(host, s.zone, action))]
+    run = rollback.new_run()  # a run's snapshot is kept as the engine's runs keep it: a kill may hit that too
+    steps = [("master", master_service.script(host, (s.master, s.tls), action, None, run)),
+             ("service", firewalld_service.script(host, s.service, action, None, run)),
+             ("zone", zone_membership.script(host, s.zone, action, None, run))]
     return steps if action is Action.APPLY else steps[::-1]
 
 

@@ -13,6 +13,30 @@ KIND='master.cf service'
 # resource under it, made whole as NAME.new and renamed into place, so it is always complete or absent.
 STATE=/var/lib/smtps-iredmail
 say() { printf 'smtps: %s: %s\n' "$HOST" "$*" || true; }
+# This run's snapshot, for its rollback: RUN names the engine run (one per provider process: one per `up`). Before
+# a script of this run first changes a file, the file as this run found it (or that there was none) is kept under
+# RUNDIR, and at the run's first change on the host, the state folder too. If the check from outside then fails,
+# the rollback script puts them back (templates/rollback.sh.j2). One run's snapshot per host: the next run's first
+# change replaces it. Empty RUN (a script rendered by hand or by a test): nothing is kept.
+RUN=''
+RUNDIR=/run/smtps-iredmail/run
+keep_for_run() {  # keep_for_run FILE...
+    [ -n "$RUN" ] || return 0
+    if [ "$(cat "$RUNDIR/id" 2>/dev/null)" != "$RUN" ]; then
+        rm -rf "$RUNDIR" "$RUNDIR.new"
+        mkdir -m 700 "$RUNDIR.new"
+        if [ -d "$STATE" ]; then cp -a "$STATE" "$RUNDIR.new/state"; fi
+        : > "$RUNDIR.new/targets"
+        printf '%s\n' "$RUN" > "$RUNDIR.new/id"
+        mv "$RUNDIR.new" "$RUNDIR"
+    fi
+    for f in "$@"; do
+        if grep -qxF -- "$f" "$RUNDIR/targets"; then continue; fi
+        n=$(wc -l < "$RUNDIR/targets" | tr -d ' ')
+        if [ -e "$f" ]; then cp -p "$f" "$RUNDIR/$n"; fi
+        printf '%s\n' "$f" >> "$RUNDIR/targets"
+    done
+}
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2 || true; exit 1; }
 # One run at a time on a host: two runs (two stacks naming one machine, a retry while the first still runs) would
 # otherwise remove each other's work copies. The lock file lives in a folder of root's own under /run (which a
@@ -146,6 +170,21 @@ FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null 
 case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
 
 
+# zone_op permanent|runtime add|remove service|port VALUE ZONE: one change to a zone, in one layer. Its words come
+# from this script or from a run's journal on this host (data): each is checked before firewall-cmd sees it.
+zone_op() {
+    case "$1" in permanent) zflag=--permanent ;; runtime) zflag="" ;; *) echo "zone_op: bad layer" >&2; return 2 ;; esac
+    case "$2" in add|remove) ;; *) echo "zone_op: bad operation" >&2; return 2 ;; esac
+    case "$3" in service|port) ;; *) echo "zone_op: bad element" >&2; return 2 ;; esac
+    case "$4$5" in *[!A-Za-z0-9_./:+-]*|'') echo "zone_op: bad name" >&2; return 2 ;; esac
+    firewall-cmd $zflag --zone="$5" --"$2-$3=$4" >/dev/null
+}
+# journal_for_run JOURNAL: a zone script's inverses, newest first, go before any earlier ones of this run.
+journal_for_run() {
+    [ -n "$RUN" ] && [ -d "$RUNDIR" ] && [ -n "$1" ] || return 0
+    { printf '%s' "$1"; cat "$RUNDIR/journal" 2>/dev/null || true; } > "$RUNDIR/journal.new"
+    mv -f "$RUNDIR/journal.new" "$RUNDIR/journal"
+}
 
 
 KEY=465
@@ -229,6 +268,7 @@ if [ "$current" = "$want" ] && [ -z "$others" ]; then
 fi
 
 on_failure undo
+keep_for_run "$MASTER"
 if [ ! -d "$S" ]; then
     # The first change: keep master.cf and the 465 entry as found (under whichever key), for destroy.
     FIRST=yes

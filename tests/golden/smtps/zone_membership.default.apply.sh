@@ -13,6 +13,30 @@ KIND='zone membership'
 # resource under it, made whole as NAME.new and renamed into place, so it is always complete or absent.
 STATE=/var/lib/smtps-iredmail
 say() { printf 'smtps: %s: %s\n' "$HOST" "$*" || true; }
+# This run's snapshot, for its rollback: RUN names the engine run (one per provider process: one per `up`). Before
+# a script of this run first changes a file, the file as this run found it (or that there was none) is kept under
+# RUNDIR, and at the run's first change on the host, the state folder too. If the check from outside then fails,
+# the rollback script puts them back (templates/rollback.sh.j2). One run's snapshot per host: the next run's first
+# change replaces it. Empty RUN (a script rendered by hand or by a test): nothing is kept.
+RUN=''
+RUNDIR=/run/smtps-iredmail/run
+keep_for_run() {  # keep_for_run FILE...
+    [ -n "$RUN" ] || return 0
+    if [ "$(cat "$RUNDIR/id" 2>/dev/null)" != "$RUN" ]; then
+        rm -rf "$RUNDIR" "$RUNDIR.new"
+        mkdir -m 700 "$RUNDIR.new"
+        if [ -d "$STATE" ]; then cp -a "$STATE" "$RUNDIR.new/state"; fi
+        : > "$RUNDIR.new/targets"
+        printf '%s\n' "$RUN" > "$RUNDIR.new/id"
+        mv "$RUNDIR.new" "$RUNDIR"
+    fi
+    for f in "$@"; do
+        if grep -qxF -- "$f" "$RUNDIR/targets"; then continue; fi
+        n=$(wc -l < "$RUNDIR/targets" | tr -d ' ')
+        if [ -e "$f" ]; then cp -p "$f" "$RUNDIR/$n"; fi
+        printf '%s\n' "$f" >> "$RUNDIR/targets"
+    done
+}
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2 || true; exit 1; }
 # One run at a time on a host: two runs (two stacks naming one machine, a retry while the first still runs) would
 # otherwise remove each other's work copies. The lock file lives in a folder of root's own under /run (which a
@@ -152,6 +176,21 @@ SMTPS_ZONE_PROBE
 }
 
 
+# zone_op permanent|runtime add|remove service|port VALUE ZONE: one change to a zone, in one layer. Its words come
+# from this script or from a run's journal on this host (data): each is checked before firewall-cmd sees it.
+zone_op() {
+    case "$1" in permanent) zflag=--permanent ;; runtime) zflag="" ;; *) echo "zone_op: bad layer" >&2; return 2 ;; esac
+    case "$2" in add|remove) ;; *) echo "zone_op: bad operation" >&2; return 2 ;; esac
+    case "$3" in service|port) ;; *) echo "zone_op: bad element" >&2; return 2 ;; esac
+    case "$4$5" in *[!A-Za-z0-9_./:+-]*|'') echo "zone_op: bad name" >&2; return 2 ;; esac
+    firewall-cmd $zflag --zone="$5" --"$2-$3=$4" >/dev/null
+}
+# journal_for_run JOURNAL: a zone script's inverses, newest first, go before any earlier ones of this run.
+journal_for_run() {
+    [ -n "$RUN" ] && [ -d "$RUNDIR" ] && [ -n "$1" ] || return 0
+    { printf '%s' "$1"; cat "$RUNDIR/journal" 2>/dev/null || true; } > "$RUNDIR/journal.new"
+    mv -f "$RUNDIR/journal.new" "$RUNDIR/journal"
+}
 
 
 ZONE=iredmail
@@ -168,20 +207,21 @@ has() { fact "zone.$1.$2=yes"; }  # has permanent|runtime service|port
 fact firewalld=running || fail "firewalld is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (systemctl start firewalld) and run this again"
 fact zone=present || fail "firewalld zone $ZONE does not exist (the zone setting names the zone that gets the service)"
 # Zone changes are made in both layers with firewall-cmd, so no reload is needed. Each one is journaled with its
-# inverse; on failure the inverses run in reverse order, then the zone file (and firewalld's .old copy of it) goes
-# back byte for byte.
+# inverse (LAYER OP WHAT VALUE ZONE, run by zone_op); on failure the inverses run in reverse order, then the zone
+# file (and firewalld's .old copy of it) goes back byte for byte. A run that succeeds leaves its journal to the
+# run's snapshot, for a rollback.
 JOURNAL=""
-change() {  # change [--permanent] --add-service=X|--remove-service=X|--add-port=X|--remove-port=X
-    firewall-cmd "$@" --zone="$ZONE" >/dev/null
-    inverse=$(printf '%s\n' "$*" | sed 's/--add-/--SMTPSUNDO-/; s/--remove-/--add-/; s/--SMTPSUNDO-/--remove-/')
-    JOURNAL="$inverse
+change() {  # change permanent|runtime add|remove service|port VALUE
+    zone_op "$1" "$2" "$3" "$4" "$ZONE"
+    case "$2" in add) inverse=remove ;; *) inverse=add ;; esac
+    JOURNAL="$1 $inverse $3 $4 $ZONE
 $JOURNAL"
 }
 undo() {
     rc=0
     # A redirected loop runs in this shell (not a pipeline's subshell), so a failed inverse reaches rc.
-    while IFS= read -r op; do
-        [ -z "$op" ] || firewall-cmd $op --zone="$ZONE" >/dev/null 2>&1 || rc=1
+    while read -r layer op what value zone; do
+        [ -z "$layer" ] || zone_op "$layer" "$op" "$what" "$value" "$zone" 2>/dev/null || rc=1
     done <<SMTPS_JOURNAL
 $JOURNAL
 SMTPS_JOURNAL
@@ -210,7 +250,9 @@ check_config() {
 if [ "$POLICY" = keep ] && has permanent port; then
     # iRedMail >= 1.5 opens 465 by a raw port; the service would only repeat it (existingPortPolicy=keep).
     if ! has runtime port; then
-        firewall-cmd --zone="$ZONE" --add-port="$PORT" >/dev/null
+        keep_for_run "$ZFILE" "$ZFILE.old"
+        change runtime add port "$PORT"
+        journal_for_run "$JOURNAL"
         say "zone $ZONE: $PORT open by port in the permanent configuration only; opened at runtime too"
     else
         say "zone $ZONE: $PORT already open by port; kept as found"
@@ -230,6 +272,7 @@ if [ "$need_perm$need_run$drop_port" = nonono ]; then
     exit 0
 fi
 on_failure undo
+keep_for_run "$ZFILE" "$ZFILE.old"
 if [ ! -d "$S" ]; then
     # The first change: keep the zone file and firewalld's .old copy as found, and whether 465 was open by port.
     FIRST=yes
@@ -251,14 +294,15 @@ elif [ -e "$ZFILE" ] && changed_since "$S" "$ZFILE" "$S.before"; then
 fi
 keep_before
 # The service goes in before the raw port comes out: a kill in between leaves 465 open twice, never closed.
-[ "$need_perm" = no ] || change --permanent --add-service="$SERVICE"
-[ "$need_run" = no ] || change --add-service="$SERVICE"
+[ "$need_perm" = no ] || change permanent add service "$SERVICE"
+[ "$need_run" = no ] || change runtime add service "$SERVICE"
 if [ "$drop_port" = yes ]; then
-    ! has permanent port || change --permanent --remove-port="$PORT"
-    ! has runtime port || change --remove-port="$PORT"
+    ! has permanent port || change permanent remove port "$PORT"
+    ! has runtime port || change runtime remove port "$PORT"
 fi
 check_config
 [ ! -e "$ZFILE" ] || put "$ZFILE" "$S/applied"
+journal_for_run "$JOURNAL"
 on_failure ""
 rm -f "$S.before" "$S.before-old"
 say "zone $ZONE: service $SERVICE added (permanent and runtime)"

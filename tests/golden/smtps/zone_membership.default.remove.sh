@@ -13,6 +13,30 @@ KIND='zone membership'
 # resource under it, made whole as NAME.new and renamed into place, so it is always complete or absent.
 STATE=/var/lib/smtps-iredmail
 say() { printf 'smtps: %s: %s\n' "$HOST" "$*" || true; }
+# This run's snapshot, for its rollback: RUN names the engine run (one per provider process: one per `up`). Before
+# a script of this run first changes a file, the file as this run found it (or that there was none) is kept under
+# RUNDIR, and at the run's first change on the host, the state folder too. If the check from outside then fails,
+# the rollback script puts them back (templates/rollback.sh.j2). One run's snapshot per host: the next run's first
+# change replaces it. Empty RUN (a script rendered by hand or by a test): nothing is kept.
+RUN=''
+RUNDIR=/run/smtps-iredmail/run
+keep_for_run() {  # keep_for_run FILE...
+    [ -n "$RUN" ] || return 0
+    if [ "$(cat "$RUNDIR/id" 2>/dev/null)" != "$RUN" ]; then
+        rm -rf "$RUNDIR" "$RUNDIR.new"
+        mkdir -m 700 "$RUNDIR.new"
+        if [ -d "$STATE" ]; then cp -a "$STATE" "$RUNDIR.new/state"; fi
+        : > "$RUNDIR.new/targets"
+        printf '%s\n' "$RUN" > "$RUNDIR.new/id"
+        mv "$RUNDIR.new" "$RUNDIR"
+    fi
+    for f in "$@"; do
+        if grep -qxF -- "$f" "$RUNDIR/targets"; then continue; fi
+        n=$(wc -l < "$RUNDIR/targets" | tr -d ' ')
+        if [ -e "$f" ]; then cp -p "$f" "$RUNDIR/$n"; fi
+        printf '%s\n' "$f" >> "$RUNDIR/targets"
+    done
+}
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2 || true; exit 1; }
 # One run at a time on a host: two runs (two stacks naming one machine, a retry while the first still runs) would
 # otherwise remove each other's work copies. The lock file lives in a folder of root's own under /run (which a
@@ -152,6 +176,21 @@ SMTPS_ZONE_PROBE
 }
 
 
+# zone_op permanent|runtime add|remove service|port VALUE ZONE: one change to a zone, in one layer. Its words come
+# from this script or from a run's journal on this host (data): each is checked before firewall-cmd sees it.
+zone_op() {
+    case "$1" in permanent) zflag=--permanent ;; runtime) zflag="" ;; *) echo "zone_op: bad layer" >&2; return 2 ;; esac
+    case "$2" in add|remove) ;; *) echo "zone_op: bad operation" >&2; return 2 ;; esac
+    case "$3" in service|port) ;; *) echo "zone_op: bad element" >&2; return 2 ;; esac
+    case "$4$5" in *[!A-Za-z0-9_./:+-]*|'') echo "zone_op: bad name" >&2; return 2 ;; esac
+    firewall-cmd $zflag --zone="$5" --"$2-$3=$4" >/dev/null
+}
+# journal_for_run JOURNAL: a zone script's inverses, newest first, go before any earlier ones of this run.
+journal_for_run() {
+    [ -n "$RUN" ] && [ -d "$RUNDIR" ] && [ -n "$1" ] || return 0
+    { printf '%s' "$1"; cat "$RUNDIR/journal" 2>/dev/null || true; } > "$RUNDIR/journal.new"
+    mv -f "$RUNDIR/journal.new" "$RUNDIR/journal"
+}
 
 CONFIRM=60
 # settle_state: the end of a remove. Armed: the state folder goes aside until the confirmation; else it goes.
@@ -174,6 +213,13 @@ arm() {
         n=$((n + 1))
         shift 2
     done
+    # This run reloads firewalld: its rollback may too (what was only in the runtime layer is gone already). A
+    # reload drops the runtime-only bindings of interfaces and sources to zones (NetworkManager's, on most hosts):
+    # the first reload of the run keeps them as they were, for the rollback to bind again.
+    if [ -n "$RUN" ] && [ -d "$RUNDIR" ] && [ ! -e "$RUNDIR/reloaded" ]; then
+        firewall-cmd --get-active-zones > "$RUNDIR/bindings" 2>/dev/null || : > "$RUNDIR/bindings"
+        : > "$RUNDIR/reloaded"
+    fi
     ARMED=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
     printf '%s\n' "$ARMED" > "$ARM.new/token"
     mv "$ARM.new" "$ARM"
@@ -214,20 +260,21 @@ has() { fact "zone.$1.$2=yes"; }  # has permanent|runtime service|port
 fact firewalld=running || fail "firewalld is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (systemctl start firewalld) and run this again"
 fact zone=present || fail "firewalld zone $ZONE does not exist (the zone setting names the zone that gets the service)"
 # Zone changes are made in both layers with firewall-cmd, so no reload is needed. Each one is journaled with its
-# inverse; on failure the inverses run in reverse order, then the zone file (and firewalld's .old copy of it) goes
-# back byte for byte.
+# inverse (LAYER OP WHAT VALUE ZONE, run by zone_op); on failure the inverses run in reverse order, then the zone
+# file (and firewalld's .old copy of it) goes back byte for byte. A run that succeeds leaves its journal to the
+# run's snapshot, for a rollback.
 JOURNAL=""
-change() {  # change [--permanent] --add-service=X|--remove-service=X|--add-port=X|--remove-port=X
-    firewall-cmd "$@" --zone="$ZONE" >/dev/null
-    inverse=$(printf '%s\n' "$*" | sed 's/--add-/--SMTPSUNDO-/; s/--remove-/--add-/; s/--SMTPSUNDO-/--remove-/')
-    JOURNAL="$inverse
+change() {  # change permanent|runtime add|remove service|port VALUE
+    zone_op "$1" "$2" "$3" "$4" "$ZONE"
+    case "$2" in add) inverse=remove ;; *) inverse=add ;; esac
+    JOURNAL="$1 $inverse $3 $4 $ZONE
 $JOURNAL"
 }
 undo() {
     rc=0
     # A redirected loop runs in this shell (not a pipeline's subshell), so a failed inverse reaches rc.
-    while IFS= read -r op; do
-        [ -z "$op" ] || firewall-cmd $op --zone="$ZONE" >/dev/null 2>&1 || rc=1
+    while read -r layer op what value zone; do
+        [ -z "$layer" ] || zone_op "$layer" "$op" "$what" "$value" "$zone" 2>/dev/null || rc=1
     done <<SMTPS_JOURNAL
 $JOURNAL
 SMTPS_JOURNAL
@@ -269,6 +316,7 @@ if { [ -e "$S/orig" ] || [ -e "$S/absent" ]; } && { [ "$as_found" = yes ] ||
     # the service was added), then let firewalld read it again: judged by the lockout guard on the file as it will
     # be, and armed to revert by itself unless a fresh login confirms it.
     on_failure undo
+    keep_for_run "$ZFILE" "$ZFILE.old"
     keep_before
     if [ -e "$S/absent" ]; then rm -f "$ZFILE"; else put "$S/orig" "$ZFILE"; fi
     if [ -e "$S/old-orig" ]; then put "$S/old-orig" "$ZFILE.old"; else rm -f "$ZFILE.old"; fi
@@ -282,14 +330,16 @@ if { [ -e "$S/orig" ] || [ -e "$S/absent" ]; } && { [ "$as_found" = yes ] ||
 else
     # Someone changed the zone since: take out only the service, after putting back the port if we took it out.
     on_failure undo
+    keep_for_run "$ZFILE" "$ZFILE.old"
     keep_before
     if [ -e "$S/had-port" ]; then
-        has permanent port || change --permanent --add-port="$PORT"
-        has runtime port || change --add-port="$PORT"
+        has permanent port || change permanent add port "$PORT"
+        has runtime port || change runtime add port "$PORT"
     fi
-    ! has permanent service || change --permanent --remove-service="$SERVICE"
-    ! has runtime service || change --remove-service="$SERVICE"
+    ! has permanent service || change permanent remove service "$SERVICE"
+    ! has runtime service || change runtime remove service "$SERVICE"
     check_config
+    journal_for_run "$JOURNAL"
 fi
 on_failure ""
 rm -f "$S.before" "$S.before-old"

@@ -1,0 +1,40 @@
+"""Verified or rolled back: when a host this run changed fails the check from outside, this run's changes on it are
+undone. The scripts keep a snapshot of every file they change, the first time in a run (templates/_prologue.sh.j2,
+`keep_for_run`); the rollback script (templates/rollback.sh.j2) puts those back. `--no-rollback` (this variable set
+in the engine's environment) keeps the failed state, for debugging."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+
+from .settings import CONFIRM_SECONDS, Connection
+from .templating import lockout_guard, render
+
+NO_ROLLBACK_ENV = "SMTPS_NO_ROLLBACK"
+_RUN = re.compile(r"[0-9a-f]{16}")
+_RESULT = re.compile(r"^smtps-rollback=(none|done)$", re.MULTILINE)
+
+
+def new_run() -> str:
+    """A run's name: 16 hex digits (it is rendered into scripts, quoted all the same)."""
+    return secrets.token_hex(8)
+
+
+def enabled() -> bool:
+    return os.environ.get(NO_ROLLBACK_ENV, "") in ("", "0")
+
+
+def script(host: str, run: str, connection: Connection | None = None) -> str:
+    if not _RUN.fullmatch(run):
+        raise ValueError(f"malformed run name {run[:40]!r}")
+    return render("rollback.sh.j2", kind="rollback", host=host, action="rollback", reloads_firewalld=True,
+                  guard=lockout_guard(), run=run,
+                  confirm_seconds=connection.confirm_seconds if connection else CONFIRM_SECONDS)
+
+
+def result(stdout: str) -> str | None:
+    """"done" (something was put back), "none" (this run changed nothing there), or None (no answer)."""
+    found = _RESULT.findall(stdout)
+    return found[-1] if found else None

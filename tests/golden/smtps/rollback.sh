@@ -1,0 +1,381 @@
+#!/bin/sh
+# rollback on mail1: rollback. Rendered by smtps-iredmail: every value below was quoted when
+# rendered.
+set -eu
+umask 022
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# A dropped SSH connection closes our stdout and stderr: a write to them must fail (and be handled), never kill the
+# script with SIGPIPE before its EXIT trap has undone what it changed.
+trap '' PIPE
+HOST=mail1
+KIND=rollback
+# What the host looked like before the first change, and after the last one: destroy needs both. One folder per
+# resource under it, made whole as NAME.new and renamed into place, so it is always complete or absent.
+STATE=/var/lib/smtps-iredmail
+say() { printf 'smtps: %s: %s\n' "$HOST" "$*" || true; }
+# This run's snapshot, for its rollback: RUN names the engine run (one per provider process: one per `up`). Before
+# a script of this run first changes a file, the file as this run found it (or that there was none) is kept under
+# RUNDIR, and at the run's first change on the host, the state folder too. If the check from outside then fails,
+# the rollback script puts them back (templates/rollback.sh.j2). One run's snapshot per host: the next run's first
+# change replaces it. Empty RUN (a script rendered by hand or by a test): nothing is kept.
+RUN=0123456789abcdef
+RUNDIR=/run/smtps-iredmail/run
+keep_for_run() {  # keep_for_run FILE...
+    [ -n "$RUN" ] || return 0
+    if [ "$(cat "$RUNDIR/id" 2>/dev/null)" != "$RUN" ]; then
+        rm -rf "$RUNDIR" "$RUNDIR.new"
+        mkdir -m 700 "$RUNDIR.new"
+        if [ -d "$STATE" ]; then cp -a "$STATE" "$RUNDIR.new/state"; fi
+        : > "$RUNDIR.new/targets"
+        printf '%s\n' "$RUN" > "$RUNDIR.new/id"
+        mv "$RUNDIR.new" "$RUNDIR"
+    fi
+    for f in "$@"; do
+        if grep -qxF -- "$f" "$RUNDIR/targets"; then continue; fi
+        n=$(wc -l < "$RUNDIR/targets" | tr -d ' ')
+        if [ -e "$f" ]; then cp -p "$f" "$RUNDIR/$n"; fi
+        printf '%s\n' "$f" >> "$RUNDIR/targets"
+    done
+}
+fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2 || true; exit 1; }
+# One run at a time on a host: two runs (two stacks naming one machine, a retry while the first still runs) would
+# otherwise remove each other's work copies. The lock file lives in a folder of root's own under /run (which a
+# reboot empties), not in the world-writable /run/lock, where another user could have put a link in its place. It
+# holds who has the lock, for the message of a run that waited too long.
+LOCK=/run/smtps-iredmail/lock
+mkdir -p -m 700 /run/smtps-iredmail
+[ -d /run/smtps-iredmail ] && [ ! -L /run/smtps-iredmail ] || fail "/run/smtps-iredmail is not a folder"
+command -v flock >/dev/null 2>&1 || fail "flock (util-linux) is needed to run one change at a time"
+exec 9>>"$LOCK"
+if ! flock -w 60 9; then
+    fail "another smtps-iredmail run holds this host's lock ($(cat "$LOCK" 2>/dev/null || echo unknown)); nothing was changed"
+fi
+: > "$LOCK"
+printf 'pid %s, %s, from %s\n' "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SSH_CONNECTION:-a local shell}" >> "$LOCK"
+# Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written,
+# and a copy that fails (a full disk) takes its partial file with it.
+put() { { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; } || { rm -f "$2.smtps-tmp"; return 1; }; }
+# Put $1 back at $2 only if they differ: an undo that has nothing to put back writes nothing (and so cannot fail).
+put_back() { cmp -s "$1" "$2" || put "$1" "$2"; }
+# restore BACKUP TARGET: put BACKUP back and drop it; on failure keep it (the next run, or a person, needs it) and
+# return non-zero. Undo steps use this and `||` chains: `set -e` is off inside a function called from `if`.
+restore() { if [ -e "$1" ]; then put_back "$1" "$2" && rm -f "$1"; fi; }
+# What a run interrupted by a kill may have left: work copies beside the files, unfinished state folders.
+tidy() {  # tidy FILE... : remove FILE.smtps-tmp for each
+    for f in "$@"; do rm -f "$f.smtps-tmp"; done
+    [ ! -d "$STATE" ] || rm -rf "$STATE"/*.new "$STATE"/*.gone
+}
+# The state folder of a resource: made (with its first snapshot) only on the first change, so that a host never
+# touched stays exactly as it was; taken away whole, by one rename, with the last undo.
+begin_state() {  # begin_state DIR: an empty DIR.new to fill; commit_state DIR puts it in place
+    mkdir -p "$STATE" && chmod 700 "$STATE"
+    rm -rf "$1.new" && mkdir "$1.new"
+}
+commit_state() { mv "$1.new" "$1"; }
+drop_state() {  # drop_state DIR: gone in one rename; the state root goes with the last resource's
+    mv "$1" "$1.gone" && rm -rf "$1.gone"
+    rmdir "$STATE" 2>/dev/null || true
+}
+# A file this tool wrote is put back byte for byte at destroy only while it is exactly what this tool last wrote.
+# changed_since DIR FILE BEFORE: has FILE changed since this tool last wrote it (DIR/applied), or since it was
+# found (DIR/orig)? Then someone else edited it, and what was found is no longer what destroy should put back.
+# Unless a run of ours was interrupted (its BEFORE copy is still there) after starting from one of those: then the
+# change is that run's own.
+changed_since() {
+    for known in "$1/applied" "$1/orig"; do
+        if [ -e "$known" ] && cmp -s "$2" "$known"; then return 1; fi
+        if [ -e "$known" ] && [ -e "$3" ] && cmp -s "$3" "$known"; then return 1; fi
+    done
+    return 0
+}
+# On any failure after the first change (a failed command under `set -e`, `fail`, or a signal), the EXIT trap runs
+# the undo named by `on_failure`, so the host's files end as they were before this run.
+UNDO=""
+on_failure() { UNDO="$1"; }
+finish() {
+    # Its own name: the undo functions set `rc`, and every shell variable is global.
+    finish_status=$?
+    trap - EXIT
+    if [ "$finish_status" -ne 0 ] && [ -n "$UNDO" ]; then
+        if "$UNDO" >/dev/null 2>&1; then
+            printf 'smtps: %s: %s: failed; what this run changed is undone\n' "$HOST" "$KIND" >&2 || true
+        else
+            printf 'smtps: %s: %s: failed, and undoing it failed too: check the host\n' "$HOST" "$KIND" >&2 || true
+        fi
+    fi
+    exit "$finish_status"
+}
+trap finish EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# Commit-confirmed firewalld reloads. Before a reload that can change who reaches this host, `arm` keeps the
+# firewalld files this run changes as they were, and starts a watcher that outlives this SSH session. Only a fresh
+# SSH login from the controller (a new TCP connection, a new authentication) after the reload disarms it. Otherwise,
+# CONFIRM seconds later, the watcher puts those files back and reloads firewalld: the host reverts by itself.
+# Every script first settles an earlier change that still waits for its confirmation (below); only the scripts
+# that reload firewalld arm one.
+ARM=/run/smtps-iredmail/confirm
+ARMED=""
+# The watcher: $1 the arm folder, $2 the seconds to wait. It reads the targets from the folder (data, never code).
+# A third argument "held" means: run now, by a script that holds the host's lock already.
+REVERT='sleep "$2"
+if [ "${3:-}" != held ]; then exec 9>>/run/smtps-iredmail/lock; flock 9; fi
+[ -f "$1/token" ] || exit 0
+n=0
+while IFS= read -r target; do
+    if [ -e "$1/$n" ]; then cp -p "$1/$n" "$target.smtps-tmp" && mv -f "$target.smtps-tmp" "$target"
+    else rm -f "$target"; fi
+    n=$((n + 1))
+done < "$1/targets"
+if [ -f "$1/state" ]; then
+    s=$(cat "$1/state")
+    if [ -d "$s.pending" ] && [ ! -e "$s" ]; then mv "$s.pending" "$s"; fi
+fi
+firewall-cmd --reload >/dev/null 2>&1
+logger -t smtps-iredmail "no fresh login confirmed the firewalld change of $(cat "$1/token"): reverted" 2>/dev/null
+rm -rf "$1"
+exit 0'
+# The watcher of $1 (a pid from the arm folder, checked to be that watcher still: a pid can be reused).
+watcher_alive() { [ "$1" -gt 0 ] 2>/dev/null && grep -q smtps-revert "/proc/$1/cmdline" 2>/dev/null; }
+# An earlier change still waiting for its confirmation: its watcher would revert files under this run. Nothing
+# confirmed it, so it is reverted now, as the watcher would do a little later. If the watcher is gone (killed, or
+# the host was rebooted), the change has stood since, and this very login proves SSH works with it.
+pending_confirm() {
+    [ -d "$ARM" ] || return 0
+    pid=$(cat "$ARM/pid" 2>/dev/null || echo 0)
+    if watcher_alive "$pid"; then
+        kill -TERM -"$pid" 2>/dev/null || true
+        /bin/sh -c "$REVERT" smtps-revert "$ARM" 0 held </dev/null >/dev/null 2>&1 ||
+            fail "an earlier firewalld change here was never confirmed, and putting it back failed: check the host"
+        say "an earlier firewalld change here was never confirmed: its previous configuration is back"
+        return 0
+    fi
+    confirmed_state
+    rm -rf "$ARM"
+}
+# A remove's state folder waits beside its place (NAME.pending) until the change is confirmed: a revert puts it
+# back with the files it describes; a confirmation (or a change that stood) lets it go.
+confirmed_state() {
+    if [ -f "$ARM/state" ]; then
+        rm -rf "$(cat "$ARM/state").pending"
+        rmdir "$STATE" 2>/dev/null || true
+    fi
+}
+pending_confirm
+# firewalld's own Python: the interpreter on firewall-cmd's first line (a distribution's platform-python, where
+# python3 may not even be installed) has firewalld's library. A firewall-cmd that is a wrapper (its first line is no
+# Python) leaves python3 from PATH.
+FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
+case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
+
+
+# zone_op permanent|runtime add|remove service|port VALUE ZONE: one change to a zone, in one layer. Its words come
+# from this script or from a run's journal on this host (data): each is checked before firewall-cmd sees it.
+zone_op() {
+    case "$1" in permanent) zflag=--permanent ;; runtime) zflag="" ;; *) echo "zone_op: bad layer" >&2; return 2 ;; esac
+    case "$2" in add|remove) ;; *) echo "zone_op: bad operation" >&2; return 2 ;; esac
+    case "$3" in service|port) ;; *) echo "zone_op: bad element" >&2; return 2 ;; esac
+    case "$4$5" in *[!A-Za-z0-9_./:+-]*|'') echo "zone_op: bad name" >&2; return 2 ;; esac
+    firewall-cmd $zflag --zone="$5" --"$2-$3=$4" >/dev/null
+}
+# journal_for_run JOURNAL: a zone script's inverses, newest first, go before any earlier ones of this run.
+journal_for_run() {
+    [ -n "$RUN" ] && [ -d "$RUNDIR" ] && [ -n "$1" ] || return 0
+    { printf '%s' "$1"; cat "$RUNDIR/journal" 2>/dev/null || true; } > "$RUNDIR/journal.new"
+    mv -f "$RUNDIR/journal.new" "$RUNDIR/journal"
+}
+
+CONFIRM=60
+# settle_state: the end of a remove. Armed: the state folder goes aside until the confirmation; else it goes.
+settle_state() {
+    if [ -n "$ARMED" ]; then
+        printf '%s\n' "$S" > "$ARM/state"
+        rm -rf "$S.pending" && mv "$S" "$S.pending"
+    else
+        drop_state "$S"
+    fi
+}
+# arm TARGET BEFORE [TARGET BEFORE...]: before the reload, keep what each TARGET was before this run (BEFORE, a
+# copy of it, or "-" where there was none), then start the watcher.
+arm() {
+    rm -rf "$ARM.new" && mkdir -p "$ARM.new"
+    n=0
+    while [ "$#" -ge 2 ]; do
+        printf '%s\n' "$1" >> "$ARM.new/targets"
+        if [ "$2" != - ]; then cp -p "$2" "$ARM.new/$n"; fi
+        n=$((n + 1))
+        shift 2
+    done
+    # This run reloads firewalld: its rollback may too (what was only in the runtime layer is gone already). A
+    # reload drops the runtime-only bindings of interfaces and sources to zones (NetworkManager's, on most hosts):
+    # the first reload of the run keeps them as they were, for the rollback to bind again.
+    if [ -n "$RUN" ] && [ -d "$RUNDIR" ] && [ ! -e "$RUNDIR/reloaded" ]; then
+        firewall-cmd --get-active-zones > "$RUNDIR/bindings" 2>/dev/null || : > "$RUNDIR/bindings"
+        : > "$RUNDIR/reloaded"
+    fi
+    ARMED=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+    printf '%s\n' "$ARMED" > "$ARM.new/token"
+    mv "$ARM.new" "$ARM"
+    setsid /bin/sh -c "$REVERT" smtps-revert "$ARM" "$CONFIRM" </dev/null >/dev/null 2>&1 9>&- &
+    printf '%s\n' "$!" > "$ARM/pid"
+}
+# This run's own undo already put the files back: the watcher has nothing left to do.
+disarm() {
+    [ -n "$ARMED" ] && [ -d "$ARM" ] || return 0
+    pid=$(cat "$ARM/pid" 2>/dev/null || echo 0)
+    rm -rf "$ARM"
+    if watcher_alive "$pid"; then kill -TERM -"$pid" 2>/dev/null || true; fi
+    ARMED=""
+}
+# The controller reads this line, logs in afresh and confirms with the token.
+confirm_needed() { [ -z "$ARMED" ] || printf 'smtps-confirm=%s\n' "$ARMED"; }
+# The lockout guard (a Python program with firewalld's own library, shipped as it is: nothing in it is rendered).
+# It judges the files as the reload will load them, this run's change included, and refuses where it cannot tell.
+lockout_guard() {
+    "$FWPY" - <<'SMTPS_LOCKOUT_GUARD'
+<smtps/lockout_guard.py, as it is>
+SMTPS_LOCKOUT_GUARD
+}
+guard_reload() { why=$(lockout_guard 2>&1) || fail "$why"; }
+
+
+# The host failed the check from outside after this run changed it: put back what this run found (its snapshot,
+# kept by keep_for_run), so the host runs the configuration it had before the run. Only files this run changed are
+# touched, and only where they still differ from what the run found; the state folder goes back with them, so a
+# later destroy knows the host as it was before the run.
+CONF=$(postconf -h config_directory)
+MASTER="$CONF/master.cf"
+if [ -z "$RUN" ] || [ "$(cat "$RUNDIR/id" 2>/dev/null)" != "$RUN" ]; then
+    say "nothing of this run to undo here"
+    echo "smtps-rollback=none"
+    exit 0
+fi
+# Each target is a path this tool's scripts wrote down; read back, it is data: only the files they change are put back.
+target_ok() {
+    case "$1" in
+        "$MASTER") return 0 ;;
+        /etc/firewalld/services/*.xml | /etc/firewalld/zones/*.xml | /etc/firewalld/zones/*.xml.old)
+            case "$1" in *..* | *[!A-Za-z0-9_./+-]*) return 1 ;; esac
+            return 0 ;;
+    esac
+    return 1
+}
+same_as_found() {  # same_as_found N TARGET: is TARGET as this run found it?
+    if [ -e "$RUNDIR/$1" ]; then [ -e "$2" ] && cmp -s "$RUNDIR/$1" "$2"; else [ ! -e "$2" ]; fi
+}
+# What this run left, kept aside: if the rollback itself fails half-way, that goes back (the host stays as the run
+# left it, which passed every step but the check; never half of each).
+AFTER="$RUNDIR/after"
+rm -rf "$AFTER"
+mkdir "$AFTER"
+CHANGED=""
+n=0
+while IFS= read -r target; do
+    target_ok "$target" || fail "the snapshot of this run names $target, which is not a file this tool changes: nothing was rolled back"
+    if ! same_as_found "$n" "$target"; then
+        if [ -e "$target" ]; then cp -p "$target" "$AFTER/$n"; fi
+        CHANGED="$CHANGED $n"
+    fi
+    n=$((n + 1))
+done < "$RUNDIR/targets"
+if [ -d "$STATE" ]; then cp -a "$STATE" "$AFTER/state"; fi
+target_of() { sed -n "$(($1 + 1))p" "$RUNDIR/targets"; }
+put_state() {  # put_state FOLDER: the state folder becomes a copy of FOLDER (none: no state folder)
+    rm -rf "$STATE.smtps-rollback" "$STATE.smtps-gone"
+    if [ -d "$1" ]; then cp -a "$1" "$STATE.smtps-rollback"; fi
+    if [ -d "$STATE" ]; then mv "$STATE" "$STATE.smtps-gone"; fi
+    if [ -d "$STATE.smtps-rollback" ]; then mv "$STATE.smtps-rollback" "$STATE"; fi
+    rm -rf "$STATE.smtps-gone"
+}
+put_files() {  # put_files FOLDER: each changed target as kept in FOLDER (absent there: the file goes)
+    for i in $CHANGED; do
+        t=$(target_of "$i")
+        if [ -e "$1/$i" ]; then put "$1/$i" "$t"; else rm -f "$t"; fi
+    done
+}
+MASTER_CHANGED=no
+FIREWALLD_CHANGED=no
+for i in $CHANGED; do
+    case "$(target_of "$i")" in "$MASTER") MASTER_CHANGED=yes ;; *) FIREWALLD_CHANGED=yes ;; esac
+done
+RELOAD=no
+if [ "$FIREWALLD_CHANGED" = yes ] && [ -e "$RUNDIR/reloaded" ]; then RELOAD=yes; fi
+undo() {
+    rc=0
+    put_files "$AFTER" || rc=1
+    put_state "$AFTER/state" || rc=1
+    if [ "$POSTFIX_RELOADED" = yes ]; then postfix reload >/dev/null 2>&1 || true; fi
+    if [ "$RELOADED" = yes ]; then firewall-cmd --reload >/dev/null 2>&1 && disarm || rc=1; fi
+    return "$rc"
+}
+# The bindings of interfaces and sources to zones before the run's first reload (`firewall-cmd --get-active-zones`,
+# kept by `arm`): each one a reload dropped is made again, in the runtime layer, as it was. Read back, they are data:
+# names are checked before firewall-cmd sees them.
+rebind() {
+    [ -s "$RUNDIR/bindings" ] || return 0
+    zone=""
+    set -f
+    while IFS= read -r line; do
+        case "$line" in
+            " "*"interfaces:"*) kind=interface; names=${line#*interfaces:} ;;
+            " "*"sources:"*) kind=source; names=${line#*sources:} ;;
+            " "*) continue ;;
+            *) zone=${line%% *}; continue ;;  # newer firewalld adds " (default)"
+        esac
+        case "$zone" in *[!A-Za-z0-9_.+-]*|'') continue ;; esac
+        for name in $names; do
+            case "$name" in *[!A-Za-z0-9_.:/@+-]*) continue ;; esac
+            [ "$(firewall-cmd --get-zone-of-"$kind"="$name" 2>/dev/null)" = "$zone" ] ||
+                firewall-cmd --zone="$zone" --change-"$kind"="$name" >/dev/null 2>&1 ||
+                say "warning: could not bind $kind $name to zone $zone again"
+        done
+    done < "$RUNDIR/bindings"
+    set +f
+}
+RELOADED=no
+POSTFIX_RELOADED=no
+on_failure undo
+if [ "$FIREWALLD_CHANGED" = yes ]; then
+    firewall-cmd --state >/dev/null 2>&1 || fail "firewalld is not running: the firewall cannot be put back"
+fi
+if [ "$RELOAD" = no ] && [ -s "$RUNDIR/journal" ]; then
+    # The run changed zones in place (no reload): each of its changes is undone in place, newest first, in both
+    # layers; the zone files then go back byte for byte below.
+    while read -r layer op what value zone; do
+        [ -z "$layer" ] || zone_op "$layer" "$op" "$what" "$value" "$zone" ||
+            fail "cannot undo this run's change of zone $zone ($layer $op $what $value)"
+    done < "$RUNDIR/journal"
+fi
+put_files "$RUNDIR"
+put_state "$RUNDIR/state"
+if [ "$MASTER_CHANGED" = yes ]; then
+    check=$(postfix check 2>&1) || fail "postfix check failed on master.cf as it was before this run: $check"
+    POSTFIX_RELOADED=yes
+    postfix reload >/dev/null 2>&1 || fail "postfix reload failed"
+fi
+if [ "$RELOAD" = yes ]; then
+    # The run reloaded firewalld: so does its rollback, judged by the lockout guard on the files as they are now
+    # (as before the run), and armed to revert to what the run left unless a fresh login confirms it.
+    guard_reload
+    check=$(firewall-cmd --check-config 2>&1) || fail "firewall-cmd --check-config failed: $check"
+    set --
+    for i in $CHANGED; do
+        t=$(target_of "$i")
+        [ "$t" != "$MASTER" ] || continue
+        if [ -e "$AFTER/$i" ]; then set -- "$@" "$t" "$AFTER/$i"; else set -- "$@" "$t" -; fi
+    done
+    arm "$@"
+    RELOADED=yes
+    firewall-cmd --reload >/dev/null || fail "firewall-cmd --reload failed"
+    rebind
+fi
+on_failure ""
+rm -rf "$RUNDIR"
+what=""
+[ "$MASTER_CHANGED" = no ] || what="$what master.cf (postfix reloaded);"
+if [ "$RELOAD" = yes ]; then what="$what firewalld files (firewalld reloaded);"
+elif [ "$FIREWALLD_CHANGED" = yes ]; then what="$what firewalld zone (both layers, no reload);"; fi
+say "rolled back:${what:- nothing differed from what this run found}"
+echo "smtps-rollback=done"
+confirm_needed

@@ -1,0 +1,246 @@
+"""Verified or rolled back, through the real engine on three lab hosts: a host this run changed that then fails the
+check from outside (a wrong certificate, one about to expire, an open relay allowed on purpose) is put back as it was
+before the run, files, state folder and both firewall layers; the run fails naming host and reason; the other hosts
+converge; 25 and 587 answer throughout. `--no-rollback` keeps the failed state."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from smtps import rollback
+from tests.enginekit import Project
+from tests.lab.labkit import Lab, running_lab
+from tests.lab.smtpskit import mark_runtime, runtime_mark_survived, settings_for, snapshot
+from tests.lab.smtpskit import run as run_script
+
+pytestmark = [pytest.mark.lab, pytest.mark.engine]
+STACK = "rollback"
+CERTS, KEYS = "/etc/pki/tls/certs", "/etc/pki/tls/private"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with running_lab(tmp_path_factory, "rollback", "--hosts", "3") as the_lab:
+        yield the_lab
+
+
+@pytest.fixture(scope="module")
+def project(lab: Lab, tmp_path_factory):
+    project = Project.for_lab(tmp_path_factory.mktemp("rollback") / "smtps", lab, STACK)
+    yield project
+    project.pulumi("destroy", "-s", STACK, "--yes", check=False)
+
+
+def host_state(lab: Lab, name: str) -> dict[str, object]:
+    """Everything a run may change on a host: the files, this tool's state folder, both zone layers, the entry
+    Postfix runs with."""
+    state = lab.sh(name, "cd /var/lib && { find smtps-iredmail -type f -exec sha256sum {} + 2>/dev/null | sort -k2; "
+                         "find smtps-iredmail 2>/dev/null | sort; } || true").stdout
+    return {"files": snapshot(lab, name), "state": state,
+            "permanent": lab.sh(name, "firewall-cmd --permanent --zone=iredmail --list-all").stdout,
+            "runtime": lab.sh(name, "firewall-cmd --zone=iredmail --list-all").stdout,
+            "entry": lab.sh(name, "postconf -M 465/inet 2>/dev/null; postconf -P 465/inet 2>/dev/null").stdout}
+
+
+@contextmanager
+def mail_ports_watched(lab: Lab, name: str) -> Iterator[list[str]]:
+    """Connect to 25 and 587 of the host every quarter second while the block runs: every answer must be a 220
+    banner. Yields the list of failures (empty when both answered throughout)."""
+    address = next(h["address"] for h in lab.hosts() if h["name"] == name)
+    failures: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for port in (25, 587):
+                try:
+                    with socket.create_connection((address, port), timeout=5) as conn:
+                        conn.settimeout(5)
+                        banner = conn.recv(64)
+                    if not banner.startswith(b"220"):
+                        failures.append(f"{port}: {banner!r}")
+                except OSError as err:
+                    failures.append(f"{port}: {err}")
+            done.wait(0.25)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield failures
+    finally:
+        done.set()
+        thread.join()
+
+
+def set_host(project: Project, index: int, key: str, value: str | None) -> None:
+    if value is None:
+        project.pulumi("config", "rm", "-s", STACK, "--path", f"hosts[{index}].{key}")
+    else:
+        project.pulumi("config", "set", "-s", STACK, "--path", f"hosts[{index}].{key}", value)
+
+
+def certificate(lab: Lab, host: str, name: str, cn: str, days: int) -> None:
+    """A self-signed certificate and its key on the host, valid for `days` (negative: expired that long ago)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=max(1, 1 - days)))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    pem_cert = cert.public_bytes(serialization.Encoding.PEM).decode()
+    lab.sh(host, f"cat > {KEYS}/{name}.key <<'EOF'\n{pem_key}EOF\nchmod 600 {KEYS}/{name}.key\n"
+                 f"cat > {CERTS}/{name}.crt <<'EOF'\n{pem_cert}EOF\n")
+
+
+def test_a_new_host_that_fails_its_first_check_is_left_exactly_as_found(lab: Lab, project: Project, tmp_path):
+    # mail3 names a certificate for another name, in strict mode: the check from outside refuses it.
+    certificate(lab, "mail3", "other", "other.example", 90)
+    bundle = tmp_path / "other.pem"
+    bundle.write_text(lab.sh("mail3", f"cat {CERTS}/other.crt").stdout)
+    for key, value in (("tlsCert", f"{CERTS}/other.crt"), ("tlsKey", f"{KEYS}/other.key"),
+                       ("tlsName", "mail3.lab"), ("caBundle", str(bundle))):
+        set_host(project, 2, key, value)
+    before = host_state(lab, "mail3")
+    assert before["state"] == ""  # never touched
+    with mail_ports_watched(lab, "mail3") as failures:
+        up = project.smtps("up", "-s", STACK, "--yes", check=False)
+    assert up.returncode != 0
+    assert "mail3: verification: create: verification failed:" in up.stderr and "Hostname mismatch" in up.stderr \
+        and "rolled back: this run's changes on it are undone" in up.stderr, up.stderr
+    assert "smtps: mail3 rolled back: reading it back into the state" in up.stderr
+    assert host_state(lab, "mail3") == before
+    assert failures == []
+    # The other hosts converged and passed.
+    rows = json.loads(project.smtps("verify", "-s", STACK, "--json", check=False).stdout)
+    assert rows["mail1"]["ok"] and rows["mail2"]["ok"] and not rows["mail3"]["ok"], rows
+    # Read back into the state: the next preview shows mail3's change again.
+    preview = project.smtps("preview", "-s", STACK, "--expect-no-changes", check=False)
+    assert preview.returncode != 0 and "mail3" in preview.stdout and "mail1-" not in preview.stdout, preview.stdout
+    for key in ("tlsCert", "tlsKey", "tlsName", "caBundle"):
+        set_host(project, 2, key, None)
+    project.smtps("up", "-s", STACK, "--yes")
+    project.smtps("preview", "-s", STACK, "--expect-no-changes")
+
+
+def test_an_expired_certificate_is_refused_before_a_change_and_one_about_to_expire_is_rolled_back(lab: Lab,
+                                                                                                  project: Project):
+    before = host_state(lab, "mail1")
+    certificate(lab, "mail1", "expired", "mail1.lab", -3)
+    set_host(project, 0, "tlsCert", f"{CERTS}/expired.crt")
+    set_host(project, 0, "tlsKey", f"{KEYS}/expired.key")
+    up = project.smtps("up", "-s", STACK, "--yes", check=False)
+    assert up.returncode != 0 and f"mail1: master.cf service: update: TLS certificate {CERTS}/expired.crt has " \
+        "expired" in up.stderr, up.stderr
+    assert host_state(lab, "mail1") == before
+    # Valid for 5 days: the apply takes it, the check (certMinDays 14) does not. mail2 changes too, and passes.
+    certificate(lab, "mail1", "short", "mail1.lab", 5)
+    set_host(project, 0, "tlsCert", f"{CERTS}/short.crt")
+    set_host(project, 0, "tlsKey", f"{KEYS}/short.key")
+    set_host(project, 1, "serviceDescription", "SMTPS for mail2, changed.")
+    with mail_ports_watched(lab, "mail1") as failures:
+        up = project.smtps("up", "-s", STACK, "--yes", check=False)
+    assert up.returncode != 0
+    assert "mail1: verification: update: verification failed: the certificate expires in" in up.stderr \
+        and "rolled back" in up.stderr, up.stderr
+    assert "mail2:" not in up.stderr.split("failure(s):", 1)[1], up.stderr
+    assert host_state(lab, "mail1") == before
+    assert failures == []
+    assert "SMTPS for mail2, changed." in lab.sh("mail2", "cat /etc/firewalld/services/smtps.xml").stdout
+    rows = json.loads(project.smtps("verify", "-s", STACK, "--json", check=False).stdout)
+    assert rows["mail2"]["ok"] and rows["mail1"]["fingerprint_match"] is False  # mail1 serves main.cf's again
+    for key in ("tlsCert", "tlsKey"):
+        set_host(project, 0, key, None)
+    project.smtps("up", "-s", STACK, "--yes")
+
+
+OPEN = {"mynetworks": "0.0.0.0/0", "smtpd_client_restrictions": "permit"}
+
+
+def open_relay(project: Project, index: int, on: bool) -> None:
+    for option, value in OPEN.items():
+        set_host(project, index, f"options.{option}", value if on else None)
+    set_host(project, index, "allowOptions[0]" if on else "allowOptions", "mynetworks" if on else None)
+
+
+def test_an_open_relay_allowed_on_purpose_is_rolled_back_with_the_firewalld_change_of_the_same_run(lab: Lab,
+                                                                                                    project: Project):
+    before = host_state(lab, "mail1")
+    open_relay(project, 0, True)
+    set_host(project, 0, "serviceDescription", "SMTPS, reloaded and rolled back.")  # a firewalld reload too
+    with mail_ports_watched(lab, "mail1") as failures:
+        up = project.smtps("up", "-s", STACK, "--yes", check=False)
+    assert up.returncode != 0
+    assert "mail1: verification: update:" in up.stderr and "OPEN RELAY" in up.stderr and "rolled back" in up.stderr
+    assert host_state(lab, "mail1") == before
+    assert failures == []
+    assert not lab.sh("mail1", "test -e /run/smtps-iredmail/confirm", check=False).returncode == 0  # confirmed
+
+
+def test_no_rollback_keeps_the_failed_state_for_debugging(lab: Lab, project: Project):
+    up = project.smtps("up", "-s", STACK, "--yes", "--no-rollback", check=False)
+    assert up.returncode != 0
+    assert "OPEN RELAY" in up.stderr and "kept as it is for debugging" in up.stderr, up.stderr
+    assert "465/inet/mynetworks = 0.0.0.0/0" in lab.sh("mail1", "postconf -P 465/inet").stdout
+    open_relay(project, 0, False)
+    set_host(project, 0, "serviceDescription", None)
+    project.smtps("up", "-s", STACK, "--yes")
+    assert json.loads(project.smtps("verify", "-s", STACK, "--json").stdout)["mail1"]["ok"]
+
+
+def test_a_zone_repaired_in_place_is_undone_in_place_without_a_firewalld_reload(lab: Lab, project: Project):
+    # Someone took the service out of the zone (both layers); this run puts it back (in place, no reload) and opens
+    # a relay: rolled back, the zone is as they left it, and a runtime-only setting shows no reload happened.
+    lab.sh("mail2", "firewall-cmd --permanent --zone=iredmail --remove-service=smtps >/dev/null && "
+                    "firewall-cmd --zone=iredmail --remove-service=smtps >/dev/null")
+    mark_runtime(lab, "mail2")
+    before = host_state(lab, "mail2")
+    open_relay(project, 1, True)
+    with mail_ports_watched(lab, "mail2") as failures:
+        up = project.smtps("up", "-s", STACK, "--yes", "--refresh", check=False)
+    assert up.returncode != 0 and "mail2: verification: update:" in up.stderr and "rolled back" in up.stderr
+    assert host_state(lab, "mail2") == before
+    assert runtime_mark_survived(lab, "mail2")
+    assert failures == []
+    open_relay(project, 1, False)
+    project.smtps("up", "-s", STACK, "--yes", "--refresh")
+    project.smtps("preview", "-s", STACK, "--expect-no-changes")
+    assert all(row["ok"] for row in json.loads(project.smtps("verify", "-s", STACK, "--json").stdout).values())
+
+
+def test_a_tampered_snapshot_is_data_and_is_refused(lab: Lab):
+    """What a run kept on the host is read back as data: a target that is no file of this tool's, or a journal line
+    that is not a zone change, stops the rollback before it changes anything."""
+    run, settings = rollback.new_run(), settings_for(lab, "mail3")
+    shadow = lab.sh("mail3", "sha256sum /etc/shadow").stdout
+    lab.sh("mail3", f"mkdir -p -m 700 /run/smtps-iredmail/run && echo {run} > /run/smtps-iredmail/run/id && "
+                    "echo /etc/shadow > /run/smtps-iredmail/run/targets")
+    refused = run_script(lab, settings, rollback.script("mail3", run))
+    assert refused.returncode != 0 and "names /etc/shadow, which is not a file this tool changes" in refused.stderr
+    assert lab.sh("mail3", "sha256sum /etc/shadow").stdout == shadow
+    before = host_state(lab, "mail3")
+    lab.sh("mail3", "cp /etc/firewalld/zones/iredmail.xml /run/smtps-iredmail/run/0 && "
+                    "echo /etc/firewalld/zones/iredmail.xml > /run/smtps-iredmail/run/targets && "
+                    "printf '%s\\n' 'runtime remove service smtps;touch${IFS}/tmp/pwned iredmail' "
+                    "> /run/smtps-iredmail/run/journal")
+    refused = run_script(lab, settings, rollback.script("mail3", run))
+    assert refused.returncode != 0 and "cannot undo this run's change of zone" in refused.stderr, refused.stderr
+    assert lab.sh("mail3", "test -e /tmp/pwned", check=False).returncode != 0
+    assert host_state(lab, "mail3") == before
+    lab.sh("mail3", "rm -rf /run/smtps-iredmail/run")
