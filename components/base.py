@@ -280,7 +280,10 @@ class HostProvider(ResourceProvider):
         host, connection, parsed = self._parse_applied(props)
         found = facts.parse(self._run(host, connection, self.model.read_script(host, parsed)))
         live = self.model.live(found, parsed)
-        inputs = {key: value for key, value in props.items() if key not in ("revision", APPLIED)}
+        # What the apply reported (the certificate) is an output, never an input: as an input, a refresh would make
+        # the next diff show it removed.
+        inputs = {key: value for key, value in props.items()
+                  if key not in ("revision", APPLIED, *self.model.reports)}
         return ReadResult(id_, {**props, **live}, {**inputs, **live})
 
 
