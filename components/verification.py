@@ -125,8 +125,12 @@ class VerificationProvider(ResourceProvider):
             stdout = run_confirmed(host, connection, rollback.script(host, RUN, connection), "rollback")
         except HostFailure as err:
             return f"and rolling back this run's changes failed: {err}"
-        if rollback.result(stdout) == "none":
+        outcome = rollback.result(stdout) or ""
+        if outcome == "none":
             return "this run changed nothing on it, so nothing was rolled back"
+        if outcome.startswith("partial:"):
+            return (f"{ROLLED_BACK}, except what someone else changed since this run wrote it, left as it is:"
+                    f"{outcome.removeprefix('partial:')}: check it")
         return f"{ROLLED_BACK}: this run's changes on it are undone, its previous configuration is back"
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:

@@ -14,7 +14,7 @@ from .templating import lockout_guard, render
 
 NO_ROLLBACK_ENV = "SMTPS_NO_ROLLBACK"
 _RUN = re.compile(r"[0-9a-f]{16}")
-_RESULT = re.compile(r"^smtps-rollback=(none|done)$", re.MULTILINE)
+_RESULT = re.compile(r"^smtps-rollback=(none|done|partial:.*)$", re.MULTILINE)
 
 
 def new_run() -> str:
@@ -35,6 +35,7 @@ def script(host: str, run: str, connection: Connection | None = None) -> str:
 
 
 def result(stdout: str) -> str | None:
-    """"done" (something was put back), "none" (this run changed nothing there), or None (no answer)."""
+    """"done" (what this run changed is back), "none" (this run changed nothing there), "partial: FILE..." (the
+    files named were changed by someone else since this run wrote them, and left as they are), or None."""
     found = _RESULT.findall(stdout)
     return found[-1] if found else None

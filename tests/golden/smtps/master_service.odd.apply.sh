@@ -37,6 +37,18 @@ keep_for_run() {  # keep_for_run FILE...
         printf '%s\n' "$f" >> "$RUNDIR/targets"
     done
 }
+# left_for_run FILE...: each FILE as this run left it. A rollback puts a file back only while it is still that: an
+# edit someone made after this run wrote it is theirs, and stays.
+left_for_run() {
+    [ -n "$RUN" ] && [ -d "$RUNDIR" ] || return 0
+    for f in "$@"; do
+        n=$(grep -nxF -- "$f" "$RUNDIR/targets" | head -n 1 | cut -d: -f1)
+        [ -n "$n" ] || continue
+        n=$((n - 1))
+        rm -f "$RUNDIR/left-$n" "$RUNDIR/left-$n.absent"
+        if [ -e "$f" ]; then cp -p "$f" "$RUNDIR/left-$n"; else : > "$RUNDIR/left-$n.absent"; fi
+    done
+}
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2 || true; exit 1; }
 # One run at a time on a host: two runs (two stacks naming one machine, a retry while the first still runs) would
 # otherwise remove each other's work copies. The lock file lives in a folder of root's own under /run (which a
@@ -303,6 +315,7 @@ edit_copy -M "$KEY/inet=$ENTRY"
 [ "$(edit_copy -M "$KEY/inet" 2>/dev/null | canon)" = "$want" ] || fail "postconf -M $KEY/inet does not read back the entry"
 install_copy
 put "$MASTER" "$S/applied"
+left_for_run "$MASTER"
 on_failure ""
 rm -f "$S.before"
 say "master.cf $KEY/inet: written${others:+ (replaced$others)}; postfix reloaded"

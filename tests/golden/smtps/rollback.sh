@@ -37,6 +37,18 @@ keep_for_run() {  # keep_for_run FILE...
         printf '%s\n' "$f" >> "$RUNDIR/targets"
     done
 }
+# left_for_run FILE...: each FILE as this run left it. A rollback puts a file back only while it is still that: an
+# edit someone made after this run wrote it is theirs, and stays.
+left_for_run() {
+    [ -n "$RUN" ] && [ -d "$RUNDIR" ] || return 0
+    for f in "$@"; do
+        n=$(grep -nxF -- "$f" "$RUNDIR/targets" | head -n 1 | cut -d: -f1)
+        [ -n "$n" ] || continue
+        n=$((n - 1))
+        rm -f "$RUNDIR/left-$n" "$RUNDIR/left-$n.absent"
+        if [ -e "$f" ]; then cp -p "$f" "$RUNDIR/left-$n"; else : > "$RUNDIR/left-$n.absent"; fi
+    done
+}
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2 || true; exit 1; }
 # One run at a time on a host: two runs (two stacks naming one machine, a retry while the first still runs) would
 # otherwise remove each other's work copies. The lock file lives in a folder of root's own under /run (which a
@@ -269,13 +281,24 @@ same_as_found() {  # same_as_found N TARGET: is TARGET as this run found it?
 AFTER="$RUNDIR/after"
 rm -rf "$AFTER"
 mkdir "$AFTER"
+# still_as_left N TARGET: is TARGET as this run left it (or did no script of the run get to say)?
+still_as_left() {
+    if [ -e "$RUNDIR/left-$1" ]; then [ -e "$2" ] && cmp -s "$RUNDIR/left-$1" "$2"
+    elif [ -e "$RUNDIR/left-$1.absent" ]; then [ ! -e "$2" ]
+    else return 0; fi
+}
 CHANGED=""
+THEIRS=""
 n=0
 while IFS= read -r target; do
     target_ok "$target" || fail "the snapshot of this run names $target, which is not a file this tool changes: nothing was rolled back"
     if ! same_as_found "$n" "$target"; then
-        if [ -e "$target" ]; then cp -p "$target" "$AFTER/$n"; fi
-        CHANGED="$CHANGED $n"
+        if ! still_as_left "$n" "$target"; then
+            THEIRS="$THEIRS $target"
+        else
+            if [ -e "$target" ]; then cp -p "$target" "$AFTER/$n"; fi
+            CHANGED="$CHANGED $n"
+        fi
     fi
     n=$((n + 1))
 done < "$RUNDIR/targets"
@@ -377,5 +400,10 @@ what=""
 if [ "$RELOAD" = yes ]; then what="$what firewalld files (firewalld reloaded);"
 elif [ "$FIREWALLD_CHANGED" = yes ]; then what="$what firewalld zone (both layers, no reload);"; fi
 say "rolled back:${what:- nothing differed from what this run found}"
-echo "smtps-rollback=done"
+if [ -n "$THEIRS" ]; then
+    say "left as they are, changed by someone else since this run wrote them:$THEIRS"
+    echo "smtps-rollback=partial:$THEIRS"
+else
+    echo "smtps-rollback=done"
+fi
 confirm_needed
