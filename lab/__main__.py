@@ -54,10 +54,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps([r.as_dict() for r in rows], indent=2))
     else:
         yes = {True: "yes", False: "NO"}
-        print(f"{'host':<7} {'address':<13} {'variant':<13} {'sshd':<5} {'firewalld':<10} {'postfix':<8} 465")
+        print(f"{'host':<7} {'address':<13} {'variant':<20} {'sshd':<5} {'firewall':<10} {'postfix':<8} 465")
         for r in rows:
             smtps = r.smtps.state + (f" {r.smtps.tls_version}" if r.smtps.tls_version else "")
-            print(f"{r.name:<7} {r.address:<13} {r.variant:<13} {yes[r.sshd]:<5} {yes[r.firewalld]:<10} "
+            print(f"{r.name:<7} {r.address:<13} {r.variant:<20} {yes[r.sshd]:<5} {yes[r.firewalld]:<10} "
                   f"{yes[r.postfix]:<8} {smtps}")
     healthy = all(r.running and r.sshd and r.firewalld and r.postfix for r in rows)
     return 0 if healthy else 1

@@ -28,9 +28,6 @@ STANDIN = Path(__file__).with_name("amavis_standin.py")
 # host covers with its own.
 HOST_PYTHON = "/usr/bin/python3"
 BOOT_TIMEOUT = 120.0
-# TLS files at iRedMail's RHEL-family paths.
-TLS_CERT = "pki/tls/certs/iRedMail.crt"
-TLS_KEY = "pki/tls/private/iRedMail.key"
 SASL_USER = "testuser"
 # Non-root deploy accounts on every host, both logging in with the deploy key: SUDO_USER may run anything as root
 # through sudo without a password (what a fleet's deploy user usually has); PLAIN_USER has no sudo at all.
@@ -95,7 +92,7 @@ def prepare(spec: LabSpec, host: HostSpec, deploy_public_key: str, sasl_password
     os.chown(sasldb, 0, postfix_gid)
     sasldb.chmod(0o640)
 
-    key, cert = paths.in_etc(TLS_KEY), paths.in_etc(TLS_CERT)
+    key, cert = paths.in_etc(host.variant.tls_key), paths.in_etc(host.variant.tls_cert)
     key.parent.mkdir(parents=True)
     cert.parent.mkdir(parents=True)
     run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
@@ -104,8 +101,11 @@ def prepare(spec: LabSpec, host: HostSpec, deploy_public_key: str, sasl_password
     key.chmod(0o600)
     cert.chmod(0o644)
 
-    _write(paths.in_etc("firewalld/firewalld.conf"), render.firewalld_conf(STOCK_FIREWALLD_CONF.read_text()))
-    _write(paths.in_etc("firewalld/zones/iredmail.xml"), render.iredmail_zone(host))
+    if host.variant.firewall == "nftables":
+        _write(paths.in_etc("nftables.conf"), render.nftables_conf(host), 0o755)
+    else:
+        _write(paths.in_etc("firewalld/firewalld.conf"), render.firewalld_conf(STOCK_FIREWALLD_CONF.read_text()))
+        _write(paths.in_etc("firewalld/zones/iredmail.xml"), render.iredmail_zone(host))
 
     vmail = paths.in_var("vmail")
     vmail.mkdir(parents=True)

@@ -146,7 +146,8 @@ def write_inventory(spec: LabSpec, sasl_password: str) -> None:
             "jump": f"mail{h.bastion}" if h.bastion else None,
             # Non-root accounts: `sudo_user` has passwordless sudo, `plain_user` has none (for its refusal).
             "sudo_user": hostops.SUDO_USER, "plain_user": hostops.PLAIN_USER,
-            "tls_cert": "/etc/" + hostops.TLS_CERT, "tls_key": "/etc/" + hostops.TLS_KEY,
+            "tls_cert": "/etc/" + h.variant.tls_cert, "tls_key": "/etc/" + h.variant.tls_key,
+            "firewall": h.variant.firewall,
         })
     spec.known_hosts.write_text("\n".join(known_hosts) + "\n")
     inventory = {
@@ -205,7 +206,10 @@ def status(spec: LabSpec) -> list[HostStatus]:
         firewalld = postfix = sshd = False
         smtps = probe.SmtpsProbe("down")
         if running:
-            firewalld = hostops.execute(h, paths, ["firewall-cmd", "--state"], check=False).returncode == 0
+            # The host's firewall: firewalld running, or (Debian/Ubuntu) iRedMail's nftables table loaded.
+            firewall = ["nft", "list", "table", "inet", "filter"] if h.variant.firewall == "nftables" \
+                else ["firewall-cmd", "--state"]
+            firewalld = hostops.execute(h, paths, firewall, check=False).returncode == 0
             postfix = hostops.execute(h, paths, ["postfix", "status"], check=False).returncode == 0
             if h.bastion:
                 sshd, smtps = _probe_through(spec, by_index[h.bastion], h.address)

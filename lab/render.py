@@ -110,6 +110,15 @@ def iredmail_zone(host: HostSpec) -> str:
     return _render("iredmail-zone.xml.j2", host=host)
 
 
+# iRedMail's own files, verbatim (lab/files/PROVENANCE.md says where each comes from).
+FILES = Path(__file__).parent / "files"
+
+
+def nftables_conf(host: HostSpec) -> str:
+    """iRedMail's /etc/nftables.conf for Debian/Ubuntu, byte for byte: before 1.5.0 without 465, from 1.5.0 with."""
+    return (FILES / ("nftables.conf-1.5.0" if host.variant.has_smtps else "nftables.conf-pre-1.5")).read_text()
+
+
 _DEFAULT_ZONE = re.compile(r"^DefaultZone=.*$", re.MULTILINE)
 
 

@@ -27,14 +27,31 @@ MAIL_DOMAIN = "example.lab"
 
 
 class Variant(StrEnum):
-    """The iRedMail release a host looks like: before 1.5.0 no port 465 anywhere; from 1.5.0 on, iRedMail's own."""
+    """The iRedMail release and platform a host looks like: before 1.5.0 no port 465 anywhere; from 1.5.0 on,
+    iRedMail's own. The RHEL family gets firewalld and its `iredmail` zone; Debian and Ubuntu get iRedMail's
+    /etc/nftables.conf (and fail2ban's own nftables table), certificates under /etc/ssl."""
 
     IREDMAIL_14 = "iredmail-1.4"
     IREDMAIL_15 = "iredmail-1.5"
+    IREDMAIL_DEBIAN = "iredmail-debian"
+    IREDMAIL_DEBIAN_15 = "iredmail-debian-1.5"
 
     @property
     def has_smtps(self) -> bool:
-        return self is Variant.IREDMAIL_15
+        return self in (Variant.IREDMAIL_15, Variant.IREDMAIL_DEBIAN_15)
+
+    @property
+    def firewall(self) -> str:
+        return "nftables" if self in (Variant.IREDMAIL_DEBIAN, Variant.IREDMAIL_DEBIAN_15) else "firewalld"
+
+    @property
+    def tls_cert(self) -> str:
+        """The certificate and key iRedMail's installer makes, under /etc, by platform."""
+        return "ssl/certs/iRedMail.crt" if self.firewall == "nftables" else "pki/tls/certs/iRedMail.crt"
+
+    @property
+    def tls_key(self) -> str:
+        return "ssl/private/iRedMail.key" if self.firewall == "nftables" else "pki/tls/private/iRedMail.key"
 
 
 class SpecError(ValueError):

@@ -71,3 +71,17 @@ def test_vmailbox_and_sasl():
 def test_a_missing_template_value_is_an_error_naming_the_template():
     with pytest.raises(RuntimeError, match=r"main\.cf\.j2"):
         render._render("main.cf.j2")
+
+
+def test_a_debian_host_gets_iredmails_nftables_conf_its_certificates_under_etc_ssl_and_fail2bans_table():
+    spec = build_spec(Path("/srv/lab"), 2, "mail1=iredmail-debian,mail2=iredmail-debian-1.5")
+    old, new = spec.hosts
+    assert "tcp dport 465" not in render.nftables_conf(old) and "tcp dport 465 accept" in render.nftables_conf(new)
+    assert render.nftables_conf(old) == (render.FILES / "nftables.conf-pre-1.5").read_text()  # byte for byte
+    main_cf = render.main_cf(old)
+    assert "smtpd_tls_cert_file = /etc/ssl/certs/iRedMail.crt\n" in main_cf
+    assert "smtpd_tls_key_file = /etc/ssl/private/iRedMail.key\n" in main_cf
+    text = render.boot_script(old, HostPaths(ODD_ROOT), "/usr/bin/python3")
+    _check("boot.sh.debian", text)
+    subprocess.run(["sh", "-n"], input=text, text=True, check=True)
+    assert "firewalld" not in text and "nft -f /etc/nftables.conf" in text and "table inet f2b-table" in text

@@ -1,4 +1,4 @@
-"""The nftables rule's judgement, on iRedMail's own /etc/nftables.conf (tests/data, with provenance) and on nft's
+"""The nftables rule's judgement, on iRedMail's own /etc/nftables.conf (lab/files, with provenance) and on nft's
 JSON: where the line goes, that every other byte stays, what counts as 465 already accepted."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from smtps.nft_rule import RULE, chain_span, file_facts, live_facts, with_rule, without_rule
 from tests.conftest import require
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "lab" / "files"
 PRE = (DATA / "nftables.conf-pre-1.5").read_text()
 V15 = (DATA / "nftables.conf-1.5.0").read_text()
 CHAIN = ("inet", "filter", "input")
