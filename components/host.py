@@ -8,7 +8,7 @@ import pulumi
 
 from smtps.settings import SMTPS_PORT, HostSettings
 
-from .kinds import COMPONENT_TYPE, KINDS
+from .kinds import COMPONENT_TYPE, kinds_for
 from .verification import Verification
 
 # The verification's child name: HOST-verify.
@@ -30,16 +30,16 @@ def connection_inputs(stack: str, settings: HostSettings) -> dict[str, Any]:
 
 
 class SmtpsHost(pulumi.ComponentResource):
-    """The host's kinds in order (KINDS), each depending on the ones before it: so 465 is never open with nothing (or
-    something without TLS) behind it, and destroy runs the reverse (the port closes first, the master.cf entry goes
-    last). The check from outside runs after the last, whenever any of them applied something."""
+    """The host's kinds in order (`kinds_for` its firewall), each depending on the ones before it: so 465 is never
+    open with nothing (or something without TLS) behind it, and destroy runs the reverse (the port closes first, the
+    master.cf entry goes last). The check from outside runs after the last, whenever any of them applied something."""
 
     def __init__(self, stack: str, settings: HostSettings, provider: pulumi.ProviderResource,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(COMPONENT_TYPE, settings.name, None, opts)
         name, base = settings.name, connection_inputs(stack, settings)
         made: list[pulumi.Resource] = []
-        for kind in KINDS:
+        for kind in kinds_for(settings.firewall):
             inputs = kind.model.wanted(kind.model.part(settings)).props()
             made.append(kind.resource(kind.child_name(name), {**base, **inputs},
                                       pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(made))))

@@ -7,10 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smtps.model import Model
+from smtps.settings import Firewall
 
 from .base import HostProvider, HostResource
 from .firewalld_service import FirewalldService, FirewalldServiceProvider
 from .master_service import MasterService, MasterServiceProvider
+from .nftables_rule import NftablesRule, NftablesRuleProvider
 from .zone_membership import ZoneMembership, ZoneMembershipProvider
 
 # A component's type token, and the type of every dynamic resource (its module and name follow).
@@ -23,6 +25,8 @@ class Kind:
     suffix: str  # the child's name is HOST-SUFFIX
     resource: type[HostResource]
     provider: type[HostProvider]
+    # The hosts it belongs on, by their `firewall` setting (all of them: Postfix is on every host).
+    firewalls: tuple[Firewall, ...] = tuple(Firewall)
 
     @property
     def model(self) -> Model:
@@ -36,9 +40,16 @@ class Kind:
 
 
 # In the order they are applied on a host (each after the ones before it); destroy runs the reverse.
-# Postfix listens before the port opens: master.cf first, then the service file, then the zone.
+# Postfix listens before the port opens: master.cf first, then the service file, then the zone (firewalld hosts),
+# or the nftables rule (Debian/Ubuntu hosts).
 KINDS = (
     Kind("master", MasterService, MasterServiceProvider),
-    Kind("service", FirewalldService, FirewalldServiceProvider),
-    Kind("zone", ZoneMembership, ZoneMembershipProvider),
+    Kind("service", FirewalldService, FirewalldServiceProvider, (Firewall.FIREWALLD,)),
+    Kind("zone", ZoneMembership, ZoneMembershipProvider, (Firewall.FIREWALLD,)),
+    Kind("nftables", NftablesRule, NftablesRuleProvider, (Firewall.NFTABLES,)),
 )
+
+
+def kinds_for(firewall: Firewall) -> tuple[Kind, ...]:
+    """A host's kinds, in order, by what opens 465 on it."""
+    return tuple(kind for kind in KINDS if firewall in kind.firewalls)

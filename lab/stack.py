@@ -20,7 +20,9 @@ HEADER = """\
 def host_entries(inventory: dict[str, Any], names: list[str] | None = None) -> list[dict[str, Any]]:
     """Each host's entry; a host behind a bastion names it in `jump`."""
     return [{"name": h["name"], "address": h["address"], "hostKey": h["host_key"],
-             **({"jump": h["jump"]} if h.get("jump") else {})}
+             **({"jump": h["jump"]} if h.get("jump") else {}),
+             # A Debian/Ubuntu host: iRedMail's nftables, not firewalld.
+             **({"firewall": h["firewall"]} if h.get("firewall", "firewalld") != "firewalld" else {})}
             for h in inventory["hosts"] if names is None or h["name"] in names]
 
 

@@ -37,7 +37,7 @@ from rich.table import Table
 from . import engine, facts, rollback, stacks
 from .drift import Drift, compare, read_host_script
 from .events import Run
-from .settings import SMTPS_PORT, HostSettings, SettingsError
+from .settings import SMTPS_PORT, Firewall, HostSettings, SettingsError
 from .ssh import Pool, SshError
 from .verify import Verification, verify
 
@@ -156,7 +156,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         # Read by the provider processes the engine starts (they inherit this environment).
         os.environ[rollback.NO_ROLLBACK_ENV] = "1"
     if canaries:
-        targets = canary_targets(args.stack, canaries)
+        targets = canary_targets(args.stack, canaries, {h.name: h.firewall for h in loaded.hosts} if loaded else None)
         _err(f"smtps: canary: converging and verifying {', '.join(canaries)} first")
         if _up(stack, args.stack, options, args.summary, targets):
             _err(f"smtps: canary {', '.join(canaries)} failed (see above): the rest of stack {args.stack} is "
@@ -227,19 +227,21 @@ def cmd_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def canary_targets(stack: str, canaries: tuple[str, ...]) -> list[str]:
-    """The URNs of the canaries' components, their resources (one per kind, and the check) and their providers:
-    `up --target` on these converges and verifies the canaries alone."""
+def canary_targets(stack: str, canaries: tuple[str, ...], firewalls: dict[str, Firewall] | None = None) -> list[str]:
+    """The URNs of the canaries' components, their resources (one per kind of the host's firewall, every kind where
+    `firewalls` does not say, and the check) and their providers: `up --target` on these converges and verifies the
+    canaries alone."""
     from components.host import VERIFY_SUFFIX
-    from components.kinds import COMPONENT_TYPE, KINDS
+    from components.kinds import COMPONENT_TYPE, KINDS, kinds_for
     from components.program import provider_slot
     from components.verification import Verification
 
     base = f"urn:pulumi:{stack}::{stacks.PROJECT}::"
-    types = [(kind.type_token(), kind.suffix) for kind in KINDS]
-    types.append((f"pulumi-python:{Verification._resource_type_name}", VERIFY_SUFFIX))  # noqa: SLF001
+    check = (f"pulumi-python:{Verification._resource_type_name}", VERIFY_SUFFIX)  # noqa: SLF001
     targets = []
     for name in canaries:
+        kinds = kinds_for(firewalls[name]) if firewalls and name in firewalls else KINDS
+        types = [(kind.type_token(), kind.suffix) for kind in kinds] + [check]
         targets.append(f"{base}{COMPONENT_TYPE}::{name}")
         targets += [f"{base}{COMPONENT_TYPE}${token}::{name}-{suffix}" for token, suffix in types]
         targets.append(f"{base}pulumi:providers:pulumi-python::ssh-{provider_slot(name)}")

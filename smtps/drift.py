@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .facts import read_script
-from .settings import HostSettings
+from .settings import Firewall, HostSettings
 
 # Inputs that `up` checks but never changes: it does not start a daemon an operator may have stopped on purpose.
 NOT_REPAIRED = {
@@ -20,6 +20,8 @@ NOT_REPAIRED = {
                "then run up again",
     "firewalld": "up does not start firewalld (it was stopped on purpose, or it failed): start it (systemctl start "
                  "firewalld), then run up again",
+    "nftables": "up never loads /etc/nftables.conf (it begins with flush ruleset, which would drop fail2ban's table "
+                "too): load the host's firewall as it does at boot (systemctl restart nftables), then run up again",
 }
 
 
@@ -50,6 +52,8 @@ def show(value: Any) -> str:
 
 def read_host_script(settings: HostSettings) -> str:
     """Everything one host's drift needs, in one SSH session."""
+    if settings.firewall is Firewall.NFTABLES:
+        return read_script(settings.name, master=True, nft=settings.nftables)
     return read_script(settings.name, master=True, service=settings.service, zone=settings.zone)
 
 
@@ -70,10 +74,10 @@ def differences(host: str, resource: str, wanted: dict[str, Any], live: dict[str
 
 def compare(settings: HostSettings, facts: Any) -> list[Drift]:
     """The host's drift from its facts (smtps.facts.HostFacts), kind by kind, in the order they are applied."""
-    from components.kinds import KINDS  # the one list of kinds (components import Pulumi: only when comparing)
+    from components.kinds import kinds_for  # the one list of kinds (components import Pulumi: only when comparing)
 
     found = []
-    for kind in KINDS:
+    for kind in kinds_for(settings.firewall):
         part = kind.model.part(settings)
         wanted = kind.model.wanted(part).props()
         found += differences(settings.name, kind.model.kind, wanted, kind.model.live(facts, part))

@@ -7,7 +7,9 @@ What is read, and nothing else:
   and every -o override, as `postconf -M` reads master.cf;
 - the firewalld service file: its text, mode, and what firewalld would make of it (short, description, ports);
 - firewalld: whether it runs; the zone's permanent and runtime layer: does each hold the service, and 465 by port
-  (the zone probe, smtps/zone_probe.py, with firewalld's own library).
+  (the zone probe, smtps/zone_probe.py, with firewalld's own library);
+- nftables (Debian/Ubuntu hosts): the chain in the live ruleset and in /etc/nftables.conf: is it there, does it hold
+  this tool's rule, does another rule accept 465 (smtps/nft_rule.py).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import binascii
 from dataclasses import dataclass
 from xml.etree import ElementTree
 
-from .settings import SERVICE_KEYS, SMTPS_PORT, FirewalldServiceSettings, ZoneSettings
-from .templating import render, zone_probe
+from .settings import SERVICE_KEYS, SMTPS_PORT, FirewalldServiceSettings, NftablesSettings, ZoneSettings
+from .templating import nft_rule, render, zone_probe
 
 # master.cf's columns after the service name, in order (master(5)).
 COLUMNS = ("type", "private", "unprivileged", "chroot", "wakeup", "maxproc", "command")
@@ -51,6 +53,18 @@ class ZoneLayer:
 
 
 @dataclass(frozen=True)
+class NftChain:
+    """One nftables chain, live and in the file: is it there, this tool's rule in it, another rule accepting 465."""
+
+    live: str  # present | missing
+    live_rule: bool
+    live_other: bool
+    file: str  # present | missing
+    file_rule: bool
+    file_other: bool
+
+
+@dataclass(frozen=True)
 class HostFacts:
     postfix: str  # running | stopped
     master: dict[str, MasterEntry]  # only the keys that have an entry
@@ -59,13 +73,14 @@ class HostFacts:
     zone: str  # present | missing | unknown
     permanent: ZoneLayer
     runtime: ZoneLayer
+    nft: NftChain | None = None  # None: not read
 
 
 def read_script(host: str, *, master: bool = False, service: FirewalldServiceSettings | None = None,
-                zone: ZoneSettings | None = None) -> str:
+                zone: ZoneSettings | None = None, nft: NftablesSettings | None = None) -> str:
     """The read-only script for the parts asked for (a resource's refresh reads its own; drift reads them all)."""
     return render("facts.sh.j2", host=host, keys=SERVICE_KEYS if master else (), service=service, zone=zone,
-                  port=f"{SMTPS_PORT}/tcp", zone_probe=zone_probe())
+                  port=f"{SMTPS_PORT}/tcp", zone_probe=zone_probe(), nft=nft, nft_rule=nft_rule())
 
 
 def parse_entry(key: str, line: str) -> MasterEntry:
@@ -114,6 +129,11 @@ def parse(text: str) -> HostFacts:
     def layer(name: str) -> ZoneLayer:
         return ZoneLayer(lines.get(f"zone.{name}.service") == "yes", lines.get(f"zone.{name}.port") == "yes")
 
+    nft = None
+    if "nft.live.chain" in lines:
+        nft = NftChain(live=lines["nft.live.chain"], live_rule=lines.get("nft.live.rule") == "yes",
+                       live_other=lines.get("nft.live.other") == "yes", file=lines.get("nft.file.chain", "missing"),
+                       file_rule=lines.get("nft.file.rule") == "yes", file_other=lines.get("nft.file.other") == "yes")
     return HostFacts(postfix=lines.get("postfix", "stopped"), master=master, service=service,
                      firewalld=lines.get("firewalld", "stopped"), zone=lines.get("zone", "unknown"),
-                     permanent=layer("permanent"), runtime=layer("runtime"))
+                     permanent=layer("permanent"), runtime=layer("runtime"), nft=nft)

@@ -183,7 +183,7 @@ def main(argv: list[str]) -> int:
                 facts |= file_facts(handle.read(), family, table, chain)
         except FileNotFoundError:
             facts |= {"file.chain": "missing", "file.rule": "no", "file.other": "no"}
-        print("\n".join(f"{key}={value}" for key, value in facts.items()))
+        print("\n".join(f"nft.{key}={value}" for key, value in facts.items()))
         return 0
     if command in ("with-rule", "without-rule"):
         source, target = rest

@@ -10,7 +10,7 @@ import re
 import secrets
 
 from .settings import CONFIRM_SECONDS, Connection
-from .templating import lockout_guard, render
+from .templating import lockout_guard, nft_rule, render
 
 NO_ROLLBACK_ENV = "SMTPS_NO_ROLLBACK"
 _RUN = re.compile(r"[0-9a-f]{16}")
@@ -30,7 +30,7 @@ def script(host: str, run: str, connection: Connection | None = None) -> str:
     if not _RUN.fullmatch(run):
         raise ValueError(f"malformed run name {run[:40]!r}")
     return render("rollback.sh.j2", kind="rollback", host=host, action="rollback", reloads_firewalld=True,
-                  guard=lockout_guard(), run=run,
+                  guard=lockout_guard(), nft_rule=nft_rule(), run=run,
                   confirm_seconds=connection.confirm_seconds if connection else CONFIRM_SECONDS)
 
 

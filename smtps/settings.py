@@ -59,6 +59,14 @@ class PortPolicy(StrEnum):
     REPLACE = "replace"
 
 
+class Firewall(StrEnum):
+    """What opens 465 on the host. iRedMail's installer puts firewalld on the RHEL family and iRedMail's own
+    /etc/nftables.conf on Debian and Ubuntu."""
+
+    FIREWALLD = "firewalld"
+    NFTABLES = "nftables"
+
+
 class SettingsError(ValueError):
     pass
 
@@ -122,6 +130,17 @@ class ZoneSettings:
 
 
 @dataclass(frozen=True)
+class NftablesSettings:
+    """The nftables chain that gets the rule accepting 465 (iRedMail's: `table inet filter`, `chain input`)."""
+
+    family: str
+    table: str
+    chain: str
+    # keep only: a rule someone else wrote that accepts 465 (iRedMail >= 1.5) is left as found, and nothing added.
+    port_policy: PortPolicy = PortPolicy.KEEP
+
+
+@dataclass(frozen=True)
 class Connection:
     """How to reach a machine over SSH. `jump` is the bastion the connection goes through (None: direct); `name`
     names a bastion in messages (a mail host's connection leaves it empty: the host is named by its settings)."""
@@ -145,6 +164,8 @@ class HostSettings:
     check: CheckSettings
     service: FirewalldServiceSettings
     zone: ZoneSettings
+    firewall: Firewall = Firewall.FIREWALLD
+    nftables: NftablesSettings = NftablesSettings("inet", "filter", "input")
 
 
 DEFAULTS: dict[str, Any] = {
@@ -163,6 +184,10 @@ DEFAULTS: dict[str, Any] = {
     "serviceDescription": "Enable SMTPS.",
     "zone": "iredmail",
     "existingPortPolicy": PortPolicy.KEEP.value,
+    "firewall": Firewall.FIREWALLD.value,
+    "nftFamily": "inet",
+    "nftTable": "filter",
+    "nftChain": "input",
     "port": 22,
     "user": "root",
     "jump": None,
@@ -185,6 +210,9 @@ _STACK = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 # characters (netfilter's 28 for a chain name, less firewalld's longest prefix and suffix).
 _SERVICE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ZONE = re.compile(r"[A-Za-z0-9_-]{1,17}")
+# nftables' own identifiers (nft(8), "Identifiers"), without the / and \ it also allows.
+_NFT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+NFT_FAMILIES = ("inet", "ip", "ip6")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # A DNS name whose last label is not all digits (RFC 3696 2): "10.231.0.06" or "0x0a.0.0.1" are not names.
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$)({_LABEL}\.)*(?![0-9]+$){_LABEL}")
@@ -482,6 +510,30 @@ def read_zone(read: Reader) -> ZoneSettings | None:
     return None if None in parts else ZoneSettings(parts[0], parts[1], PortPolicy(parts[2]))
 
 
+def read_firewall(read: Reader) -> Firewall | None:
+    value = read.choice("firewall", tuple(f.value for f in Firewall))
+    return None if value is None else Firewall(value)
+
+
+def read_nftables(read: Reader, firewall: Firewall | None = Firewall.NFTABLES,
+                  policy: PortPolicy | None = None) -> NftablesSettings | None:
+    """The chain; `policy` is the host's existingPortPolicy where it was read already (else it is read here)."""
+    what = "an nftables name (letters, digits, _ . -; not starting with a digit)"
+    if policy is None:
+        value = read.choice("existingPortPolicy", tuple(p.value for p in PortPolicy))
+        policy = None if value is None else PortPolicy(value)
+    parts = (read.choice("nftFamily", NFT_FAMILIES), read.text("nftTable", _NFT_NAME, what),
+             read.text("nftChain", _NFT_NAME, what))
+    if None in parts or policy is None:
+        return None
+    if firewall is Firewall.NFTABLES and policy is not PortPolicy.KEEP:
+        # Taking out a rule someone else wrote (iRedMail 1.5's `tcp dport 465 accept`) is not built for nftables.
+        read.fail("existingPortPolicy", "only keep is available with firewall: nftables (a rule that already accepts "
+                                        "465 is left as found)")
+        return None
+    return NftablesSettings(parts[0], parts[1], parts[2], policy)
+
+
 def merge(defaults: Mapping[str, Any], host: Mapping[str, Any]) -> dict[str, Any]:
     """One host's raw settings: built-in defaults, then the stack's, then the host's own."""
     values: dict[str, Any] = {**DEFAULTS, **defaults, **host}
@@ -506,8 +558,11 @@ def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any],
             read.fail(_show(key) if not isinstance(key, str) else key,
                       f"unknown setting (known: {', '.join(sorted(KNOWN))})")
     name = read.text("name", _NAME, "a host name of letters, digits, . _ -")
-    parts = (name, read_connection(read, bastions or {}), *read_master_tls(read), read_check(read), read_service(read),
-             read_zone(read))
+    # In this order, so that one error lists the problems in the order of the settings above.
+    connection, (master, tls), check = read_connection(read, bastions or {}), read_master_tls(read), read_check(read)
+    service, zone, firewall = read_service(read), read_zone(read), read_firewall(read)
+    nftables = read_nftables(read, firewall, zone.port_policy) if zone is not None else None
+    parts = (name, connection, master, tls, check, service, zone, firewall, nftables)
     read.finish()
     return HostSettings(*parts)
 

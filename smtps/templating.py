@@ -69,3 +69,7 @@ def lockout_guard() -> str:
 
 def zone_probe() -> str:
     return host_python("zone_probe")
+
+
+def nft_rule() -> str:
+    return host_python("nft_rule")

@@ -11,14 +11,15 @@ import pytest
 from components.firewalld_service import FirewalldServiceProvider
 from components.host import connection_inputs
 from components.master_service import MasterServiceProvider
+from components.nftables_rule import NftablesRuleProvider
 from components.verification import VerificationProvider
 from components.zone_membership import ZoneMembershipProvider
-from smtps import facts, firewalld_service, master_service, zone_membership
+from smtps import facts, firewalld_service, master_service, nftables_rule, zone_membership
 from smtps.settings import parse_host, parse_stack
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 KINDS = [(MasterServiceProvider, master_service), (FirewalldServiceProvider, firewalld_service),
-         (ZoneMembershipProvider, zone_membership)]
+         (ZoneMembershipProvider, zone_membership), (NftablesRuleProvider, nftables_rule)]
 
 
 def inputs(module, **extra) -> dict:
@@ -44,6 +45,8 @@ def test_check_accepts_what_the_settings_produce(provider, module):
     (ZoneMembershipProvider, zone_membership, "zone", "a zone", "setting zone:"),
     (ZoneMembershipProvider, zone_membership, "port", True, "setting port: expected a whole number"),
     (ZoneMembershipProvider, zone_membership, "hostKey", "AAAA", "setting hostKey:"),
+    (NftablesRuleProvider, nftables_rule, "nftChain", "input; flush ruleset", "setting nftChain:"),
+    (NftablesRuleProvider, nftables_rule, "existingPortPolicy", "replace", "only keep is available"),
 ])
 def test_check_names_stack_host_and_setting(provider, module, key, value, message):
     news = {**inputs(module), key: value}

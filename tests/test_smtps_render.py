@@ -6,18 +6,19 @@ import subprocess
 
 import pytest
 
-from smtps import drift, firewalld_service, master_service, rollback, zone_membership
+from smtps import drift, firewalld_service, master_service, nftables_rule, rollback, zone_membership
 from smtps.settings import parse_host
-from smtps.templating import Action, lockout_guard, zone_probe
+from smtps.templating import Action, lockout_guard, nft_rule, zone_probe
 from tests.goldens import check_golden
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 
 
 def _check(name: str, text: str) -> None:
-    # The lockout guard and the zone probe are Python files of their own (linted and tested as such): the goldens
-    # show where they go.
+    # The lockout guard, the zone probe and the nftables rule are Python files of their own (linted and tested as
+    # such): the goldens show where they go.
     text = text.replace(lockout_guard(), "<smtps/lockout_guard.py, as it is>")
+    text = text.replace(nft_rule(), "<smtps/nft_rule.py, as it is>")
     check_golden(f"smtps/{name}", text.replace(zone_probe(), "<smtps/zone_probe.py, as it is>"))
 
 
@@ -35,7 +36,8 @@ ODD = {"options": {"syslog_name": "postfix/smtps$HOME;x", "smtpd_tls_wrappermode
 def _scripts(s, action: Action) -> dict[str, str]:
     return {"master_service": master_service.script(s.name, (s.master, s.tls), action),
             "firewalld_service": firewalld_service.script(s.name, s.service, action),
-            "zone_membership": zone_membership.script(s.name, s.zone, action)}
+            "zone_membership": zone_membership.script(s.name, s.zone, action),
+            "nftables_rule": nftables_rule.script(s.name, s.nftables, action)}
 
 
 @pytest.mark.parametrize("action", list(Action))
@@ -124,3 +126,10 @@ def test_a_run_keeps_its_snapshot_only_when_it_is_named():
     named = master_service.script(s.name, (s.master, s.tls), Action.APPLY, None, "0123456789abcdef")
     assert "RUN=0123456789abcdef\n" in named and 'keep_for_run "$MASTER"' in named
     assert "RUN=''\n" in master_service.script(s.name, (s.master, s.tls), Action.APPLY)
+
+
+def test_facts_script_of_an_nftables_host():
+    text = drift.read_host_script(_settings(firewall="nftables"))
+    _check("facts.nftables.sh", text)
+    subprocess.run(["sh", "-n"], input=text, text=True, check=True)
+    assert "firewall-cmd" not in text and "zone_probe " not in text

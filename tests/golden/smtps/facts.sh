@@ -34,3 +34,4 @@ SMTPS_ZONE_PROBE
 
 zone_probe iredmail smtps 465/tcp
 
+

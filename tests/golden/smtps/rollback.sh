@@ -267,6 +267,7 @@ fi
 target_ok() {
     case "$1" in
         "$MASTER") return 0 ;;
+        /etc/nftables.conf) return 0 ;;
         /etc/firewalld/services/*.xml | /etc/firewalld/zones/*.xml | /etc/firewalld/zones/*.xml.old)
             case "$1" in *..* | *[!A-Za-z0-9_./+-]*) return 1 ;; esac
             return 0 ;;
@@ -319,8 +320,13 @@ put_files() {  # put_files FOLDER: each changed target as kept in FOLDER (absent
 }
 MASTER_CHANGED=no
 FIREWALLD_CHANGED=no
+NFT_CHANGED=no
 for i in $CHANGED; do
-    case "$(target_of "$i")" in "$MASTER") MASTER_CHANGED=yes ;; *) FIREWALLD_CHANGED=yes ;; esac
+    case "$(target_of "$i")" in
+        "$MASTER") MASTER_CHANGED=yes ;;
+        /etc/nftables.conf) NFT_CHANGED=yes ;;  # the file loaded at boot: nothing reloads it
+        *) FIREWALLD_CHANGED=yes ;;
+    esac
 done
 RELOAD=no
 if [ "$FIREWALLD_CHANGED" = yes ] && [ -e "$RUNDIR/reloaded" ]; then RELOAD=yes; fi
@@ -356,18 +362,34 @@ rebind() {
     done < "$RUNDIR/bindings"
     set +f
 }
+# nft_undo add|delete FAMILY TABLE CHAIN: this tool's rule back in (or out of) the live chain, by the rule's own
+# program; the names come from the journal (data) and are checked first.
+nft_undo() {
+    case "$1" in add) cmd=add-live ;; delete) cmd=delete-live ;; *) return 2 ;; esac
+    case "$2" in inet|ip|ip6) ;; *) return 2 ;; esac
+    case "$3$4" in *[!A-Za-z0-9_.-]*|'') return 2 ;; esac
+    python3 - "$cmd" "$2" "$3" "$4" >/dev/null <<'SMTPS_NFT_RULE'
+<smtps/nft_rule.py, as it is>
+SMTPS_NFT_RULE
+}
 RELOADED=no
 POSTFIX_RELOADED=no
 on_failure undo
 if [ "$FIREWALLD_CHANGED" = yes ]; then
     firewall-cmd --state >/dev/null 2>&1 || fail "firewalld is not running: the firewall cannot be put back"
 fi
-if [ "$RELOAD" = no ] && [ -s "$RUNDIR/journal" ]; then
-    # The run changed zones in place (no reload): each of its changes is undone in place, newest first, in both
-    # layers; the zone files then go back byte for byte below.
+# The run's changes made in place, newest first: an nftables rule it added (or deleted) in the live chain, and
+# zone changes in both layers where it reloaded nothing (after a reload the zone files below are the truth). The
+# files then go back byte for byte below.
+if [ -s "$RUNDIR/journal" ]; then
     while read -r layer op what value zone; do
-        [ -z "$layer" ] || zone_op "$layer" "$op" "$what" "$value" "$zone" ||
-            fail "cannot undo this run's change of zone $zone ($layer $op $what $value)"
+        case "$layer" in
+            "") ;;
+            nft) nft_undo "$op" "$what" "$value" "$zone" ||
+                fail "cannot undo this run's change of nftables chain $what $value $zone ($op)" ;;
+            *) [ "$RELOAD" = yes ] || zone_op "$layer" "$op" "$what" "$value" "$zone" ||
+                fail "cannot undo this run's change of zone $zone ($layer $op $what $value)" ;;
+        esac
     done < "$RUNDIR/journal"
 fi
 put_files "$RUNDIR"
@@ -399,6 +421,7 @@ what=""
 [ "$MASTER_CHANGED" = no ] || what="$what master.cf (postfix reloaded);"
 if [ "$RELOAD" = yes ]; then what="$what firewalld files (firewalld reloaded);"
 elif [ "$FIREWALLD_CHANGED" = yes ]; then what="$what firewalld zone (both layers, no reload);"; fi
+[ "$NFT_CHANGED" = no ] || what="$what /etc/nftables.conf and the live rule;"
 say "rolled back:${what:- nothing differed from what this run found}"
 if [ -n "$THEIRS" ]; then
     say "left as they are, changed by someone else since this run wrote them:$THEIRS"

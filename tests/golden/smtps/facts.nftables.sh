@@ -1,0 +1,23 @@
+#!/bin/sh
+# The SMTPS facts of mail1, read only: one `field=value` line each (smtps/facts.py parses them). Rendered by
+# smtps-iredmail: every value below was quoted when rendered.
+set -u
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+if postfix status >/dev/null 2>&1; then echo "postfix=running"; else echo "postfix=stopped"; fi
+for key in 465 smtps submissions; do
+    printf 'master.%s=%s\n' "$key" "$(postconf -M "$key/inet" 2>/dev/null | tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//')"
+done
+
+
+
+
+# The nftables chain: live ruleset and /etc/nftables.conf (smtps/nft_rule.py, as it is, with python3).
+if command -v nft >/dev/null 2>&1; then
+    python3 - facts inet filter input /etc/nftables.conf <<'SMTPS_NFT_RULE'
+<smtps/nft_rule.py, as it is>
+SMTPS_NFT_RULE
+else
+    echo "nft.live.chain=missing"
+fi
+

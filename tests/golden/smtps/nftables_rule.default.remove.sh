@@ -1,0 +1,272 @@
+#!/bin/sh
+# 'nftables rule' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
+# rendered.
+set -eu
+umask 022
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# A dropped SSH connection closes our stdout and stderr: a write to them must fail (and be handled), never kill the
+# script with SIGPIPE before its EXIT trap has undone what it changed.
+trap '' PIPE
+HOST=mail1
+KIND='nftables rule'
+# What the host looked like before the first change, and after the last one: destroy needs both. One folder per
+# resource under it, made whole as NAME.new and renamed into place, so it is always complete or absent.
+STATE=/var/lib/smtps-iredmail
+say() { printf 'smtps: %s: %s\n' "$HOST" "$*" || true; }
+# This run's snapshot, for its rollback: RUN names the engine run (one per provider process: one per `up`). Before
+# a script of this run first changes a file, the file as this run found it (or that there was none) is kept under
+# RUNDIR, and at the run's first change on the host, the state folder too. If the check from outside then fails,
+# the rollback script puts them back (templates/rollback.sh.j2). One run's snapshot per host: the next run's first
+# change replaces it. Empty RUN (a script rendered by hand or by a test): nothing is kept.
+RUN=''
+RUNDIR=/run/smtps-iredmail/run
+keep_for_run() {  # keep_for_run FILE...
+    [ -n "$RUN" ] || return 0
+    if [ "$(cat "$RUNDIR/id" 2>/dev/null)" != "$RUN" ]; then
+        rm -rf "$RUNDIR" "$RUNDIR.new"
+        mkdir -m 700 "$RUNDIR.new"
+        if [ -d "$STATE" ]; then cp -a "$STATE" "$RUNDIR.new/state"; fi
+        : > "$RUNDIR.new/targets"
+        printf '%s\n' "$RUN" > "$RUNDIR.new/id"
+        mv "$RUNDIR.new" "$RUNDIR"
+    fi
+    for f in "$@"; do
+        if grep -qxF -- "$f" "$RUNDIR/targets"; then continue; fi
+        n=$(wc -l < "$RUNDIR/targets" | tr -d ' ')
+        if [ -e "$f" ]; then cp -p "$f" "$RUNDIR/$n"; fi
+        printf '%s\n' "$f" >> "$RUNDIR/targets"
+    done
+}
+# left_for_run FILE...: each FILE as this run left it. A rollback puts a file back only while it is still that: an
+# edit someone made after this run wrote it is theirs, and stays.
+left_for_run() {
+    [ -n "$RUN" ] && [ -d "$RUNDIR" ] || return 0
+    for f in "$@"; do
+        n=$(grep -nxF -- "$f" "$RUNDIR/targets" | head -n 1 | cut -d: -f1)
+        [ -n "$n" ] || continue
+        n=$((n - 1))
+        rm -f "$RUNDIR/left-$n" "$RUNDIR/left-$n.absent"
+        if [ -e "$f" ]; then cp -p "$f" "$RUNDIR/left-$n"; else : > "$RUNDIR/left-$n.absent"; fi
+    done
+}
+fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2 || true; exit 1; }
+# One run at a time on a host: two runs (two stacks naming one machine, a retry while the first still runs) would
+# otherwise remove each other's work copies. The lock file lives in a folder of root's own under /run (which a
+# reboot empties), not in the world-writable /run/lock, where another user could have put a link in its place. It
+# holds who has the lock, for the message of a run that waited too long.
+LOCK=/run/smtps-iredmail/lock
+mkdir -p -m 700 /run/smtps-iredmail
+[ -d /run/smtps-iredmail ] && [ ! -L /run/smtps-iredmail ] || fail "/run/smtps-iredmail is not a folder"
+command -v flock >/dev/null 2>&1 || fail "flock (util-linux) is needed to run one change at a time"
+exec 9>>"$LOCK"
+if ! flock -w 60 9; then
+    fail "another smtps-iredmail run holds this host's lock ($(cat "$LOCK" 2>/dev/null || echo unknown)); nothing was changed"
+fi
+: > "$LOCK"
+printf 'pid %s, %s, from %s\n' "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SSH_CONNECTION:-a local shell}" >> "$LOCK"
+# Put a copy of $1 at $2 in one step: copy beside the target, then rename over it. Nothing is ever half-written,
+# and a copy that fails (a full disk) takes its partial file with it.
+put() { { cp -p "$1" "$2.smtps-tmp" && mv -f "$2.smtps-tmp" "$2"; } || { rm -f "$2.smtps-tmp"; return 1; }; }
+# Put $1 back at $2 only if they differ: an undo that has nothing to put back writes nothing (and so cannot fail).
+put_back() { cmp -s "$1" "$2" || put "$1" "$2"; }
+# restore BACKUP TARGET: put BACKUP back and drop it; on failure keep it (the next run, or a person, needs it) and
+# return non-zero. Undo steps use this and `||` chains: `set -e` is off inside a function called from `if`.
+restore() { if [ -e "$1" ]; then put_back "$1" "$2" && rm -f "$1"; fi; }
+# What a run interrupted by a kill may have left: work copies beside the files, unfinished state folders.
+tidy() {  # tidy FILE... : remove FILE.smtps-tmp for each
+    for f in "$@"; do rm -f "$f.smtps-tmp"; done
+    [ ! -d "$STATE" ] || rm -rf "$STATE"/*.new "$STATE"/*.gone
+}
+# The state folder of a resource: made (with its first snapshot) only on the first change, so that a host never
+# touched stays exactly as it was; taken away whole, by one rename, with the last undo.
+begin_state() {  # begin_state DIR: an empty DIR.new to fill; commit_state DIR puts it in place
+    mkdir -p "$STATE" && chmod 700 "$STATE"
+    rm -rf "$1.new" && mkdir "$1.new"
+}
+commit_state() { mv "$1.new" "$1"; }
+drop_state() {  # drop_state DIR: gone in one rename; the state root goes with the last resource's
+    mv "$1" "$1.gone" && rm -rf "$1.gone"
+    rmdir "$STATE" 2>/dev/null || true
+}
+# A file this tool wrote is put back byte for byte at destroy only while it is exactly what this tool last wrote.
+# changed_since DIR FILE BEFORE: has FILE changed since this tool last wrote it (DIR/applied), or since it was
+# found (DIR/orig)? Then someone else edited it, and what was found is no longer what destroy should put back.
+# Unless a run of ours was interrupted (its BEFORE copy is still there) after starting from one of those: then the
+# change is that run's own.
+changed_since() {
+    for known in "$1/applied" "$1/orig"; do
+        if [ -e "$known" ] && cmp -s "$2" "$known"; then return 1; fi
+        if [ -e "$known" ] && [ -e "$3" ] && cmp -s "$3" "$known"; then return 1; fi
+    done
+    return 0
+}
+# On any failure after the first change (a failed command under `set -e`, `fail`, or a signal), the EXIT trap runs
+# the undo named by `on_failure`, so the host's files end as they were before this run.
+UNDO=""
+on_failure() { UNDO="$1"; }
+finish() {
+    # Its own name: the undo functions set `rc`, and every shell variable is global.
+    finish_status=$?
+    trap - EXIT
+    if [ "$finish_status" -ne 0 ] && [ -n "$UNDO" ]; then
+        if "$UNDO" >/dev/null 2>&1; then
+            printf 'smtps: %s: %s: failed; what this run changed is undone\n' "$HOST" "$KIND" >&2 || true
+        else
+            printf 'smtps: %s: %s: failed, and undoing it failed too: check the host\n' "$HOST" "$KIND" >&2 || true
+        fi
+    fi
+    exit "$finish_status"
+}
+trap finish EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# Commit-confirmed firewalld reloads. Before a reload that can change who reaches this host, `arm` keeps the
+# firewalld files this run changes as they were, and starts a watcher that outlives this SSH session. Only a fresh
+# SSH login from the controller (a new TCP connection, a new authentication) after the reload disarms it. Otherwise,
+# CONFIRM seconds later, the watcher puts those files back and reloads firewalld: the host reverts by itself.
+# Every script first settles an earlier change that still waits for its confirmation (below); only the scripts
+# that reload firewalld arm one.
+ARM=/run/smtps-iredmail/confirm
+ARMED=""
+# The watcher: $1 the arm folder, $2 the seconds to wait. It reads the targets from the folder (data, never code).
+# A third argument "held" means: run now, by a script that holds the host's lock already.
+REVERT='sleep "$2"
+if [ "${3:-}" != held ]; then exec 9>>/run/smtps-iredmail/lock; flock 9; fi
+[ -f "$1/token" ] || exit 0
+n=0
+while IFS= read -r target; do
+    if [ -e "$1/$n" ]; then cp -p "$1/$n" "$target.smtps-tmp" && mv -f "$target.smtps-tmp" "$target"
+    else rm -f "$target"; fi
+    n=$((n + 1))
+done < "$1/targets"
+if [ -f "$1/state" ]; then
+    s=$(cat "$1/state")
+    if [ -d "$s.pending" ] && [ ! -e "$s" ]; then mv "$s.pending" "$s"; fi
+fi
+firewall-cmd --reload >/dev/null 2>&1
+logger -t smtps-iredmail "no fresh login confirmed the firewalld change of $(cat "$1/token"): reverted" 2>/dev/null
+rm -rf "$1"
+exit 0'
+# The watcher of $1 (a pid from the arm folder, checked to be that watcher still: a pid can be reused).
+watcher_alive() { [ "$1" -gt 0 ] 2>/dev/null && grep -q smtps-revert "/proc/$1/cmdline" 2>/dev/null; }
+# An earlier change still waiting for its confirmation: its watcher would revert files under this run. Nothing
+# confirmed it, so it is reverted now, as the watcher would do a little later. If the watcher is gone (killed, or
+# the host was rebooted), the change has stood since, and this very login proves SSH works with it.
+pending_confirm() {
+    [ -d "$ARM" ] || return 0
+    pid=$(cat "$ARM/pid" 2>/dev/null || echo 0)
+    if watcher_alive "$pid"; then
+        kill -TERM -"$pid" 2>/dev/null || true
+        /bin/sh -c "$REVERT" smtps-revert "$ARM" 0 held </dev/null >/dev/null 2>&1 ||
+            fail "an earlier firewalld change here was never confirmed, and putting it back failed: check the host"
+        say "an earlier firewalld change here was never confirmed: its previous configuration is back"
+        return 0
+    fi
+    confirmed_state
+    rm -rf "$ARM"
+}
+# A remove's state folder waits beside its place (NAME.pending) until the change is confirmed: a revert puts it
+# back with the files it describes; a confirmation (or a change that stood) lets it go.
+confirmed_state() {
+    if [ -f "$ARM/state" ]; then
+        rm -rf "$(cat "$ARM/state").pending"
+        rmdir "$STATE" 2>/dev/null || true
+    fi
+}
+pending_confirm
+# firewalld's own Python: the interpreter on firewall-cmd's first line (a distribution's platform-python, where
+# python3 may not even be installed) has firewalld's library. A firewall-cmd that is a wrapper (its first line is no
+# Python) leaves python3 from PATH.
+FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
+case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
+
+
+# zone_op permanent|runtime add|remove service|port VALUE ZONE: one change to a zone, in one layer. Its words come
+# from this script or from a run's journal on this host (data): each is checked before firewall-cmd sees it.
+zone_op() {
+    case "$1" in permanent) zflag=--permanent ;; runtime) zflag="" ;; *) echo "zone_op: bad layer" >&2; return 2 ;; esac
+    case "$2" in add|remove) ;; *) echo "zone_op: bad operation" >&2; return 2 ;; esac
+    case "$3" in service|port) ;; *) echo "zone_op: bad element" >&2; return 2 ;; esac
+    case "$4$5" in *[!A-Za-z0-9_./:+-]*|'') echo "zone_op: bad name" >&2; return 2 ;; esac
+    firewall-cmd $zflag --zone="$5" --"$2-$3=$4" >/dev/null
+}
+# journal_for_run JOURNAL: a zone script's inverses, newest first, go before any earlier ones of this run.
+journal_for_run() {
+    [ -n "$RUN" ] && [ -d "$RUNDIR" ] && [ -n "$1" ] || return 0
+    { printf '%s' "$1"; cat "$RUNDIR/journal" 2>/dev/null || true; } > "$RUNDIR/journal.new"
+    mv -f "$RUNDIR/journal.new" "$RUNDIR/journal"
+}
+
+
+FAMILY=inet
+TABLE=filter
+CHAIN=input
+POLICY=keep
+CONF=/etc/nftables.conf
+WHERE="nftables chain $FAMILY $TABLE $CHAIN"
+S="$STATE/nftables-$FAMILY-$TABLE-$CHAIN"
+tidy "$CONF"
+command -v nft >/dev/null 2>&1 || fail "nft is not installed (firewall: nftables)"
+command -v python3 >/dev/null 2>&1 || fail "python3 is needed to read the nftables chain"
+# The rule's reader and editor (smtps/nft_rule.py, shipped as it is): the live chain changes rule by rule, the file
+# line by line. Nothing here loads a whole file: iRedMail's $CONF begins with `flush ruleset`, which would also
+# drop fail2ban's table and its bans.
+nftrule() {  # nftrule COMMAND [ARGS...]
+    cmd=$1
+    shift
+    python3 - "$cmd" "$FAMILY" "$TABLE" "$CHAIN" "$@" <<'SMTPS_NFT_RULE'
+<smtps/nft_rule.py, as it is>
+SMTPS_NFT_RULE
+}
+FACTS=$(nftrule facts "$CONF" 2>&1) || fail "cannot read the $WHERE: $FACTS"
+fact() { printf '%s\n' "$FACTS" | grep -qx "nft.$1"; }
+# A copy of $CONF with (or without) the rule, checked by nft itself (-c: nothing is loaded), then renamed over it.
+ADDED=no
+DELETED=no
+FIRST=no
+edit_conf() {  # edit_conf with-rule|without-rule
+    rm -f "$CONF.smtps-tmp"
+    cp -p "$CONF" "$CONF.smtps-tmp"
+    nftrule "$1" "$CONF" "$CONF.smtps-tmp" || fail "cannot edit $CONF"
+    check=$(nft -c -f "$CONF.smtps-tmp" 2>&1) || fail "nft -c -f refuses $CONF as it would be: $check; nothing was changed in it"
+    mv -f "$CONF.smtps-tmp" "$CONF"
+}
+# What this run changed goes back: the live rule it added (or deleted), and the file as this run found it.
+undo() {
+    rc=0
+    rm -f "$CONF.smtps-tmp"
+    if [ "$ADDED" = yes ]; then nftrule delete-live >/dev/null 2>&1 || rc=1; fi
+    if [ "$DELETED" = yes ]; then nftrule add-live >/dev/null 2>&1 || rc=1; fi
+    restore "$S.before" "$CONF" || rc=1
+    if [ "$rc" -eq 0 ] && [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S" || rc=1; fi
+    rm -rf "$S.new"
+    return "$rc"
+}
+
+if [ ! -d "$S" ]; then
+    say "$WHERE: nothing of ours to remove"
+    exit 0
+fi
+on_failure undo
+keep_for_run "$CONF"
+put "$CONF" "$S.before"
+if fact live.rule=yes; then
+    DELETED=yes
+    why=$(nftrule delete-live 2>&1) || fail "cannot delete the rule from the live $WHERE: $why"
+fi
+if [ -e "$S/orig" ] && { { [ -e "$S/applied" ] && cmp -s "$CONF" "$S/applied"; } || cmp -s "$CONF" "$S/orig"; }; then
+    # Nobody changed the file since this tool's last change: it goes back byte for byte.
+    put_back "$S/orig" "$CONF"
+elif fact file.rule=yes; then
+    # Someone changed it since: only this tool's line comes out.
+    edit_conf without-rule
+fi
+left_for_run "$CONF"
+[ "$DELETED" = no ] || journal_for_run "nft add $FAMILY $TABLE $CHAIN
+"
+on_failure ""
+rm -f "$S.before"
+drop_state "$S"
+say "$WHERE: this tool's rule removed (live and from $CONF)"
+
