@@ -1,0 +1,173 @@
+"""Debian/Ubuntu iRedMail hosts (nftables) in the same stack as firewalld ones, through the real engine: the rule
+accepting 465 goes into the live chain and /etc/nftables.conf without loading the file (fail2ban's table and its ban
+stay), an iRedMail 1.5 host is left as found, hand edits are seen and repaired, faults leave the host as it was,
+a failed check rolls the rule back, and destroy leaves every file byte for byte as iRedMail wrote it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lab.render import FILES
+from tests.enginekit import Project
+from tests.lab.faultkit import failing_tool
+from tests.lab.labkit import Lab, running_lab
+from tests.lab.smtpskit import snapshot, ssh_counts
+
+pytestmark = [pytest.mark.lab, pytest.mark.engine]
+STACK = "nft"
+CONF = "/etc/nftables.conf"
+VARIANTS = "mail1=iredmail-debian,mail2=iredmail-debian-1.5,mail4=iredmail-debian"
+BAN = "elements = { 203.0.113.7 }"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with running_lab(tmp_path_factory, "nft", "--hosts", "4", "--variants", VARIANTS) as the_lab:
+        yield the_lab
+
+
+@pytest.fixture(scope="module")
+def project(lab: Lab, tmp_path_factory):
+    project = Project.for_lab(tmp_path_factory.mktemp("nft") / "smtps", lab, STACK)
+    project.keep_hosts(STACK, ["mail1", "mail2", "mail3"])  # mail4 joins later, for its first converge
+    yield project
+    project.pulumi("destroy", "-s", STACK, "--yes", check=False)
+
+
+@pytest.fixture(scope="module")
+def found(lab: Lab) -> dict[str, dict[str, str]]:
+    """Each host as the lab made it, before this module's first run."""
+    return {h["name"]: nft_state(lab, h["name"]) for h in lab.hosts()}
+
+
+def nft_state(lab: Lab, name: str) -> dict[str, str]:
+    """What a run may change on an nftables host (the ruleset without its counters, the file, this tool's state);
+    on a firewalld host, its files."""
+    if name == "mail3":
+        return snapshot(lab, name)
+    # Table by table, in name order (a table loaded again, as one test does, is listed last).
+    tables = sorted("table " + block for block in lab.sh(name, "nft -s list ruleset").stdout.split("table ")[1:])
+    return {"ruleset": "".join(tables), "conf": lab.sh(name, f"cat {CONF}").stdout,
+            "state": lab.sh(name, "ls -R /var/lib/smtps-iredmail 2>/dev/null || true").stdout,
+            "master.cf": lab.sh(name, "sha256sum /etc/postfix/master.cf").stdout}
+
+
+def chain(lab: Lab, name: str) -> str:
+    return lab.sh(name, "nft -s list chain inet filter input").stdout
+
+
+def drift_rows(project: Project) -> list[tuple[str, str, str]]:
+    result = project.smtps("drift", "-s", STACK, "--json", check=False)
+    return sorted((row["host"], row["resource"], row["field"]) for row in json.loads(result.stdout))
+
+
+def test_a_mixed_stack_converges_each_host_with_its_own_firewall(lab: Lab, project: Project, found):
+    project.smtps("up", "-s", STACK, "--yes")
+    # mail1 (before 1.5): one rule of ours, live and in the file, right before the chain's final drop.
+    lines = [line.strip() for line in chain(lab, "mail1").splitlines()]
+    assert lines[lines.index('tcp dport 465 accept comment "smtps-iredmail"') + 1] == "counter drop"
+    conf = lab.sh("mail1", f"cat {CONF}").stdout
+    assert conf.replace('        tcp dport 465 accept comment "smtps-iredmail"\n', "") == found["mail1"]["conf"]
+    # mail2 (iRedMail 1.5): 465 accepted already, by iRedMail's own rule: left exactly as found.
+    assert lab.sh("mail2", f"cat {CONF}").stdout == (FILES / "nftables.conf-1.5.0").read_text()
+    assert "smtps-iredmail" not in lab.sh("mail2", "nft list ruleset").stdout
+    # fail2ban's table and its ban, untouched on both.
+    for name in ("mail1", "mail2"):
+        assert BAN in lab.sh(name, "nft list table inet f2b-table").stdout
+    # mail3 (firewalld) converged as ever.
+    assert "smtps" in lab.sh("mail3", "firewall-cmd --zone=iredmail --list-services").stdout
+    rows = json.loads(project.smtps("verify", "-s", STACK, "--json").stdout)
+    assert all(rows[name]["ok"] for name in ("mail1", "mail2", "mail3")), rows
+    # A no-op: no SSH session on any host, no change.
+    before = {name: ssh_counts(lab, name) for name in ("mail1", "mail2", "mail3")}
+    project.smtps("up", "-s", STACK, "--yes")
+    project.smtps("preview", "-s", STACK, "--expect-no-changes")
+    assert {name: ssh_counts(lab, name) for name in ("mail1", "mail2", "mail3")} == before
+    assert drift_rows(project) == []
+
+
+def test_a_changed_option_on_an_nftables_host_changes_only_master_cf(lab: Lab, project: Project):
+    ruleset = lab.sh("mail1", "nft -s list ruleset").stdout
+    project.pulumi("config", "set", "-s", STACK, "--path", "hosts[0].options.syslog_name", "postfix/smtps-debian")
+    up = project.smtps("up", "-s", STACK, "--yes")
+    assert "mail1-master updated" in up.stdout and "mail1-nftables" not in up.stdout
+    assert "465/inet/syslog_name = postfix/smtps-debian" in lab.sh("mail1", "postconf -P 465/inet").stdout
+    assert lab.sh("mail1", "nft -s list ruleset").stdout == ruleset
+    project.pulumi("config", "rm", "-s", STACK, "--path", "hosts[0].options.syslog_name")
+    project.smtps("up", "-s", STACK, "--yes")
+
+
+DELETE_LIVE = ("h=$(nft -a list chain inet filter input | sed -n 's/.*smtps-iredmail.*# handle //p'); "
+               "nft delete rule inet filter input handle $h")
+DELETE_LINE = f"sed -i '/smtps-iredmail/d' {CONF}"
+
+
+@pytest.mark.parametrize(("edit", "fields"), [
+    (DELETE_LIVE, ["runtime"]), (DELETE_LINE, ["persistent"]), (f"{DELETE_LIVE}; {DELETE_LINE}",
+                                                                ["persistent", "runtime"]),
+], ids=["live rule deleted", "file line deleted", "both"])
+def test_a_hand_edit_of_the_rule_is_seen_and_repaired(lab: Lab, project: Project, edit, fields):
+    lab.sh("mail1", edit)
+    assert drift_rows(project) == [("mail1", "nftables rule", field) for field in fields]
+    seen = project.smtps("refresh", "-s", STACK, "--preview-only", "--diff").stdout
+    assert all(f"~ {field}" in seen for field in fields), seen
+    project.smtps("up", "-s", STACK, "--yes", "--refresh")
+    assert drift_rows(project) == []
+    assert chain(lab, "mail1").count("smtps-iredmail") == 1
+    assert lab.sh("mail1", f"grep -c smtps-iredmail {CONF}").stdout.strip() == "1"
+    assert BAN in lab.sh("mail1", "nft list table inet f2b-table").stdout
+
+
+def test_a_chain_that_is_not_loaded_is_reported_and_the_file_is_never_loaded(lab: Lab, project: Project):
+    # What stopping the nftables service would leave of iRedMail's table (fail2ban's stays, as its own service).
+    lab.sh("mail1", "nft delete table inet filter")
+    before = lab.sh("mail1", f"cat {CONF}").stdout
+    rows = json.loads(project.smtps("drift", "-s", STACK, "--json", check=False).stdout)
+    row = next(r for r in rows if r["field"] == "nftables")
+    assert row["live"] == "chain missing" and "never loads /etc/nftables.conf" in row["note"], rows
+    up = project.smtps("up", "-s", STACK, "--yes", "--refresh", check=False)
+    assert up.returncode != 0 and "mail1: nftables rule: update: there is no nftables chain inet filter input in " \
+        "the live ruleset: this tool never loads /etc/nftables.conf" in up.stderr, up.stderr
+    assert lab.sh("mail1", f"cat {CONF}").stdout == before
+    assert BAN in lab.sh("mail1", "nft list table inet f2b-table").stdout
+    lab.sh("mail1", f"sed '/^flush ruleset/d' {CONF} | nft -f -")  # the table back, as the boot would load it
+    project.smtps("up", "-s", STACK, "--yes", "--refresh")
+    assert drift_rows(project) == []
+
+
+def test_nft_failing_mid_apply_leaves_the_host_as_it_was(lab: Lab, project: Project):
+    lab.sh("mail1", f"{DELETE_LIVE}; {DELETE_LINE}")
+    before = nft_state(lab, "mail1")
+    with failing_tool(lab, "mail1", "/usr/sbin/nft", "*insert*|*' add rule '*"):
+        up = project.smtps("up", "-s", STACK, "--yes", "--refresh", check=False)
+    assert up.returncode != 0 and "mail1: nftables rule: update: cannot add the rule to the live nftables chain" \
+        in up.stderr and "nft: fault injected" in up.stderr, up.stderr
+    assert nft_state(lab, "mail1") == before  # the file edit before the failure is undone
+    project.smtps("up", "-s", STACK, "--yes", "--refresh")
+    assert drift_rows(project) == []
+
+
+def test_a_new_nftables_host_that_fails_its_check_is_rolled_back_as_found(lab: Lab, project: Project, found):
+    project.run_module("lab", "stack", "-s", STACK)  # all four hosts now
+    project.pulumi("config", "set", "-s", STACK, "--path", "hosts[3].tlsName", "mail9.lab")
+    project.pulumi("config", "set", "-s", STACK, "--path", "hosts[3].caBundle", "/etc/ssl/certs/ca-certificates.crt")
+    up = project.smtps("up", "-s", STACK, "--yes", check=False)
+    assert up.returncode != 0 and "mail4: verification: create: verification failed:" in up.stderr \
+        and "rolled back" in up.stderr, up.stderr
+    assert nft_state(lab, "mail4") == found["mail4"]
+    for key in ("tlsName", "caBundle"):
+        project.pulumi("config", "rm", "-s", STACK, "--path", f"hosts[3].{key}")
+    project.smtps("up", "-s", STACK, "--yes")
+    assert chain(lab, "mail4").count("smtps-iredmail") == 1
+
+
+def test_destroy_leaves_every_host_as_iredmail_wrote_it(lab: Lab, project: Project, found):
+    project.smtps("destroy", "-s", STACK, "--yes")
+    assert lab.sh("mail1", f"cat {CONF}").stdout == (FILES / "nftables.conf-pre-1.5").read_text()
+    assert lab.sh("mail2", f"cat {CONF}").stdout == (FILES / "nftables.conf-1.5.0").read_text()
+    for name in ("mail1", "mail2", "mail4"):
+        assert nft_state(lab, name) == found[name], name
+        assert BAN in lab.sh(name, "nft list table inet f2b-table").stdout
+    assert snapshot(lab, "mail3") == found["mail3"]
