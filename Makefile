@@ -64,10 +64,11 @@ lab-status: venv
 lab-down: venv
 	$(PY) -m lab down
 
-# The main job on the local lab: 3 hosts (mail3 like iRedMail 1.5), the `lab` stack from the lab's inventory, `up`
-# without prompts, then a verification table. The lab and the stack stay.
+# The main job on the local lab: 3 hosts (mail1 like iRedMail 1.4 on the RHEL family, with firewalld; mail2 a Debian
+# one, with nftables; mail3 like iRedMail 1.5), the `lab` stack from the lab's inventory, `up` without prompts, then
+# a verification table. The lab and the stack stay.
 demo: system-deps venv tools
-	$(PY) -m lab up --hosts 3 --variants mail3=iredmail-1.5
+	$(PY) -m lab up --hosts 3 --variants mail2=iredmail-debian,mail3=iredmail-1.5
 	$(PY) -m lab stack
 	$(PY) -m smtps up -s lab --yes
 	$(PY) -m smtps verify -s lab

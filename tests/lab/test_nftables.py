@@ -6,6 +6,7 @@ a failed check rolls the rule back, and destroy leaves every file byte for byte 
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
@@ -161,6 +162,21 @@ def test_a_new_nftables_host_that_fails_its_check_is_rolled_back_as_found(lab: L
         project.pulumi("config", "rm", "-s", STACK, "--path", f"hosts[3].{key}")
     project.smtps("up", "-s", STACK, "--yes")
     assert chain(lab, "mail4").count("smtps-iredmail") == 1
+
+
+def test_remove_refuses_when_this_connection_came_in_on_465_or_cannot_tell(lab: Lab, project: Project):
+    """The rule accepts 465 only: taking it out can cut only a connection on 465. Judged on this connection."""
+    from smtps import nftables_rule
+    from smtps.settings import NftablesSettings
+    from smtps.templating import Action
+
+    remove = nftables_rule.script("mail1", NftablesSettings("inet", "filter", "input"), Action.REMOVE)
+    before = nft_state(lab, "mail1")
+    for env, words in (("", "SSH_CONNECTION is not set"),
+                       ("SSH_CONNECTION='10.231.1.1 40000 10.231.1.2 465' ", "came in on port 465")):
+        refused = lab.sh("mail1", f"{env}sh -c {shlex.quote(remove)}", check=False)
+        assert refused.returncode != 0 and words in refused.stderr, refused.stderr
+        assert nft_state(lab, "mail1") == before
 
 
 def test_destroy_leaves_every_host_as_iredmail_wrote_it(lab: Lab, project: Project, found):

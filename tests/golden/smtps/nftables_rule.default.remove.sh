@@ -248,6 +248,12 @@ if [ ! -d "$S" ]; then
     say "$WHERE: nothing of ours to remove"
     exit 0
 fi
+# The lockout guard, for this change: the rule accepts 465/tcp and nothing else, so taking it out can cut only a
+# connection that came in on 465. Judged on this very connection (sshd's port as the client reached it); where that
+# cannot be told, nothing is changed.
+set -- ${SSH_CONNECTION:-}
+[ "$#" -eq 4 ] || fail "SSH_CONNECTION is not set, so the port this connection came in on is unknown (run over SSH; with sudo, keep SSH_CONNECTION); nothing was changed"
+[ "$4" != 465 ] || fail "this SSH connection came in on port 465: taking out the rule accepting 465 would cut it; nothing was changed"
 on_failure undo
 keep_for_run "$CONF"
 put "$CONF" "$S.before"
