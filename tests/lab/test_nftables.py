@@ -6,15 +6,21 @@ a failed check rolls the rule back, and destroy leaves every file byte for byte 
 from __future__ import annotations
 
 import json
+import os
+import random
 import shlex
+import time
 
 import pytest
 
 from lab.render import FILES
+from smtps import master_service, nftables_rule, rollback
+from smtps.templating import Action
 from tests.enginekit import Project
-from tests.lab.faultkit import failing_tool
+from tests.lab.faultkit import failing_tool, kill_remote, start_script, wait_gone
 from tests.lab.labkit import Lab, running_lab
-from tests.lab.smtpskit import snapshot, ssh_counts
+from tests.lab.smtpskit import settings_for, snapshot, ssh_counts
+from tests.lab.test_kill_points import KILL_POINTS, run_whole
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
 STACK = "nft"
@@ -177,6 +183,72 @@ def test_remove_refuses_when_this_connection_came_in_on_465_or_cannot_tell(lab: 
         refused = lab.sh("mail1", f"{env}sh -c {shlex.quote(remove)}", check=False)
         assert refused.returncode != 0 and words in refused.stderr, refused.stderr
         assert nft_state(lab, "mail1") == before
+
+
+NFT_INSPECT = f"""sha256sum < {CONF} | cut -c1-16
+sha256sum < /etc/postfix/master.cf | cut -c1-16
+nft -c -f {CONF} >/dev/null 2>&1 && echo "nft ok" || echo "nft FAILED"
+postfix check >/dev/null 2>&1 && echo "postfix ok" || echo "postfix FAILED"
+nft list chain inet filter input | grep -c smtps-iredmail || true
+nft list table inet f2b-table | grep -c '{BAN}' || true
+ls -d {CONF}.smtps-tmp /etc/postfix/.smtps-work /var/lib/smtps-iredmail/*.new /var/lib/smtps-iredmail/*.gone 2>/dev/null || true
+"""
+
+
+def test_interrupted_nftables_runs_leave_old_or_new_and_the_next_run_converges(lab: Lab, project: Project):
+    """Kill points on an nftables host: the remote script killed, or its session dropped, at random moments."""
+    rng = random.Random(int(os.environ.get("SMTPS_KILL_SEED", "465")))
+    host = next(h for h in lab.hosts() if h["name"] == "mail1")
+    settings = settings_for(lab, "mail1", firewall="nftables")
+
+    def steps(action: Action) -> list[str]:
+        run = rollback.new_run()
+        both = [master_service.script("mail1", (settings.master, settings.tls), action, None, run),
+                nftables_rule.script("mail1", settings.nftables, action, None, run)]
+        return both if action is Action.APPLY else both[::-1]
+
+    def inspect() -> list[str]:
+        return lab.sh("mail1", NFT_INSPECT).stdout.split()
+
+    for script in steps(Action.REMOVE):
+        run_whole(lab, host, script)
+    pristine = inspect()
+    for script in steps(Action.APPLY):  # converged from here, as the scripts write it (postconf's formatting)
+        run_whole(lab, host, script)
+    converged = inspect()
+    for script in steps(Action.REMOVE):
+        run_whole(lab, host, script)
+    # digests of the file and master.cf, "nft ok", "postfix ok", this tool's rules live, the ban, leftovers
+    assert pristine[6] == "0" and converged[6] == "1" and pristine[7] == converged[7] == "1" and len(pristine) == 8
+    state = Action.REMOVE
+    for point in range(max(4, KILL_POINTS // 2)):
+        action = Action.APPLY if state is Action.REMOVE else Action.REMOVE
+        scripts = steps(action)
+        victim = rng.randrange(len(scripts))
+        for script in scripts[:victim]:
+            run_whole(lab, host, script)
+        marker = scripts[victim].splitlines()[1][:40]
+        proc = start_script(lab, host, scripts[victim])
+        time.sleep(rng.uniform(0.05, 0.8))
+        if proc.poll() is None:
+            if rng.random() < 0.5:
+                proc.kill()
+            else:
+                kill_remote(lab, "mail1", marker)
+        proc.wait(timeout=60)
+        wait_gone(lab, "mail1", marker)
+        seen, where = inspect(), f"kill point {point} ({action.value})"
+        assert seen[0] in (pristine[0], converged[0]) and seen[1] in (pristine[1], converged[1]), where
+        assert seen[2:6] == ["nft", "ok", "postfix", "ok"], f"{where}: {seen}"
+        assert seen[6] in ("0", "1") and seen[7] == "1", f"{where}: {seen}"  # never two rules; the ban stays
+        for script in scripts[victim:]:
+            run_whole(lab, host, script)
+        assert inspect() == (converged if action is Action.APPLY else pristine), where
+        state = action
+    if state is Action.REMOVE:
+        for script in steps(Action.APPLY):
+            run_whole(lab, host, script)
+    project.smtps("preview", "-s", STACK, "--refresh", "--expect-no-changes")
 
 
 def test_destroy_leaves_every_host_as_iredmail_wrote_it(lab: Lab, project: Project, found):
