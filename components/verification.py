@@ -27,7 +27,7 @@ from pulumi.dynamic import (
 )
 
 from smtps import ports, rollback
-from smtps.settings import Reader, labelled, read_connection, read_jump
+from smtps.settings import Reader, SettingsError, labelled, read_connection, read_jump
 from smtps.verify import verify
 
 from .base import CREDENTIAL_CONFIG, RUN, SSH_KEY_CONFIG, HostFailure, _Ssh, from_wire, run_confirmed
@@ -120,10 +120,10 @@ class VerificationProvider(ResourceProvider):
         # The SSH connection as the host's resources use it: the address and key from the check's own inputs.
         read = labelled({**props, **(props.get("ssh") or {})})
         connection = read_connection(read)
-        read.finish()
         try:
+            read.finish()
             stdout = run_confirmed(host, connection, rollback.script(host, RUN, connection), "rollback")
-        except HostFailure as err:
+        except (HostFailure, SettingsError) as err:
             return f"and rolling back this run's changes failed: {err}"
         outcome = rollback.result(stdout) or ""
         if outcome == "none":

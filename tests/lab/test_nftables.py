@@ -191,7 +191,8 @@ nft -c -f {CONF} >/dev/null 2>&1 && echo "nft ok" || echo "nft FAILED"
 postfix check >/dev/null 2>&1 && echo "postfix ok" || echo "postfix FAILED"
 nft list chain inet filter input | grep -c smtps-iredmail || true
 nft list table inet f2b-table | grep -c '{BAN}' || true
-ls -d {CONF}.smtps-tmp /etc/postfix/.smtps-work /var/lib/smtps-iredmail/*.new /var/lib/smtps-iredmail/*.gone 2>/dev/null || true
+ls -d {CONF}.smtps-tmp /etc/postfix/.smtps-work /var/lib/smtps-iredmail/*.new /var/lib/smtps-iredmail/*.gone \
+    2>/dev/null || true
 """
 
 

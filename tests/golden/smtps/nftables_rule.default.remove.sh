@@ -256,7 +256,8 @@ set -- ${SSH_CONNECTION:-}
 [ "$4" != 465 ] || fail "this SSH connection came in on port 465: taking out the rule accepting 465 would cut it; nothing was changed"
 on_failure undo
 keep_for_run "$CONF"
-put "$CONF" "$S.before"
+# (Someone may have taken the file away: then there is nothing of ours in it to take out.)
+[ ! -e "$CONF" ] || put "$CONF" "$S.before"
 if fact live.rule=yes; then
     DELETED=yes
     why=$(nftrule delete-live 2>&1) || fail "cannot delete the rule from the live $WHERE: $why"
