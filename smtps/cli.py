@@ -172,7 +172,9 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
 
     run = new_run()
     status = _engine_call(lambda run: stack.up(target=targets, on_event=run.on_event, **options), summary, run)
-    rolled = sorted({f.host for f in run.failures() if f.resource == "verification" and ROLLED_BACK in f.message})
+    # "; rolled back" is how the check's failure says it (not "...so nothing was rolled back").
+    rolled = sorted({f.host for f in run.failures()
+                     if f.resource == "verification" and f"; {ROLLED_BACK}" in f.message})
     if rolled:
         # The engine recorded the host's resources as applied before the check failed; the host is back as it was.
         # A refresh of those hosts makes the state say so: the next preview shows the change again, not nothing.

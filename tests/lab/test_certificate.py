@@ -92,6 +92,7 @@ def test_a_certificate_replaced_without_a_reload_is_not_what_465_serves(lab: Lab
     assert "mail2: verification: update:" in up.stderr and "not the file's" in up.stderr, up.stderr
     # The entry did not change in this run (no reload): there is nothing of this run to roll back.
     assert "this run changed nothing on it, so nothing was rolled back" in up.stderr, up.stderr
+    assert "reading it back into the state" not in up.stderr  # nothing to read back
     # The monitor sees the same: served is not the file (exit 1), on mail2 only.
     seen = project.smtps("verify", "-s", STACK, "--json", check=False)
     assert seen.returncode == 1
