@@ -46,7 +46,8 @@ def live(facts: HostFacts, nft: NftablesSettings) -> dict[str, Any]:
     found = facts.nft
     if found is None:
         return {}
-    return {"nftables": "loaded" if found.live == "present" else "chain missing",
+    state = {"present": "loaded", "missing": "chain missing", "no-nft": "nft is not installed"}
+    return {"nftables": state.get(found.live, "cannot be read (python3 and nft are needed)"),
             "runtime": found.live_rule or found.live_other, "persistent": found.file_rule or found.file_other}
 
 

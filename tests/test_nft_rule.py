@@ -94,3 +94,14 @@ def test_nft_accepts_the_edited_file(tmp_path):
         path.write_text(with_rule(text, *CHAIN))
         checked = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
+
+
+def test_a_chain_that_cannot_be_read_is_drift_not_silence():
+    from smtps import facts, nftables_rule
+    from smtps.settings import NftablesSettings
+
+    chain = NftablesSettings("inet", "filter", "input")
+    for line, words in (("nft.live.chain=unreadable", "cannot be read"), ("nft.live.chain=no-nft", "not installed"),
+                        ("nft.live.chain=missing", "chain missing")):
+        live = nftables_rule.live(facts.parse(line + "\n"), chain)
+        assert words in live["nftables"] and live["runtime"] is False and live["persistent"] is False

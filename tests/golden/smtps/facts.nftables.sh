@@ -13,11 +13,13 @@ done
 
 
 # The nftables chain: live ruleset and /etc/nftables.conf (smtps/nft_rule.py, as it is, with python3).
-if command -v nft >/dev/null 2>&1; then
-    python3 - facts inet filter input /etc/nftables.conf <<'SMTPS_NFT_RULE'
+# A host where it cannot be read says so (a silent nothing would read as "no drift").
+if ! command -v nft >/dev/null 2>&1; then
+    echo "nft.live.chain=no-nft"
+elif ! python3 - facts inet filter input /etc/nftables.conf <<'SMTPS_NFT_RULE'
 <smtps/nft_rule.py, as it is>
 SMTPS_NFT_RULE
-else
-    echo "nft.live.chain=missing"
+then
+    echo "nft.live.chain=unreadable"
 fi
 
