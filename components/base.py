@@ -31,8 +31,9 @@ from pulumi.dynamic import (
 )
 
 from smtps import confirm, facts, ports, rollback
+from smtps import firewall as fw
 from smtps.model import Model
-from smtps.settings import Connection, Reader, labelled, read_connection
+from smtps.settings import Connection, Firewall, Reader, labelled, read_connection
 from smtps.stacks import PROJECT, SSH_KEY
 from smtps.templating import Action
 
@@ -55,6 +56,9 @@ CONNECTION_INPUTS = ("address", "port", "user", "hostKey", "jump", "confirmSecon
 MACHINE_INPUTS = ("address", "hostKey")
 # Set by the program, never by the user: which stack and host a resource belongs to, for error messages.
 LABEL_INPUTS = ("stack", "host")
+# The host's `firewall` setting, an input of every kind: auto, firewalld or nftables. What auto found is kept in
+# the outputs (fw.USED); the kinds of the other firewall do nothing on that host.
+FIREWALL = "firewall"
 # This engine run's name: a provider process serves one engine operation, and a host's resources and its check all
 # run in the same one (program.py). The scripts keep their snapshot for a rollback under it.
 RUN = rollback.new_run()
@@ -100,6 +104,26 @@ class _Ssh:
                                    f"with `pulumi config set --secret sshPrivateKey` (config key {SSH_KEY_CONFIG})")
                 cls.pool = Pool(key)
             return cls.pool
+
+
+class _Found:
+    """What each host's firewall is, as found in this provider process: the master.cf apply finds it first (before
+    it changes anything), and the host's firewall kinds use that rather than ask the host again. A host's resources
+    all run in one provider process (program.py)."""
+
+    lock = threading.Lock()
+    hosts: ClassVar[dict[tuple[str, str], Firewall]] = {}
+
+    @classmethod
+    def put(cls, host: str, connection: Connection, firewall: Firewall | None) -> None:
+        if firewall is not None:
+            with cls.lock:
+                cls.hosts[(host, connection.address)] = firewall
+
+    @classmethod
+    def get(cls, host: str, connection: Connection) -> Firewall | None:
+        with cls.lock:
+            return cls.hosts.get((host, connection.address))
 
 
 def port_opener(host: str, connection: Connection) -> ports.Opener:
@@ -220,6 +244,7 @@ class HostProvider(ResourceProvider):
         read = self._reader(news)
         read_connection(read)
         self.model.parse(read)
+        read.choice(FIREWALL, tuple(f.value for f in Firewall))
         failures = [CheckFailure(key, read.message(key, problem)) for key, problem in read.problems]
         return CheckResult(news, failures)
 
@@ -227,8 +252,50 @@ class HostProvider(ResourceProvider):
         # No bastion is None in state written before bastions existed, and {} now: the same thing.
         return [key for key in keys if (olds.get(key) or None) != (news.get(key) or None)]
 
+    # --- which firewall: the host's setting, or what auto found (smtps/firewall.py) ----------------------------------
+    def _mine(self, firewall: Firewall | None) -> bool:
+        """Whether the kind has something on a host with this firewall (not known yet: it may)."""
+        return firewall is None or not self.model.firewalls or firewall in self.model.firewalls
+
+    def _recorded(self, olds: dict[str, Any]) -> Firewall | None:
+        """The host's firewall when this resource last applied; None where it is not known (a master.cf entry
+        applied before the setting existed)."""
+        used = fw.recorded(olds.get(fw.USED))
+        if used is not None:
+            return used
+        if FIREWALL not in olds and len(self.model.firewalls) == 1:
+            # State written before the setting existed: a firewall kind's resource was only declared on its hosts.
+            return self.model.firewalls[0]
+        return fw.recorded(olds.get(FIREWALL))
+
+    def _resolved(self, olds: dict[str, Any], news: dict[str, Any]) -> Firewall | None:
+        """The firewall this resource is to act for: the setting, else (auto) what was found on the same machine
+        before; None: still to be found (a new resource, or a rebuilt machine, which is found again)."""
+        explicit = fw.recorded(news.get(FIREWALL))
+        if explicit is not None:
+            return explicit
+        if olds and not self._changed(olds, news, MACHINE_INPUTS):
+            return self._recorded(olds)
+        return None
+
+    def _find(self, host: str, connection: Connection, firewall: Firewall | None) -> Firewall:
+        """The host's firewall for a firewall kind: known, found by this run's master.cf apply, else asked."""
+        found = firewall or _Found.get(host, connection)
+        if found is None:
+            found = fw.found(self._run(host, connection, fw.script(host, Firewall.AUTO)))
+            if found is None:
+                raise HostFailure(f"{host}: firewall: auto: the host did not say which firewall it has")
+            _Found.put(host, connection, found)
+        return found
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        old_fw, new_fw = self._recorded(olds), self._resolved(olds, news)
+        if old_fw is not None and not self._mine(old_fw) and new_fw is not None and not self._mine(new_fw):
+            # Another firewall opens 465 on this host, before and after: nothing of this kind is there to change.
+            return DiffResult(changes=False, replaces=[], stables=None, delete_before_replace=False)
         changed = self._changed(olds, news, (*self.settings, *CONNECTION_INPUTS))
+        if new_fw is not None and old_fw is not None and new_fw != old_fw:
+            changed.append(FIREWALL)
         replaces = [key for key in changed if key in self.model.identity]
         # Delete before replace, on purpose: the old thing is taken off the host (as found) before the new one is
         # made. Create-first would run the old delete after the new create, and where both touch the same file (the
@@ -249,41 +316,71 @@ class HostProvider(ResourceProvider):
         return run_confirmed(host, connection, script, self.kind)
 
     def _outputs(self, props: dict[str, Any], revision: int, stdout: str | None = None,
-                 olds: dict[str, Any] | None = None) -> dict[str, Any]:
+                 olds: dict[str, Any] | None = None, used: Firewall | None = None) -> dict[str, Any]:
         # `revision` counts the applies: the host's verification depends on it, so it runs after every change.
         applied = {key: props[key] for key in self.settings if key in props}
         # What the apply reported (the certificate it serves), or, where nothing ran, what it reported last.
         reported = self.model.report(stdout) if stdout is not None and self.model.report else {}
         kept = {key: (olds or {}).get(key) for key in self.model.reports if key not in reported}
-        return {**props, **kept, **reported, "revision": revision, APPLIED: applied}
+        used = used if used is not None else fw.recorded((olds or {}).get(fw.USED))
+        return {**props, **kept, **reported, "revision": revision, APPLIED: applied,
+                fw.USED: used.value if used is not None else None}
+
+    def _apply(self, host: str, connection: Connection, parsed: Any,
+               firewall: Firewall | None, setting: Any) -> tuple[str | None, Firewall | None]:
+        """Apply on the host, for its firewall; (what the script printed, or None where this kind has nothing on a
+        host with that firewall; the firewall)."""
+        if self.model.decides_firewall:
+            # The first kind applied on a host: it finds the firewall (or checks the one set) before any change.
+            script = self.model.script(host, parsed, Action.APPLY, connection, RUN,
+                                       firewall=str(firewall or fw.recorded(setting) or Firewall.AUTO))
+            stdout = self._change(host, connection, script)
+            found = fw.found(stdout)
+            _Found.put(host, connection, found)
+            return stdout, found
+        firewall = self._find(host, connection, firewall)
+        if not self._mine(firewall):
+            return None, firewall
+        return self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection, RUN)), firewall
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         host, connection, parsed = self._parse(props)
-        stdout = self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection, RUN))
-        return CreateResult(f"{host}@{props['address']}", self._outputs(props, 1, stdout))
+        stdout, used = self._apply(host, connection, parsed, self._resolved({}, props), props.get(FIREWALL))
+        # Revision 0: nothing of this kind was applied (the host's firewall is another).
+        return CreateResult(f"{host}@{props['address']}", self._outputs(props, 0 if stdout is None else 1, stdout,
+                                                                        used=used))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         host, connection, parsed = self._parse(news)
         revision = int(olds.get("revision") or 0)
-        if not self._changed(olds, news, (*self.settings, *MACHINE_INPUTS)):
+        old_fw, new_fw = self._recorded(olds), self._resolved(olds, news)
+        if not self._changed(olds, news, (*self.settings, *MACHINE_INPUTS)) and new_fw == old_fw:
             # Only the way to reach the same machine changed (user, port, bastion): nothing on it changes, so
             # nothing runs on it, and the revision (which triggers the check from outside) stays.
             return UpdateResult(self._outputs(news, revision, olds=olds))
-        stdout = self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection, RUN))
-        return UpdateResult(self._outputs(news, revision + 1, stdout, olds))
+        stdout, used = self._apply(host, connection, parsed, new_fw, news.get(FIREWALL))
+        if stdout is None:
+            return UpdateResult(self._outputs(news, revision, olds=olds, used=used))
+        return UpdateResult(self._outputs(news, revision + 1, stdout, olds, used))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
+        if not self._mine(self._recorded(props)):
+            return  # another firewall opens 465 on this host: this kind never put anything there
         host, connection, parsed = self._parse_applied(props)
         self._change(host, connection, self.model.script(host, parsed, Action.REMOVE, connection, RUN))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        if not self._mine(self._recorded(props)):
+            # Nothing of this kind is on the host to read: what the state says stands (the host is not touched).
+            return ReadResult(id_, props, {key: value for key, value in props.items()
+                                           if key not in ("revision", APPLIED, fw.USED, *self.model.reports)})
         host, connection, parsed = self._parse_applied(props)
         found = facts.parse(self._run(host, connection, self.model.read_script(host, parsed)))
         live = self.model.live(found, parsed)
         # What the apply reported (the certificate) is an output, never an input: as an input, a refresh would make
         # the next diff show it removed.
         inputs = {key: value for key, value in props.items()
-                  if key not in ("revision", APPLIED, *self.model.reports)}
+                  if key not in ("revision", APPLIED, fw.USED, *self.model.reports)}
         return ReadResult(id_, {**props, **live}, {**inputs, **live})
 
 
@@ -296,4 +393,4 @@ class HostResource(Resource):
     def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
         # Outputs are declared as None inputs: the engine then exposes them as attributes (revision, certSha256).
         reports = dict.fromkeys(self.provider_class.model.reports)
-        super().__init__(self.provider_class(), name, {**props, **reports, "revision": None}, opts)
+        super().__init__(self.provider_class(), name, {**props, **reports, "revision": None, fw.USED: None}, opts)

@@ -8,6 +8,7 @@ import pulumi
 
 from smtps.settings import SMTPS_PORT, HostSettings
 
+from .base import FIREWALL
 from .kinds import COMPONENT_TYPE, kinds_for
 from .verification import Verification
 
@@ -26,7 +27,8 @@ def jump_input(settings: HostSettings) -> dict[str, Any]:
 def connection_inputs(stack: str, settings: HostSettings) -> dict[str, Any]:
     conn = settings.connection
     return {"stack": stack, "host": settings.name, "address": conn.address, "port": conn.port, "user": conn.user,
-            "hostKey": conn.host_key, "jump": jump_input(settings), "confirmSeconds": conn.confirm_seconds}
+            "hostKey": conn.host_key, "jump": jump_input(settings), "confirmSeconds": conn.confirm_seconds,
+            FIREWALL: settings.firewall.value}
 
 
 class SmtpsHost(pulumi.ComponentResource):
@@ -59,7 +61,9 @@ class SmtpsHost(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=made[-1:]),
         )
         v = self.verification
-        self.outputs = {"address": settings.connection.address, "tlsVersion": v.tlsVersion,
+        # The firewall that opens 465 there: as set, or what auto found at the host's first apply.
+        self.outputs = {"address": settings.connection.address, "firewall": made[0].firewallUsed,  # type: ignore[attr-defined]
+                        "tlsVersion": v.tlsVersion,
                         "certSubject": v.certSubject, "certNotAfter": v.certNotAfter, "auth": v.auth,
                         "certSha256": v.servedSha256, "certDaysLeft": v.certDaysLeft,
                         "relayWithoutLogin": v.relayAnonymous, "portsBefore": v.portsBefore,

@@ -25,12 +25,15 @@ class Kind:
     suffix: str  # the child's name is HOST-SUFFIX
     resource: type[HostResource]
     provider: type[HostProvider]
-    # The hosts it belongs on, by their `firewall` setting (all of them: Postfix is on every host).
-    firewalls: tuple[Firewall, ...] = tuple(Firewall)
 
     @property
     def model(self) -> Model:
         return self.provider.model
+
+    def belongs(self, firewall: Firewall) -> bool:
+        """Whether a host with this `firewall` setting declares the kind: auto declares every kind (the one its
+        host does not use does nothing there)."""
+        return firewall is Firewall.AUTO or not self.model.firewalls or firewall in self.model.firewalls
 
     def child_name(self, host: str) -> str:
         return f"{host}-{self.suffix}"
@@ -44,12 +47,12 @@ class Kind:
 # or the nftables rule (Debian/Ubuntu hosts).
 KINDS = (
     Kind("master", MasterService, MasterServiceProvider),
-    Kind("service", FirewalldService, FirewalldServiceProvider, (Firewall.FIREWALLD,)),
-    Kind("zone", ZoneMembership, ZoneMembershipProvider, (Firewall.FIREWALLD,)),
-    Kind("nftables", NftablesRule, NftablesRuleProvider, (Firewall.NFTABLES,)),
+    Kind("service", FirewalldService, FirewalldServiceProvider),
+    Kind("zone", ZoneMembership, ZoneMembershipProvider),
+    Kind("nftables", NftablesRule, NftablesRuleProvider),
 )
 
 
 def kinds_for(firewall: Firewall) -> tuple[Kind, ...]:
-    """A host's kinds, in order, by what opens 465 on it."""
-    return tuple(kind for kind in KINDS if firewall in kind.firewalls)
+    """A host's kinds, in order, by its `firewall` setting (or what auto found: for drift, which reads the host)."""
+    return tuple(kind for kind in KINDS if kind.belongs(firewall))

@@ -51,10 +51,14 @@ def show(value: Any) -> str:
 
 
 def read_host_script(settings: HostSettings) -> str:
-    """Everything one host's drift needs, in one SSH session."""
+    """Everything one host's drift needs, in one SSH session (auto: the host's firewall found first, by the rule
+    the first apply used, and only its parts read)."""
     if settings.firewall is Firewall.NFTABLES:
         return read_script(settings.name, master=True, nft=settings.nftables)
-    return read_script(settings.name, master=True, service=settings.service, zone=settings.zone)
+    if settings.firewall is Firewall.FIREWALLD:
+        return read_script(settings.name, master=True, service=settings.service, zone=settings.zone)
+    return read_script(settings.name, master=True, service=settings.service, zone=settings.zone,
+                       nft=settings.nftables, auto=True)
 
 
 def differences(host: str, resource: str, wanted: dict[str, Any], live: dict[str, Any]) -> list[Drift]:
@@ -74,10 +78,23 @@ def differences(host: str, resource: str, wanted: dict[str, Any], live: dict[str
 
 def compare(settings: HostSettings, facts: Any) -> list[Drift]:
     """The host's drift from its facts (smtps.facts.HostFacts), kind by kind, in the order they are applied."""
-    from components.kinds import kinds_for  # the one list of kinds (components import Pulumi: only when comparing)
+    from components.kinds import (  # the one list of kinds (components import Pulumi: only when comparing)
+        KINDS,
+        kinds_for,
+    )
 
     found = []
-    for kind in kinds_for(settings.firewall):
+    firewall = settings.firewall
+    if firewall is Firewall.AUTO:
+        if facts.firewall not in (Firewall.FIREWALLD.value, Firewall.NFTABLES.value):
+            # Neither: what a first apply would refuse with. Postfix's part is still compared.
+            found.append(Drift(settings.name, "firewall", "firewall", "auto",
+                               facts.firewall_why or "neither firewalld nor nftables"))
+        firewall = Firewall(facts.firewall) if facts.firewall in (Firewall.FIREWALLD.value,
+                                                                  Firewall.NFTABLES.value) else None
+    # Neither firewall: Postfix's part only (the kinds on every host).
+    kinds = kinds_for(firewall) if firewall is not None else tuple(k for k in KINDS if not k.model.firewalls)
+    for kind in kinds:
         part = kind.model.part(settings)
         wanted = kind.model.wanted(part).props()
         found += differences(settings.name, kind.model.kind, wanted, kind.model.live(facts, part))

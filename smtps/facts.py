@@ -74,13 +74,19 @@ class HostFacts:
     permanent: ZoneLayer
     runtime: ZoneLayer
     nft: NftChain | None = None  # None: not read
+    # firewall: auto: what it finds on the host now (firewalld | nftables), or "" with `firewall_why` saying why
+    # neither; None: not asked.
+    firewall: str | None = None
+    firewall_why: str = ""
 
 
 def read_script(host: str, *, master: bool = False, service: FirewalldServiceSettings | None = None,
-                zone: ZoneSettings | None = None, nft: NftablesSettings | None = None) -> str:
-    """The read-only script for the parts asked for (a resource's refresh reads its own; drift reads them all)."""
+                zone: ZoneSettings | None = None, nft: NftablesSettings | None = None, auto: bool = False) -> str:
+    """The read-only script for the parts asked for (a resource's refresh reads its own; drift reads them all).
+    `auto`: find the host's firewall first (templates/_firewall.sh.j2), and read only that firewall's parts."""
     return render("facts.sh.j2", host=host, keys=SERVICE_KEYS if master else (), service=service, zone=zone,
-                  port=f"{SMTPS_PORT}/tcp", zone_probe=zone_probe(), nft=nft, nft_rule=nft_rule())
+                  port=f"{SMTPS_PORT}/tcp", zone_probe=zone_probe(), nft=nft, nft_rule=nft_rule(), auto=auto,
+                  firewall="auto")
 
 
 def parse_entry(key: str, line: str) -> MasterEntry:
@@ -136,4 +142,5 @@ def parse(text: str) -> HostFacts:
                        file_rule=lines.get("nft.file.rule") == "yes", file_other=lines.get("nft.file.other") == "yes")
     return HostFacts(postfix=lines.get("postfix", "stopped"), master=master, service=service,
                      firewalld=lines.get("firewalld", "stopped"), zone=lines.get("zone", "unknown"),
-                     permanent=layer("permanent"), runtime=layer("runtime"), nft=nft)
+                     permanent=layer("permanent"), runtime=layer("runtime"), nft=nft,
+                     firewall=lines.get("firewall"), firewall_why=lines.get("firewall.why", ""))

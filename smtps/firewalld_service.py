@@ -7,7 +7,7 @@ from typing import Any
 
 from .facts import HostFacts, read_script
 from .model import Inputs, Model
-from .settings import CONFIRM_SECONDS, Connection, FirewalldServiceSettings, HostSettings, read_service
+from .settings import CONFIRM_SECONDS, Connection, Firewall, FirewalldServiceSettings, HostSettings, read_service
 from .templating import Action, lockout_guard, render
 
 # The mode the file is written with (firewalld reads it as root; others may read it, as firewalld's own files).
@@ -59,7 +59,8 @@ def live(facts: HostFacts, service: FirewalldServiceSettings) -> dict[str, Any]:
 MODEL = Model(
     kind="firewalld service", inputs=FirewalldServiceInputs, identity=("firewalldService",),
     part=lambda settings: settings.service, parse=read_service, wanted=wanted, script=script,
-    read_script=lambda host, service: read_script(host, service=service), live=live)
+    read_script=lambda host, service: read_script(host, service=service), live=live,
+    firewalls=(Firewall.FIREWALLD,))
 
 
 def inputs(settings: HostSettings) -> dict[str, Any]:

@@ -42,11 +42,14 @@ class MasterServiceInputs(Inputs):
     postfix: str
 
 
-def script(host: str, part: Part, action: Action, connection: Connection | None = None, run: str = "") -> str:
+def script(host: str, part: Part, action: Action, connection: Connection | None = None, run: str = "",
+           firewall: str = "") -> str:
+    """`firewall`: the apply first checks that this firewall is on the host (auto: finds which one), before it
+    changes anything, and prints what it found (smtps/firewall.py)."""
     master, tls = part
     others = [key for key in SERVICE_KEYS if key != master.key]
     return render("master_service.sh.j2", kind=MODEL.kind, host=host, action=action.value,
-                  reloads_firewalld=False, master=master, tls=tls, other_keys=others, run=run)
+                  reloads_firewalld=False, master=master, tls=tls, other_keys=others, run=run, firewall=firewall)
 
 
 def wanted(part: Part) -> MasterServiceInputs:
@@ -90,7 +93,7 @@ MODEL = Model(
     kind="master.cf service", inputs=MasterServiceInputs, identity=(),
     part=lambda settings: (settings.master, settings.tls), parse=parse, wanted=wanted, script=script,
     read_script=lambda host, _part: read_script(host, master=True), live=live, reports=tuple(REPORTS.values()),
-    report=report)
+    report=report, decides_firewall=True)
 
 
 def inputs(settings: HostSettings) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .facts import HostFacts
-from .settings import Connection, HostSettings, Reader
+from .settings import Connection, Firewall, HostSettings, Reader
 from .templating import Action
 
 
@@ -53,6 +53,11 @@ class Model:
     # certificate the master.cf entry serves, for the check from outside.
     reports: tuple[str, ...] = ()
     report: Callable[[str], dict[str, Any]] | None = None
+    # The firewall the kind opens 465 with; empty: it belongs on every host (Postfix). On a host whose firewall is
+    # another, the kind's resource is declared where the setting is auto, and does nothing (components/base.py).
+    firewalls: tuple[Firewall, ...] = ()
+    # Its apply finds the host's firewall before anything else changes on a host (the first kind applied).
+    decides_firewall: bool = False
 
     @property
     def keys(self) -> tuple[str, ...]:

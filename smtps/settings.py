@@ -61,8 +61,10 @@ class PortPolicy(StrEnum):
 
 class Firewall(StrEnum):
     """What opens 465 on the host. iRedMail's installer puts firewalld on the RHEL family and iRedMail's own
-    /etc/nftables.conf on Debian and Ubuntu."""
+    /etc/nftables.conf on Debian and Ubuntu. `auto` is found on the host at its first apply (templates/_firewall.sh.j2)
+    and recorded in the state: the host's resources then keep it, until the machine is rebuilt."""
 
+    AUTO = "auto"
     FIREWALLD = "firewalld"
     NFTABLES = "nftables"
 
@@ -164,7 +166,7 @@ class HostSettings:
     check: CheckSettings
     service: FirewalldServiceSettings
     zone: ZoneSettings
-    firewall: Firewall = Firewall.FIREWALLD
+    firewall: Firewall = Firewall.AUTO
     nftables: NftablesSettings = NftablesSettings("inet", "filter", "input")
 
 
@@ -184,7 +186,7 @@ DEFAULTS: dict[str, Any] = {
     "serviceDescription": "Enable SMTPS.",
     "zone": "iredmail",
     "existingPortPolicy": PortPolicy.KEEP.value,
-    "firewall": Firewall.FIREWALLD.value,
+    "firewall": Firewall.AUTO.value,
     "nftFamily": "inet",
     "nftTable": "filter",
     "nftChain": "input",
@@ -530,6 +532,11 @@ def read_nftables(read: Reader, firewall: Firewall | None = Firewall.NFTABLES,
         # Taking out a rule someone else wrote (iRedMail 1.5's `tcp dport 465 accept`) is not built for nftables.
         read.fail("existingPortPolicy", "only keep is available with firewall: nftables (a rule that already accepts "
                                         "465 is left as found)")
+        return None
+    if firewall is Firewall.AUTO and policy is not PortPolicy.KEEP:
+        # Refused here, before any host is touched, rather than at the apply that finds nftables.
+        read.fail("existingPortPolicy", f"{policy.value} needs firewall: firewalld (auto may find nftables, where only "
+                                        "keep is available)")
         return None
     return NftablesSettings(parts[0], parts[1], parts[2], policy)
 

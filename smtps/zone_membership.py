@@ -7,7 +7,16 @@ from typing import Any
 
 from .facts import HostFacts, read_script
 from .model import Inputs, Model
-from .settings import CONFIRM_SECONDS, SMTPS_PORT, Connection, HostSettings, PortPolicy, ZoneSettings, read_zone
+from .settings import (
+    CONFIRM_SECONDS,
+    SMTPS_PORT,
+    Connection,
+    Firewall,
+    HostSettings,
+    PortPolicy,
+    ZoneSettings,
+    read_zone,
+)
 from .templating import Action, lockout_guard, render, zone_probe
 
 PORT = f"{SMTPS_PORT}/tcp"
@@ -59,7 +68,8 @@ def live(facts: HostFacts, zone: ZoneSettings) -> dict[str, Any]:
 MODEL = Model(
     kind="zone membership", inputs=ZoneMembershipInputs, identity=("zone", "firewalldService"),
     part=lambda settings: settings.zone, parse=read_zone, wanted=wanted, script=script,
-    read_script=lambda host, zone: read_script(host, zone=zone), live=live)
+    read_script=lambda host, zone: read_script(host, zone=zone), live=live,
+    firewalls=(Firewall.FIREWALLD,))
 
 
 def inputs(settings: HostSettings) -> dict[str, Any]:

@@ -106,7 +106,7 @@ def test_master_live_reads_every_column_and_the_other_entries():
 def test_every_live_key_is_an_input_of_its_kind():
     """The rule of the facts layer: what a kind reads is one of its inputs (else diff would never see it)."""
     settings = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY,
-                                      "existingPortPolicy": "replace"})
+                                      "existingPortPolicy": "replace", "firewall": "firewalld"})
     found = facts.parse("postfix=running\nmaster.465=465 inet n - n - - smtpd\nservice.file=PHg+\n"
                         "service.mode=600\nfirewalld=running\nzone=present\nzone.permanent.port=yes\n")
     for model in (master_service.MODEL, firewalld_service.MODEL, zone_membership.MODEL):
@@ -120,7 +120,7 @@ def test_zone_live_fields_follow_the_port_policy():
     keep = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY}).zone
     assert zone_membership.live(found, keep) == {"firewalld": "running", "permanent": True, "runtime": False}
     replace = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY,
-                                     "existingPortPolicy": "replace"}).zone
+                                     "existingPortPolicy": "replace", "firewall": "firewalld"}).zone
     assert zone_membership.live(found, replace) == {"firewalld": "running", "permanent": False, "runtime": False,
                                                     "rawPort": "open"}
 
@@ -153,7 +153,7 @@ def mocks():
 
 
 @pulumi.runtime.test
-def test_program_registers_each_hosts_four_resources_with_the_key_only_on_providers(mocks):
+def test_program_registers_each_hosts_resources_with_the_key_only_on_providers(mocks):
     from components.program import program
 
     hosts = program()
@@ -163,12 +163,16 @@ def test_program_registers_each_hosts_four_resources_with_the_key_only_on_provid
         for host in ("mail1", "mail2"):
             master, service = by_name[f"{host}-master"], by_name[f"{host}-service"]
             zone, verify = by_name[f"{host}-zone"], by_name[f"{host}-verify"]
+            nft = by_name[f"{host}-nftables"]
             assert master.typ == "pulumi-python:dynamic/smtps:MasterService"
+            # firewall: auto (the default): both firewalls' kinds, each told the setting; the one the host does not
+            # use does nothing there.
+            assert {r.inputs["firewall"] for r in (master, service, zone, nft)} == {"auto"}
             assert master.inputs["serviceKey"] == "submissions" and master.inputs["address"].startswith("10.0.0.")
             assert service.typ.endswith(":FirewalldService") and zone.typ.endswith(":ZoneMembership")
-            assert verify.inputs["port"] == 465 and verify.inputs["trigger"] == [1, 1, 1]
+            assert verify.inputs["port"] == 465 and verify.inputs["trigger"] == [1, 1, 1, 1]
             # The key never is an input of a host's resources; only the providers get it.
-            for resource in (master, service, zone, verify):
+            for resource in (master, service, zone, nft, verify):
                 assert "sshPrivateKey" not in str(resource.inputs) and "secret" not in str(resource.inputs)
         providers = [r for r in mocks.resources if r.typ.startswith("pulumi:providers:")]
         assert providers and all("smtps-iredmail:sshPrivateKey" in p.inputs for p in providers)

@@ -102,7 +102,7 @@ CORPUS = [
     ("jump", "bastion-9", "is not a bastion of this stack"), ("jump", 7, "is not a bastion of this stack"),
     ("jump", {"address": "10.0.0.9"}, "is not a bastion of this stack"),
     ("sshPort", 22, "unknown setting"),
-    ("firewall", "iptables", "is not one of firewalld, nftables"), ("firewall", None, "is not one of"),
+    ("firewall", "iptables", "is not one of auto, firewalld, nftables"), ("firewall", None, "is not one of"),
     ("nftFamily", "bridge", "is not one of inet, ip, ip6"), ("nftTable", "filter; flush ruleset", "nftables name"),
     ("nftTable", "1filter", "is not an nftables name"), ("nftChain", "in put", "is not an nftables name"),
     ("nftChain", "input\n", "is not an nftables name"), ("nftChain", "c" * 65, "is not an nftables name"),

@@ -19,7 +19,7 @@ def settings(**extra):
 
 def converged(s, **changes) -> facts.HostFacts:
     lines = {
-        "postfix": "running", "firewalld": "running", "zone": "present",
+        "postfix": "running", "firewalld": "running", "zone": "present", "firewall": "firewalld",
         f"master.{s.master.key}": s.master.entry,
         "service.file": base64.b64encode(service_xml(s.service).encode()).decode(), "service.mode": "644",
         "zone.permanent.service": "yes", "zone.permanent.port": "no",
@@ -88,5 +88,5 @@ def test_port_policy_decides_what_a_raw_port_means():
     by_port = {"zone.permanent.service": "no", "zone.runtime.service": "no",
                "zone.permanent.port": "yes", "zone.runtime.port": "yes"}
     assert fields(keep, converged(keep, **by_port)) == []
-    replace = settings(existingPortPolicy="replace")
+    replace = settings(existingPortPolicy="replace", firewall="firewalld")
     assert fields(replace, converged(replace, **by_port)) == ["permanent", "runtime", "rawPort"]

@@ -12,6 +12,9 @@ done
 
 
 
+
+
+
 # The nftables chain: live ruleset and /etc/nftables.conf (smtps/nft_rule.py, as it is, with python3).
 # A host where it cannot be read says so (a silent nothing would read as "no drift").
 if ! command -v nft >/dev/null 2>&1; then
@@ -22,4 +25,5 @@ SMTPS_NFT_RULE
 then
     echo "nft.live.chain=unreadable"
 fi
+
 

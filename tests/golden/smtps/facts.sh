@@ -10,6 +10,39 @@ for key in 465 smtps submissions; do
 done
 
 
+# Which firewall opens 465 on this host. `firewall` is the host's setting (auto, firewalld, nftables), or what auto
+# found at the host's first apply (the state keeps it). Sets SMTPS_FIREWALL, or leaves it empty and says why in
+# SMTPS_FIREWALL_WHY. Read only. auto: a running firewalld (iRedMail on the RHEL family), else nft with
+# /etc/nftables.conf (the file Debian's nftables.service loads at boot, which iRedMail writes on Debian and Ubuntu);
+# a firewalld that is installed but stopped is no answer: auto never guesses past it.
+SMTPS_FIREWALL=""
+SMTPS_FIREWALL_WHY=""
+case auto in
+firewalld)
+    if command -v firewall-cmd >/dev/null 2>&1; then SMTPS_FIREWALL=firewalld
+    else SMTPS_FIREWALL_WHY="firewall: firewalld, but firewalld is not installed on this host (iRedMail on Debian and Ubuntu uses nftables: set firewall: nftables, or auto)"
+    fi ;;
+nftables)
+    if command -v nft >/dev/null 2>&1; then SMTPS_FIREWALL=nftables
+    else SMTPS_FIREWALL_WHY="firewall: nftables, but nft is not installed on this host"
+    fi ;;
+*)
+    if command -v firewall-cmd >/dev/null 2>&1 && firewall-cmd --state >/dev/null 2>&1; then SMTPS_FIREWALL=firewalld
+    elif command -v nft >/dev/null 2>&1 && [ -f /etc/nftables.conf ]; then SMTPS_FIREWALL=nftables
+    elif command -v firewall-cmd >/dev/null 2>&1; then
+        SMTPS_FIREWALL_WHY="firewall: auto: firewalld is installed but not running, and there is no /etc/nftables.conf: start firewalld, or set firewall: firewalld or nftables"
+    else
+        SMTPS_FIREWALL_WHY="firewall: auto: neither firewalld nor nftables (nft and /etc/nftables.conf) is on this host: set firewall"
+    fi ;;
+esac
+
+printf 'firewall=%s\n' "$SMTPS_FIREWALL"
+printf 'firewall.why=%s\n' "$SMTPS_FIREWALL_WHY"
+
+
+if [ "$SMTPS_FIREWALL" = firewalld ]; then
+
+
 FILE=/etc/firewalld/services/smtps.xml
 if [ -f "$FILE" ]; then
     printf 'service.file=%s\n' "$(base64 -w0 < "$FILE")"
@@ -34,4 +67,22 @@ SMTPS_ZONE_PROBE
 
 zone_probe iredmail smtps 465/tcp
 
+
+fi
+if [ "$SMTPS_FIREWALL" = nftables ]; then
+
+
+# The nftables chain: live ruleset and /etc/nftables.conf (smtps/nft_rule.py, as it is, with python3).
+# A host where it cannot be read says so (a silent nothing would read as "no drift").
+if ! command -v nft >/dev/null 2>&1; then
+    echo "nft.live.chain=no-nft"
+elif ! python3 - facts inet filter input /etc/nftables.conf <<'SMTPS_NFT_RULE'
+<smtps/nft_rule.py, as it is>
+SMTPS_NFT_RULE
+then
+    echo "nft.live.chain=unreadable"
+fi
+
+
+fi
 

@@ -244,6 +244,7 @@ install_copy() {
 }
 
 
+
 # No tlsCert: 465 serves main.cf's certificate, as Postfix would; it is checked and reported all the same.
 CERT=$(postconf -xh smtpd_tls_cert_file 2>/dev/null) || CERT=""
 [ -n "$CERT" ] || fail "no TLS certificate: neither tlsCert nor main.cf's smtpd_tls_cert_file names one"

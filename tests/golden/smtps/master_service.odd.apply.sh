@@ -244,6 +244,7 @@ install_copy() {
 }
 
 
+
 CERT=/etc/ssl/mx+1.crt
 
 
