@@ -18,11 +18,10 @@ HEADER = """\
 
 
 def host_entries(inventory: dict[str, Any], names: list[str] | None = None) -> list[dict[str, Any]]:
-    """Each host's entry; a host behind a bastion names it in `jump`."""
+    """Each host's entry; a host behind a bastion names it in `jump`. No `firewall`: auto finds each host's (the lab
+    has firewalld hosts and Debian-style nftables ones)."""
     return [{"name": h["name"], "address": h["address"], "hostKey": h["host_key"],
-             **({"jump": h["jump"]} if h.get("jump") else {}),
-             # A Debian/Ubuntu host: iRedMail's nftables, not firewalld.
-             **({"firewall": h["firewall"]} if h.get("firewall", "firewalld") != "firewalld" else {})}
+             **({"jump": h["jump"]} if h.get("jump") else {})}
             for h in inventory["hosts"] if names is None or h["name"] in names]
 
 

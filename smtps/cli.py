@@ -37,6 +37,7 @@ from rich.table import Table
 from . import engine, facts, rollback, stacks
 from .drift import Drift, compare, read_host_script
 from .events import Run
+from .firewall import recorded
 from .settings import SMTPS_PORT, Firewall, HostSettings, SettingsError
 from .ssh import Pool, SshError
 from .verify import Verification, verify
@@ -116,9 +117,48 @@ def _stack(args: argparse.Namespace) -> Any:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     stack = _stack(args)
-    return _engine_call(lambda run: stack.preview(
+    status = _engine_call(lambda run: stack.preview(
         diff=args.diff, refresh=args.refresh, expect_no_changes=args.expect_no_changes, parallel=args.parallel,
         on_output=_out, on_error=_err, on_event=run.on_event, **_logging(args)), args.summary)
+    _show_found(stack, args.stack)
+    return status
+
+
+def found_firewalls(deployment: dict[str, Any]) -> dict[str, str]:
+    """What `firewall: auto` found on each host, from the state (the master.cf resource keeps it): no host is read.
+    Values from the state are data: only the two answers count."""
+    from components.kinds import KINDS
+
+    master = KINDS[0].type_token()
+    found = {}
+    for resource in deployment.get("resources") or []:
+        outputs = resource.get("outputs") or {}
+        host, used = outputs.get("host"), outputs.get("firewallUsed")
+        if resource.get("type") == master and isinstance(host, str) and recorded(used) is not None:
+            found[host] = str(used)
+    return found
+
+
+def firewall_lines(hosts: tuple[HostSettings, ...], found: dict[str, str]) -> list[str]:
+    """One line per host whose setting is auto: what was found there, or that its first apply will find it."""
+    lines = []
+    for host in hosts:
+        if host.firewall is Firewall.AUTO:
+            what = f"auto, found {found[host.name]}" if host.name in found else "auto (found at its first apply)"
+            lines.append(f"smtps: {host.name}: firewall: {what}")
+    return lines
+
+
+def _show_found(stack: Any, name: str) -> None:
+    """After a preview: each auto host's firewall, as recorded (the preview itself shows settings, not this)."""
+    if not engine.own_program():
+        return
+    try:
+        hosts = stacks.from_files(engine.project_dir(), name).hosts
+    except SettingsError:
+        return  # the preview said what is wrong
+    for line in firewall_lines(hosts, found_firewalls(stack.export_stack().deployment or {})):
+        _out(line)
 
 
 def _ask(preview: Callable[[Run], Any], question: str, verb: str, done: str) -> int | None:
@@ -139,9 +179,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     # Canaries are this project's program's: another program (SMTPS_PROGRAM, the engine's tests) has no hosts.
     loaded = stacks.from_files(engine.project_dir(), args.stack) if engine.own_program() else None
     if not args.yes:
-        status = _ask(lambda run: stack.preview(diff=args.diff, refresh=args.refresh, parallel=args.parallel,
-                                                on_output=_out, on_error=_err, on_event=run.on_event,
-                                                **_logging(args)), "Apply these changes?", "apply", "applied")
+        def preview(run: Run) -> None:
+            stack.preview(diff=args.diff, refresh=args.refresh, parallel=args.parallel, on_output=_out,
+                          on_error=_err, on_event=run.on_event, **_logging(args))
+            _show_found(stack, args.stack)
+
+        status = _ask(preview, "Apply these changes?", "apply", "applied")
         if status is not None:
             return status
     options = {"diff": args.diff, "refresh": args.refresh, "parallel": args.parallel,

@@ -114,7 +114,7 @@ def project(lab: Lab, tmp_path_factory):
 def replace_raw_ports(project: Project) -> None:
     path = project.folder / "stacks" / f"Pulumi.{STACK}.yaml"
     data = yaml.safe_load(path.read_text())
-    data["config"]["smtps-iredmail:defaults"] = {"existingPortPolicy": "replace"}
+    data["config"]["smtps-iredmail:defaults"] = {"existingPortPolicy": "replace", "firewall": "firewalld"}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 

@@ -70,8 +70,22 @@ def drift_rows(project: Project) -> list[tuple[str, str, str]]:
     return sorted((row["host"], row["resource"], row["field"]) for row in json.loads(result.stdout))
 
 
+def outputs(project: Project) -> dict:
+    return json.loads(project.pulumi("stack", "output", "-s", STACK, "--json", "hosts").stdout)
+
+
 def test_a_mixed_stack_converges_each_host_with_its_own_firewall(lab: Lab, project: Project, found):
+    # mail1 and mail3 at the default, auto; mail2 says nftables.
+    project.pulumi("config", "set", "-s", STACK, "--path", "hosts[1].firewall", "nftables")
+    preview = project.smtps("preview", "-s", STACK)
+    assert "mail1: firewall: auto (found at its first apply)" in preview.stdout, preview.stdout
     project.smtps("up", "-s", STACK, "--yes")
+    # What auto found, recorded, and in the stack's outputs (and so in every later preview).
+    assert {name: host["firewall"] for name, host in outputs(project).items()} == {
+        "mail1": "nftables", "mail2": "nftables", "mail3": "firewalld"}
+    preview = project.smtps("preview", "-s", STACK)
+    assert "mail1: firewall: auto, found nftables" in preview.stdout, preview.stdout
+    assert "mail3: firewall: auto, found firewalld" in preview.stdout, preview.stdout
     # mail1 (before 1.5): one rule of ours, live and in the file, right before the chain's final drop.
     lines = [line.strip() for line in chain(lab, "mail1").splitlines()]
     assert lines[lines.index('tcp dport 465 accept comment "smtps-iredmail"') + 1] == "counter drop"
@@ -154,6 +168,22 @@ def test_nft_failing_mid_apply_leaves_the_host_as_it_was(lab: Lab, project: Proj
     assert nft_state(lab, "mail1") == before  # the file edit before the failure is undone
     project.smtps("up", "-s", STACK, "--yes", "--refresh")
     assert drift_rows(project) == []
+
+
+def test_auto_refuses_a_host_where_it_finds_neither_firewall_before_any_change(lab: Lab, project: Project, found):
+    """A Debian-style host without /etc/nftables.conf, where firewall-cmd is installed but firewalld is not running
+    (as on every lab host that is not a firewalld one): auto does not guess."""
+    project.run_module("lab", "stack", "-s", STACK)  # all four hosts now, each at auto
+    lab.sh("mail4", f"mv {CONF} {CONF}.away")
+    try:
+        up = project.smtps("up", "-s", STACK, "--yes", check=False)
+        assert up.returncode != 0 and ("mail4: master.cf service: create: firewall: auto: firewalld is installed but "
+                                       "not running, and there is no /etc/nftables.conf") in up.stderr \
+            and "nothing was changed" in up.stderr, up.stderr
+        assert ("mail4", "firewall", "firewall") in drift_rows(project)
+    finally:
+        lab.sh("mail4", f"mv {CONF}.away {CONF}")
+    assert nft_state(lab, "mail4") == found["mail4"]
 
 
 def test_a_new_nftables_host_that_fails_its_check_is_rolled_back_as_found(lab: Lab, project: Project, found):
@@ -260,3 +290,27 @@ def test_destroy_leaves_every_host_as_iredmail_wrote_it(lab: Lab, project: Proje
         assert nft_state(lab, name) == found[name], name
         assert BAN in lab.sh(name, "nft list table inet f2b-table").stdout
     assert snapshot(lab, "mail3") == found["mail3"]
+
+
+def test_a_host_rebuilt_with_the_other_firewall_is_found_again(lab: Lab, project: Project):
+    """mail3, a firewalld host, is rebuilt at the same address as a Debian-style one (a new host key): auto finds
+    nftables on the new machine. Its firewalld kinds go idle without touching it, the rule goes in, and destroy then
+    leaves the new machine as iRedMail wrote it."""
+    project.smtps("up", "-s", STACK, "--yes")
+    assert outputs(project)["mail3"]["firewall"] == "firewalld"
+    lab.cli("down")
+    lab.cli("up", "--hosts", "4", "--variants", VARIANTS + ",mail3=iredmail-debian")
+    project.run_module("lab", "stack", "-s", STACK)  # the new host keys
+    project.pulumi("config", "set", "-s", STACK, "--path", "hosts[1].firewall", "nftables")
+    fresh = nft_state(lab, "mail3")
+    up = project.smtps("up", "-s", STACK, "--yes")
+    assert {name: host["firewall"] for name, host in outputs(project).items()} == {
+        "mail1": "nftables", "mail2": "nftables", "mail3": "nftables", "mail4": "nftables"}, up.stdout
+    assert chain(lab, "mail3").count("smtps-iredmail") == 1
+    rows = json.loads(project.smtps("verify", "-s", STACK, "--json").stdout)
+    assert all(row["ok"] for row in rows.values()), rows
+    project.smtps("preview", "-s", STACK, "--expect-no-changes")
+    assert drift_rows(project) == []
+    project.smtps("destroy", "-s", STACK, "--yes")
+    assert nft_state(lab, "mail3") == fresh
+    assert lab.sh("mail3", f"cat {CONF}").stdout == (FILES / "nftables.conf-pre-1.5").read_text()
