@@ -312,7 +312,8 @@ class HostProvider(ResourceProvider):
         the host reverts by itself). Returns what the script printed."""
         # Which mail ports answer before this run first changes the host: none of them may go quiet (the check
         # from outside compares after the host's last change).
-        ports.Baseline.record(host, lambda: ports.answering(connection.address, port_opener(host, connection)))
+        ports.Baseline.record(host, lambda: ports.answering(connection.address, port_opener(host, connection),
+                                                            quick=True))
         return run_confirmed(host, connection, script, self.kind)
 
     def _outputs(self, props: dict[str, Any], revision: int, stdout: str | None = None,

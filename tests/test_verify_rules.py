@@ -53,3 +53,26 @@ def test_ports_answer_when_something_listens(tmp_path):
             closed.bind(("127.0.0.1", 0))
             closed_port = closed.getsockname()[1]
         assert ports.answering("127.0.0.1", ports=(open_port, closed_port)) == frozenset({open_port})
+
+
+def test_the_probe_before_a_change_stops_waiting_for_a_silent_port_and_the_probe_after_waits():
+    """A filtered port (iRedMail's nftables drops 465) says nothing: the quick probe stops waiting for it soon after
+    another port answered (a port slower than that is not counted, which errs safe: it cannot be lost later); the
+    probe after the change waits for a slow answer."""
+    import socket
+    import time
+
+    from smtps import ports
+
+    def opener(port: int):
+        def connect():
+            if port == 465:
+                time.sleep(2.5)  # silent, then the connection times out
+                raise TimeoutError("timed out")
+            if port == 587:
+                time.sleep(1.2)  # slow, but it answers
+            return socket.socket()
+        return connect
+
+    assert ports.answering("192.0.2.1", opener, ports=(25, 465, 587), quick=True) == frozenset({25})
+    assert ports.answering("192.0.2.1", opener, ports=(25, 465, 587)) == frozenset({25, 587})
