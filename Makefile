@@ -77,8 +77,15 @@ demo: system-deps venv tools
 	@echo "Undo SMTPS on the hosts: $(PY) -m smtps destroy -s lab --yes"
 	@echo "Then remove the lab: make lab-down"
 
-bench: system-deps venv tools
-	$(PY) -m tests.bench_pulumi
+# pyinfra, the benchmark's bar, in a virtualenv of its own outside the repo (it pins a paramiko older than ours).
+PYINFRA_VENV ?= $(HOME)/.cache/smtps-iredmail/pyinfra
+$(PYINFRA_VENV)/.installed: requirements-bench.txt
+	$(PYTHON) -m venv $(PYINFRA_VENV)
+	$(PYINFRA_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
+bench: system-deps venv tools $(PYINFRA_VENV)/.installed
+	PYINFRA_VENV=$(PYINFRA_VENV) $(PY) -m tests.bench_pulumi
 
 bench-lab: system-deps venv
 	$(PY) -m tests.bench_lab
