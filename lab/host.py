@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -104,6 +105,9 @@ def prepare(spec: LabSpec, host: HostSpec, deploy_public_key: str, sasl_password
     if host.variant.firewall == "nftables":
         _write(paths.in_etc("nftables.conf"), render.nftables_conf(host), 0o755)
     else:
+        # A RHEL-family host has no /etc/nftables.conf (its nftables service reads /etc/sysconfig/nftables.conf):
+        # the machine's own is hidden from the host's /etc (an overlay whiteout), as firewall: auto must not see it.
+        os.mknod(paths.in_etc("nftables.conf"), stat.S_IFCHR, os.makedev(0, 0))
         _write(paths.in_etc("firewalld/firewalld.conf"), render.firewalld_conf(STOCK_FIREWALLD_CONF.read_text()))
         _write(paths.in_etc("firewalld/zones/iredmail.xml"), render.iredmail_zone(host))
 

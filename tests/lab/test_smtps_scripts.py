@@ -181,7 +181,7 @@ def test_a_key_that_does_not_match_the_cert_is_refused(lab, before):
 
 
 def test_replace_policy_swaps_the_raw_port_for_the_service_and_back(lab, before):
-    settings = settings_for(lab, "mail3", existingPortPolicy=PortPolicy.REPLACE.value)
+    settings = settings_for(lab, "mail3", existingPortPolicy=PortPolicy.REPLACE.value, firewall="firewalld")
     converge(lab, settings)
     assert lab.sh("mail3", "firewall-cmd --zone=iredmail --query-service=smtps").stdout.strip() == "yes"
     assert lab.sh("mail3", "firewall-cmd --permanent --zone=iredmail --query-port=465/tcp",
