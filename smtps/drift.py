@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .facts import read_script
+from .firewall import recorded
 from .settings import Firewall, HostSettings
 
 # Inputs that `up` checks but never changes: it does not start a daemon an operator may have stopped on purpose.
@@ -84,14 +85,13 @@ def compare(settings: HostSettings, facts: Any) -> list[Drift]:
     )
 
     found = []
-    firewall = settings.firewall
+    firewall: Firewall | None = settings.firewall
     if firewall is Firewall.AUTO:
-        if facts.firewall not in (Firewall.FIREWALLD.value, Firewall.NFTABLES.value):
+        firewall = recorded(facts.firewall)
+        if firewall is None:
             # Neither: what a first apply would refuse with. Postfix's part is still compared.
             found.append(Drift(settings.name, "firewall", "firewall", "auto",
                                facts.firewall_why or "neither firewalld nor nftables"))
-        firewall = Firewall(facts.firewall) if facts.firewall in (Firewall.FIREWALLD.value,
-                                                                  Firewall.NFTABLES.value) else None
     # Neither firewall: Postfix's part only (the kinds on every host).
     kinds = kinds_for(firewall) if firewall is not None else tuple(k for k in KINDS if not k.model.firewalls)
     for kind in kinds:
