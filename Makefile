@@ -11,7 +11,7 @@ HOSTS ?= 3
 VARIANTS ?=
 BEHIND ?=
 
-.PHONY: help system-deps venv lint test test-full unit-test lab-test lab-up lab-status lab-down demo bench bench-lab bench-smtps \
+.PHONY: help system-deps venv lint test test-full unit-test lab-test lab-up lab-status lab-down demo bench bench-profile bench-lab bench-smtps \
 	tools
 
 help:
@@ -24,6 +24,7 @@ help:
 	@echo "make bench-lab    time lab-up for 1, 5, 10 and 20 hosts and print memory per host"
 	@echo "make bench-smtps  time the host-side scripts (converge, no-op, destroy) on HOSTS lab hosts"
 	@echo "make bench        time up/no-op/preview/drift on 1, 5, 10, 20 lab hosts (not part of make test)"
+	@echo "make bench-profile one host's converge and no-op, step by step: wall and CPU on the host and controller"
 	@echo "make tools        build the Pulumi engine from Go modules (cached outside the repo)"
 
 system-deps:
@@ -86,6 +87,10 @@ $(PYINFRA_VENV)/.installed: requirements-bench.txt
 
 bench: system-deps venv tools $(PYINFRA_VENV)/.installed
 	PYINFRA_VENV=$(PYINFRA_VENV) $(PY) -m tests.bench_pulumi
+	$(PY) -m tests.bench_profile
+
+bench-profile: system-deps venv tools
+	$(PY) -m tests.bench_profile
 
 bench-lab: system-deps venv
 	$(PY) -m tests.bench_lab

@@ -30,7 +30,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from smtps import confirm, facts, ports, rollback
+from smtps import confirm, facts, ports, profile, rollback
 from smtps import firewall as fw
 from smtps.model import Model
 from smtps.settings import Connection, Firewall, Reader, labelled, read_connection
@@ -312,8 +312,9 @@ class HostProvider(ResourceProvider):
         the host reverts by itself). Returns what the script printed."""
         # Which mail ports answer before this run first changes the host: none of them may go quiet (the check
         # from outside compares after the host's last change).
-        ports.Baseline.record(host, lambda: ports.answering(connection.address, port_opener(host, connection),
-                                                            quick=True))
+        with profile.span("probe: mail ports before the first change", host):
+            ports.Baseline.record(host, lambda: ports.answering(connection.address, port_opener(host, connection),
+                                                                quick=True))
         return run_confirmed(host, connection, script, self.kind)
 
     def _outputs(self, props: dict[str, Any], revision: int, stdout: str | None = None,

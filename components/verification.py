@@ -26,7 +26,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from smtps import ports, rollback
+from smtps import ports, profile, rollback
 from smtps.settings import Reader, SettingsError, labelled, read_connection, read_jump
 from smtps.verify import verify
 
@@ -86,10 +86,11 @@ class VerificationProvider(ResourceProvider):
                 return _Ssh.get().opener(host, address, port, jump)
         started = time.monotonic()
         while True:
-            result = verify(address, int(props["port"]), opener=opener,
-                            expect_sha256=props.get("certSha256") or None,
-                            min_days=int(props.get("certMinDays") or 0), ca_bundle=props.get("caBundle") or None,
-                            tls_name=props.get("tlsName") or None, credential=_Credential.value)
+            with profile.span("check from outside: TLS, certificate, relay", host):
+                result = verify(address, int(props["port"]), opener=opener,
+                                expect_sha256=props.get("certSha256") or None,
+                                min_days=int(props.get("certMinDays") or 0), ca_bundle=props.get("caBundle") or None,
+                                tls_name=props.get("tlsName") or None, credential=_Credential.value)
             # 465 not answering TLS right after a change may be Postfix's throttle: a service whose process failed
             # to start (a broken entry, before this run repaired it) stays throttled for service_throttle_time
             # (60 s by default), which a reload does not end. So a connection failure is tried again for a while;
@@ -101,7 +102,8 @@ class VerificationProvider(ResourceProvider):
         problems = [result.problem] if result.problem else []
         # The mail ports that answered before this run first changed the host must answer still.
         before = ports.Baseline.before(host)
-        after = ports.answering(address, port_opener)
+        with profile.span("probe: mail ports after", host):
+            after = ports.answering(address, port_opener)
         if before is not None and ports.lost(before, after):
             problems.append(ports.lost(before, after))
         if problems:

@@ -34,7 +34,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import engine, facts, rollback, stacks
+from . import engine, facts, profile, rollback, stacks
 from .drift import Drift, compare, read_host_script
 from .events import Run
 from .firewall import recorded
@@ -83,11 +83,13 @@ def _engine_call(call: Callable[[Run], Any], summary: str | None = None, run: Ru
     run = run or new_run()
     previous = signal.signal(signal.SIGINT, interrupted)
     status = 0
+    profile.note(kind="engine", what="start")
     try:
         call(run)
     except auto.CommandError:
         status = 1
     finally:
+        profile.note(kind="engine", what="end")
         signal.signal(signal.SIGINT, previous)
         if summary:
             run.write(summary)

@@ -13,6 +13,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import profile
+
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
 
@@ -49,6 +51,15 @@ def message_of(text: str) -> str:
     return message
 
 
+def _profile(event: EngineEvent) -> None:
+    """A resource step's start and end, for SMTPS_PROFILE (smtps/profile.py)."""
+    for kind, found in (("begin", event.resource_pre_event), ("end", event.res_outputs_event),
+                        ("end", event.res_op_failed_event)):
+        if found is not None:
+            op = str(getattr(found.metadata.op, "value", found.metadata.op))
+            profile.note(kind=kind, urn=found.metadata.urn, op=op)
+
+
 @dataclass
 class Run:
     """Collects one engine run's events: pass `run.on_event` to preview/up/destroy/refresh."""
@@ -61,6 +72,8 @@ class Run:
     changes: dict[str, int] = field(default_factory=dict)  # from the summary: op -> count
 
     def on_event(self, event: EngineEvent) -> None:
+        if profile.enabled():
+            _profile(event)
         if event.resource_pre_event is not None:
             meta = event.resource_pre_event.metadata
             self.steps[meta.urn] = str(getattr(meta.op, "value", meta.op))

@@ -18,6 +18,7 @@ from typing import Any
 
 import paramiko
 
+from . import profile
 from .settings import Connection
 
 CONNECT_TIMEOUT = 10.0
@@ -192,17 +193,19 @@ class Pool:
         the script were fed on stdin).
 
         A user other than root runs it through `sudo -n` (never a password prompt: the run fails instead)."""
-        return self._exec(self._client(host, conn), host, conn, script, timeout)
+        with profile.span(f"ssh: {profile.script_label(script, host)}", host):
+            return self._exec(self._client(host, conn), host, conn, script, timeout)
 
     def fresh(self, host: str, conn: Connection, script: str, timeout: float = 60.0) -> Result:
         """Run a script over a connection of its own, made for it and closed after it: a new TCP connection and a
         new authentication, never the pooled one (which a firewall keeps alive as established)."""
-        client = self._connect(host, conn)
-        self.fresh_logins += 1
-        try:
-            return self._exec(client, host, conn, script, timeout)
-        finally:
-            client.close()
+        with profile.span(f"fresh login: {profile.script_label(script, host)}", host):
+            client = self._connect(host, conn)
+            self.fresh_logins += 1
+            try:
+                return self._exec(client, host, conn, script, timeout)
+            finally:
+                client.close()
 
     def _exec(self, client: paramiko.SSHClient, host: str, conn: Connection, script: str, timeout: float) -> Result:
         command = "/bin/sh -c " + shlex.quote(script)

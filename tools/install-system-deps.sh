@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Install the Debian packages the lab and the tests need, when any is missing (a no-op otherwise).
+# Install the Debian packages the lab and the tests need (and strace, for make bench-profile), when any is missing
+# (a no-op otherwise).
 set -euo pipefail
 
 packages=(openssh-server openssh-client postfix firewalld nftables iptables dbus iproute2 util-linux procps
           openssl libsasl2-modules libsasl2-modules-db sasl2-bin python3 python3-venv
-          sudo postgresql swaks)
+          sudo postgresql swaks strace)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,58 @@
+"""Where a run's time goes, when asked: with SMTPS_PROFILE naming a file, the front end notes each engine step it
+sees begin and end, and each provider process notes each remote command and probe, one JSON line each. `make bench`
+reads the file beside the CPU it samples on the host and on the controller, and prints a table per step.
+
+Unset (normal use), nothing is written and nothing is timed. Each line is appended with one write to a file opened
+with O_APPEND, so lines from several processes never interleave. Lines hold names and times only: never a script,
+an output or a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+PROFILE_ENV = "SMTPS_PROFILE"
+
+
+def enabled() -> bool:
+    return bool(os.environ.get(PROFILE_ENV))
+
+
+def note(**fields: object) -> None:
+    path = os.environ.get(PROFILE_ENV)
+    if not path:
+        return
+    line = json.dumps({"t": time.time(), "pid": os.getpid(), **fields}) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def span(what: str, host: str) -> Iterator[None]:
+    """Note the time a piece of work took on the controller's clock (t0 = start, t = end)."""
+    if not enabled():
+        yield
+        return
+    started = time.time()
+    try:
+        yield
+    finally:
+        note(kind="span", what=what, host=host, t0=started)
+
+
+def script_label(script: str, host: str) -> str:
+    """What a script is, for the profile: its first comment line with the host's name taken out (so the same step
+    reads the same on every host); a one-line command as it is."""
+    lines = script.strip().splitlines()
+    if len(lines) == 1:
+        return lines[0][:40]
+    comment = lines[1].removeprefix("#").strip().split(" Rendered by", 1)[0].replace("'", "")
+    comment = comment.replace(f" on {host}", "").replace(f" of {host}", "").replace(host, "HOST")
+    return comment.split(": this", 1)[0].rstrip(".")[:60]
