@@ -160,8 +160,10 @@ FAILING_WRITES = [
 ]
 
 
+# (the zone's apply reloads nothing, so it runs no --check-config: only its remove can fail there)
 CASES = [(kind, tool, when, cause, action) for kind, tool, when, cause in FAILING_WRITES for action in Action
-         if not (tool.endswith("postconf") and action is Action.REMOVE)]
+         if not (tool.endswith("postconf") and action is Action.REMOVE)
+         and not (kind == "zone" and "check-config" in when and action is Action.APPLY)]
 
 
 @pytest.mark.parametrize(("kind", "tool", "when", "cause", "action"), CASES,

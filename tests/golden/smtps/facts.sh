@@ -15,6 +15,22 @@ done
 # SMTPS_FIREWALL_WHY. Read only. auto: a running firewalld (iRedMail on the RHEL family), else nft with
 # /etc/nftables.conf (the file Debian's nftables.service loads at boot, which iRedMail writes on Debian and Ubuntu);
 # a firewalld that is installed but stopped is no answer: auto never guesses past it.
+# firewalld_running: what `firewall-cmd --state` answers (firewalld is on D-Bus and its state is RUNNING), asked over
+# D-Bus with dbus-send where it is installed: a few milliseconds instead of firewall-cmd's Python start (about 0.2 s
+# of CPU, and this is asked up to twice a run). The name's owner is asked first, of the bus itself, so the question
+# never starts a stopped firewalld by D-Bus activation: a firewalld that is stopped was stopped for a reason.
+firewalld_running() {
+    if command -v dbus-send >/dev/null 2>&1; then
+        dbus-send --system --print-reply=literal --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+            org.freedesktop.DBus.NameHasOwner string:org.fedoraproject.FirewallD1 2>/dev/null | grep -qw true || return 1
+        dbus-send --system --print-reply=literal --dest=org.fedoraproject.FirewallD1 /org/fedoraproject/FirewallD1 \
+            org.freedesktop.DBus.Properties.Get string:org.fedoraproject.FirewallD1 string:state 2>/dev/null |
+            grep -qw RUNNING
+    else
+        firewall-cmd --state >/dev/null 2>&1
+    fi
+}
+
 SMTPS_FIREWALL=""
 SMTPS_FIREWALL_WHY=""
 case auto in
@@ -27,7 +43,7 @@ nftables)
     else SMTPS_FIREWALL_WHY="firewall: nftables, but nft is not installed on this host"
     fi ;;
 *)
-    if command -v firewall-cmd >/dev/null 2>&1 && firewall-cmd --state >/dev/null 2>&1; then SMTPS_FIREWALL=firewalld
+    if command -v firewall-cmd >/dev/null 2>&1 && firewalld_running; then SMTPS_FIREWALL=firewalld
     elif command -v nft >/dev/null 2>&1 && [ -f /etc/nftables.conf ]; then SMTPS_FIREWALL=nftables
     elif command -v firewall-cmd >/dev/null 2>&1; then
         SMTPS_FIREWALL_WHY="firewall: auto: firewalld is installed but not running, and there is no /etc/nftables.conf: start firewalld, or set firewall: firewalld or nftables"

@@ -258,7 +258,23 @@ FILE="/etc/firewalld/services/$NAME.xml"
 BUILTIN="/usr/lib/firewalld/services/$NAME.xml"
 S="$STATE/service-$NAME"
 tidy "$FILE"
-firewall-cmd --state >/dev/null 2>&1 || fail "firewalld is not running: start it (SMTPS needs the runtime firewall too)"
+# firewalld_running: what `firewall-cmd --state` answers (firewalld is on D-Bus and its state is RUNNING), asked over
+# D-Bus with dbus-send where it is installed: a few milliseconds instead of firewall-cmd's Python start (about 0.2 s
+# of CPU, and this is asked up to twice a run). The name's owner is asked first, of the bus itself, so the question
+# never starts a stopped firewalld by D-Bus activation: a firewalld that is stopped was stopped for a reason.
+firewalld_running() {
+    if command -v dbus-send >/dev/null 2>&1; then
+        dbus-send --system --print-reply=literal --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+            org.freedesktop.DBus.NameHasOwner string:org.fedoraproject.FirewallD1 2>/dev/null | grep -qw true || return 1
+        dbus-send --system --print-reply=literal --dest=org.fedoraproject.FirewallD1 /org/fedoraproject/FirewallD1 \
+            org.freedesktop.DBus.Properties.Get string:org.fedoraproject.FirewallD1 string:state 2>/dev/null |
+            grep -qw RUNNING
+    else
+        firewall-cmd --state >/dev/null 2>&1
+    fi
+}
+
+firewalld_running || fail "firewalld is not running: start it (SMTPS needs the runtime firewall too)"
 # The file this run started from goes back (or goes, if there was none and this run wrote one), firewalld re-reads
 # it if it was told to, the watcher is stopped once all that worked, and a state folder this run made goes too.
 undo() {

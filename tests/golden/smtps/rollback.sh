@@ -372,11 +372,27 @@ nft_undo() {
 <smtps/nft_rule.py, as it is>
 SMTPS_NFT_RULE
 }
+# firewalld_running: what `firewall-cmd --state` answers (firewalld is on D-Bus and its state is RUNNING), asked over
+# D-Bus with dbus-send where it is installed: a few milliseconds instead of firewall-cmd's Python start (about 0.2 s
+# of CPU, and this is asked up to twice a run). The name's owner is asked first, of the bus itself, so the question
+# never starts a stopped firewalld by D-Bus activation: a firewalld that is stopped was stopped for a reason.
+firewalld_running() {
+    if command -v dbus-send >/dev/null 2>&1; then
+        dbus-send --system --print-reply=literal --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+            org.freedesktop.DBus.NameHasOwner string:org.fedoraproject.FirewallD1 2>/dev/null | grep -qw true || return 1
+        dbus-send --system --print-reply=literal --dest=org.fedoraproject.FirewallD1 /org/fedoraproject/FirewallD1 \
+            org.freedesktop.DBus.Properties.Get string:org.fedoraproject.FirewallD1 string:state 2>/dev/null |
+            grep -qw RUNNING
+    else
+        firewall-cmd --state >/dev/null 2>&1
+    fi
+}
+
 RELOADED=no
 POSTFIX_RELOADED=no
 on_failure undo
 if [ "$FIREWALLD_CHANGED" = yes ]; then
-    firewall-cmd --state >/dev/null 2>&1 || fail "firewalld is not running: the firewall cannot be put back"
+    firewalld_running || fail "firewalld is not running: the firewall cannot be put back"
 fi
 # The run's changes made in place, newest first: an nftables rule it added (or deleted) in the live chain, and
 # zone changes in both layers where it reloaded nothing (after a reload the zone files below are the truth). The

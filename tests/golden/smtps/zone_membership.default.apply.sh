@@ -312,7 +312,8 @@ if [ "$drop_port" = yes ]; then
     ! has permanent port || change permanent remove port "$PORT"
     ! has runtime port || change runtime remove port "$PORT"
 fi
-check_config
+# No --check-config here: nothing is reloaded, and firewalld checked each change itself before it took it (an
+# unknown service or a bad port is refused, in both layers). It runs before each reload of firewalld's files.
 [ ! -e "$ZFILE" ] || put "$ZFILE" "$S/applied"
 journal_for_run "$JOURNAL"
 left_for_run "$ZFILE" "$ZFILE.old"

@@ -350,7 +350,6 @@ else
     fi
     ! has permanent service || change permanent remove service "$SERVICE"
     ! has runtime service || change runtime remove service "$SERVICE"
-    check_config
     journal_for_run "$JOURNAL"
 fi
 left_for_run "$ZFILE" "$ZFILE.old"
