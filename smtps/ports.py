@@ -11,7 +11,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 MAIL_PORTS = (25, 465, 587, 110, 143, 993, 995)
 TIMEOUT = 2.0
@@ -40,23 +39,34 @@ def answering(address: str, opener: Opener = None, ports: tuple[int, ...] = MAIL
         sock.close()
         return True
 
-    pool = ThreadPoolExecutor(max_workers=len(ports))
-    try:
-        started = time.monotonic()
-        futures = {pool.submit(answers, port): port for port in ports}
-        pending = set(futures)
-        deadline = started + timeout + 1  # each connection gives up after `timeout` by itself
+    found: dict[int, bool] = {}
+    changed = threading.Condition()
+
+    def probe(port: int) -> None:
+        result = answers(port)
+        with changed:
+            found[port] = result
+            changed.notify_all()
+
+    # Daemon threads, not an executor: a connection still waiting when this returns ends at its own timeout, and
+    # nobody waits for it, not even the provider process's exit (which joins an executor's threads: a dropped port
+    # probed quickly held every nftables host's run up to 2 s at its end).
+    started = time.monotonic()
+    for port in ports:
+        threading.Thread(target=probe, args=(port,), name=f"probe-{port}", daemon=True).start()
+    deadline = started + timeout + 1  # each connection gives up after `timeout` by itself
+    with changed:
         first_answer = True
-        while pending and (left := deadline - time.monotonic()) > 0:
-            done, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
-            if quick and done and first_answer:
+        while len(found) < len(ports):
+            if quick and found and first_answer:
                 first_answer = False
                 first = time.monotonic() - started
                 deadline = min(deadline, started + max(QUICK_FLOOR, QUICK_FACTOR * first))
-        return frozenset(futures[f] for f in futures if f.done() and f.result())
-    finally:
-        # Connections still waiting end at their own timeout; nobody waits for them.
-        pool.shutdown(wait=False)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            changed.wait(left)
+        return frozenset(port for port, answered in found.items() if answered)
 
 
 class Baseline:

@@ -76,3 +76,31 @@ def test_the_probe_before_a_change_stops_waiting_for_a_silent_port_and_the_probe
 
     assert ports.answering("192.0.2.1", opener, ports=(25, 465, 587), quick=True) == frozenset({25})
     assert ports.answering("192.0.2.1", opener, ports=(25, 465, 587)) == frozenset({25, 587})
+
+
+def test_a_connection_still_waiting_never_holds_up_the_process_exit():
+    """The quick probe returns while a silent port's connection still waits: that thread must not be one the
+    interpreter joins at exit (an executor's are), or every provider process probing an nftables host would end
+    only when that connection times out."""
+    import threading
+
+    from smtps import ports
+
+    release = threading.Event()
+
+    def opener(port: int):
+        def connect():
+            if port == 465:
+                release.wait(10)
+                raise TimeoutError("timed out")
+            import socket
+
+            return socket.socket()
+        return connect
+
+    try:
+        assert ports.answering("192.0.2.1", opener, ports=(25, 465), quick=True) == frozenset({25})
+        waiting = [t for t in threading.enumerate() if t.name == "probe-465" and t.is_alive()]
+        assert waiting and all(t.daemon for t in waiting)
+    finally:
+        release.set()
