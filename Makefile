@@ -11,7 +11,7 @@ HOSTS ?= 3
 VARIANTS ?=
 BEHIND ?=
 
-.PHONY: help system-deps venv lint test test-full unit-test lab-test lab-up lab-status lab-down demo bench bench-profile bench-lab bench-smtps \
+.PHONY: help system-deps venv lint test test-full unit-test lab-test lab-up lab-status lab-down demo bench bench-profile bench-scale bench-lab bench-smtps \
 	tools
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make bench-smtps  time the host-side scripts (converge, no-op, destroy) on HOSTS lab hosts"
 	@echo "make bench        time up/no-op/preview/drift on 1, 5, 10, 20 lab hosts (not part of make test)"
 	@echo "make bench-profile one host's converge and no-op, step by step: wall and CPU on the host and controller"
+	@echo "make bench-scale  converge, no-op, preview, state size on 1, 10, 20, 50 lab hosts (50 need ~2.5 GiB)"
 	@echo "make tools        build the Pulumi engine from Go modules (cached outside the repo)"
 
 system-deps:
@@ -91,6 +92,9 @@ bench: system-deps venv tools $(PYINFRA_VENV)/.installed
 
 bench-profile: system-deps venv tools
 	$(PY) -m tests.bench_profile
+
+bench-scale: system-deps venv tools
+	$(PY) -m tests.bench_scale
 
 bench-lab: system-deps venv
 	$(PY) -m tests.bench_lab
