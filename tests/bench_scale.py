@@ -49,10 +49,11 @@ def main(sizes: list[int]) -> None:
                                    ("preview", ("preview", "-s", stack))):
                     before, cpu = host_counters(lab, names), controller_cpu()
                     wall, peak = run_measured(project, *args)
+                    # Before the counters are read again: their own commands are children of this process too.
+                    row[f"{step} controller CPU"] = controller_cpu() - cpu
                     after = host_counters(lab, names)
                     row[step] = wall
                     row[f"{step} MiB"] = peak
-                    row[f"{step} controller CPU"] = controller_cpu() - cpu
                     row[f"{step} sessions"] = max(after[n][1] - before[n][1] for n in names)
                     if step == "converge":
                         row["state"] = state_bytes(project, stack)
