@@ -14,9 +14,12 @@ from pathlib import Path
 from tests.conftest import require_lab
 
 REPO = Path(__file__).resolve().parents[2]
-# The tests' labs have a name and subnet of their own, so a demo lab on the same machine is never touched.
-TEST_LAB = "smtpstest"
-TEST_SUBNET = "10.231.1.0/24"
+# The tests' labs have a name and subnet of their own, so a demo lab on the same machine is never touched. Two test
+# runs on one machine (two checkouts) each set their own: SMTPS_TEST_LAB and SMTPS_TEST_SUBNET (a /24 of the lab range).
+TEST_LAB = os.environ.get("SMTPS_TEST_LAB", "smtpstest")
+TEST_SUBNET = os.environ.get("SMTPS_TEST_SUBNET", "10.231.1.0/24")
+# The first three octets of the test subnet, as hosts' addresses start in messages ("mail1 (10.231.1.").
+TEST_PREFIX = TEST_SUBNET.rsplit(".", 1)[0] + "."
 
 
 @dataclass

@@ -7,7 +7,7 @@ import pytest
 
 from smtps import verify
 from tests.enginekit import Project
-from tests.lab.labkit import Lab, running_lab
+from tests.lab.labkit import TEST_PREFIX, Lab, running_lab
 from tests.lab.smtpskit import snapshot, ssh_counts
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
@@ -44,7 +44,7 @@ def test_a_canary_that_fails_verification_stops_the_rollout(lab: Lab, project: P
     result = project.smtps("up", "-s", STACK, "--yes", "--canary", "mail1", check=False)
     text = result.stdout + result.stderr
     assert result.returncode == 1
-    assert "mail1 (10.231.1." in text and "verification failed: EHLO does not offer AUTH" in text, text
+    assert f"mail1 ({TEST_PREFIX}" in text and "verification failed: EHLO does not offer AUTH" in text, text
     assert "smtps: canary mail1 failed (see above): the rest of stack canary is left as it was" in text
     assert {name: (snapshot(lab, name), ssh_counts(lab, name)) for name in ("mail2", "mail3")} == others
 

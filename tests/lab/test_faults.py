@@ -17,7 +17,7 @@ import pytest
 from smtps import verify
 from tests.enginekit import Project
 from tests.lab.faultkit import daemon_down, failing_tool, full_disk, host_pids, wrapped_tool
-from tests.lab.labkit import Lab, running_lab
+from tests.lab.labkit import TEST_PREFIX, Lab, running_lab
 from tests.lab.smtpskit import snapshot
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
@@ -88,7 +88,7 @@ FIREWALLD = ALL[1:]
 # master.cf step succeeded before the fault struck (the firewalld steps come after it), master.cf is new and whole.
 FAULTS = {
     "sshd down": ("mail2", lambda lab: daemon_down(lab, "mail2", "sshd"), "cannot connect", ALL),
-    "connection dropped mid-run": ("mail3", lambda lab: dropped_connection(lab, "mail3"), "mail3 (10.231.1.",
+    "connection dropped mid-run": ("mail3", lambda lab: dropped_connection(lab, "mail3"), f"mail3 ({TEST_PREFIX}",
                                    FIREWALLD),
     # firewall: auto refuses it before any change: a stopped firewalld is never taken for another firewall.
     "firewalld stopped": ("mail4", lambda lab: daemon_down(lab, "mail4", "firewalld"),
@@ -102,7 +102,7 @@ FAULTS = {
                                     "firewall-cmd --reload failed", FIREWALLD),
     "openssl fails": ("mail1", lambda lab: failing_tool(lab, "mail1", "/usr/bin/openssl", "*"),
                       "is not a PEM certificate", ALL),
-    "host stops answering mid-run": ("mail4", lambda lab: silent_host(lab, "mail4"), "mail4 (10.231.1.",
+    "host stops answering mid-run": ("mail4", lambda lab: silent_host(lab, "mail4"), f"mail4 ({TEST_PREFIX}",
                                      FIREWALLD),
     "ssh allowed at runtime only (lockout guard)": (
         "mail2", lambda lab: runtime_only_ssh(lab, "mail2"), "a firewalld reload would cut SSH", FIREWALLD),

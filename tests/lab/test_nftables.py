@@ -18,7 +18,7 @@ from smtps import master_service, nftables_rule, rollback
 from smtps.templating import Action
 from tests.enginekit import Project
 from tests.lab.faultkit import failing_tool, kill_remote, start_script, wait_gone
-from tests.lab.labkit import Lab, running_lab
+from tests.lab.labkit import TEST_PREFIX, Lab, running_lab
 from tests.lab.smtpskit import settings_for, snapshot, ssh_counts
 from tests.lab.test_kill_points import KILL_POINTS, run_whole
 
@@ -209,7 +209,7 @@ def test_remove_refuses_when_this_connection_came_in_on_465_or_cannot_tell(lab: 
     remove = nftables_rule.script("mail1", NftablesSettings("inet", "filter", "input"), Action.REMOVE)
     before = nft_state(lab, "mail1")
     for env, words in (("", "SSH_CONNECTION is not set"),
-                       ("SSH_CONNECTION='10.231.1.1 40000 10.231.1.2 465' ", "came in on port 465")):
+                       (f"SSH_CONNECTION='{TEST_PREFIX}1 40000 {TEST_PREFIX}2 465' ", "came in on port 465")):
         refused = lab.sh("mail1", f"{env}sh -c {shlex.quote(remove)}", check=False)
         assert refused.returncode != 0 and words in refused.stderr, refused.stderr
         assert nft_state(lab, "mail1") == before

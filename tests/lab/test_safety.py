@@ -20,7 +20,7 @@ from smtps import master_service
 from smtps.templating import Action
 from tests.enginekit import Project
 from tests.lab.faultkit import FAULTS, failing_tool, host_pids, start_script, wait_gone, wrapped_tool
-from tests.lab.labkit import Lab, running_lab
+from tests.lab.labkit import TEST_SUBNET, Lab, running_lab
 from tests.lab.smtpskit import settings_for, snapshot, ssh_counts
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
@@ -113,7 +113,7 @@ def test_a_service_the_host_itself_defines_for_other_ports_is_refused_on_the_hos
 
 
 # --- 2. the guard judges the configuration the reload will load, and fails closed --------------------------------
-SUBNET = "10.231.1.0/24"  # the test lab's subnet: the machine's own end of every host link is in it
+SUBNET = TEST_SUBNET  # the test lab's subnet: the machine's own end of every host link is in it
 GUARD_CASES = {
     "ssh removed permanently, not yet reloaded": (
         "firewall-cmd --permanent --zone=iredmail --remove-service=ssh",
