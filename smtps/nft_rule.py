@@ -22,6 +22,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 
 MARK = "smtps-iredmail"
 RULE = f'tcp dport 465 accept comment "{MARK}"'
@@ -35,90 +36,320 @@ _FINAL = re.compile(r"^(?:counter(?: packets \d+ bytes \d+)?\s+)?(?:drop|reject\
 
 
 class NftError(Exception):
-    pass
+    """A file this program will not read or edit, with the line (1-based) that says why, when there is one."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+    def where(self, path: str) -> str:
+        return f"{path} line {self.line}: {self}" if self.line else f"{path}: {self}"
 
 
-def _code(line: str) -> str:
-    """A line without its comment (a # outside a string) and surrounding white space."""
-    quoted = False
-    for index, char in enumerate(line):
-        if char == '"':
-            quoted = not quoted
-        elif char == "#" and not quoted:
-            return line[:index].strip()
-    return line.strip()
+# The file is read as nft's own scanner reads it, because a reader that counts braces line by line is misled by
+# what nft does not count: `"..."` is a string up to the next `"` (no escapes; it may cross lines), `#` outside a
+# string starts a comment up to the end of the line, a backslash right before a newline joins two lines (inside a
+# comment it is part of the comment), and `;` ends a statement as a newline does. Every other character belongs to a
+# word; a file nft would refuse for such a word is refused by `nft -c` before it is used.
+_TOKEN = re.compile(r'(?P<space>[ \t]+)|(?P<join>\\\n)|(?P<newline>\n)|(?P<comment>#[^\n]*)|(?P<string>"[^"]*")'
+                    r'|(?P<brace>[{};])|(?P<word>(?:[^ \t\n{};"#\\]|\\(?!\n))+)')
+# Deeper nesting than any ruleset needs is refused rather than walked (a hostile file could nest thousands deep).
+_MAX_DEPTH = 32
+_ALL_FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
+# The command words nft takes at the start of a statement outside any block (`add` when none is written).
+_VERBS = {"add", "create", "insert", "replace", "delete", "destroy", "flush", "reset", "list", "rename", "get",
+          "describe", "monitor", "export", "import", "update"}
+# What takes away a chain (or all of a table or ruleset) once it is declared.
+_REMOVES = {"flush", "delete", "destroy", "rename"}
+# A chain's own settings, not rules: `type filter hook input priority 0;`, `policy drop;`, `comment "..."`.
+_PROPERTIES = {"type", "policy", "comment", "devices", "priority", "hook", "flags"}
+# Words by which a last rule that is not a plain drop/reject may still end the chain for 465 (or that name a value
+# this program cannot see): the rule is then not put after it.
+_MAY_END = {"drop", "reject", "jump", "goto", "queue", "return", "vmap"}
 
 
-def chain_span(lines: list[str], family: str, table: str, chain: str) -> tuple[int, int] | None:
-    """(index of the `chain NAME {` line, index of its closing `}` line) in the file, or None."""
-    depth, in_table, table_depth = 0, False, 0
-    start = None
-    for index, line in enumerate(lines):
-        code = _code(line)
-        words = code.split()
-        if not in_table and depth == 0 and words[:3] == ["table", family, table] and code.endswith("{"):
-            in_table, table_depth = True, depth + 1
-        elif in_table and start is None and depth == table_depth and words[:2] == ["chain", chain] \
-                and code.endswith("{"):
-            start = index
-        opened, closed = code.count("{"), code.count("}")
-        depth += opened - closed
-        if start is not None and index > start and depth == table_depth:
-            return start, index
-        if in_table and depth < table_depth:
-            in_table = False
-    return None
+@dataclass
+class _Token:
+    kind: str  # word, string, {, }, ; or \n
+    text: str
+    start: int  # offsets in the text
+    end: int
+    line: int
+
+
+@dataclass
+class _Block:
+    open: _Token
+    close: _Token
+    statements: list[_Statement]
+
+
+@dataclass
+class _Statement:
+    items: list[_Token | _Block]
+
+    @property
+    def first(self) -> _Token:
+        item = self.items[0]
+        return item.open if isinstance(item, _Block) else item
+
+    @property
+    def last(self) -> _Token:
+        item = self.items[-1]
+        return item.close if isinstance(item, _Block) else item
+
+    def head(self) -> list[_Token]:
+        """The words (and strings) before the statement's first block."""
+        words = []
+        for item in self.items:
+            if isinstance(item, _Block):
+                break
+            words.append(item)
+        return words
+
+    def block(self) -> _Block | None:
+        return next((item for item in self.items if isinstance(item, _Block)), None)
+
+    def code(self, blank_strings: bool = False) -> str:
+        """The statement as one line of words; with blank_strings every string reads `""`."""
+        parts = []
+        for item in self.items:
+            if isinstance(item, _Block):
+                inner = " ".join(statement.code(blank_strings) for statement in item.statements)
+                parts.append(f"{{ {inner} }}" if inner else "{ }")
+            else:
+                parts.append('""' if blank_strings and item.kind == "string" else item.text)
+        return " ".join(parts)
+
+
+def _tokens(text: str) -> tuple[list[_Token], set[int]]:
+    """nft's tokens of the text, and the offsets of the newlines that a backslash joins away."""
+    tokens, joins, at, line = [], set(), 0, 1
+    while at < len(text):
+        found = _TOKEN.match(text, at)
+        if found is None:  # only a `"` with no `"` after it matches nothing
+            raise NftError('a quoted string that is never closed (no `"` after it)', line)
+        kind = found.lastgroup
+        if kind == "join":
+            joins.add(found.end() - 1)
+        elif kind in ("newline", "brace", "string", "word"):
+            tokens.append(_Token("\n" if kind == "newline" else found.group() if kind == "brace" else kind,
+                                 found.group(), found.start(), found.end(), line))
+        line += found.group().count("\n")
+        at = found.end()
+    return tokens, joins
+
+
+def _statements(tokens: list[_Token]) -> list[_Statement]:
+    """The statements at the top of the file; a `{ ... }` is one item of its statement, holding its own."""
+    top: list[_Statement] = []
+    stack: list[tuple[_Token | None, list[_Statement], list]] = [(None, top, [])]
+    for token in tokens:
+        _opening, statements, items = stack[-1]
+        if token.kind in ("\n", ";"):
+            if items:
+                statements.append(_Statement(items))
+                stack[-1] = (_opening, statements, [])
+        elif token.kind == "{":
+            if len(stack) > _MAX_DEPTH:
+                raise NftError(f"braces nested more than {_MAX_DEPTH} deep", token.line)
+            stack.append((token, [], []))
+        elif token.kind == "}":
+            if _opening is None:
+                raise NftError("a `}` that closes no `{`", token.line)
+            if items:
+                statements.append(_Statement(items))
+            stack.pop()
+            stack[-1][2].append(_Block(_opening, token, statements))
+        else:
+            items.append(token)
+    opening, statements, items = stack[-1]
+    if opening is not None:
+        raise NftError("a `{` that is never closed", opening.line)
+    if items:
+        statements.append(_Statement(items))
+    return top
+
+
+def _walk(statements: list[_Statement]):
+    pending = list(statements)
+    while pending:
+        statement = pending.pop()
+        yield statement
+        pending.extend(inner for item in statement.items if isinstance(item, _Block) for inner in item.statements)
+
+
+def _named(token: _Token, name: str, what: str) -> bool:
+    """Whether a table's or chain's name token is this name; one this program cannot read is refused."""
+    if token.kind == "string":  # nft 1.0 refuses quoted names; a later one may take them: read them as names
+        return token.text[1:-1] == name
+    if token.text.startswith("$"):
+        raise NftError(f"a {what} named by a variable ({token.text}): which {what} it is cannot be told here",
+                       token.line)
+    return token.text == name
+
+
+@dataclass
+class _Chain:
+    statement: _Statement  # the `chain NAME { ... }` statement
+    body: _Block
+
+
+def _find_chain(text: str, family: str, table: str, chain: str) -> tuple[_Chain | None, set[int]]:
+    """The one block that declares the chain, as nft would load the file; None when there is none. Refuses (NftError)
+    a file where the chain's rules may come from more than that block, or where what follows may take them away:
+    there the line that would go before the final drop is not known to be before it when nft loads the file."""
+    tokens, joins = _tokens(text)
+    statements = _statements(tokens)
+    for statement in _walk(statements):
+        if statement.head() and statement.head()[0].text == "include":
+            raise NftError("an include: what it loads can add to, close or take away the chain, and this program "
+                           "reads this file only", statement.first.line)
+    sites: list[_Chain] = []
+    removals: list[_Statement] = []
+    for statement in statements:
+        words = statement.head()
+        if not words or words[0].kind != "word" or words[0].text in ("define", "redefine", "undefine"):
+            continue
+        verb, rest = (words[0].text, words[1:]) if words[0].text in _VERBS else ("add", words)
+        if not rest:
+            continue
+        what = rest[0].text
+        spec = rest[1:]
+        if what == "ruleset":
+            if verb in _REMOVES and (not spec or spec[0].text == family):
+                removals.append(statement)
+            continue
+        if what not in ("table", "chain", "rule"):
+            continue
+        if spec and spec[0].kind == "word" and spec[0].text in _ALL_FAMILIES:
+            named, names = spec[0].text, spec[1:]
+        else:
+            named, names = "ip", spec  # nft's default family
+        if named != family or not names or not _named(names[0], table, "table"):
+            continue
+        body = statement.block()
+        if what == "table":
+            if verb in _REMOVES:
+                removals.append(statement)
+            for inner in body.statements if body else []:
+                head = inner.head()
+                if len(head) >= 2 and head[0].text == "chain" and _named(head[1], chain, "chain") and inner.block():
+                    sites.append(_Chain(inner, inner.block()))
+            continue
+        if len(names) < 2:
+            continue
+        if what == "chain" and verb == "rename" and len(names) >= 3 and _named(names[2], chain, "chain"):
+            removals.append(statement)
+        if not _named(names[1], chain, "chain"):
+            continue
+        if what == "rule":
+            raise NftError(f"`{verb} rule` for the chain outside its block: where its rules end when nft loads the "
+                           "file cannot be told here", statement.first.line)
+        if body is not None and verb in ("add", "create"):
+            sites.append(_Chain(statement, body))
+        elif verb in _REMOVES or body is not None:
+            removals.append(statement)
+    if not sites:
+        return None, joins
+    if len(sites) > 1:
+        raise NftError(f"the chain is declared again (first at line {sites[0].statement.first.line}): nft joins the "
+                       "two, so which one ends the chain cannot be told here", sites[1].statement.first.line)
+    found = sites[0]
+    for statement in removals:
+        if statement.first.start > found.statement.first.start:
+            raise NftError(f"`{statement.code()}` after the chain's block takes away or changes what it declares",
+                           statement.first.line)
+    return found, joins
+
+
+def _line_start(text: str, offset: int) -> int:
+    return text.rfind("\n", 0, offset) + 1
+
+
+def _alone(text: str, first: _Token, last: _Token) -> bool:
+    """Whether these tokens, on one line, are all that line holds besides blanks."""
+    end = text.find("\n", last.end)
+    return first.line == last.line and not text[_line_start(text, first.start):first.start].strip(" \t") \
+        and not text[last.end:len(text) if end < 0 else end].strip(" \t")
+
+
+def _ours(text: str, found: _Chain) -> list[_Statement]:
+    """The chain's statements that are this tool's rule, each alone on its line (so that it can come out whole)."""
+    ours = []
+    for statement in found.body.statements:
+        if statement.code() != RULE:
+            continue
+        if not _alone(text, statement.first, statement.last):
+            raise NftError("this tool's rule shares its line with other text: put it on a line of its own, or take "
+                           "it out", statement.first.line)
+        ours.append(statement)
+    return ours
+
+
+def chain_lines(text: str, family: str, table: str, chain: str) -> tuple[int, int] | None:
+    """(line of the `chain NAME {` statement, line of its closing `}`), 1-based, or None when there is no chain."""
+    found, _joins = _find_chain(text, family, table, chain)
+    return None if found is None else (found.statement.first.line, found.body.close.line)
 
 
 def file_facts(text: str, family: str, table: str, chain: str) -> dict[str, str]:
-    lines = text.splitlines()
-    span = chain_span(lines, family, table, chain)
-    if span is None:
+    found, _joins = _find_chain(text, family, table, chain)
+    if found is None:
         return {"file.chain": "missing", "file.rule": "no", "file.other": "no"}
-    body = [_code(line) for line in lines[span[0] + 1:span[1]]]
-    ours = any(line.strip() == RULE for line in lines[span[0] + 1:span[1]])
-    other = any(_ACCEPTS_465.search(code) for code, raw in zip(body, lines[span[0] + 1:span[1]], strict=True)
-                if raw.strip() != RULE)
+    ours = _ours(text, found)
+    # Strings read as `""`: a comment that spells `tcp dport 465 accept` accepts nothing.
+    other = any(_ACCEPTS_465.search(statement.code(blank_strings=True))
+                for statement in found.body.statements if statement not in ours)
     return {"file.chain": "present", "file.rule": "yes" if ours else "no", "file.other": "yes" if other else "no"}
 
 
 def with_rule(text: str, family: str, table: str, chain: str) -> str:
-    """The file with the rule's line: before the chain's final drop/reject line (with its indentation), else last
-    in the chain. Unchanged when it is there already."""
-    lines = text.splitlines(keepends=True)
-    span = chain_span([line.rstrip("\n") for line in lines], family, table, chain)
-    if span is None:
+    """The file with the rule's line: before the chain's final drop/reject (with that line's indentation), else last
+    in the chain. Unchanged when it is there already. Where the line would not be a statement of its own, right
+    there, nothing is guessed: NftError."""
+    found, joins = _find_chain(text, family, table, chain)
+    if found is None:
         raise NftError(f"no chain {chain} in table {family} {table} in the file")
-    if any(line.strip() == RULE for line in lines[span[0] + 1:span[1]]):
+    if _ours(text, found):
         return text
-    at, indent = span[1], None
-    for index in range(span[1] - 1, span[0], -1):
-        code = _code(lines[index])
-        if not code:
-            continue
-        if _FINAL.match(code):
-            at = index
-        break
-    for index in range(at - 1, span[0], -1):  # the indentation of the statements around it
-        if _code(lines[index]) and not lines[index].lstrip().startswith("#"):
-            indent = lines[index][: len(lines[index]) - len(lines[index].lstrip())]
-            break
-    if indent is None:
-        indent = lines[span[0]][: len(lines[span[0]]) - len(lines[span[0]].lstrip())] + "    "
-    if at > 0 and not lines[at - 1].endswith("\n"):
-        lines[at - 1] += "\n"
-    lines.insert(at, f"{indent}{RULE}\n")
-    return "".join(lines)
+    rules = [statement for statement in found.body.statements
+             if statement.head() and statement.head()[0].text not in _PROPERTIES]
+    final = rules[-1] if rules else None
+    if final is not None and _FINAL.match(final.code()):
+        before, where = final.first, f"the chain's final `{final.code()}`"
+        indent = text[_line_start(text, before.start):before.start]
+    else:
+        seen = final.code(blank_strings=True) if final is not None else ""
+        if _MAY_END & set(seen.split()) or "$" in seen:
+            raise NftError(f"the chain's last rule, `{final.code()}`, is not a plain drop or reject but may still end "
+                           "the chain for 465: this tool puts its rule before a final drop/reject, or last after "
+                           "rules that do not drop", final.first.line)
+        before, where = found.body.close, "the chain's closing `}`"
+        last = found.body.statements[-1].first if found.body.statements else None
+        if last is not None and not text[_line_start(text, last.start):last.start].strip(" \t"):
+            indent = text[_line_start(text, last.start):last.start]
+        else:
+            indent = text[_line_start(text, before.start):before.start] + "    "
+    start = _line_start(text, before.start)
+    if text[start:before.start].strip(" \t"):
+        raise NftError(f"{where} does not begin its line, so the rule's line cannot go right before it",
+                       before.line)
+    if start - 1 in joins:
+        raise NftError(f"the line before {where} ends with a `\\` that joins it to the next, so a line put there "
+                       "would join that statement", before.line - 1)
+    return text[:start] + f"{indent}{RULE}\n" + text[start:]
 
 
 def without_rule(text: str, family: str, table: str, chain: str) -> str:
     """The file without the marked line(s) in the chain; every other byte as it was."""
-    lines = text.splitlines(keepends=True)
-    span = chain_span([line.rstrip("\n") for line in lines], family, table, chain)
-    if span is None:
+    found, _joins = _find_chain(text, family, table, chain)
+    if found is None:
         return text
-    kept = [line for index, line in enumerate(lines) if not (span[0] < index < span[1] and line.strip() == RULE)]
-    return "".join(kept)
+    for statement in reversed(_ours(text, found)):
+        start, end = _line_start(text, statement.first.start), text.find("\n", statement.last.end)
+        text = text[:start] + text[len(text) if end < 0 else end + 1:]
+    return text
 
 
 def _matches_465(expr: list[dict]) -> bool:
@@ -168,31 +399,40 @@ def _listing(family: str, table: str, chain: str) -> dict | None:
     return json.loads(found.stdout)
 
 
+def _read(path: str) -> str:
+    # Bytes as they are: what is not UTF-8 (in a comment, say) goes back out unchanged; `\r` stays `\r`.
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        return handle.read()
+
+
 def main(argv: list[str]) -> int:
     command, family, table, chain, *rest = argv
     if family not in _FAMILIES or not _NAME.fullmatch(table) or not _NAME.fullmatch(chain):
         print(f"bad nftables chain {family} {table} {chain}", file=sys.stderr)
         return 2
-    if command == "facts":
-        listing = _listing(family, table, chain)
-        facts = live_facts(listing) if listing is not None else {"live.chain": "missing", "live.rule": "no",
-                                                                 "live.handles": "", "live.other": "no",
-                                                                 "live.final": ""}
-        try:
-            with open(rest[0]) as handle:
-                facts |= file_facts(handle.read(), family, table, chain)
-        except FileNotFoundError:
-            facts |= {"file.chain": "missing", "file.rule": "no", "file.other": "no"}
-        print("\n".join(f"nft.{key}={value}" for key, value in facts.items()))
-        return 0
-    if command in ("with-rule", "without-rule"):
-        source, target = rest
-        with open(source) as handle:
-            text = handle.read()
-        edit = with_rule if command == "with-rule" else without_rule
-        with open(target, "w") as handle:
-            handle.write(edit(text, family, table, chain))
-        return 0
+    try:
+        if command == "facts":
+            listing = _listing(family, table, chain)
+            facts = live_facts(listing) if listing is not None else {"live.chain": "missing", "live.rule": "no",
+                                                                     "live.handles": "", "live.other": "no",
+                                                                     "live.final": ""}
+            try:
+                facts |= file_facts(_read(rest[0]), family, table, chain)
+            except FileNotFoundError:
+                facts |= {"file.chain": "missing", "file.rule": "no", "file.other": "no"}
+            print("\n".join(f"nft.{key}={value}" for key, value in facts.items()))
+            return 0
+        if command in ("with-rule", "without-rule"):
+            source, target = rest
+            edit = with_rule if command == "with-rule" else without_rule
+            edited = edit(_read(source), family, table, chain)
+            with open(target, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+                handle.write(edited)
+            return 0
+    except NftError as error:
+        # Named by file and line, before anything is changed: the run stops here.
+        print(f"{error.where(rest[0])} (read as nft reads it; nothing was changed)", file=sys.stderr)
+        return 1
     listing = _listing(family, table, chain)
     if listing is None:
         print(f"no chain {chain} in table {family} {table} in the live ruleset", file=sys.stderr)

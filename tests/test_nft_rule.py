@@ -8,7 +8,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from smtps.nft_rule import RULE, chain_span, file_facts, live_facts, with_rule, without_rule
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smtps import nft_rule
+from smtps.nft_rule import RULE, NftError, chain_lines, file_facts, live_facts, with_rule, without_rule
 from tests.conftest import require
 
 DATA = Path(__file__).parent.parent / "lab" / "files"
@@ -42,8 +47,8 @@ def test_the_chain_is_found_by_table_and_name_not_by_a_look_alike():
             '    set s { type ipv4_addr; elements = { 1.2.3.4 } }\n'
             '    chain input {\n        tcp dport { 25, 587 } accept\n        reject with icmpx admin-prohibited\n'
             '    }\n}\n')
-    start, end = chain_span(text.splitlines(), *CHAIN)
-    assert text.splitlines()[start] == "    chain input {" and start == 8 and end == 11
+    start, end = chain_lines(text, *CHAIN)
+    assert text.splitlines()[start - 1] == "    chain input {" and start == 9 and end == 12
     new = with_rule(text, *CHAIN).splitlines()
     assert new[10] == f"        {RULE}" and new[11] == "        reject with icmpx admin-prohibited"
     assert file_facts("table inet filter {\n chain input {\n  tcp dport { 25, 465, 587 } accept\n }\n}\n",
@@ -105,3 +110,135 @@ def test_a_chain_that_cannot_be_read_is_drift_not_silence():
                         ("nft.live.chain=missing", "chain missing")):
         live = nftables_rule.live(facts.parse(line + "\n"), chain)
         assert words in live["nftables"] and live["runtime"] is False and live["persistent"] is False
+
+
+# The file as nft reads it (issue 25 point 8): a reader that counts braces line by line puts the rule wherever a
+# string or a comment says `{` or `}`. FILE is iRedMail's shape with room for such text in every chain.
+def _file(input_note: str = "", forward_note: str = "", extra: str = "") -> str:
+    return ("flush ruleset\n\ntable inet filter {\n    chain input {\n        type filter hook input priority 0;\n"
+            f"        tcp dport 22 accept{input_note}\n        counter drop\n    }}\n\n"
+            f"    chain forward {{\n        type filter hook forward priority 0;\n        policy drop;\n"
+            f"        ct state established accept{forward_note}\n    }}\n}}\n{extra}")
+
+
+def _placed_in_input(text: str) -> None:
+    """The rule's line is right before input's `counter drop`, and nothing else moved."""
+    new = with_rule(text, *CHAIN)
+    at = text.index("        counter drop\n")
+    assert new == text[:at] + f"        {RULE}\n" + text[at:]
+    assert file_facts(new, *CHAIN)["file.rule"] == "yes" and file_facts(text, *CHAIN)["file.rule"] == "no"
+    assert file_facts(new, "inet", "filter", "forward")["file.rule"] == "no"
+    assert without_rule(new, *CHAIN) == text
+
+
+def test_braces_in_strings_and_comments_are_not_braces():
+    # The issue's case: `{` in input's comment string, `}` in forward's; before, the rule went into forward.
+    _placed_in_input(_file(' comment "{"', ' comment "}"'))
+    _placed_in_input(_file(" # {", " # }"))
+    _placed_in_input(_file(' comment "}"', ' comment "{ # "'))
+    # nft strings have no escapes: `"a\"` is the whole string `a\`, and the `"` after it opens the next one.
+    _placed_in_input(_file(' comment "a\\"', ' comment "b{"'))
+    # A string may cross lines; a `#` inside it starts no comment, a `"` inside a comment starts no string.
+    _placed_in_input(_file(' comment "x\n}\n# y"', ' # say "{'))
+    # A backslash before the newline joins two lines into one statement.
+    _placed_in_input(_file(" \\\n        ", ""))
+    assert file_facts(_file(' comment "tcp dport 465 accept"'), *CHAIN)["file.other"] == "no"
+
+
+def test_nft_takes_the_edited_tricky_files(tmp_path):
+    """nft -c agrees with the reading: each tricky file, and the same with the rule in it, is a valid ruleset."""
+    require(shutil.which("nft") is not None and os.geteuid() == 0, "nft (as root) is needed: apt package nftables")
+    for text in (_file(' comment "{"', ' comment "}"'), _file(' comment "a\\"', ' comment "b{"'),
+                 _file(' comment "x\n}\n# y"', ' # say "{'), _file(" \\\n        ", "")):
+        for version in (text, with_rule(text, *CHAIN)):
+            path = tmp_path / "nftables.conf"
+            path.write_text(version)
+            checked = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
+            assert checked.returncode == 0, (version, checked.stderr)
+
+
+# What a string or a comment may hold, as nft reads it: anything but `"` (a string) or a newline (a comment).
+_TRICKY = "{}#;\"\\\n $"
+_STRING = st.lists(st.sampled_from([*_TRICKY.replace('"', ""), "a", "465", "drop", "chain input"]),
+                   max_size=12).map("".join)
+_COMMENT = st.lists(st.sampled_from([*_TRICKY.replace("\n", ""), "a", "counter drop", "chain input {"]),
+                    max_size=12).map("".join)
+
+
+@given(notes=st.lists(st.one_of(_STRING.map(lambda s: f' comment "{s}"'), _COMMENT.map(lambda c: f" #{c}")),
+                      min_size=2, max_size=2),
+       extra=st.lists(_COMMENT.map(lambda c: f"#{c}\n"), max_size=3).map("".join))
+def test_no_string_or_comment_moves_the_rule(notes, extra):
+    _placed_in_input(_file(notes[0], notes[1], extra))
+
+
+def _refused(text: str, line: int, words: str) -> None:
+    with pytest.raises(NftError) as refused:
+        file_facts(text, *CHAIN)
+        with_rule(text, *CHAIN)
+    assert refused.value.line == line and words in str(refused.value), (refused.value.line, str(refused.value))
+
+
+def test_what_cannot_be_told_is_refused_with_its_line():
+    _refused(_file(extra='include "/etc/nftables.d/*.nft"\n'), 16, "an include")
+    _refused(_file().replace("    chain forward", '    include "more.nft"\n    chain forward'), 10, "an include")
+    _refused(_file(extra="table inet filter {\n    chain input {\n        accept\n    }\n}\n"), 17,
+             "declared again (first at line 4)")
+    _refused(_file(extra="add chain inet filter input { policy accept; }\n"), 16, "declared again")
+    _refused(_file(extra="insert rule inet filter input tcp dport 465 drop\n"), 16, "`insert rule`")
+    _refused(_file(extra="rule inet filter input drop\n"), 16, "`add rule`")
+    _refused(_file(extra="flush chain inet filter input\n"), 16, "after the chain's block")
+    _refused(_file(extra="delete table inet filter\n"), 16, "after the chain's block")
+    _refused(_file(extra="flush ruleset\n"), 16, "after the chain's block")
+    _refused(_file(extra="rename chain inet filter forward input\n"), 16, "after the chain's block")
+    _refused(_file(extra='define t = filter\ntable inet $t {\n}\n'), 17, "variable")
+    _refused(_file(' comment "never closed'), 6, "never closed")
+    _refused(_file(extra="}\n"), 16, "closes no")
+    _refused(_file(extra="table ip x {\n"), 16, "never closed")
+    _refused("{" * 40 + "}" * 40, 1, "nested")
+
+
+def test_what_is_harmless_is_read():
+    # Declarations without rules, and what comes before the chain's block or concerns another table or chain.
+    for extra in ("add table inet filter\n", "add chain inet filter input\n", "flush ruleset ip6\n",
+                  "add rule inet filter output drop\n", "table ip filter {\n chain input {\n  drop\n }\n}\n",
+                  "define ports = { 25, 465 }\n", "flush chain inet filter output\n"):
+        _placed_in_input(_file(extra=extra))
+    _placed_in_input("table inet filter\nflush table inet filter\n"
+                     + _file().replace("flush ruleset\n", ""))
+    # nft's default family is ip: `table filter` is `table ip filter`.
+    text = "table filter {\n    chain input {\n        counter drop\n    }\n}\n"
+    assert with_rule(text, "ip", "filter", "input").splitlines()[2] == f"        {RULE}"
+    assert file_facts(text, *CHAIN)["file.chain"] == "missing"
+
+
+def test_the_rule_goes_only_where_it_is_a_line_of_its_own():
+    one_line = "table inet filter {\n    chain input {\n        tcp dport 22 accept; counter drop\n    }\n}\n"
+    with pytest.raises(NftError, match="does not begin its line") as refused:
+        with_rule(one_line, *CHAIN)
+    assert refused.value.line == 3
+    with pytest.raises(NftError, match="joins it to the next"):
+        with_rule(one_line.replace("accept; ", "accept; \\\n        "), *CHAIN)
+    with pytest.raises(NftError, match="may still end the chain") as refused:
+        with_rule("table inet filter {\n    chain input {\n        ip protocol tcp drop\n    }\n}\n", *CHAIN)
+    assert refused.value.line == 3
+    with pytest.raises(NftError, match="shares its line"):
+        file_facts(f"table inet filter {{\n    chain input {{\n        {RULE}; counter drop\n    }}\n}}\n", *CHAIN)
+    # Settings after the last rule are not rules: the rule still goes before the final drop.
+    text = "table inet filter {\n    chain input {\n        counter drop\n        policy drop;\n    }\n}\n"
+    assert with_rule(text, *CHAIN).splitlines()[2] == f"        {RULE}"
+
+
+def test_the_host_program_names_the_file_and_line_and_keeps_every_byte(tmp_path, capsys):
+    source, target = tmp_path / "nftables.conf", tmp_path / "nftables.conf.smtps-tmp"
+    source.write_text(_file(extra="include \"x.nft\"\n"))
+    assert nft_rule.main(["with-rule", *CHAIN, str(source), str(target)]) == 1
+    assert f"{source} line 16: an include" in capsys.readouterr().err and not target.exists()
+    # Bytes that are not UTF-8, and a carriage return in a comment, go back out as they were.
+    raw = _file(" # caf\xe9 \r").encode("latin-1")
+    source.write_bytes(raw)
+    assert nft_rule.main(["with-rule", *CHAIN, str(source), str(target)]) == 0
+    at = raw.index(b"        counter drop\n")
+    assert target.read_bytes() == raw[:at] + f"        {RULE}\n".encode() + raw[at:]
+    assert nft_rule.main(["without-rule", *CHAIN, str(target), str(source)]) == 0
+    assert source.read_bytes() == raw
