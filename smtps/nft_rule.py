@@ -10,7 +10,8 @@ the live ruleset and in /etc/nftables.conf.
 
 It never loads a whole file: iRedMail's /etc/nftables.conf starts with `flush ruleset`, which would also wipe
 fail2ban's table and its bans. The live ruleset changes rule by rule (`nft insert rule`, `nft delete rule ... handle`)
-and the file is edited as text, line by line, so every other byte of it stays.
+and the file is edited as text, one whole line in or out, so every other byte of it stays. The file is read as nft
+reads it (strings, comments, statements; see _TOKEN), and what cannot be told from it alone is refused with its line.
 
 The judgement (which line, which rule) is in pure functions over text and nft's JSON, tested without a host.
 Shipped inside the host scripts as it is (never rendered): every value arrives as an argument.
@@ -29,10 +30,12 @@ RULE = f'tcp dport 465 accept comment "{MARK}"'
 PORT = 465
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _FAMILIES = ("inet", "ip", "ip6")
-# A rule line that accepts 465/tcp: `tcp dport 465 accept`, or 465 in a set (`tcp dport { 25, 465 } accept`).
+# A rule that accepts 465/tcp: `tcp dport 465 accept`, or 465 in a set (`tcp dport { 25, 465 } accept`); matched
+# against the rule read as one line of words with its strings blank (_Statement.code).
 _ACCEPTS_465 = re.compile(r"\btcp dport (?:465\b|\{[^}]*\b465\b[^}]*\})[^#]*\baccept\b")
-# The chain's final verdict, as iRedMail writes it: `counter drop`, `drop`, `reject ...`, with nothing matched.
-_FINAL = re.compile(r"^(?:counter(?: packets \d+ bytes \d+)?\s+)?(?:drop|reject\b.*)$")
+# The chain's final verdict, as iRedMail writes it: `counter drop`, `drop`, `reject ...`, with nothing matched (and
+# perhaps a comment of its own). Matched against a statement read as one line of words (_Statement.code).
+_FINAL = re.compile(r'^(?:counter(?: packets \d+ bytes \d+)? )?(?:drop(?: comment "[^"]*")?|reject\b.*)$')
 
 
 class NftError(Exception):

@@ -114,8 +114,9 @@ def test_a_chain_that_cannot_be_read_is_drift_not_silence():
 
 # The file as nft reads it (issue 25 point 8): a reader that counts braces line by line puts the rule wherever a
 # string or a comment says `{` or `}`. FILE is iRedMail's shape with room for such text in every chain.
-def _file(input_note: str = "", forward_note: str = "", extra: str = "") -> str:
-    return ("flush ruleset\n\ntable inet filter {\n    chain input {\n        type filter hook input priority 0;\n"
+def _file(input_note: str = "", forward_note: str = "", extra: str = "", open_note: str = "") -> str:
+    return (f"flush ruleset\n\ntable inet filter {{{open_note}\n    chain input {{{open_note}\n"
+            "        type filter hook input priority 0;\n"
             f"        tcp dport 22 accept{input_note}\n        counter drop\n    }}\n\n"
             f"    chain forward {{\n        type filter hook forward priority 0;\n        policy drop;\n"
             f"        ct state established accept{forward_note}\n    }}\n}}\n{extra}")
@@ -167,9 +168,10 @@ _COMMENT = st.lists(st.sampled_from([*_TRICKY.replace("\n", ""), "a", "counter d
 
 @given(notes=st.lists(st.one_of(_STRING.map(lambda s: f' comment "{s}"'), _COMMENT.map(lambda c: f" #{c}")),
                       min_size=2, max_size=2),
-       extra=st.lists(_COMMENT.map(lambda c: f"#{c}\n"), max_size=3).map("".join))
-def test_no_string_or_comment_moves_the_rule(notes, extra):
-    _placed_in_input(_file(notes[0], notes[1], extra))
+       extra=st.lists(_COMMENT.map(lambda c: f"#{c}\n"), max_size=3).map("".join),
+       open_note=st.just("") | _COMMENT.map(lambda c: f" #{c}"))
+def test_no_string_or_comment_moves_the_rule(notes, extra, open_note):
+    _placed_in_input(_file(notes[0], notes[1], extra, open_note))
 
 
 def _refused(text: str, line: int, words: str) -> None:
@@ -224,6 +226,9 @@ def test_the_rule_goes_only_where_it_is_a_line_of_its_own():
     assert refused.value.line == 3
     with pytest.raises(NftError, match="shares its line"):
         file_facts(f"table inet filter {{\n    chain input {{\n        {RULE}; counter drop\n    }}\n}}\n", *CHAIN)
+    # A final drop with a comment of its own is still the final drop.
+    text = 'table inet filter {\n    chain input {\n        counter drop comment "the rest"\n    }\n}\n'
+    assert with_rule(text, *CHAIN).splitlines()[2] == f"        {RULE}"
     # Settings after the last rule are not rules: the rule still goes before the final drop.
     text = "table inet filter {\n    chain input {\n        counter drop\n        policy drop;\n    }\n}\n"
     assert with_rule(text, *CHAIN).splitlines()[2] == f"        {RULE}"
