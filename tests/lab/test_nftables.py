@@ -14,7 +14,7 @@ import time
 import pytest
 
 from lab.render import FILES
-from smtps import master_service, nftables_rule, rollback
+from smtps import master_service, nft_rule, nftables_rule, rollback
 from smtps.templating import Action
 from tests.enginekit import Project
 from tests.lab.faultkit import failing_tool, kill_remote, start_script, wait_gone
@@ -139,6 +139,33 @@ def test_a_hand_edit_of_the_rule_is_seen_and_repaired(lab: Lab, project: Project
     assert chain(lab, "mail1").count("smtps-iredmail") == 1
     assert lab.sh("mail1", f"grep -c smtps-iredmail {CONF}").stdout.strip() == "1"
     assert BAN in lab.sh("mail1", "nft list table inet f2b-table").stdout
+
+
+def test_the_file_is_read_as_nft_reads_it_on_the_host(lab: Lab, project: Project):
+    """A `{` in a string of input and a `}` in one of forward: the rule still goes into input, and nft takes the file.
+    An include: the run refuses, naming the file and line, and changes nothing. The host then goes back as it was."""
+    lab.sh("mail1", "tar -C / -cf /root/nft-case.tar etc/nftables.conf var/lib/smtps-iredmail")
+    ruleset = lab.sh("mail1", "nft -s list ruleset").stdout
+    try:
+        text = lab.sh("mail1", f"cat {CONF}").stdout.replace(f"        {nft_rule.RULE}\n", "")
+        text = text.replace("        tcp dport 22 accept\n", '        tcp dport 22 accept comment "{"\n').replace(
+            "        policy drop;\n", '        policy drop;\n        ct state invalid drop comment "}"\n')
+        lab.sh("mail1", f"printf %s {shlex.quote(text)} > {CONF}")
+        assert drift_rows(project) == [("mail1", "nftables rule", "persistent")]
+        project.smtps("up", "-s", STACK, "--yes", "--refresh")
+        at = text.index("        counter drop\n")
+        assert lab.sh("mail1", f"cat {CONF}").stdout == text[:at] + f"        {nft_rule.RULE}\n" + text[at:]
+        lab.sh("mail1", f"nft -c -f {CONF}")
+        assert drift_rows(project) == [] and lab.sh("mail1", "nft -s list ruleset").stdout == ruleset
+        # Whatever an include loads could add to the chain or take it away: refused, before any change.
+        lab.sh("mail1", f"{DELETE_LINE}; echo 'include \"/etc/nftables.d/*.nft\"' >> {CONF}")
+        before, lines = nft_state(lab, "mail1"), lab.sh("mail1", f"wc -l < {CONF}").stdout.strip()
+        up = project.smtps("up", "-s", STACK, "--yes", "--refresh", check=False)
+        assert up.returncode != 0 and f"{CONF} line {lines}: an include" in up.stderr, up.stderr
+        assert nft_state(lab, "mail1") == before
+    finally:
+        lab.sh("mail1", "rm -rf /var/lib/smtps-iredmail && tar -C / -xf /root/nft-case.tar && rm /root/nft-case.tar")
+    assert drift_rows(project) == []
 
 
 def test_a_chain_that_is_not_loaded_is_reported_and_the_file_is_never_loaded(lab: Lab, project: Project):
