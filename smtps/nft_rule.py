@@ -56,6 +56,7 @@ class NftError(Exception):
 # word; a file nft would refuse for such a word is refused by `nft -c` before it is used.
 _TOKEN = re.compile(r'(?P<space>[ \t]+)|(?P<join>\\\n)|(?P<newline>\n)|(?P<comment>#[^\n]*)|(?P<string>"[^"]*")'
                     r'|(?P<brace>[{};])|(?P<word>(?:[^ \t\n{};"#\\]|\\(?!\n))+)')
+_COMMENT_LINE = re.compile(r"[ \t]*#")
 # Deeper nesting than any ruleset needs is refused rather than walked (a hostile file could nest thousands deep).
 _MAX_DEPTH = 32
 _ALL_FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
@@ -135,6 +136,11 @@ def _tokens(text: str) -> tuple[list[_Token], set[int]]:
         kind = found.lastgroup
         if kind == "join":
             joins.add(found.end() - 1)
+            # Newer nft versions take a whole comment line with its newline, so there the statement goes on past it;
+            # earlier ones end the statement at that newline. Which one reads this file is not known here.
+            if _COMMENT_LINE.match(text, found.end()):
+                raise NftError("a `\\` joins this line to a comment line, which nft versions read differently",
+                               line)
         elif kind in ("newline", "brace", "string", "word"):
             tokens.append(_Token("\n" if kind == "newline" else found.group() if kind == "brace" else kind,
                                  found.group(), found.start(), found.end(), line))

@@ -198,6 +198,7 @@ def test_what_cannot_be_told_is_refused_with_its_line():
     _refused(_file(extra="}\n"), 16, "closes no")
     _refused(_file(extra="table ip x {\n"), 16, "never closed")
     _refused("{" * 40 + "}" * 40, 1, "nested")
+    _refused(_file(" ip saddr 10.0.0.1 \\\n# note"), 6, "joins this line to a comment line")
 
 
 def test_what_is_harmless_is_read():
