@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .option_rules import risk
+from .option_rules import KEEP, refusal, removal_risk, risk
 
 # iRedMail's stanza: iRedMail >= 1.5.0 writes exactly this (the lab's iredmail-1.5 master.cf has it).
 IREDMAIL_OPTIONS: tuple[tuple[str, str], ...] = (
@@ -427,7 +427,8 @@ def parse_bastions(stack: str, bastions: Any, problems: list[str]) -> dict[str, 
 
 
 def read_allowed(read: Reader) -> tuple[str, ...] | None:
-    """`allowOptions`: the option names the stack allows although they open relaying (smtps/option_rules.py)."""
+    """`allowOptions`: the option names the stack allows although they open relaying, let clients in without
+    logging in or send mail around the content filter (smtps/option_rules.py)."""
     value = read.values.get("allowOptions")
     if value is None:
         return ()  # none allowed (and state written before this setting existed has none)
@@ -438,11 +439,17 @@ def read_allowed(read: Reader) -> tuple[str, ...] | None:
 
 def read_master(read: Reader) -> MasterServiceSettings | None:
     key, options, allowed = read.choice("serviceKey", SERVICE_KEYS), read.options("options"), read_allowed(read)
+    refused = []
     for name, value in options or ():
         why = risk(name, value)
         if why and allowed is not None and name not in allowed:
-            read.fail(f"options.{name}", f"{value!r}: {why}; refused (to allow it on purpose: allowOptions: [{name}])")
-            options = None
+            refused.append((name, f"{value!r}: {why}"))
+    for name in KEEP if options is not None else ():
+        if name not in dict(options) and allowed is not None and name not in allowed:
+            refused.append((name, removal_risk(name)))
+    for name, why in refused:
+        read.fail(f"options.{name}", refusal(why, name))
+    options = None if refused else options
     chroot = read.choice("chroot", ("y", "n", "-"))
     maxproc = read.text("maxproc", _MAXPROC, "'-' or a number")
     parts = (key, options, chroot, maxproc, allowed)

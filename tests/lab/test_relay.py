@@ -89,6 +89,7 @@ def test_an_open_relay_option_allowed_on_purpose_fails_the_check(lab: Lab, proje
     assert refused.returncode != 0 and "setting options.mynetworks: '0.0.0.0/0': lets every client in 0.0.0.0/0 " \
         "relay without logging in" in refused.stdout + refused.stderr
     project.pulumi("config", "set", "-s", STACK, "--path", "defaults.allowOptions[0]", "mynetworks")
+    project.pulumi("config", "set", "-s", STACK, "--path", "defaults.allowOptions[1]", "smtpd_client_restrictions")
     up = project.smtps("up", "-s", STACK, "--yes", check=False)
     assert up.returncode != 0
     assert "mail1: verification: update:" in up.stderr and "OPEN RELAY: without logging in, RCPT TO " \
