@@ -43,6 +43,8 @@ RESTRICTIONS = ("smtpd_relay_restrictions", "smtpd_recipient_restrictions")
 _ENDS_RELAYING = ("reject", "reject_unauth_destination", "defer_unauth_destination")
 # Postfix's own listeners that iRedMail's master.cf defines for mail coming back from a filter (above).
 RE_INJECTION = (10025, 10028)
+# The port of the entry itself: settings.SMTPS_PORT (settings imports this module, so it is not imported here).
+OWN_PORT = 465
 # Options that need allowOptions whatever their value, and why.
 ALWAYS = {
     "smtpd_proxy_filter": "hands every message, before it is queued, to a proxy that is not the content filter",
@@ -116,6 +118,8 @@ def content_filter_risk(value: str) -> str | None:
                 "filter")
     if not 1 <= port <= 65535:
         return f"port {port} is outside 1 to 65535"
+    if port == OWN_PORT:
+        return f"port {port} is this entry's own (Postfix itself): mail would loop back into 465, never to a filter"
     if port in RE_INJECTION:
         return (f"port {port} is iRedMail's re-injection listener (Postfix itself, with no content filter): mail "
                 "sent there is delivered unfiltered")

@@ -55,6 +55,7 @@ SHAPE = "is not transport:[loopback address]:port"
     ("content_filter", ":[127.0.0.1]:10026", SHAPE), ("content_filter", "smtp-amavis:[127.0.0.1]:10026,x", SHAPE),
     ("content_filter", "smtp:[127.0.0.1]:10025", "port 10025 is iRedMail's re-injection listener"),
     ("content_filter", "smtp:[127.0.0.1]:10028", "port 10028 is iRedMail's re-injection listener"),
+    ("content_filter", "smtp-amavis:[127.0.0.1]:465", "port 465 is this entry's own"),
     ("content_filter", "smtp:[127.0.0.1]:0", "port 0 is outside 1 to 65535"),
     ("content_filter", "smtp:[127.0.0.1]:99999", "port 99999 is outside 1 to 65535"),
     # Postfix expands $name in -o values; an unknown name expands to nothing.
@@ -153,3 +154,10 @@ def test_the_host_check_is_in_the_apply_unless_the_filter_is_allowed_on_purpose(
     assert "filter_command" not in allowed and "-o content_filter=smtp:[127.0.0.1]:587" in allowed
     # Removed on purpose: nothing to check.
     assert "filter_command" not in apply(options={"content_filter": None}, allowOptions=["content_filter"])
+
+
+def test_the_entrys_own_port_is_the_smtps_port():
+    from smtps.option_rules import OWN_PORT
+    from smtps.settings import SMTPS_PORT
+
+    assert OWN_PORT == SMTPS_PORT

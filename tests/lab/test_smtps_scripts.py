@@ -123,7 +123,7 @@ REFUSED = "; refused (to allow it on purpose: allowOptions: [content_filter]); n
     ("smtp-nowhere:[127.0.0.1]:10026", "transport smtp-nowhere is not a master.cf unix service whose command is smtp"),
     ("discard:[127.0.0.1]:10026", "transport discard is not a master.cf unix service whose command is smtp"),
     ("smtp:[127.0.0.1]:587", "port 587 is a Postfix listener of this host's master.cf"),  # `submission`, by name
-    ("smtp-amavis:[127.0.0.1]:465", "port 465 is a Postfix listener of this host's master.cf"),
+    ("smtp-amavis:[127.0.0.1]:25", "port 25 is a Postfix listener of this host's master.cf"),  # `smtp`
 ])
 def test_the_host_refuses_a_content_filter_only_it_can_judge_before_any_change(lab, before, content_filter, words):
     """What the settings cannot know (smtps/option_rules.py): the transport is master.cf's SMTP client, and the port
