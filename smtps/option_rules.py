@@ -9,7 +9,8 @@ The rules (postconf(5), "smtpd_relay_restrictions", "smtpd_recipient_restriction
 - `smtpd_relay_restrictions` / `smtpd_recipient_restrictions`: Postfix stops at the first `permit*` that matches. So
   `permit_sasl_authenticated` must come before any other permit (a `permit_mynetworks` first lets every client in
   mynetworks relay without logging in; a bare `permit` lets everyone), and the list must end unauthenticated relaying
-  with `reject`, `reject_unauth_destination` or `defer_unauth_destination`.
+  with `reject`, `reject_unauth_destination` or `defer_unauth_destination`. Before that end, only restrictions that
+  reject (and `permit_mynetworks` after `permit_sasl_authenticated`): an access map (`check_*`) may answer OK.
 - `smtpd_client_restrictions`: what makes 465 a port for logged-in clients only (iRedMail's 465 and 587 entries:
   `permit_sasl_authenticated,reject`). It must hold `permit_sasl_authenticated` and end in `reject`, and everything
   else in it may only reject (`reject_*`, `defer_*`): a `permit*`, an access map (`check_*`, which may answer OK) or a
@@ -21,7 +22,9 @@ The rules (postconf(5), "smtpd_relay_restrictions", "smtpd_recipient_restriction
   (templates/master_service.sh.j2, before any change): the transport is a master.cf `unix` service whose command is
   smtp (an lmtp one could hand mail straight to Dovecot), and the port is no Postfix `inet` listener of its master.cf.
 - `smtpd_proxy_filter`, `smtpd_milters`, `non_smtpd_milters`, `receive_override_options`: each hands mail to another
-  program before the queue, or switches checks and milters off (`no_milters`, `no_header_body_checks`).
+  program before the queue, or switches checks and milters off (`no_milters`, `no_header_body_checks`). Header and
+  body check tables, and an access map or policy service (`check_*`) in any other restriction list: their FILTER or
+  REDIRECT action (header_checks(5), access(5)) sends a message elsewhere than the content filter.
 - `mynetworks`: the clients `permit_mynetworks` lets relay. Anything beyond the loopback networks is refused here.
 - Removed with `null`: `content_filter` (no filter at all) and `smtpd_client_restrictions` (main.cf's, made for
   port 25, apply instead).
@@ -53,6 +56,9 @@ ALWAYS = {
     "non_smtpd_milters": "hands mail that did not come in by SMTP to milters, which may change, accept or drop it",
     "receive_override_options": "can switch off milters and header or body checks for everything received on 465",
 }
+# Tables whose FILTER or REDIRECT action sends a message elsewhere than the content filter (header_checks(5)).
+for _table in ("header_checks", "body_checks", "mime_header_checks", "nested_header_checks", "milter_header_checks"):
+    ALWAYS[_table] = "a FILTER or REDIRECT in this table sends messages elsewhere than the content filter"
 # Options whose removal (`null`) needs allowOptions, and why.
 KEEP = {
     "content_filter": "null removes iRedMail's content filter from the entry: submitted mail would go unfiltered",
@@ -88,9 +94,21 @@ def _restriction_risk(value: str) -> str | None:
                     "(put permit_sasl_authenticated first)")
     else:
         return "has no permit_sasl_authenticated: the rule for logged-in clients is missing"
-    if not any(item in _ENDS_RELAYING for item in items[items.index("permit_sasl_authenticated"):]):
+    sasl = items.index("permit_sasl_authenticated")
+    end = next((i for i in range(sasl, len(items)) if items[i] in _ENDS_RELAYING), None)
+    if end is None:
         return (f"does not end unauthenticated relaying: add one of {', '.join(_ENDS_RELAYING)} after "
                 "permit_sasl_authenticated")
+    for index, item in enumerate(items[:end]):
+        # Before the end of unauthenticated relaying, only what cannot permit: an access map or policy service
+        # (check_*) may answer OK, and a restriction class is whatever main.cf makes it.
+        if item == "permit_sasl_authenticated" or item.startswith(("reject", "defer")):
+            continue
+        if item == "permit_mynetworks" and index > sasl:
+            continue  # mynetworks: the loopback networks only (its own rule)
+        return (f"{item} comes before {items[end]}: it may let a client relay without logging in (only "
+                "restrictions that reject, and permit_mynetworks after permit_sasl_authenticated, are known to be "
+                "safe there)")
     return None
 
 
@@ -148,6 +166,11 @@ def risk(name: str, value: str) -> str | None:
         return _restriction_risk(value)
     if name == "smtpd_client_restrictions":
         return _client_risk(value)
+    if name.endswith("_restrictions"):
+        lookup = next((item for item in _items(value) if item.startswith("check_")), None)
+        if lookup:
+            return (f"{lookup} may answer FILTER or REDIRECT (access(5)), which sends a message elsewhere than the "
+                    "content filter")
     if name == "content_filter":
         return content_filter_risk(value)
     if name == "mynetworks":

@@ -30,6 +30,8 @@ IREDMAIL_465_587 = [
     ("content_filter", "smtp:[127.0.0.2]:10024"), ("mynetworks", "127.0.0.0/8 [::1]/128"),
     ("smtpd_client_restrictions", "reject_unknown_client_hostname,permit_sasl_authenticated,reject"),
     ("smtpd_client_restrictions", "permit_sasl_authenticated,reject_unauth_pipelining,defer_if_permit,reject"),
+    ("smtpd_relay_restrictions", "permit_sasl_authenticated,reject_unauth_destination,check_client_access,x"),
+    ("smtpd_sender_restrictions", "reject_non_fqdn_sender,reject_unknown_sender_domain"),
 ])
 def test_safe(name, value):
     assert risk(name, value) is None
@@ -79,6 +81,15 @@ SHAPE = "is not transport:[loopback address]:port"
     ("smtpd_client_restrictions", "myclass,permit_sasl_authenticated,reject", "myclass may let a client past"),
     ("smtpd_client_restrictions", "permit_sasl_authenticated", "does not end in reject"),
     ("smtpd_client_restrictions", "permit_sasl_authenticated,reject_unauth_pipelining", "does not end in reject"),
+    ("smtpd_relay_restrictions", "check_client_access cidr:/etc/postfix/ok permit_sasl_authenticated reject",
+     "check_client_access comes before reject: it may let a client relay without logging in"),
+    ("smtpd_relay_restrictions", "permit_sasl_authenticated,permit_tls_clientcerts,reject_unauth_destination",
+     "permit_tls_clientcerts comes before reject_unauth_destination"),
+    ("smtpd_recipient_restrictions", "permit_sasl_authenticated myclass defer_unauth_destination", "myclass comes"),
+    ("smtpd_sender_restrictions", "check_sender_access hash:/etc/postfix/x", "may answer FILTER or REDIRECT"),
+    ("smtpd_data_restrictions", "check_policy_service inet:127.0.0.1:7777", "check_policy_service may answer"),
+    ("header_checks", "pcre:/etc/postfix/header_checks", "a FILTER or REDIRECT in this table"),
+    ("body_checks", "regexp:/etc/postfix/b", "elsewhere than the content filter"),
     ("mynetworks", "127.0.0.0/8 10.0.0.0/8", "lets every client in 10.0.0.0/8 relay"),
     ("mynetworks", "hash:/etc/postfix/network_table", "not a network this check can judge"),
 ])
