@@ -673,12 +673,13 @@ def parse_stack(stack: str, defaults: Any, hosts: Any, fleet: Any = None,
             problems.append(str(err))
     # Each later host that repeats an earlier one's name, address or host key is named, with the one it repeats. One
     # host key on two hosts is one machine under two names, or a cloned image whose keys should not be shared.
+    # A host key is compared by its decoded data: base64 accepts padding that is not needed ("AAAA...=").
     for key, of in (("name", lambda h: h.name), ("address", lambda h: h.connection.address),
-                    ("hostKey", lambda h: h.connection.host_key)):
-        first: dict[str, int] = {}
+                    ("hostKey", lambda h: base64.b64decode(h.connection.host_key.split(" ")[1]))):
+        first: dict[Any, int] = {}
         for index, h in enumerate(parsed):
             if of(h) in first:
-                shown = of(h) if key != "hostKey" else f"the host key {_show(of(h))}"
+                shown = f"the host key {_show(h.connection.host_key)}" if key == "hostKey" else of(h)
                 problems.append(f"stack {stack}, host {h.name} (#{index + 1}), setting {key}: {shown} appears twice "
                                 f"(first as host #{first[of(h)] + 1}, {parsed[first[of(h)]].name})")
             first.setdefault(of(h), index)

@@ -262,6 +262,9 @@ def test_one_host_key_on_two_hosts_is_refused_naming_both():
     assert str(err.value).startswith("stack dc1, host mail2 (#2), setting hostKey: the host key 'ssh-ed25519 ")
     assert str(err.value).endswith("appears twice (first as host #1, mail1)")
     assert "mail3" not in str(err.value)
+    # The same key with padding base64 does not need is the same key.
+    with pytest.raises(SettingsError, match=r"host mail2 \(#2\), setting hostKey: .* appears twice"):
+        parse_stack("dc1", {}, [host(), host(name="mail2", address="10.0.0.2", hostKey=KEY + "==")])
 
 
 def test_an_ipv4_mapped_address_collides_with_the_ipv4_host_before_anything_connects(monkeypatch):
