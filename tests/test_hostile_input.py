@@ -296,7 +296,10 @@ SETTING_VALUE = JSON | st.sampled_from(["465", "smtps", "n", "-", "keep", "repla
                                         "10.0.0.1", KEY, "mail1", "yes"])
 PERTURBED = st.dictionaries(st.sampled_from(sorted(KNOWN)) | st.text(max_size=6), SETTING_VALUE, max_size=3)
 # A valid host with a few settings changed to anything (named apart, so several can be valid together).
-NEAR_VALID = st.builds(lambda n, extra: {**host(name=f"mail{n}", address=f"10.0.0.{n}"), **extra},
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+# One machine's key per host number (one key on two hosts is refused): the key's last two characters encode it.
+NEAR_VALID = st.builds(lambda n, extra: {**host(name=f"mail{n}", address=f"10.0.0.{n}",
+                                                hostKey=KEY[:-2] + B64[n // 64] + B64[n % 64]), **extra},
                        st.integers(1, 250),
                        st.just({}) | st.dictionaries(st.sampled_from(sorted(KNOWN)), SETTING_VALUE, max_size=1))
 HOST = NEAR_VALID | PERTURBED | JSON
