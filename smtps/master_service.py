@@ -7,6 +7,7 @@ from typing import Any
 
 from .facts import COLUMNS, HostFacts, read_script
 from .model import Inputs, Model
+from .option_rules import host_filter_checks
 from .settings import (
     SERVICE_KEYS,
     Connection,
@@ -48,8 +49,12 @@ def script(host: str, part: Part, action: Action, connection: Connection | None 
     changes anything, and prints what it found (smtps/firewall.py)."""
     master, tls = part
     others = [key for key in SERVICE_KEYS if key != master.key]
+    # A content filter the stack did not allow on purpose: the host checks what the settings cannot know.
+    value = dict(master.options).get("content_filter")
+    checks = host_filter_checks(value) if value is not None and "content_filter" not in master.allowed else None
     return render("master_service.sh.j2", kind=MODEL.kind, host=host, action=action.value,
-                  reloads_firewalld=False, master=master, tls=tls, other_keys=others, run=run, firewall=firewall)
+                  reloads_firewalld=False, master=master, tls=tls, other_keys=others, run=run, firewall=firewall,
+                  content_filter=checks)
 
 
 def wanted(part: Part) -> MasterServiceInputs:

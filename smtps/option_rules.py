@@ -1,14 +1,40 @@
-"""The master.cf options for 465 that open relaying or send submitted mail around the content filter: refused at
-preview unless the stack allows them by name (`allowOptions`). The check from outside catches what these miss.
+"""The master.cf options for 465 that open relaying, let clients in without logging in, or send submitted mail around
+the content filter: refused at preview unless the stack allows them by name (`allowOptions`). The check from outside
+catches what these miss.
 
-The rules (postconf(5), "smtpd_relay_restrictions", "smtpd_recipient_restrictions", "content_filter", "mynetworks"):
+The rules (postconf(5), "smtpd_relay_restrictions", "smtpd_recipient_restrictions", "smtpd_client_restrictions",
+"content_filter", "mynetworks", "smtpd_proxy_filter", "smtpd_milters", "receive_override_options"; master(5), "-o"):
+- Any value with a `$`: Postfix expands `$name` in an -o value, and a name the host does not define expands to
+  nothing. `content_filter=$HOME` reads as a filter here and is no filter on the host.
 - `smtpd_relay_restrictions` / `smtpd_recipient_restrictions`: Postfix stops at the first `permit*` that matches. So
   `permit_sasl_authenticated` must come before any other permit (a `permit_mynetworks` first lets every client in
   mynetworks relay without logging in; a bare `permit` lets everyone), and the list must end unauthenticated relaying
-  with `reject`, `reject_unauth_destination` or `defer_unauth_destination`.
-- `content_filter`: submitted mail goes to this next hop instead of the local Amavisd. A next hop that is not this
-  host (127.0.0.0/8, ::1, localhost) sends every message off the host unfiltered.
+  with `reject`, `reject_unauth_destination` or `defer_unauth_destination`. Before that end, only restrictions that
+  reject (and `permit_mynetworks` after `permit_sasl_authenticated`): an access map (`check_*`) may answer OK.
+- `smtpd_client_restrictions`: what makes 465 a port for logged-in clients only (iRedMail's 465 and 587 entries:
+  `permit_sasl_authenticated,reject`). It must hold `permit_sasl_authenticated` and end in `reject`, and everything
+  else in it may only reject (`reject_*`, `defer_*`): a `permit*`, an access map (`check_*`, which may answer OK) or a
+  restriction class (a name main.cf defines) can let a client past without logging in.
+- `content_filter`: submitted mail goes to this next hop instead of the host's Amavisd. It must be
+  `transport:[address]:port` with a loopback IP address (a name means what the host's resolver says), and the port
+  must not be one of iRedMail's re-injection listeners (RE_INJECTION below): those are Postfix itself, with
+  `content_filter=` empty, so mail sent there is delivered unfiltered. The host then checks what only it knows
+  (templates/master_service.sh.j2, before any change): the transport is a master.cf `unix` service whose command is
+  smtp (an lmtp one could hand mail straight to Dovecot), and the port is no Postfix `inet` listener of its master.cf.
+- `smtpd_proxy_filter`, `smtpd_milters`, `non_smtpd_milters`, `receive_override_options`: each hands mail to another
+  program before the queue, or switches checks and milters off (`no_milters`, `no_header_body_checks`). Header and
+  body check tables, and an access map or policy service (`check_*`) in any other restriction list: their FILTER or
+  REDIRECT action (header_checks(5), access(5)) sends a message elsewhere than the content filter.
 - `mynetworks`: the clients `permit_mynetworks` lets relay. Anything beyond the loopback networks is refused here.
+- Removed with `null`: `content_filter` (no filter at all) and `smtpd_client_restrictions` (main.cf's, made for
+  port 25, apply instead).
+
+iRedMail's own values, from its samples/postfix/master.cf (1.5.0 to 1.8.1, the same lines for 587 since 0.9.9) with
+the installer's defaults filled in: 465 and 587 have `content_filter=smtp-amavis:[127.0.0.1]:10026` (Amavisd's
+port for mail from its own users, its "ORIGINATING" policy) and `smtpd_client_restrictions=
+permit_sasl_authenticated,reject`. Amavisd hands scanned mail back to Postfix on `127.0.0.1:10025` (the
+`PH_POSTFIX_MAIL_REINJECT_PORT` listener), and mlmmj's mail re-enters on `127.0.0.1:10028`; both are `smtpd`
+entries with `-o content_filter=` (README, "Settings").
 """
 
 from __future__ import annotations
@@ -18,20 +44,42 @@ import re
 
 RESTRICTIONS = ("smtpd_relay_restrictions", "smtpd_recipient_restrictions")
 _ENDS_RELAYING = ("reject", "reject_unauth_destination", "defer_unauth_destination")
-_LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
+# Postfix's own listeners that iRedMail's master.cf defines for mail coming back from a filter (above).
+RE_INJECTION = (10025, 10028)
+# The port of the entry itself: settings.SMTPS_PORT (settings imports this module, so it is not imported here).
+OWN_PORT = 465
+# Options that need allowOptions whatever their value, and why.
+ALWAYS = {
+    "smtpd_proxy_filter": "hands every message, before it is queued, to a proxy that is not the content filter",
+    "smtpd_milters": "hands every message to milters, which may change, accept or drop it apart from the content "
+                     "filter",
+    "non_smtpd_milters": "hands mail that did not come in by SMTP to milters, which may change, accept or drop it",
+    "receive_override_options": "can switch off milters and header or body checks for everything received on 465",
+}
+# Tables whose FILTER or REDIRECT action sends a message elsewhere than the content filter (header_checks(5)).
+for _table in ("header_checks", "body_checks", "mime_header_checks", "nested_header_checks", "milter_header_checks"):
+    ALWAYS[_table] = "a FILTER or REDIRECT in this table sends messages elsewhere than the content filter"
+# Options whose removal (`null`) needs allowOptions, and why.
+KEEP = {
+    "content_filter": "null removes iRedMail's content filter from the entry: submitted mail would go unfiltered",
+    "smtpd_client_restrictions": "null removes the entry's own restrictions: main.cf's, made for port 25, would let "
+                                 "clients in without logging in",
+}
+_FILTER = re.compile(r"(?P<transport>[A-Za-z0-9][A-Za-z0-9_.-]{0,63}):\[(?P<address>[^\]]*)\]:(?P<port>[0-9]{1,5})")
+_FILTER_SHAPE = ("is not transport:[loopback address]:port (iRedMail's: smtp-amavis:[127.0.0.1]:10026), so this "
+                 "check cannot tell that it is a content filter on this host")
 
 
 def _items(value: str) -> list[str]:
     return [item for item in re.split(r"[\s,]+", value) if item]
 
 
-def _loopback(host: str) -> bool:
-    host = host.strip("[]")
-    host = host.removeprefix("ipv6:").removeprefix("IPv6:")
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
+def loopback_address(text: str) -> bool:
+    """An IP address of this host's loopback: 127.0.0.0/8 or ::1 (Postfix writes IPv6 in a next hop as `ipv6:...`
+    or bare); never a name, whose meaning is the host resolver's."""
+    text = text.removeprefix("ipv6:").removeprefix("IPv6:")
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(text).is_loopback
     except ValueError:
         return False
 
@@ -46,23 +94,54 @@ def _restriction_risk(value: str) -> str | None:
                     "(put permit_sasl_authenticated first)")
     else:
         return "has no permit_sasl_authenticated: the rule for logged-in clients is missing"
-    if not any(item in _ENDS_RELAYING for item in items[items.index("permit_sasl_authenticated"):]):
+    sasl = items.index("permit_sasl_authenticated")
+    end = next((i for i in range(sasl, len(items)) if items[i] in _ENDS_RELAYING), None)
+    if end is None:
         return (f"does not end unauthenticated relaying: add one of {', '.join(_ENDS_RELAYING)} after "
                 "permit_sasl_authenticated")
+    for index, item in enumerate(items[:end]):
+        # Before the end of unauthenticated relaying, only what cannot permit: an access map or policy service
+        # (check_*) may answer OK, and a restriction class is whatever main.cf makes it.
+        if item == "permit_sasl_authenticated" or item.startswith(("reject", "defer")):
+            continue
+        if item == "permit_mynetworks" and index > sasl:
+            continue  # mynetworks: the loopback networks only (its own rule)
+        return (f"{item} comes before {items[end]}: it may let a client relay without logging in (only "
+                "restrictions that reject, and permit_mynetworks after permit_sasl_authenticated, are known to be "
+                "safe there)")
     return None
 
 
-def _content_filter_risk(value: str) -> str | None:
-    _transport, _, nexthop = value.partition(":")
-    if not nexthop:
-        return None  # the transport's own default next hop (master.cf's, on this host)
-    # [host]:port, host:port, [ipv6:::1]:port: the host is what comes before the last ':port'.
-    host = nexthop
-    if re.fullmatch(r".*:[0-9]+", nexthop) and not nexthop.endswith("]"):
-        host = nexthop.rsplit(":", 1)[0]
-    if _loopback(host):
-        return None
-    return f"sends submitted mail to {host}, off this host, instead of to its own content filter"
+def _client_risk(value: str) -> str | None:
+    items = _items(value)
+    if "permit_sasl_authenticated" not in items:
+        return "has no permit_sasl_authenticated: 465 would no longer ask clients to log in"
+    for item in items:
+        if item != "permit_sasl_authenticated" and not item.startswith(("reject", "defer")):
+            return (f"{item} may let a client past without logging in (only permit_sasl_authenticated, and "
+                    "restrictions that reject, are known to keep 465 for logged-in clients)")
+    if items[-1] != "reject":
+        return "does not end in reject: a client that has not logged in would get past"
+    return None
+
+
+def content_filter_risk(value: str) -> str | None:
+    """Why `value` is not a content filter on this host (the part the settings can judge), or None."""
+    found = _FILTER.fullmatch(value)
+    if not found:
+        return _FILTER_SHAPE
+    address, port = found["address"], int(found["port"])
+    if not loopback_address(address):
+        return (f"sends submitted mail to [{address}], off this host (or to a name), instead of to its own content "
+                "filter")
+    if not 1 <= port <= 65535:
+        return f"port {port} is outside 1 to 65535"
+    if port == OWN_PORT:
+        return f"port {port} is this entry's own (Postfix itself): mail would loop back into 465, never to a filter"
+    if port in RE_INJECTION:
+        return (f"port {port} is iRedMail's re-injection listener (Postfix itself, with no content filter): mail "
+                "sent there is delivered unfiltered")
+    return None
 
 
 def _mynetworks_risk(value: str) -> str | None:
@@ -77,11 +156,50 @@ def _mynetworks_risk(value: str) -> str | None:
 
 
 def risk(name: str, value: str) -> str | None:
-    """Why the option `name=value` opens relaying or bypasses the filter, or None."""
+    """Why the option `name=value` opens relaying, lets clients in unauthenticated or bypasses the filter, or None."""
+    if "$" in value:
+        return ("Postfix expands $name in master.cf -o values, and a name the host does not define expands to "
+                "nothing: the entry would not do what this value says")
+    if name in ALWAYS:
+        return ALWAYS[name]
     if name in RESTRICTIONS:
         return _restriction_risk(value)
+    if name == "smtpd_client_restrictions":
+        return _client_risk(value)
+    if name.endswith("_restrictions"):
+        lookup = next((item for item in _items(value) if item.startswith("check_")), None)
+        if lookup:
+            return (f"{lookup} may answer FILTER or REDIRECT (access(5)), which sends a message elsewhere than the "
+                    "content filter")
     if name == "content_filter":
-        return _content_filter_risk(value)
+        return content_filter_risk(value)
     if name == "mynetworks":
         return _mynetworks_risk(value)
     return None
+
+
+def removal_risk(name: str) -> str | None:
+    """Why leaving the option out of the entry (a `null` in the settings) weakens 465, or None."""
+    return KEEP.get(name)
+
+
+def refusal(why: str, name: str) -> str:
+    """The words of a refusal, the same at preview and on the host: the reason, and how to allow it on purpose."""
+    return f"{why}; refused (to allow it on purpose: allowOptions: [{name}])"
+
+
+def host_filter_checks(value: str) -> dict[str, str] | None:
+    """What the host checks of a content filter the settings accepted, before any change
+    (templates/master_service.sh.j2): the transport and port, and the words of each refusal."""
+    found = _FILTER.fullmatch(value)
+    if not found or content_filter_risk(value) is not None:
+        return None
+    transport, port = found["transport"], found["port"]
+    return {
+        "transport": transport, "port": port,
+        "no_transport": refusal(f"{value!r}: transport {transport} is not a master.cf unix service whose command is "
+                                "smtp on this host, so it is no content filter this check knows",
+                                "content_filter"),
+        "listener": refusal(f"{value!r}: port {port} is a Postfix listener of this host's master.cf, not a content "
+                            "filter: mail sent there would be delivered without one", "content_filter"),
+    }

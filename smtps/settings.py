@@ -11,13 +11,14 @@ import binascii
 import ipaddress
 import re
 import socket
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .option_rules import risk
+from .option_rules import KEEP, refusal, removal_risk, risk
 
 # iRedMail's stanza: iRedMail >= 1.5.0 writes exactly this (the lab's iredmail-1.5 master.cf has it).
 IREDMAIL_OPTIONS: tuple[tuple[str, str], ...] = (
@@ -229,6 +230,27 @@ _MAXPROC = re.compile(r"-|[0-9]{1,5}")
 _DIGITS = re.compile(r"[0-9]{1,5}")
 
 
+# Characters that do not show, or show as something else: bidi controls and other format characters (Cf: U+202E
+# turns the rest of a line around, U+200B is nothing), controls (Cc), line and paragraph separators (Zl, Zp),
+# private-use (Co) and surrogates (Cs), and every space but the ASCII one (Zs). A value holding one reads differently
+# in a review, a terminal or a log than it is.
+_INVISIBLE_CATEGORIES = ("Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Zs")
+# Unicode's Default_Ignorable_Code_Point characters outside those categories: Hangul fillers, the combining grapheme
+# joiner, Khmer inherent vowels, Mongolian variation selectors and the variation selectors (they draw nothing); and
+# the braille blank, a symbol drawn as nothing.
+_IGNORABLE = re.compile("[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
+                        "\U000e0100-\U000e01ef]")
+
+
+def invisible(text: str) -> str | None:
+    """The first character of `text` that does not show (`U+202E RIGHT-TO-LEFT OVERRIDE`), or None. ASCII controls
+    are left to each setting's own pattern, which refuses them already (with the setting's own words)."""
+    for char in text:
+        if not char.isascii() and (unicodedata.category(char) in _INVISIBLE_CATEGORIES or _IGNORABLE.match(char)):
+            return f"U+{ord(char):04X} {unicodedata.name(char, unicodedata.category(char))}"
+    return None
+
+
 def _show(value: Any) -> str:
     """A value for an error message: short, and safe to format whatever it is (a huge int's repr can fail)."""
     try:
@@ -259,10 +281,21 @@ class Reader:
         if self.problems:
             raise SettingsError("\n".join(self.message(key, problem) for key, problem in self.problems))
 
+    def visible(self, key: str, value: Any) -> bool:
+        """False (and the problem recorded) when a string holds a character that does not show: one setting must
+        read the same in a review, a terminal and a log as on the host."""
+        found = invisible(value) if isinstance(value, str) else None
+        if found:
+            self.fail(key, f"{_show(value)} holds {found}, a character that does not show (bidi control, format, "
+                           "control, separator, private-use or surrogate character, or a non-ASCII space)")
+        return not found
+
     def text(self, key: str, pattern: re.Pattern[str], what: str) -> str | None:
         value = self.values.get(key)
         if not isinstance(value, str):
             return self.fail(key, f"expected a string ({what}), got {type(value).__name__}")
+        if not self.visible(key, value):
+            return None
         if not pattern.fullmatch(value):
             return self.fail(key, f"{_show(value)} is not {what}")
         return value
@@ -280,6 +313,8 @@ class Reader:
 
     def choice(self, key: str, allowed: tuple[str, ...]) -> str | None:
         value = self.values.get(key)
+        if not self.visible(key, value):
+            return None
         if type(value) is not str or value not in allowed:
             return self.fail(key, f"{_show(value)} is not one of {', '.join(allowed)}")
         return value
@@ -290,7 +325,11 @@ class Reader:
             return self.fail(key, "expected a mapping of Postfix parameter names to values")
         options, before = [], len(self.problems)
         for name, option in value.items():
-            if not isinstance(name, str) or not _PARAM.fullmatch(name):
+            if isinstance(name, str) and invisible(name):
+                self.visible(f"{key}.{_show(name)}", name)
+            elif not self.visible(f"{key}.{name}", option):
+                continue
+            elif not isinstance(name, str) or not _PARAM.fullmatch(name):
                 shown = name if isinstance(name, str) and name.isprintable() and len(name) <= 64 else _show(name)
                 self.fail(f"{key}.{shown}", "not a Postfix parameter name (lower-case letters, digits, _)")
             elif not isinstance(option, str) or not _OPTION_VALUE.fullmatch(option):
@@ -307,6 +346,8 @@ class Reader:
         """An IP address in its canonical spelling, or a DNS name in lower case: one host has one spelling, so the
         duplicate check sees it."""
         value = self.values.get(key)
+        if not self.visible(key, value):
+            return None
         if type(value) is str:
             try:
                 address = ipaddress.ip_address(value)
@@ -315,6 +356,12 @@ class Reader:
             else:
                 if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
                     return self.fail(key, f"{_show(value)}: an IPv6 scope id (%...) is not supported")
+                if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+                    # Refused rather than rewritten: the stack then says what the engine, its state and every
+                    # message use, and the duplicate check sees the one spelling that an IPv4 host also has.
+                    mapped = address.ipv4_mapped
+                    return self.fail(key, f"{_show(value)} is the IPv4 address {mapped} written as IPv6 (one machine "
+                                          f"would appear as two hosts): write {mapped}")
                 return str(address)
         name = self.text(key, _HOSTNAME, "an IP address or a DNS name")
         if name:
@@ -370,6 +417,8 @@ def read_jump(read: Reader, bastions: Mapping[str, Connection | None] | None = N
     value = read.values.get("jump")
     if value in (None, "") or value == {}:
         return True, None
+    if not read.visible("jump", value):
+        return False, None
     if bastions is not None:
         jump = bastions.get(value) if type(value) is str else None
         if type(value) is not str or value not in bastions:
@@ -414,7 +463,7 @@ def parse_bastions(stack: str, bastions: Any, problems: list[str]) -> dict[str, 
         read = Reader(stack, label, {**BASTION_DEFAULTS, **entry}, kind="bastion")
         for key in entry:
             if key not in BASTION_KNOWN:
-                read.fail(key if isinstance(key, str) else _show(key),
+                read.fail(key if isinstance(key, str) and key.isprintable() else _show(key),
                           f"unknown setting for a bastion (known: {', '.join(BASTION_KNOWN)})")
         name = read.text("name", _NAME, "a bastion name of letters, digits, . _ -")
         connection = _read_endpoint(read, name or "")
@@ -427,10 +476,13 @@ def parse_bastions(stack: str, bastions: Any, problems: list[str]) -> dict[str, 
 
 
 def read_allowed(read: Reader) -> tuple[str, ...] | None:
-    """`allowOptions`: the option names the stack allows although they open relaying (smtps/option_rules.py)."""
+    """`allowOptions`: the option names the stack allows although they open relaying, let clients in without
+    logging in or send mail around the content filter (smtps/option_rules.py)."""
     value = read.values.get("allowOptions")
     if value is None:
         return ()  # none allowed (and state written before this setting existed has none)
+    if isinstance(value, list) and not all(read.visible("allowOptions", v) for v in value):
+        return None
     if not isinstance(value, list) or not all(isinstance(v, str) and _PARAM.fullmatch(v) for v in value):
         return read.fail("allowOptions", f"expected a list of Postfix parameter names, got {_show(value)}")
     return tuple(value)
@@ -438,11 +490,17 @@ def read_allowed(read: Reader) -> tuple[str, ...] | None:
 
 def read_master(read: Reader) -> MasterServiceSettings | None:
     key, options, allowed = read.choice("serviceKey", SERVICE_KEYS), read.options("options"), read_allowed(read)
+    refused = []
     for name, value in options or ():
         why = risk(name, value)
         if why and allowed is not None and name not in allowed:
-            read.fail(f"options.{name}", f"{value!r}: {why}; refused (to allow it on purpose: allowOptions: [{name}])")
-            options = None
+            refused.append((name, f"{value!r}: {why}"))
+    for name in KEEP if options is not None else ():
+        if name not in dict(options) and allowed is not None and name not in allowed:
+            refused.append((name, removal_risk(name)))
+    for name, why in refused:
+        read.fail(f"options.{name}", refusal(why, name))
+    options = None if refused else options
     chroot = read.choice("chroot", ("y", "n", "-"))
     maxproc = read.text("maxproc", _MAXPROC, "'-' or a number")
     parts = (key, options, chroot, maxproc, allowed)
@@ -562,7 +620,7 @@ def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any],
     read = Reader(stack, name, values)
     for key in values:
         if key not in KNOWN:
-            read.fail(_show(key) if not isinstance(key, str) else key,
+            read.fail(key if isinstance(key, str) and key.isprintable() else _show(key),
                       f"unknown setting (known: {', '.join(sorted(KNOWN))})")
     name = read.text("name", _NAME, "a host name of letters, digits, . _ -")
     # In this order, so that one error lists the problems in the order of the settings above.
@@ -613,12 +671,16 @@ def parse_stack(stack: str, defaults: Any, hosts: Any, fleet: Any = None,
             parsed.append(parse_host(stack, combined, host, f"#{index + 1}", jumps))
         except SettingsError as err:
             problems.append(str(err))
-    # Each later host that repeats an earlier one's name or address is named, with the one it repeats.
-    for key, of in (("name", lambda h: h.name), ("address", lambda h: h.connection.address)):
-        first: dict[str, int] = {}
+    # Each later host that repeats an earlier one's name, address or host key is named, with the one it repeats. One
+    # host key on two hosts is one machine under two names, or a cloned image whose keys should not be shared.
+    # A host key is compared by its decoded data: base64 accepts padding that is not needed ("AAAA...=").
+    for key, of in (("name", lambda h: h.name), ("address", lambda h: h.connection.address),
+                    ("hostKey", lambda h: base64.b64decode(h.connection.host_key.split(" ")[1]))):
+        first: dict[Any, int] = {}
         for index, h in enumerate(parsed):
             if of(h) in first:
-                problems.append(f"stack {stack}, host {h.name} (#{index + 1}), setting {key}: {of(h)} appears twice "
+                shown = f"the host key {_show(h.connection.host_key)}" if key == "hostKey" else of(h)
+                problems.append(f"stack {stack}, host {h.name} (#{index + 1}), setting {key}: {shown} appears twice "
                                 f"(first as host #{first[of(h)] + 1}, {parsed[first[of(h)]].name})")
             first.setdefault(of(h), index)
     problems += canary_problems(stack, canaries, [h.name for h in parsed]) if not problems else []

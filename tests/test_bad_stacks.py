@@ -124,9 +124,11 @@ def corpus_addresses() -> list[str]:
     for bad in FILES:
         for host in bad.config.get(f"{PROJECT}:hosts") or []:
             try:
-                found.add(str(ipaddress.ip_address(host["address"])))
+                address = ipaddress.ip_address(host["address"])
             except (TypeError, KeyError, ValueError):
                 continue  # an address that is itself the bad setting: never reached
+            # An IPv4-mapped IPv6 address is its IPv4 address (dual stack): that one's listener counts it.
+            found.add(str(getattr(address, "ipv4_mapped", None) or address))
     return sorted(found)
 
 

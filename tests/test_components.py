@@ -142,7 +142,7 @@ def mocks():
     the_mocks = Mocks()
     config = {
         "smtps-iredmail:hosts": json.dumps([{"name": "mail1", "address": "10.0.0.1", "hostKey": KEY},
-                                            {"name": "mail2", "address": "10.0.0.2", "hostKey": KEY}]),
+                                            {"name": "mail2", "address": "10.0.0.2", "hostKey": KEY[:-1] + "Y"}]),
         "smtps-iredmail:defaults": '{"serviceKey": "submissions"}',
         "smtps-iredmail:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n",
     }
@@ -193,7 +193,8 @@ BASTION = {"name": "jkt-bastion", "address": "10.0.0.9", "port": 2222, "user": "
 
 def test_a_host_behind_a_bastion_carries_the_bastion_in_its_inputs_and_passes_check():
     [host, direct] = parse_stack("dc1", {"jump": "jkt-bastion"},
-                                 [HOST, {**HOST, "name": "mail2", "address": "10.0.0.2", "jump": None}],
+                                 [HOST, {**HOST, "name": "mail2", "address": "10.0.0.2", "hostKey": KEY[:-1] + "Y",
+                                         "jump": None}],
                                  bastions=[BASTION])
     assert host.connection.jump.name == "jkt-bastion" and direct.connection.jump is None
     assert connection_inputs("dc1", direct)["jump"] == {}

@@ -44,6 +44,26 @@ CORPUS = [
     ("address", "0x1d1", "as the IPv4 address 0.0.1.209"), ("address", "10.1", "is not an IP address or a DNS name"),
     ("address", "012.0.0.1", "is not an IP address or a DNS name"), ("address", "0X7f000001", "127.0.0.1"),
     ("address", "4294967295", "is not an IP address or a DNS name"),
+    # IPv4-mapped IPv6: a dual-stack connect reaches the IPv4 machine, which would appear as two hosts.
+    ("address", "::ffff:10.231.0.6", "is the IPv4 address 10.231.0.6 written as IPv6"),
+    ("address", "::ffff:0ae7:0006", "two hosts): write 10.231.0.6"),
+    ("address", "0:0:0:0:0:FFFF:7F00:1", "is the IPv4 address 127.0.0.1 written as IPv6"),
+    # Characters that do not show (bidi controls, zero-width, separators, private use, non-ASCII spaces).
+    ("serviceShort", "Enable\u202eSPTMS", "holds U+202E RIGHT-TO-LEFT OVERRIDE, a character that does not show"),
+    ("serviceDescription", "Enable\u200bSMTPS.", "holds U+200B ZERO WIDTH SPACE"),
+    ("serviceDescription", "Enable\u00a0SMTPS.", "holds U+00A0 NO-BREAK SPACE"),
+    ("serviceDescription", "Enable\u3000SMTPS.", "holds U+3000 IDEOGRAPHIC SPACE"),
+    ("serviceShort", "a\u2028b", "holds U+2028 LINE SEPARATOR"), ("serviceShort", "a\u2029", "U+2029 PARAGRAPH"),
+    ("serviceShort", "a\ue000", "holds U+E000 Co"), ("serviceShort", "a\x85", "holds U+0085"),
+    ("serviceShort", "a\u3164", "holds U+3164 HANGUL FILLER"), ("serviceShort", "a\ufe0f", "holds U+FE0F"),
+    ("serviceShort", "a\u2800b", "holds U+2800 BRAILLE PATTERN BLANK"), ("serviceShort", "a\U000e0041", "U+E0041"),
+    ("serviceShort", "\u2066SMTPS\u2069", "holds U+2066 LEFT-TO-RIGHT ISOLATE"),
+    ("name", "mail1\u200d", "holds U+200D ZERO WIDTH JOINER"), ("zone", "iredmail\u2067", "holds U+2067"),
+    ("address", "10.0.0.1\u200e", "holds U+200E LEFT-TO-RIGHT MARK"), ("user", "root\ufeff", "holds U+FEFF"),
+    ("hostKey", KEY + "\u200b", "holds U+200B"), ("firewall", "auto\u202c", "holds U+202C"),
+    ("tlsCert", "/etc/ssl/mx\u00a0.crt", "holds U+00A0"), ("jump", "bastion\u202e", "holds U+202E"),
+    ("allowOptions", ["content_filter\u200b"], "holds U+200B"),
+    ("options.syslog_name", {"syslog_name": "postfix/smtps\u202e"}, "holds U+202E"),
     ("confirmSeconds", 5, "outside 15 to 600"), ("confirmSeconds", "60s", "expected a whole number"),
     ("confirmSeconds", 10**9, "outside 15 to 600"), ("confirmSeconds", True, "expected a whole number"),
     ("port", "²", "expected a whole number"), ("port", "9" * 10000, "expected a whole number"),
@@ -91,7 +111,7 @@ CORPUS = [
     ("firewalldService", "imaps", "is firewalld's own service for 993/tcp"),
     ("firewalldService", "http", "is firewalld's own service for 80/tcp"),
     ("serviceShort", "a\uffff", "one line of text XML can carry"),
-    ("serviceShort", "a\ud800", "one line of text XML can carry"),
+    ("serviceShort", "a\ud800", "holds U+D800 Cs, a character that does not show"),
     ("serviceShort", "<b>", "one line of text"), ("serviceShort", "x\ny", "one line of text"),
     ("serviceShort", "", "one line of text"), ("serviceDescription", "d" * 201, "one line of text"),
     ("serviceDescription", "&amp;", "one line of text"), ("serviceDescription", "\x7f", "one line of text"),
@@ -209,11 +229,62 @@ def test_one_error_lists_every_problem_of_every_host():
     ]
 
 
+@pytest.mark.parametrize("setting", sorted(KNOWN))
+def test_every_text_setting_refuses_a_character_that_does_not_show_naming_the_setting(setting):
+    value = "mail\u202e1"
+    value = {"syslog_name": value} if setting == "options" else [value] if setting == "allowOptions" else value
+    with pytest.raises(SettingsError) as err:
+        parse_stack("dc1", {}, [host(**{setting: value})])
+    shown = "options.syslog_name" if setting == "options" else setting
+    who = "host mail1" if setting != "name" else "host #1"
+    text = str(err.value)
+    if setting in ("port", "confirmSeconds", "certMinDays"):
+        assert f"stack dc1, {who}, setting {shown}: expected a whole number" in text  # numbers: never text
+    else:
+        assert f"stack dc1, {who}, setting {shown}: 'mail\\u202e1' holds U+202E RIGHT-TO-LEFT OVERRIDE" in text
+    # The message itself carries no such character: it is shown escaped.
+    assert "\u202e" not in text
+
+
+def test_a_bidi_option_name_or_unknown_setting_is_shown_escaped():
+    with pytest.raises(SettingsError) as err:
+        parse_stack("dc1", {}, [host(options={"syslog\u202e_name": "x", "smtpd_tls_wrappermode": "yes"},
+                                     **{"zone\u202e": "x"})])
+    text = str(err.value)
+    assert "setting options.'syslog\\u202e_name': 'syslog\\u202e_name' holds U+202E" in text
+    assert "setting 'zone\\u202e': unknown setting" in text and "\u202e" not in text
+
+
+def test_one_host_key_on_two_hosts_is_refused_naming_both():
+    with pytest.raises(SettingsError) as err:
+        parse_stack("dc1", {}, [host(), host(name="mail2", address="10.0.0.2"),
+                                host(name="mail3", address="10.0.0.3", hostKey=KEY[:-1] + "Y")])
+    assert str(err.value).startswith("stack dc1, host mail2 (#2), setting hostKey: the host key 'ssh-ed25519 ")
+    assert str(err.value).endswith("appears twice (first as host #1, mail1)")
+    assert "mail3" not in str(err.value)
+    # The same key with padding base64 does not need is the same key.
+    with pytest.raises(SettingsError, match=r"host mail2 \(#2\), setting hostKey: .* appears twice"):
+        parse_stack("dc1", {}, [host(), host(name="mail2", address="10.0.0.2", hostKey=KEY + "==")])
+
+
+def test_an_ipv4_mapped_address_collides_with_the_ipv4_host_before_anything_connects(monkeypatch):
+    network = NoNetwork(monkeypatch)
+    with pytest.raises(SettingsError) as err:
+        parse_stack("dc1", {}, [host(address="10.231.0.6"),
+                                host(name="mail2", address="::ffff:0ae7:0006", hostKey=KEY[:-1] + "Y")])
+    assert str(err.value) == ("stack dc1, host mail2, setting address: '::ffff:0ae7:0006' is the IPv4 address "
+                              "10.231.0.6 written as IPv6 (one machine would appear as two hosts): write 10.231.0.6")
+    assert network.attempts == []
+
+
 def test_spellings_of_one_address_are_one_address():
+    other = KEY[:-1] + "Y"
     with pytest.raises(SettingsError, match="setting address: 2001:db8::1 appears twice"):
-        parse_stack("dc1", {}, [host(address="2001:DB8:0::1"), host(name="mail2", address="2001:db8::1")])
+        parse_stack("dc1", {}, [host(address="2001:DB8:0::1"),
+                                host(name="mail2", address="2001:db8::1", hostKey=other)])
     with pytest.raises(SettingsError, match="setting address: mx.example.com appears twice"):
-        parse_stack("dc1", {}, [host(address="MX.example.com"), host(name="mail2", address="mx.example.com")])
+        parse_stack("dc1", {}, [host(address="MX.example.com"), host(name="mail2", address="mx.example.com",
+                                                                      hostKey=other)])
 
 
 JSON = st.recursive(
@@ -225,7 +296,10 @@ SETTING_VALUE = JSON | st.sampled_from(["465", "smtps", "n", "-", "keep", "repla
                                         "10.0.0.1", KEY, "mail1", "yes"])
 PERTURBED = st.dictionaries(st.sampled_from(sorted(KNOWN)) | st.text(max_size=6), SETTING_VALUE, max_size=3)
 # A valid host with a few settings changed to anything (named apart, so several can be valid together).
-NEAR_VALID = st.builds(lambda n, extra: {**host(name=f"mail{n}", address=f"10.0.0.{n}"), **extra},
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+# One machine's key per host number (one key on two hosts is refused): the key's last two characters encode it.
+NEAR_VALID = st.builds(lambda n, extra: {**host(name=f"mail{n}", address=f"10.0.0.{n}",
+                                                hostKey=KEY[:-2] + B64[n // 64] + B64[n % 64]), **extra},
                        st.integers(1, 250),
                        st.just({}) | st.dictionaries(st.sampled_from(sorted(KNOWN)), SETTING_VALUE, max_size=1))
 HOST = NEAR_VALID | PERTURBED | JSON

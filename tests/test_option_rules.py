@@ -5,23 +5,39 @@ from __future__ import annotations
 
 import pytest
 
-from smtps.option_rules import risk
+from smtps.option_rules import host_filter_checks, risk
 from smtps.settings import SettingsError, parse_host
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 
 
+# The -o overrides of iRedMail's own 465 and 587 entries, as its samples/postfix/master.cf (1.5.0 to 1.8.1) has them
+# with the installer's defaults filled in: a host converged with these must stay valid.
+IREDMAIL_465_587 = [
+    ("syslog_name", "postfix/smtps"), ("syslog_name", "postfix/submission"), ("smtpd_tls_wrappermode", "yes"),
+    ("smtpd_tls_security_level", "encrypt"), ("smtpd_sasl_auth_enable", "yes"),
+    ("smtpd_client_restrictions", "permit_sasl_authenticated,reject"),
+    ("content_filter", "smtp-amavis:[127.0.0.1]:10026"),
+]
+
+
 @pytest.mark.parametrize(("name", "value"), [
+    *IREDMAIL_465_587,
     ("smtpd_relay_restrictions", "permit_sasl_authenticated,reject"),
     ("smtpd_relay_restrictions", "permit_sasl_authenticated, permit_mynetworks, reject_unauth_destination"),
     ("smtpd_recipient_restrictions", "reject_non_fqdn_recipient permit_sasl_authenticated defer_unauth_destination"),
-    ("content_filter", "smtp-amavis:[127.0.0.1]:10026"), ("content_filter", "smtp-amavis:127.0.0.1:10026"),
-    ("content_filter", "smtp-amavis:[ipv6:::1]:10026"), ("content_filter", "smtp-amavis:localhost:10026"),
-    ("content_filter", "smtp-amavis:"), ("mynetworks", "127.0.0.0/8 [::1]/128"),
-    ("smtpd_client_restrictions", "permit"),  # not a relay decision: the relay restrictions still apply
+    ("content_filter", "smtp-amavis:[ipv6:::1]:10026"), ("content_filter", "smtp-amavis:[::1]:10026"),
+    ("content_filter", "smtp:[127.0.0.2]:10024"), ("mynetworks", "127.0.0.0/8 [::1]/128"),
+    ("smtpd_client_restrictions", "reject_unknown_client_hostname,permit_sasl_authenticated,reject"),
+    ("smtpd_client_restrictions", "permit_sasl_authenticated,reject_unauth_pipelining,defer_if_permit,reject"),
+    ("smtpd_relay_restrictions", "permit_sasl_authenticated,reject_unauth_destination,check_client_access,x"),
+    ("smtpd_sender_restrictions", "reject_non_fqdn_sender,reject_unknown_sender_domain"),
 ])
 def test_safe(name, value):
     assert risk(name, value) is None
+
+
+SHAPE = "is not transport:[loopback address]:port"
 
 
 @pytest.mark.parametrize(("name", "value", "words"), [
@@ -30,12 +46,78 @@ def test_safe(name, value):
     ("smtpd_recipient_restrictions", "reject_unauth_pipelining", "has no permit_sasl_authenticated"),
     ("smtpd_relay_restrictions", "permit_sasl_authenticated", "does not end unauthenticated relaying"),
     ("content_filter", "smtp-amavis:[10.0.0.5]:10026", "sends submitted mail to [10.0.0.5], off this host"),
-    ("content_filter", "smtp:filter.example.com", "sends submitted mail to filter.example.com"),
+    ("content_filter", "smtp:[filter.example.com]:10026", "sends submitted mail to [filter.example.com]"),
+    ("content_filter", "smtp-amavis:[localhost]:10026", "sends submitted mail to [localhost]"),
+    ("content_filter", "smtp-amavis:[::ffff:127.0.0.1]:10026", "sends submitted mail to [::ffff:127.0.0.1]"),
+    # The values that are no filter at all, or not this host's.
+    ("content_filter", "", SHAPE), ("content_filter", "smtp", SHAPE), ("content_filter", "smtp:", SHAPE),
+    ("content_filter", "a=b", SHAPE), ("content_filter", "-o", SHAPE), ("content_filter", "smtp-amavis:", SHAPE),
+    ("content_filter", "smtp:filter.example.com", SHAPE), ("content_filter", "smtp-amavis:127.0.0.1:10026", SHAPE),
+    ("content_filter", "smtp-amavis:[127.0.0.1]", SHAPE), ("content_filter", "smtp-amavis:[127.0.0.1]:", SHAPE),
+    ("content_filter", ":[127.0.0.1]:10026", SHAPE), ("content_filter", "smtp-amavis:[127.0.0.1]:10026,x", SHAPE),
+    ("content_filter", "smtp:[127.0.0.1]:10025", "port 10025 is iRedMail's re-injection listener"),
+    ("content_filter", "smtp:[127.0.0.1]:10028", "port 10028 is iRedMail's re-injection listener"),
+    ("content_filter", "smtp-amavis:[127.0.0.1]:465", "port 465 is this entry's own"),
+    ("content_filter", "smtp:[127.0.0.1]:0", "port 0 is outside 1 to 65535"),
+    ("content_filter", "smtp:[127.0.0.1]:99999", "port 99999 is outside 1 to 65535"),
+    # Postfix expands $name in -o values; an unknown name expands to nothing.
+    ("content_filter", "$HOME", "Postfix expands $name"),
+    ("content_filter", "smtp-amavis:[127.0.0.1]:$port", "Postfix expands $name"),
+    ("syslog_name", "postfix/$x", "Postfix expands $name"), ("smtpd_sasl_auth_enable", "$yes", "Postfix expands"),
+    ("smtpd_client_restrictions", "$mua_client_restrictions", "Postfix expands $name"),
+    ("smtpd_proxy_filter", "[203.0.113.9]:25", "hands every message, before it is queued, to a proxy"),
+    ("smtpd_proxy_filter", "[127.0.0.1]:10026", "to a proxy"),
+    ("smtpd_milters", "inet:127.0.0.1:8891", "hands every message to milters"), ("smtpd_milters", "", "milters"),
+    ("non_smtpd_milters", "inet:127.0.0.1:8891", "to milters"),
+    ("receive_override_options", "no_milters", "can switch off milters"),
+    ("receive_override_options", "", "can switch off milters"),
+    # Login required on 465: permit_sasl_authenticated, nothing that permits, and a final reject.
+    ("smtpd_client_restrictions", "permit", "has no permit_sasl_authenticated"),
+    ("smtpd_client_restrictions", "", "has no permit_sasl_authenticated"),
+    ("smtpd_client_restrictions", "permit_mynetworks,permit_sasl_authenticated,reject", "permit_mynetworks may let"),
+    ("smtpd_client_restrictions", "permit_sasl_authenticated,permit,reject", "permit may let a client past"),
+    ("smtpd_client_restrictions", "check_client_access,hash:/etc/postfix/ok,permit_sasl_authenticated,reject",
+     "check_client_access may let"),
+    ("smtpd_client_restrictions", "myclass,permit_sasl_authenticated,reject", "myclass may let a client past"),
+    ("smtpd_client_restrictions", "permit_sasl_authenticated", "does not end in reject"),
+    ("smtpd_client_restrictions", "permit_sasl_authenticated,reject_unauth_pipelining", "does not end in reject"),
+    ("smtpd_relay_restrictions", "check_client_access cidr:/etc/postfix/ok permit_sasl_authenticated reject",
+     "check_client_access comes before reject: it may let a client relay without logging in"),
+    ("smtpd_relay_restrictions", "permit_sasl_authenticated,permit_tls_clientcerts,reject_unauth_destination",
+     "permit_tls_clientcerts comes before reject_unauth_destination"),
+    ("smtpd_recipient_restrictions", "permit_sasl_authenticated myclass defer_unauth_destination", "myclass comes"),
+    ("smtpd_sender_restrictions", "check_sender_access hash:/etc/postfix/x", "may answer FILTER or REDIRECT"),
+    ("smtpd_data_restrictions", "check_policy_service inet:127.0.0.1:7777", "check_policy_service may answer"),
+    ("header_checks", "pcre:/etc/postfix/header_checks", "a FILTER or REDIRECT in this table"),
+    ("body_checks", "regexp:/etc/postfix/b", "elsewhere than the content filter"),
     ("mynetworks", "127.0.0.0/8 10.0.0.0/8", "lets every client in 10.0.0.0/8 relay"),
     ("mynetworks", "hash:/etc/postfix/network_table", "not a network this check can judge"),
 ])
 def test_risky(name, value, words):
     assert words in (risk(name, value) or "")
+
+
+@pytest.mark.parametrize(("options", "setting", "words"), [
+    ({"content_filter": None}, "content_filter", "null removes iRedMail's content filter"),
+    ({"smtpd_client_restrictions": None}, "smtpd_client_restrictions", "main.cf's, made for port 25"),
+])
+def test_removing_the_filter_or_the_login_rule_needs_allow_options(options, setting, words):
+    host = {"name": "mx1", "address": "10.0.0.1", "hostKey": KEY, "options": options}
+    with pytest.raises(SettingsError) as refused:
+        parse_host("dc1", {}, host)
+    assert f"stack dc1, host mx1, setting options.{setting}: " in str(refused.value)
+    assert words in str(refused.value) and f"allowOptions: [{setting}]" in str(refused.value)
+    allowed = parse_host("dc1", {"allowOptions": [setting]}, host)
+    assert setting not in dict(allowed.master.options)
+
+
+def test_the_host_checks_what_only_it_knows_with_the_same_words():
+    checks = host_filter_checks("smtp-amavis:[127.0.0.1]:10026")
+    assert (checks["transport"], checks["port"]) == ("smtp-amavis", "10026")
+    for key in ("no_transport", "listener"):
+        assert checks[key].startswith("'smtp-amavis:[127.0.0.1]:10026': ")
+        assert checks[key].endswith("; refused (to allow it on purpose: allowOptions: [content_filter])")
+    assert host_filter_checks("smtp:[127.0.0.1]:10025") is None  # refused already by the settings
 
 
 def test_refused_naming_stack_host_and_setting_unless_allowed_by_name():
@@ -53,6 +135,12 @@ def test_refused_naming_stack_host_and_setting_unless_allowed_by_name():
 @pytest.mark.parametrize(("options", "words"), [
     ({"smtpd_relay_restrictions": "permit"}, "permit comes before permit_sasl_authenticated"),
     ({"mynetworks": "0.0.0.0/0"}, "lets every client in 0.0.0.0/0 relay"),
+    ({"content_filter": ""}, "is not transport:[loopback address]:port"),
+    ({"content_filter": "smtp:[127.0.0.1]:10025"}, "re-injection listener"),
+    ({"content_filter": "$HOME"}, "Postfix expands $name"),
+    ({"smtpd_proxy_filter": "[203.0.113.9]:25"}, "to a proxy"),
+    ({"smtpd_milters": "inet:127.0.0.1:8891"}, "to milters"),
+    ({"smtpd_client_restrictions": "permit"}, "has no permit_sasl_authenticated"),
 ])
 def test_the_program_refuses_them_before_registering_anything(monkeypatch, options, words):
     from tests.test_hostile_input import NoNetwork, run_program
@@ -62,3 +150,25 @@ def test_the_program_refuses_them_before_registering_anything(monkeypatch, optio
     refused, mocks = run_program({}, [host])
     assert refused is not None and "setting options." in str(refused) and words in str(refused)
     assert mocks.resources == [] and network.attempts == []
+
+
+def test_the_host_check_is_in_the_apply_unless_the_filter_is_allowed_on_purpose():
+    from smtps import master_service
+    from smtps.templating import Action
+
+    def apply(**extra):
+        s = parse_host("dc1", {}, {"name": "mx1", "address": "10.0.0.1", "hostKey": KEY, **extra})
+        return master_service.script(s.name, (s.master, s.tls), Action.APPLY)
+
+    assert "postconf -M smtp-amavis/unix" in apply()
+    allowed = apply(options={"content_filter": "smtp:[127.0.0.1]:587"}, allowOptions=["content_filter"])
+    assert "filter_command" not in allowed and "-o content_filter=smtp:[127.0.0.1]:587" in allowed
+    # Removed on purpose: nothing to check.
+    assert "filter_command" not in apply(options={"content_filter": None}, allowOptions=["content_filter"])
+
+
+def test_the_entrys_own_port_is_the_smtps_port():
+    from smtps.option_rules import OWN_PORT
+    from smtps.settings import SMTPS_PORT
+
+    assert OWN_PORT == SMTPS_PORT

@@ -26,8 +26,10 @@ def _settings(**extra):
     return parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY, **extra})
 
 
-# Values a shell would trip over if they were not quoted: $, ;, [], a ! and a *.
-ODD = {"options": {"syslog_name": "postfix/smtps$HOME;x", "smtpd_tls_wrappermode": "yes",
+# Values a shell would trip over if they were not quoted: $, ;, [], a ! and a *. (A `$` in an option needs
+# allowOptions: Postfix expands it.)
+ODD = {"allowOptions": ["syslog_name"],
+       "options": {"syslog_name": "postfix/smtps$HOME;x", "smtpd_tls_wrappermode": "yes",
                    "content_filter": "smtp-amavis:[127.0.0.1]:10026", "smtpd_sender_restrictions": "!*"},
        "serviceShort": "SMTPS 'implicit' TLS", "serviceDescription": "Port 465 for mail clients; see RFC 8314.",
        "tlsCert": "/etc/ssl/mx+1.crt", "tlsKey": "/etc/ssl/private/mx_1.key"}

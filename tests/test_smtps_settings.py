@@ -7,6 +7,7 @@ import pytest
 from smtps.settings import IREDMAIL_OPTIONS, PortPolicy, SettingsError, parse_stack
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
+KEY2 = KEY[:-1] + "Y"  # another machine's key: one host key on two hosts is refused
 
 
 def host(**extra):
@@ -38,17 +39,19 @@ def test_a_named_certificate_and_key_become_the_entrys_own():
 
 def test_host_overrides_stack_which_overrides_defaults_and_options_merge_by_parameter():
     stack = {"serviceKey": "submissions", "options": {"syslog_name": "postfix/submissions"}, "zone": "public"}
-    [a, b] = parse_stack("dc1", stack, [host(), host(name="mail2", address="mail2.example.com", zone="iredmail",
-                                                   options={"content_filter": ""})])
+    other = host(name="mail2", address="mail2.example.com", hostKey=KEY2, zone="iredmail",
+                 options={"content_filter": "smtp:[127.0.0.1]:10024"})
+    [a, b] = parse_stack("dc1", stack, [host(), other])
     assert a.master.key == b.master.key == "submissions"
     assert dict(a.master.options)["syslog_name"] == "postfix/submissions"
     assert dict(b.master.options)["syslog_name"] == "postfix/submissions"
-    assert dict(b.master.options)["content_filter"] == ""
+    assert dict(b.master.options)["content_filter"] == "smtp:[127.0.0.1]:10024"
     assert (a.zone.zone, b.zone.zone) == ("public", "iredmail")
 
 
 def test_null_removes_a_default_option():
-    [h] = parse_stack("dc1", {"options": {"content_filter": None}}, [host()])
+    # Without the content filter submitted mail goes unfiltered: only on purpose (smtps/option_rules.py).
+    [h] = parse_stack("dc1", {"options": {"content_filter": None}, "allowOptions": ["content_filter"]}, [host()])
     assert "content_filter" not in dict(h.master.options)
     assert len(h.master.options) == len(IREDMAIL_OPTIONS) - 1
 

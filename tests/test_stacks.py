@@ -33,7 +33,8 @@ def test_fleet_then_stack_then_host_override_setting_by_setting_and_option_by_op
     stack = {"serviceShort": "Stack", "options": {"syslog_name": "stack", "smtpd_tls_ciphers": None}}
     [a, b] = parse_stack("dc1", stack, [
         {"name": "mail1", "address": "10.0.0.1", "hostKey": key},
-        {"name": "mail2", "address": "10.0.0.2", "hostKey": key, "zone": "iredmail", "options": {"syslog_name": "h"}},
+        {"name": "mail2", "address": "10.0.0.2", "hostKey": key[:-1] + "Y", "zone": "iredmail",
+         "options": {"syslog_name": "h"}},
     ], fleet)
     assert (a.zone.zone, a.service.short, dict(a.master.options)["syslog_name"]) == ("public", "Stack", "stack")
     assert "smtpd_tls_ciphers" not in dict(a.master.options)  # the stack's null removed the fleet's option

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import require
 from tests.enginekit import Project
 from tests.lab.labkit import Lab, running_lab
+from tests.lab.smtpskit import postfix_reloads
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
 STACK = "relay"
@@ -89,6 +90,7 @@ def test_an_open_relay_option_allowed_on_purpose_fails_the_check(lab: Lab, proje
     assert refused.returncode != 0 and "setting options.mynetworks: '0.0.0.0/0': lets every client in 0.0.0.0/0 " \
         "relay without logging in" in refused.stdout + refused.stderr
     project.pulumi("config", "set", "-s", STACK, "--path", "defaults.allowOptions[0]", "mynetworks")
+    project.pulumi("config", "set", "-s", STACK, "--path", "defaults.allowOptions[1]", "smtpd_client_restrictions")
     up = project.smtps("up", "-s", STACK, "--yes", check=False)
     assert up.returncode != 0
     assert "mail1: verification: update:" in up.stderr and "OPEN RELAY: without logging in, RCPT TO " \
@@ -98,6 +100,26 @@ def test_an_open_relay_option_allowed_on_purpose_fails_the_check(lab: Lab, proje
         project.pulumi("config", "rm", "-s", STACK, "--path", f"defaults.options.{option}")
     project.smtps("up", "-s", STACK, "--yes")
     assert outputs(project)["relayWithoutLogin"].startswith("554")
+
+
+def test_a_content_filter_only_the_host_can_judge_is_refused_there_before_any_change(lab: Lab, project: Project):
+    """The settings accept `smtp:[127.0.0.1]:587`; only the host knows that 587 is Postfix itself (submission, no
+    filter after it). The apply refuses it in the settings' words before it changes anything."""
+    master_cf = lab.sh("mail1", "sha256sum /etc/postfix/master.cf").stdout
+    reloads = postfix_reloads(lab, "mail1")
+    project.pulumi("config", "set", "-s", STACK, "--path", "defaults.options.content_filter", "smtp:[127.0.0.1]:587")
+    try:
+        up = project.smtps("up", "-s", STACK, "--yes", check=False)
+        assert up.returncode != 0
+        assert ("mail1: master.cf service: update: setting options.content_filter: 'smtp:[127.0.0.1]:587': port 587 "
+                "is a Postfix listener of this host's master.cf, not a content filter: mail sent there would be "
+                "delivered without one; refused (to allow it on purpose: allowOptions: [content_filter]); nothing was "
+                "changed") in up.stderr, up.stderr
+        assert lab.sh("mail1", "sha256sum /etc/postfix/master.cf").stdout == master_cf
+        assert postfix_reloads(lab, "mail1") == reloads
+    finally:
+        project.pulumi("config", "rm", "-s", STACK, "--path", "defaults.options.content_filter")
+        project.smtps("up", "-s", STACK, "--yes")
 
 
 def test_a_change_that_silences_another_mail_port_fails_the_check(lab: Lab, project: Project):

@@ -179,7 +179,11 @@ OPEN = {"mynetworks": "0.0.0.0/0", "smtpd_client_restrictions": "permit"}
 def open_relay(project: Project, index: int, on: bool) -> None:
     for option, value in OPEN.items():
         set_host(project, index, f"options.{option}", value if on else None)
-    set_host(project, index, "allowOptions[0]" if on else "allowOptions", "mynetworks" if on else None)
+    if on:
+        set_host(project, index, "allowOptions[0]", "mynetworks")
+        set_host(project, index, "allowOptions[1]", "smtpd_client_restrictions")
+    else:
+        set_host(project, index, "allowOptions", None)
 
 
 def test_an_open_relay_allowed_on_purpose_is_rolled_back_with_the_firewalld_change_of_the_same_run(lab: Lab,

@@ -106,7 +106,7 @@ def test_second_converge_changes_nothing_and_reloads_nothing(lab, before):
 
 
 def test_changing_one_option_converges_in_place(lab, before):
-    restrictions = "permit_sasl_authenticated,reject_unauth_destination"
+    restrictions = "permit_sasl_authenticated,reject_unauth_pipelining,reject"
     changed = settings_for(lab, "mail2", options={"smtpd_client_restrictions": restrictions})
     outputs = converge(lab, changed)
     assert "written" in outputs[0] and "up to date" in outputs[1] and "up to date" in outputs[2]
@@ -114,6 +114,27 @@ def test_changing_one_option_converges_in_place(lab, before):
     assert f"465/inet/smtpd_client_restrictions = {restrictions}" in options
     assert probe.smtps(lab.hosts()[1]["address"]).state == "tls"
     converge(lab, settings_for(lab, "mail2"))
+
+
+REFUSED = "; refused (to allow it on purpose: allowOptions: [content_filter]); nothing was changed"
+
+
+@pytest.mark.parametrize(("content_filter", "words"), [
+    ("smtp-nowhere:[127.0.0.1]:10026", "transport smtp-nowhere is not a master.cf unix service whose command is smtp"),
+    ("discard:[127.0.0.1]:10026", "transport discard is not a master.cf unix service whose command is smtp"),
+    ("smtp:[127.0.0.1]:587", "port 587 is a Postfix listener of this host's master.cf"),  # `submission`, by name
+    ("smtp-amavis:[127.0.0.1]:25", "port 25 is a Postfix listener of this host's master.cf"),  # `smtp`
+])
+def test_the_host_refuses_a_content_filter_only_it_can_judge_before_any_change(lab, before, content_filter, words):
+    """What the settings cannot know (smtps/option_rules.py): the transport is master.cf's SMTP client, and the port
+    is none of Postfix's own listeners. Refused in the settings' words, and master.cf is left as it was."""
+    files, reloads = snapshot(lab, "mail2"), postfix_reloads(lab, "mail2")
+    settings = settings_for(lab, "mail2", options={"content_filter": content_filter})
+    result = run(lab, settings, master_service.script("mail2", (settings.master, settings.tls), Action.APPLY))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"smtps: mail2: setting options.content_filter: '{content_filter}': {words}" in result.stderr, result.stderr
+    assert result.stderr.strip().endswith(REFUSED), result.stderr
+    assert (snapshot(lab, "mail2"), postfix_reloads(lab, "mail2")) == (files, reloads)
 
 
 def test_changing_the_service_key_replaces_the_entry_never_duplicates_it(lab, before):

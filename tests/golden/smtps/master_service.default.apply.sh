@@ -244,6 +244,24 @@ install_copy() {
 }
 
 
+# Before anything changes, what only this host knows of the content filter (smtps/option_rules.py): its transport is
+# a master.cf SMTP client (an LMTP one could hand mail straight to Dovecot), and its port is none of Postfix's own
+# listeners (iRedMail's re-injection on 10025, or 25, 587, 465: Postfix itself, so the mail would skip the filter).
+filter_command=$(postconf -M smtp-amavis/unix 2>/dev/null | awk '{ print $8 }')
+case "$filter_command" in
+    smtp) ;;
+    *) fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': transport smtp-amavis is not a master.cf unix service whose command is smtp on this host, so it is no content filter this check knows; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed" ;;
+esac
+set -f  # a service name is a word, never a pattern
+for service in $(postconf -M 2>/dev/null | awk '$2 == "inet" { print $1 }'); do
+    port=${service##*:}
+    # A named port (smtp, submission) is the one /etc/services gives it, as Postfix reads it.
+    case "$port" in *[!0-9]*) port=$(getent services "$port/tcp" | awk '{ sub("/.*", "", $2); print $2 }') ;; esac
+    [ "$port" != 10026 ] || fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': port 10026 is a Postfix listener of this host'"'"'s master.cf, not a content filter: mail sent there would be delivered without one; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed"
+done
+set +f
+
+
 
 # No tlsCert: 465 serves main.cf's certificate, as Postfix would; it is checked and reported all the same.
 CERT=$(postconf -xh smtpd_tls_cert_file 2>/dev/null) || CERT=""
