@@ -177,12 +177,7 @@ def _ask(preview: Callable[[Run], Any], question: str, verb: str, done: str) -> 
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    refused = _refused_in_ci(args.stack)
-    if refused:
-        return refused
-    stack = _stack(args)
-    refused = _refused_in_ci(args.stack, stack)
-    if refused:
+    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)):
         return refused
     # Canaries are this project's program's: another program (SMTPS_PROGRAM, the engine's tests) has no hosts.
     loaded = stacks.from_files(engine.project_dir(), args.stack) if engine.own_program() else None
@@ -242,7 +237,8 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    stack = _stack(args)
+    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)):
+        return refused
     if not args.yes and not args.preview_only:
         _err("smtps: refresh writes what it reads into the state: pass --yes, or --preview-only to only show it")
         return 2
@@ -253,7 +249,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    stack = _stack(args)
+    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)):
+        return refused
     if not args.yes:
         status = _ask(lambda run: stack.preview_destroy(on_output=_out, on_error=_err, on_event=run.on_event),
                       "Take SMTPS off these hosts?", "destroy", "destroyed")
@@ -264,15 +261,15 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 
 def _refused_in_ci(name: str, stack: Any = None) -> int:
-    """In CI, a stack that holds a secret is refused before anything runs (smtps/credentials.py says why): its stack
-    file, read without decrypting; with `stack`, also its state (an export shows where a value is encrypted, not
-    what). 0 when it may go on."""
+    """In CI, a stack that holds a secret is refused before the engine runs it (smtps/credentials.py says why), for
+    `up`, `refresh` and `destroy`: its stack file, read without decrypting; with `stack`, also its state (an export
+    shows where a value is encrypted, not what). 0 when it may go on."""
     if not credentials.in_ci():
         return 0
     if stack is None:
         held, where = stacks.stored_secrets(engine.project_dir(), name), "its stack file"
     else:
-        held, where = credentials.encrypted_in_state(stack.export_stack().deployment or {}), "its state"
+        held, where = credentials.encrypted_in_state(stack.export_stack().deployment or {}), credentials.STATE
     if not held:
         return 0
     _err(f"smtps: {credentials.refusal(name, held, where)}")

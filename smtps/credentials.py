@@ -64,14 +64,20 @@ def credential_from_file(stack: str | None = None) -> tuple[str, str] | None:
     return parse_credential(text, where)
 
 
+STATE = "its state"
+
+
 def refusal(stack: str, keys: Iterable[str], where: str = "its stack file") -> str:
-    """Why CI refuses a stack that holds secrets, and what to do instead."""
+    """Why CI refuses a stack that holds secrets (in its stack file, or in its `STATE`), and what to do instead."""
     names = ", ".join(keys)
+    remove = (f"remove them (`python -m smtps pulumi -- config rm -s {stack} KEY`)" if where != STATE else
+              "outside CI, move the stack to the files below and check that `python -m smtps pulumi -- stack export "
+              f"-s {stack}` shows no \"ciphertext\" before CI runs it")
     return (f"stack {stack}: {where} holds secrets ({names}): refused in CI (CI or GITHUB_ACTIONS is set). A pull "
-            "request's preview gets the stack's passphrase, so whoever can push a branch could decrypt them. Remove "
-            f"them (`python -m smtps pulumi -- config rm -s {stack} KEY`), give the machine that runs `up` the deploy "
-            f"key as a file ({SSH_KEY_FILE_ENV}) and the test credential as a file ({CREDENTIAL_FILE_ENV}), and "
-            "replace the key and the password, which the passphrase opened (README, \"Using it on your servers\")")
+            "request's preview gets the stack's passphrase, so whoever can push a branch could decrypt them. "
+            f"{remove[0].upper()}{remove[1:]}; give the machine that runs `up` the deploy key as a file "
+            f"({SSH_KEY_FILE_ENV}) and the test credential as a file ({CREDENTIAL_FILE_ENV}); and replace the key "
+            "and the password, which the passphrase opened (README, \"Using it on your servers\")")
 
 
 def encrypted_in_state(deployment: Mapping) -> list[str]:
