@@ -68,6 +68,8 @@ def _credential(raw: Any) -> tuple[str, str] | None:
 
 
 class VerificationProvider(ResourceProvider):
+    serialize_as_secret_always = False  # as HostProvider's (components/base.py): the state holds no secret
+
     def configure(self, req: ConfigureRequest) -> None:
         _Ssh.configure(req.config.get(SSH_KEY_CONFIG))  # a bastion is reached with the stack's deploy key
         # SMTPS_TEST_CREDENTIAL_FILE wins: read here, in the provider process, so the value never enters Pulumi.
