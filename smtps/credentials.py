@@ -69,7 +69,9 @@ STATE = "its state"
 
 def refusal(stack: str, keys: Iterable[str], where: str = "its stack file") -> str:
     """Why CI refuses a stack that holds secrets (in its stack file, or in its `STATE`), and what to do instead."""
-    names = ", ".join(keys)
+    keys = list(keys)
+    # A state can hold one per resource: the first few say enough.
+    names = ", ".join(keys[:4]) + (f", and {len(keys) - 4} more" if len(keys) > 4 else "")
     remove = (f"remove them (`python -m smtps pulumi -- config rm -s {stack} KEY`)" if where != STATE else
               "outside CI, move the stack to the files below and check that `python -m smtps pulumi -- stack export "
               f"-s {stack}` shows no \"ciphertext\" before CI runs it")

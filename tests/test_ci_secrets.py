@@ -88,6 +88,12 @@ def test_in_ci_up_refuses_a_state_that_holds_an_encrypted_value(project, monkeyp
         capsys.readouterr().err
 
 
+def test_a_long_list_of_encrypted_values_is_cut_short():
+    said = credentials.refusal("dc1", [f"urn:r{i} inputs.x" for i in range(20)], credentials.STATE)
+    assert "(urn:r0 inputs.x, urn:r1 inputs.x, urn:r2 inputs.x, urn:r3 inputs.x, and 16 more)" in said
+    assert "stack export -s dc1" in said and "config rm" not in said
+
+
 def test_outside_ci_the_single_operators_stack_secret_is_not_refused(project, monkeypatch):
     asked = []
     monkeypatch.setattr(engine, "stack", lambda name: asked.append(name) or no_engine())

@@ -145,7 +145,7 @@ def test_in_ci_neither_an_installed_pulumi_nor_the_cache_is_taken(tools: Tools):
     assert len(calls) == 2 and all(call.startswith("build -trimpath") for call in calls)
     for call in calls:
         assert f"GOMODCACHE={tools.temp}/smtps-tools." in call and f"GOCACHE={tools.temp}/smtps-tools." in call
-        assert "GOENV=off CGO_ENABLED=0 GOFLAGS=-mod=readonly" in call
+        assert "GOENV=off CGO_ENABLED=0 GOFLAGS=-mod=readonly -modcacherw" in call
     # What it left is removed: only the emptied private folders of the two runs.
     assert [p.name for p in tools.temp.glob("smtps-tools.*/*")] == []
 

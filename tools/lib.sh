@@ -31,6 +31,9 @@ tools_cache() {
     if in_ci; then
         CACHE=$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/smtps-tools.XXXXXXXX")
         export GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gocache" GOENV=off
+        # Writable module folders: the runner empties $RUNNER_TEMP as an unprivileged user after the job, and Go's
+        # read-only module folders would survive that. The cache is this job's alone either way.
+        export GOFLAGS="$GOFLAGS -modcacherw"
         say "CI: building in $CACHE, for this job only (nothing cached on this machine is used)"
     else
         CACHE=${SMTPS_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/smtps-iredmail/engine}
