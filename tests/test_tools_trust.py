@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
-import stat
 import subprocess
 from pathlib import Path
 
@@ -174,10 +174,18 @@ def test_an_unfinished_build_is_removed_and_built_again(tools: Tools):
     assert again.returncode == 1 and tools.go_calls.exists()  # it tried to build (the fake go fails)
 
 
-def test_the_pins_are_in_the_repository():
-    for tool in ("engine", "actionlint"):
-        pins = REPO / "tools" / tool
-        assert "h1:" in (pins / "go.sum").read_text() and (pins / "go.mod").exists()
+@pytest.mark.parametrize(("tool", "script", "variable", "module"), [
+    ("engine", "build-engine.sh", "PULUMI_VERSION", "github.com/pulumi/pulumi/pkg/v3"),
+    ("actionlint", "install-actionlint.sh", "VERSION", "github.com/rhysd/actionlint"),
+])
+def test_the_version_a_script_names_is_the_one_its_pins_require(tool, script, variable, module):
+    """A version changed in the script alone would build the old pins under the new name."""
+    named = re.search(rf"^{variable}=(\S+)$", (REPO / "tools" / script).read_text(), re.M).group(1)
+    pins = REPO / "tools" / tool
+    assert re.search(rf"^require {re.escape(module)} {re.escape(named)}$", (pins / "go.mod").read_text(), re.M)
+    assert f"{module} {named} h1:" in (pins / "go.sum").read_text()
+
+
+def test_the_plugins_pinned_are_the_two_the_engine_needs():
     pinned = (REPO / "tools" / "engine" / "plugins.sha256").read_text().split()
-    assert pinned[1::2] == list(PLUGINS) and all(len(h) == 64 for h in pinned[0::2])
-    assert not stat.S_IMODE((REPO / "tools" / "lib.sh").stat().st_mode) & 0o002
+    assert pinned[1::2] == list(PLUGINS) and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in pinned[0::2])
