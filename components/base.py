@@ -32,6 +32,7 @@ from pulumi.dynamic import (
 
 from smtps import confirm, facts, ports, profile, rollback
 from smtps import firewall as fw
+from smtps.credentials import CREDENTIAL, SSH_KEY_FILE_ENV
 from smtps.model import Model
 from smtps.settings import Connection, Firewall, Reader, labelled, read_connection
 from smtps.stacks import PROJECT, SSH_KEY
@@ -42,12 +43,11 @@ from smtps.templating import Action
 # resource ever has it as an input.
 SSH_KEY_CONFIG = f"{PROJECT}:{SSH_KEY}"
 # The optional test credential ({username, password}, a secret) the check from outside logs in with, handed to the
-# explicit providers like the key.
-CREDENTIAL = "testCredential"
+# explicit providers like the key; or, in CI, from SMTPS_TEST_CREDENTIAL_FILE (smtps/credentials.py).
 CREDENTIAL_CONFIG = f"{PROJECT}:{CREDENTIAL}"
-# Or the key comes from a file on the machine that runs Pulumi, and never enters Pulumi at all: what CI uses, so
-# that nothing that can decrypt the stack (a pull request's preview) can get the key (README, "Safety").
-SSH_KEY_FILE_ENV = "SMTPS_SSH_KEY_FILE"
+# Or the key comes from a file on the machine that runs Pulumi (SSH_KEY_FILE_ENV), and never enters Pulumi at all:
+# what CI uses, so that nothing that can decrypt the stack (a pull request's preview) can get the key (README,
+# "Safety").
 # Inputs that say how to reach a host, not what is on it.
 CONNECTION_INPUTS = ("address", "port", "user", "hostKey", "jump", "confirmSeconds")
 # Of those, the ones that say which machine it is: a new host key (or address) is how a rebuilt server looks, so a
@@ -207,6 +207,10 @@ class HostProvider(ResourceProvider):
     """One resource kind's provider: everything kind-specific comes from its model (smtps/model.py)."""
 
     model: ClassVar[Model]
+    # The serialized provider (`__provider` in the state) is encrypted only if it captured a secret, which it never
+    # does (the key arrives through `configure`): so a stack's state holds no secret at all, and CI's `up` can refuse
+    # one that does (smtps/credentials.py). Pulumi's default encrypts it always.
+    serialize_as_secret_always = False
 
     @property
     def kind(self) -> str:

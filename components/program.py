@@ -7,7 +7,7 @@ import zlib
 
 import pulumi
 
-from smtps import stacks
+from smtps import credentials, stacks
 from smtps.settings import SettingsError
 from smtps.stacks import PROJECT, SSH_KEY
 
@@ -27,9 +27,12 @@ def provider_slot(name: str) -> int:
 
 def missing_key(stack: str) -> str:
     """What to do when a stack has no deploy key, in this project's words (the same for every command)."""
+    if credentials.in_ci():
+        return (f"stack {stack}: no deploy key: set {SSH_KEY_FILE_ENV} to the private key's file (in CI the key is "
+                "never stored in the stack: a pull request's preview could decrypt it)")
     return (f"stack {stack}: no deploy key: store it in the stack with `python -m smtps key -s {stack} --file "
-            f"KEYFILE` (creates the stack if needed; the key is kept encrypted), or set {SSH_KEY_FILE_ENV} to the "
-            "private key's file")
+            f"KEYFILE` (a single operator's machine only: CI refuses a stack that holds a secret), or set "
+            f"{SSH_KEY_FILE_ENV} to the private key's file")
 
 
 def load(stack: str, config: pulumi.Config) -> stacks.Stack:
@@ -48,8 +51,14 @@ def program() -> dict[str, SmtpsHost]:
     key = config.get_secret(SSH_KEY)
     if key is None and not os.environ.get(SSH_KEY_FILE_ENV) and not pulumi.runtime.is_dry_run():
         raise pulumi.RunError(missing_key(stack))
-    # The test credential for the relay check after logging in (optional; a secret like the key).
-    credential = config.get_secret_object(CREDENTIAL)
+    # The test credential for the relay check after logging in (optional): a file on the machine running Pulumi,
+    # which the provider processes read themselves, so it never enters Pulumi (what CI uses); else the stack's secret.
+    # The file is read here too, so that a bad one fails before any resource is registered.
+    try:
+        from_file = credentials.credential_from_file(stack)
+    except credentials.CredentialError as err:
+        raise pulumi.RunError(str(err)) from None
+    credential = None if from_file else config.get_secret_object(CREDENTIAL)
     providers: dict[int, pulumi.ProviderResource] = {}
     components: dict[str, SmtpsHost] = {}
     for settings in hosts:

@@ -26,7 +26,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from smtps import ports, profile, rollback
+from smtps import credentials, ports, profile, rollback
 from smtps.settings import Reader, SettingsError, labelled, read_connection, read_jump
 from smtps.verify import verify
 
@@ -68,9 +68,12 @@ def _credential(raw: Any) -> tuple[str, str] | None:
 
 
 class VerificationProvider(ResourceProvider):
+    serialize_as_secret_always = False  # as HostProvider's (components/base.py): the state holds no secret
+
     def configure(self, req: ConfigureRequest) -> None:
         _Ssh.configure(req.config.get(SSH_KEY_CONFIG))  # a bastion is reached with the stack's deploy key
-        _Credential.value = _credential(req.config.get(CREDENTIAL_CONFIG))
+        # SMTPS_TEST_CREDENTIAL_FILE wins: read here, in the provider process, so the value never enters Pulumi.
+        _Credential.value = credentials.credential_from_file() or _credential(req.config.get(CREDENTIAL_CONFIG))
 
     def _verify(self, props: dict[str, Any]) -> dict[str, Any]:
         props = from_wire(props)

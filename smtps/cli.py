@@ -5,7 +5,7 @@
                                   [--no-rollback]
     python -m smtps refresh -s STACK [--yes | --preview-only]   read every host into the state
     python -m smtps destroy -s STACK [--yes]   take this tool's change off every host, as found
-    python -m smtps key -s STACK --file KEYFILE   store the deploy key in the stack (encrypted; creates the stack)
+    python -m smtps key -s STACK --file KEYFILE   store the deploy key in the stack: a single operator's machine only
     python -m smtps verify -s STACK         TLS and AUTH on 465 of every host, from here
     python -m smtps drift -s STACK          host, resource, field, desired, live; exit 1 on drift
     python -m smtps fleet preview|up [--stacks a,b] [--workers N]   many stacks at once, a table at the end
@@ -34,7 +34,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import engine, facts, profile, rollback, stacks
+from . import credentials, engine, facts, profile, rollback, stacks
 from .drift import Drift, compare, read_host_script
 from .events import Run
 from .firewall import recorded
@@ -177,7 +177,8 @@ def _ask(preview: Callable[[Run], Any], question: str, verb: str, done: str) -> 
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    stack = _stack(args)
+    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)):
+        return refused
     # Canaries are this project's program's: another program (SMTPS_PROGRAM, the engine's tests) has no hosts.
     loaded = stacks.from_files(engine.project_dir(), args.stack) if engine.own_program() else None
     if not args.yes:
@@ -236,7 +237,8 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    stack = _stack(args)
+    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)):
+        return refused
     if not args.yes and not args.preview_only:
         _err("smtps: refresh writes what it reads into the state: pass --yes, or --preview-only to only show it")
         return 2
@@ -247,7 +249,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    stack = _stack(args)
+    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)):
+        return refused
     if not args.yes:
         status = _ask(lambda run: stack.preview_destroy(on_output=_out, on_error=_err, on_event=run.on_event),
                       "Take SMTPS off these hosts?", "destroy", "destroyed")
@@ -257,10 +260,32 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         continue_on_error=True, on_output=_out, on_error=_err, on_event=run.on_event, **NO_SECRETS, **_logging(args)))
 
 
+def _refused_in_ci(name: str, stack: Any = None) -> int:
+    """In CI, a stack that holds a secret is refused before the engine runs it (smtps/credentials.py says why), for
+    `up`, `refresh` and `destroy`: its stack file, read without decrypting; with `stack`, also its state (an export
+    shows where a value is encrypted, not what). 0 when it may go on."""
+    if not credentials.in_ci():
+        return 0
+    if stack is None:
+        held, where = stacks.stored_secrets(engine.project_dir(), name), "its stack file"
+    else:
+        held, where = credentials.encrypted_in_state(stack.export_stack().deployment or {}), credentials.STATE
+    if not held:
+        return 0
+    _err(f"smtps: {credentials.refusal(name, held, where)}")
+    return 2
+
+
 def cmd_key(args: argparse.Namespace) -> int:
-    """Store the deploy key as the stack's secret, creating the stack (in the backend) if it is new."""
+    """Store the deploy key as the stack's secret, creating the stack (in the backend) if it is new. For a single
+    operator's machine only: anyone with the stack's passphrase can decrypt it, and in CI that includes a pull
+    request's preview; so CI refuses such a stack, and this command refuses to run in CI."""
     from pulumi import automation as auto
 
+    if credentials.in_ci():
+        _err(f"smtps: stack {args.stack}: `key` is refused in CI: the deploy key is never stored in a stack that CI "
+             f"runs; give `up` the key as a file ({credentials.SSH_KEY_FILE_ENV})")
+        return 2
     try:
         key = Path(args.file).read_text()
     except OSError as err:
@@ -270,7 +295,9 @@ def cmd_key(args: argparse.Namespace) -> int:
         _err(f"smtps: stack {args.stack}: {args.file} is not a private key (no PEM or OpenSSH private key block)")
         return 2
     engine.stack(args.stack).set_config(stacks.SSH_KEY, auto.ConfigValue(key, secret=True))
-    _err(f"smtps: stack {args.stack}: deploy key stored (encrypted) as {stacks.PROJECT}:{stacks.SSH_KEY}")
+    _err(f"smtps: stack {args.stack}: deploy key stored (encrypted) as {stacks.PROJECT}:{stacks.SSH_KEY}, for this "
+         "single operator's machine only: anyone with the stack's passphrase can decrypt it, and CI refuses a stack "
+         f"that holds it (there, give the key as a file: {credentials.SSH_KEY_FILE_ENV})")
     return 0
 
 
@@ -355,7 +382,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     pool = _pool(args.stack)
     if pool is None:
         return 2
-    credential = _credential(engine.stack_secret(args.stack, "testCredential"))
+    try:
+        credential = credentials.credential_from_file(args.stack)
+    except credentials.CredentialError as err:
+        _err(f"smtps: {err}")
+        return 2
+    credential = credential or _credential(engine.stack_secret(args.stack, credentials.CREDENTIAL))
 
     def check(h: HostSettings) -> Checked:
         conn = h.connection
@@ -497,7 +529,12 @@ def parser() -> argparse.ArgumentParser:
     destroy = command("destroy", cmd_destroy, "take this tool's change off every host: each as it was found")
     destroy.add_argument("--yes", "-y", action="store_true", help="destroy without asking")
     destroy.add_argument("-v", "--verbose", type=int, default=0, metavar="LEVEL")
-    key = command("key", cmd_key, "store the deploy key as the stack's secret (creates the stack if new)")
+    key = command("key", cmd_key, "store the deploy key as the stack's secret (creates the stack if new); for a "
+                                  "single operator's machine only: refused in CI, which refuses such a stack")
+    key.description = ("Store the deploy key as the stack's secret, encrypted with its passphrase. For a single "
+                       "operator's machine only: anyone with the passphrase can decrypt it, and in CI that includes "
+                       "a pull request's preview, so CI refuses this command and any stack that holds a secret. "
+                       f"Elsewhere, give `up` the key as a file: {credentials.SSH_KEY_FILE_ENV}.")
     key.add_argument("--file", required=True, help="the private key's file")
     verify_cmd = command("verify", cmd_verify, "check TLS and AUTH on 465 of every host, from this machine")
     verify_cmd.add_argument("--json", action="store_true")

@@ -88,8 +88,15 @@ def prepare(folder: Path | None = None) -> dict[str, str]:
 
 
 def stack_secret(name: str, key: str) -> str | None:
-    """One secret of a stack, decrypted (None if unset): one CLI call that decrypts only this value."""
+    """One secret of a stack, decrypted (None if unset): one CLI call that decrypts only this value. In CI nothing is
+    decrypted: a stack that holds the secret is refused, one that does not gives None (smtps/credentials.py)."""
+    from . import credentials, stacks
+
     folder = project_dir()
+    if credentials.in_ci():
+        if f"{PROJECT}:{key}" in stacks.stored_secrets(folder, name):
+            raise SystemExit(f"smtps: {credentials.refusal(name, [f'{PROJECT}:{key}'])}")
+        return None
     result = subprocess.run([str(pulumi_binary()), "config", "get", key, "--stack", name], cwd=folder,
                             env={**os.environ, **prepare(folder)}, capture_output=True, text=True, check=False)
     if result.returncode != 0:

@@ -109,3 +109,12 @@ def from_files(folder: Path, name: str) -> Stack:
 def stack_names(folder: Path) -> list[str]:
     """The stacks with a file in stacks/, in name order."""
     return sorted(f.name[len("Pulumi."):-len(".yaml")] for f in (folder / "stacks").glob("Pulumi.*.yaml"))
+
+
+def stored_secrets(folder: Path, name: str) -> list[str]:
+    """The config keys of stacks/Pulumi.<name>.yaml that hold a secret, anywhere in their value; read, not decrypted."""
+    path = folder / "stacks" / f"Pulumi.{name}.yaml"
+    if not path.exists():
+        return []
+    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    return [key for key, value in config.items() if _secret(value, key)]

@@ -1,26 +1,24 @@
 #!/usr/bin/env bash
 # The Pulumi engine this project runs on (README, "The Pulumi engine"):
-#   - the Pulumi CLI, built from Go modules at a pinned version;
+#   - the Pulumi CLI, built from the Go modules that tools/engine/go.mod and go.sum pin, hash by hash;
 #   - pulumi-resource-pulumi-python, the plugin that runs Python dynamic providers, and pulumi-language-python-exec,
-#     both real files of Pulumi's Python distribution carried by the github.com/pulumi/pulumi/sdk/v3 module.
+#     both real files of Pulumi's Python distribution carried by the github.com/pulumi/pulumi/sdk/v3 module, checked
+#     against tools/engine/plugins.sha256.
 # Programs run through the Automation API's inline mode, which needs no Python language host; the resources are
 # dynamic providers, so no command provider is needed either (neither can be had here: the module proxy refuses both).
 #
-# Each piece is made once into a cache outside the repo, keyed by version, and linked into .tools/bin. A Pulumi
-# already installed (v3.176+, with pulumi-resource-pulumi-python beside it or on PATH) is used instead of building.
+# Where they are built and when a built one is taken again: tools/lib.sh. Outside CI, a Pulumi already installed
+# (v3.176+, with pulumi-resource-pulumi-python beside it or on PATH) is used instead of building; in CI never, as an
+# earlier job could have put it there.
 set -euo pipefail
 
 PULUMI_VERSION=v3.274.1
 PROJECT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${SMTPS_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/smtps-iredmail/engine}
+PINS="$PROJECT/tools/engine"
 BIN="$PROJECT/.tools/bin"
 PLUGINS=(pulumi-resource-pulumi-python pulumi-language-python-exec)
-export GOFLAGS=-mod=mod GOTOOLCHAIN=local
-# Go lives in /usr/local/go on these machines; a login shell may not have it on PATH.
-export PATH="$PATH:/usr/local/go/bin"
-
-say() { printf 'tools: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
+# shellcheck source=tools/lib.sh
+. "$PROJECT/tools/lib.sh"
 # Nothing of Pulumi's may go looking for plugins or updates on the network.
 export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 
@@ -49,58 +47,50 @@ use_installed() {
     [ ! -e "$exec_script" ] || ln -sfn "$exec_script" "$BIN/pulumi-language-python-exec"
     say "using the installed $cli ($version) with $plugin"
 }
-if use_installed; then
+if in_ci; then
+    ! command -v pulumi >/dev/null || say "CI: not using the installed $(command -v pulumi): building one"
+elif use_installed; then
     exit 0
 fi
 
-# A throwaway wrapper module: pkg/v3 has replace directives, so `go install pkg@version` refuses; a module that
-# requires it (and repeats the non-local replaces) builds it.
-build_cli() {  # build_cli OUT
-    local out=$1 work status=0
-    work=$(mktemp -d)
-    {
-        echo "module smtps.local/engine"
-        echo
-        echo "go 1.26"
-        echo
-        echo "replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e"
-    } > "$work/go.mod"
-    printf '//go:build tools\n\npackage engine\n\nimport _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"\n' \
-        > "$work/tools.go"
+# Builds the CLI and puts the plugins beside it (found there, the engine uses them silently; found only on PATH, it
+# warns on every run), in WORK.
+build() {  # build WORK
+    local work=$1 sdk plugin source
+    command -v go >/dev/null || die "no Go toolchain to build the Pulumi CLI with"
+    say "building the Pulumi CLI $PULUMI_VERSION (about 5 minutes the first time)"
+    # Each step joined by &&: `set -e` does not hold inside a subshell whose status is tested.
+    # What the build compiled came from the module cache: `go mod verify` then checks that each module there still
+    # hashes as go.sum says (a shared cache can have been changed after the download that go.sum checked).
     (
-        cd "$work"
-        go get "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION"
-        go mod tidy
+        cd "$PINS" &&
         go build -trimpath \
             -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
-            -o "$out.tmp" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
-    ) && mv "$out.tmp" "$out" || status=1
-    rm -rf "$work" "$out.tmp"
-    return "$status"
+            -o "$work/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi &&
+        go mod verify >&2
+    ) || die "building the Pulumi CLI failed: see the messages above"
+    sdk=$(cd "$PINS" && go list -m -f '{{.Dir}}' "github.com/pulumi/pulumi/sdk/v3") && [ -n "$sdk" ] ||
+        die "go list gave no folder for github.com/pulumi/pulumi/sdk/v3 (tools/engine/go.mod)"
+    for plugin in "${PLUGINS[@]}"; do
+        for source in "$sdk/python/dist/$plugin" "$sdk/python/cmd/$plugin"; do
+            [ ! -f "$source" ] || install -m 755 "$source" "$work/$plugin"
+        done
+        [ -f "$work/$plugin" ] || die "$plugin is not in github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION ($sdk)"
+    done
 }
 
-dir="$CACHE/pulumi-$PULUMI_VERSION"
-mkdir -p "$dir"
-if [ ! -x "$dir/pulumi" ]; then
-    command -v go >/dev/null || die "no pulumi installed and no Go toolchain to build one"
-    say "building the Pulumi CLI $PULUMI_VERSION (about 5 minutes the first time)"
-    build_cli "$dir/pulumi" || die "building the Pulumi CLI failed: see the messages above"
+tools_cache
+dir="$CACHE/pulumi-$PULUMI_VERSION-$(pins_id "$PINS")"
+if ! take_cached "$dir" "Pulumi engine"; then
+    work=$(mktemp -d "$dir.new.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+    build "$work"
+    seal "$work" "$dir"
+    trap - EXIT
 fi
-
-# The plugins sit beside the real binary (the cache folder that .tools/bin/pulumi points into): found there, the
-# engine uses them silently; found only on PATH, it warns on every run.
-for plugin in "${PLUGINS[@]}"; do
-    [ -x "$dir/$plugin" ] && continue
-    sdk=$(go mod download -json "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" |
-        sed -n 's/^[[:space:]]*"Dir": *"\(.*\)",*$/\1/p')
-    [ -n "$sdk" ] || die "go mod download gave no folder for github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION"
-    for source in "$sdk/python/dist/$plugin" "$sdk/python/cmd/$plugin"; do
-        [ -f "$source" ] || continue
-        install -m 755 "$source" "$dir/$plugin.tmp"
-        mv "$dir/$plugin.tmp" "$dir/$plugin"
-    done
-    [ -x "$dir/$plugin" ] || die "$plugin is not in github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION ($sdk)"
-done
+# The plugins' content is fixed by the pinned module: it must be what this repository says, every time.
+(cd "$dir" && sha256sum --check --strict --quiet "$PINS/plugins.sha256" >&2) ||
+    die "refusing $dir: its plugins are not the ones tools/engine/plugins.sha256 pins"
 
 ln -sfn "$dir/pulumi" "$BIN/pulumi"
 for plugin in "${PLUGINS[@]}"; do

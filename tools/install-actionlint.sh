@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# actionlint, pinned, built once from the Go module proxy into a cache outside the repo and linked into .tools/bin:
-# `make lint` checks the GitHub Actions workflow with it.
+# actionlint, built from the Go modules that tools/actionlint/go.mod and go.sum pin, hash by hash, and linked into
+# .tools/bin: `make lint` checks the GitHub Actions workflow with it. Where it is built and when a built one is taken
+# again: tools/lib.sh (in CI, built in this job; elsewhere, a cache outside the repo, verified before each use).
 set -euo pipefail
 VERSION=v1.7.12
 PROJECT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${SMTPS_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/smtps-iredmail/engine}/actionlint-$VERSION
-export PATH="$PATH:/usr/local/go/bin" GOFLAGS=-mod=mod GOTOOLCHAIN=local
-if [ ! -x "$CACHE/actionlint" ]; then
-    printf 'tools: building actionlint %s\n' "$VERSION" >&2
-    mkdir -p "$CACHE"
-    GOBIN="$CACHE" go install "github.com/rhysd/actionlint/cmd/actionlint@$VERSION"
+PINS="$PROJECT/tools/actionlint"
+# shellcheck source=tools/lib.sh
+. "$PROJECT/tools/lib.sh"
+
+tools_cache
+dir="$CACHE/actionlint-$VERSION-$(pins_id "$PINS")"
+if ! take_cached "$dir" actionlint; then
+    command -v go >/dev/null || die "no Go toolchain to build actionlint with"
+    say "building actionlint $VERSION"
+    work=$(mktemp -d "$dir.new.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+    (cd "$PINS" && go build -trimpath -o "$work/actionlint" github.com/rhysd/actionlint/cmd/actionlint &&
+        go mod verify >&2) || die "building actionlint failed: see the messages above"
+    seal "$work" "$dir"
+    trap - EXIT
 fi
 mkdir -p "$PROJECT/.tools/bin"
-ln -sfn "$CACHE/actionlint" "$PROJECT/.tools/bin/actionlint"
+ln -sfn "$dir/actionlint" "$PROJECT/.tools/bin/actionlint"

@@ -1,7 +1,8 @@
 """Not an open relay, shown from outside on a lab host through the real engine: the check from outside asks 465 to
 relay without logging in (refused with 5xx) and, with the stack's test credential, after logging in (accepted); swaks,
 a client nobody here wrote, says the same, and a submission with AUTH reaches the content filter (the lab's Amavisd
-stand-in on 10026). An open-relay option, allowed on purpose, fails the host's check."""
+stand-in on 10026). An open-relay option, allowed on purpose, fails the host's check. Last, the README's CI path: the
+key and the credential from files, and nothing in the stack or its state that the preview job's passphrase opens."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
+from smtps import credentials
 from tests.conftest import require
 from tests.enginekit import Project
 from tests.lab.labkit import Lab, running_lab
-from tests.lab.smtpskit import postfix_reloads
+from tests.lab.smtpskit import postfix_reloads, ssh_counts
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
 STACK = "relay"
@@ -136,3 +139,63 @@ def test_a_change_that_silences_another_mail_port_fails_the_check(lab: Lab, proj
     project.smtps("up", "-s", STACK, "--yes")
     found = outputs(project)
     assert 25 in found["portsAfter"] and 465 in found["portsAfter"]
+
+
+def sshd_connections(lab: Lab, name: str) -> int:
+    """TCP connections the host's sshd has seen so far (LogLevel VERBOSE), logged in or not."""
+    return int(lab.sh(name, "grep -c 'Connection from' /run/lab/log/sshd.log || true").stdout.split()[0])
+
+
+# --- the README's CI path: no secret in the stack or its state; CI refuses a stack that holds one -------------------
+def test_zz_the_ci_path_keeps_the_key_and_the_credential_out_of_the_stack_and_its_state(lab: Lab, project: Project,
+                                                                                       tmp_path):
+    sasl, host = lab.inventory["sasl"], lab.hosts()[0]["name"]
+    in_ci = {"CI": "true", "GITHUB_ACTIONS": "true"}
+    # This module's stack holds the deploy key and the test credential as secrets (as a single operator may): under
+    # CI, `up` is refused before the engine runs, so no host sees even a connection.
+    project.pulumi("config", "set", "-s", STACK, "--secret", "--path", "testCredential.username", sasl["username"])
+    logins, connections = ssh_counts(lab, host)[0], sshd_connections(lab, host)
+    refused = Project(project.folder, {**project.env, **in_ci}).smtps("up", "-s", STACK, "--yes", check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"stack {STACK}: its stack file holds secrets (smtps-iredmail:sshPrivateKey, " \
+           "smtps-iredmail:testCredential): refused in CI" in refused.stderr
+    assert (ssh_counts(lab, host)[0], sshd_connections(lab, host)) == (logins, connections)
+
+    # The same hosts in a stack set up the README's CI way: settings only; the key and the credential as 0600 files
+    # on the machine that runs `up`, and a passphrase that protects nothing (the same for `up` and the preview).
+    project.pulumi("destroy", "-s", STACK, "--yes")
+    relay = yaml.safe_load((project.folder / "stacks" / f"Pulumi.{STACK}.yaml").read_text())["config"]
+    settings = {key: value for key, value in relay.items() if key.split(":")[1] in ("hosts", "defaults", "bastions")}
+    (project.folder / "stacks" / "Pulumi.ci.yaml").write_text(yaml.safe_dump({"config": settings}))
+    credential = tmp_path / "credential.json"
+    credential.touch(mode=0o600)
+    credential.write_text(json.dumps({"username": sasl["username"], "password": sasl["password"]}))
+    passphrase = {"PULUMI_CONFIG_PASSPHRASE": "protects-nothing"}
+    runner = Project(project.folder, {**project.env, **in_ci, **passphrase,
+                                      "SMTPS_SSH_KEY_FILE": lab.inventory["private_key_path"],
+                                      "SMTPS_TEST_CREDENTIAL_FILE": str(credential)})
+    destroyed = False
+    try:
+        runner.smtps("up", "-s", "ci", "--yes")
+        state = json.loads(runner.pulumi("stack", "export", "-s", "ci").stdout)
+        check = next(r for r in state["deployment"]["resources"] if r["urn"].endswith(f"::{host}-verify"))
+        assert check["outputs"]["relayAuthenticated"].startswith("250"), check  # logged in with the file's credential
+
+        # What the preview job gets: the passphrase and the backend, no file, no key, no credential.
+        preview_job = Project(project.folder, {**project.env, **in_ci, **passphrase,
+                                               "PULUMI_BACKEND_URL": f"file://{project.folder / '.pulumi-state'}"})
+        shown = preview_job.pulumi("stack", "export", "-s", "ci", "--show-secrets").stdout
+        key_lines = [line for line in open(lab.inventory["private_key_path"]).read().splitlines()
+                     if line and not line.startswith("-----")]
+        assert json.loads(shown)["deployment"]["resources"]  # a real state, decrypted as far as it can be
+        assert not [line for line in key_lines if line in shown] and sasl["password"] not in shown
+        assert credentials.SECRET_SIG not in preview_job.pulumi("stack", "export", "-s", "ci").stdout
+        assert "secure" not in (project.folder / "stacks" / "Pulumi.ci.yaml").read_text()
+        logins = ssh_counts(lab, host)[0]
+        preview_job.smtps("preview", "-s", "ci", "--expect-no-changes")
+        assert ssh_counts(lab, host)[0] == logins
+        # Under CI, destroy checks the state as up does: a state this path wrote passes.
+        destroyed = runner.smtps("destroy", "-s", "ci", "--yes").returncode == 0
+    finally:
+        if not destroyed:
+            runner.smtps("destroy", "-s", "ci", "--yes", check=False)

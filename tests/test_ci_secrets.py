@@ -1,0 +1,200 @@
+"""No secret in a stack that CI runs (README, "Using it on your servers", point 2): the deploy key and the test
+credential come from files on the machine that runs `up`, never through Pulumi; in CI, `up`, `key` and every read of a
+stack's secret refuse a stack that holds one, in words, before the engine or any host is asked anything.
+The same through the real engine and a lab host: tests/lab/test_relay.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pulumi
+import pytest
+import yaml
+
+from smtps import cli, credentials, engine, stacks
+from tests.test_components import KEY, Mocks
+
+STACK_FILE = {"config": {
+    "smtps-iredmail:hosts": [{"name": "mx1", "address": "10.0.0.1", "hostKey": KEY}],
+    "smtps-iredmail:sshPrivateKey": {"secure": "v1:AAAA"},
+    "smtps-iredmail:testCredential": {"username": "probe@example.org", "password": {"secure": "v1:BBBB"}},
+}}
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "Pulumi.yaml").write_text("name: smtps-iredmail\n")
+    (tmp_path / "stacks" / "Pulumi.dc1.yaml").write_text(yaml.safe_dump(STACK_FILE))
+    monkeypatch.setenv("SMTPS_PROJECT_DIR", str(tmp_path))
+    for name in ("CI", "GITHUB_ACTIONS", credentials.CREDENTIAL_FILE_ENV, credentials.SSH_KEY_FILE_ENV):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def no_engine(*_args, **_kwargs):
+    raise AssertionError("the engine was asked, after a refusal")
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, False), ({"CI": "true"}, True), ({"CI": "1"}, True), ({"CI": "TRUE"}, True), ({"CI": "false"}, False),
+    ({"CI": ""}, False), ({"GITHUB_ACTIONS": "true"}, True), ({"GITHUB_ACTIONS": "false"}, False),
+])
+def test_what_counts_as_ci(env, expected, monkeypatch):
+    for name in ("CI", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert credentials.in_ci() is expected
+
+
+def test_the_secret_keys_of_a_stack_file_are_found_without_decrypting(project: Path):
+    assert stacks.stored_secrets(project, "dc1") == ["smtps-iredmail:sshPrivateKey", "smtps-iredmail:testCredential"]
+    assert stacks.stored_secrets(project, "nosuchstack") == []
+
+
+@pytest.mark.parametrize("variable", ["CI", "GITHUB_ACTIONS"])
+def test_in_ci_up_refuses_a_stack_that_holds_secrets_before_the_engine_is_asked(project, monkeypatch, capsys,
+                                                                                variable):
+    monkeypatch.setenv(variable, "true")
+    monkeypatch.setattr(engine, "stack", no_engine)
+    assert cli.main(["up", "-s", "dc1", "--yes"]) == 2
+    said = capsys.readouterr().err
+    assert "stack dc1: its stack file holds secrets (smtps-iredmail:sshPrivateKey, smtps-iredmail:testCredential): " \
+           "refused in CI" in said
+    assert "SMTPS_SSH_KEY_FILE" in said and "SMTPS_TEST_CREDENTIAL_FILE" in said and "config rm -s dc1" in said
+
+
+def test_in_ci_up_refuses_a_state_that_holds_an_encrypted_value(project, monkeypatch, capsys):
+    (project / "stacks" / "Pulumi.dc1.yaml").write_text(yaml.safe_dump(
+        {"config": {"smtps-iredmail:hosts": STACK_FILE["config"]["smtps-iredmail:hosts"]}}))
+    secret = {credentials.SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270", "ciphertext": "v1:CCCC"}
+    provider = "urn:pulumi:dc1::smtps-iredmail::pulumi:providers:pulumi-python::ssh-3"
+    deployment = {"resources": [{"urn": provider, "inputs": {"smtps-iredmail:sshPrivateKey": secret}},
+                                {"urn": "urn:other", "inputs": {"plain": "value"}, "outputs": {"list": ["a"]}}]}
+
+    class Stack:
+        def export_stack(self):
+            return type("Export", (), {"deployment": deployment})()
+
+        def up(self, **_kwargs):
+            raise AssertionError("up ran on a state that holds a secret")
+
+    monkeypatch.setattr(engine, "stack", lambda _name: Stack())
+    monkeypatch.setenv("CI", "true")
+    assert cli.main(["up", "-s", "dc1", "--yes"]) == 2
+    assert f"stack dc1: its state holds secrets ({provider} inputs.smtps-iredmail:sshPrivateKey): refused in CI" in \
+        capsys.readouterr().err
+
+
+def test_a_long_list_of_encrypted_values_is_cut_short():
+    said = credentials.refusal("dc1", [f"urn:r{i} inputs.x" for i in range(20)], credentials.STATE)
+    assert "(urn:r0 inputs.x, urn:r1 inputs.x, urn:r2 inputs.x, urn:r3 inputs.x, and 16 more)" in said
+    assert "stack export -s dc1" in said and "config rm" not in said
+
+
+def test_outside_ci_the_single_operators_stack_secret_is_not_refused(project, monkeypatch):
+    asked = []
+    monkeypatch.setattr(engine, "stack", lambda name: asked.append(name) or no_engine())
+    with pytest.raises(AssertionError, match="the engine was asked"):
+        cli.main(["up", "-s", "dc1", "--yes"])
+    assert asked == ["dc1"]
+
+
+def test_in_ci_key_is_refused_and_outside_it_says_it_is_for_one_operators_machine(project, monkeypatch, capsys,
+                                                                                tmp_path):
+    keyfile = tmp_path / "deploy"
+    keyfile.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n")
+    monkeypatch.setattr(engine, "stack", no_engine)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert cli.main(["key", "-s", "dc1", "--file", str(keyfile)]) == 2
+    assert "stack dc1: `key` is refused in CI" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["key", "--help"])
+    assert "single operator's machine only" in " ".join(capsys.readouterr().out.split())
+
+
+def test_in_ci_a_stack_secret_is_never_decrypted(project, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setattr(engine.subprocess, "run", no_engine)
+    with pytest.raises(SystemExit, match=r"stack dc1: its stack file holds secrets \(smtps-iredmail:testCredential\)"):
+        engine.stack_secret("dc1", "testCredential")
+    # A secret the stack does not hold is simply unset: nothing to decrypt, no Pulumi call.
+    assert engine.stack_secret("dc1", "otherSecret") is None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"username": "u@example.org", "password": "p w"}', None),
+    ("u@example.org:pw", "not JSON"),
+    ('{"username": "u@example.org"}', "exactly"),
+    ('{"username": "u@example.org", "password": ""}', "non-empty"),
+    ('{"username": "u", "password": 5}', "non-empty"),
+    ('{"username": "u", "password": "p", "extra": 1}', "exactly"),
+    ('["u", "p"]', "exactly"),
+])
+def test_the_credential_file_is_a_credential_or_a_named_error(text, message, tmp_path, monkeypatch):
+    path = tmp_path / "credential.json"
+    path.write_text(text)
+    monkeypatch.setenv(credentials.CREDENTIAL_FILE_ENV, str(path))
+    if message is None:
+        assert credentials.credential_from_file("dc1") == ("u@example.org", "p w")
+    else:
+        with pytest.raises(credentials.CredentialError, match=message) as raised:
+            credentials.credential_from_file("dc1")
+        assert str(raised.value).startswith(f"stack dc1: SMTPS_TEST_CREDENTIAL_FILE={path}: ")
+        assert "p w" not in str(raised.value)
+
+
+def test_an_unreadable_credential_file_is_named_and_an_unset_one_is_none(tmp_path, monkeypatch):
+    monkeypatch.delenv(credentials.CREDENTIAL_FILE_ENV, raising=False)
+    assert credentials.credential_from_file("dc1") is None
+    monkeypatch.setenv(credentials.CREDENTIAL_FILE_ENV, str(tmp_path / "missing"))
+    with pytest.raises(credentials.CredentialError, match="cannot be read: No such file or directory"):
+        credentials.credential_from_file("dc1")
+
+
+def _program_with(config: dict, secret_keys: list[str]) -> Mocks:
+    the_mocks = Mocks()
+    hosts = json.dumps([{"name": "mail1", "address": "10.0.0.1", "hostKey": KEY}])
+    pulumi.runtime.set_all_config({"smtps-iredmail:hosts": hosts, **config}, secret_keys)
+    pulumi.runtime.set_mocks(the_mocks, project="smtps-iredmail", stack="dc1", preview=False)
+    return the_mocks
+
+
+@pytest.fixture
+def files(tmp_path, monkeypatch):
+    key, credential = tmp_path / "deploy", tmp_path / "credential.json"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nkeyline\n")
+    credential.write_text('{"username": "u@example.org", "password": "file-password"}')
+    monkeypatch.setenv(credentials.SSH_KEY_FILE_ENV, str(key))
+    monkeypatch.setenv(credentials.CREDENTIAL_FILE_ENV, str(credential))
+    yield credential
+    pulumi.runtime.set_all_config({})
+
+
+@pulumi.runtime.test
+def test_with_both_files_the_providers_get_neither_value(files):
+    from components.program import program
+
+    mocks = _program_with({"smtps-iredmail:testCredential": '{"username": "s", "password": "stack-password"}'},
+                          ["smtps-iredmail:testCredential"])
+    hosts = program()
+
+    def check(_):
+        providers = [r for r in mocks.resources if r.typ.startswith("pulumi:providers:")]
+        # The file wins over the stack's secret, and its value is read by the provider processes, not passed.
+        assert providers and all(p.inputs == {} for p in providers)
+        assert "file-password" not in str([r.inputs for r in mocks.resources])
+
+    return pulumi.Output.all(*[h.verification.id for h in hosts.values()]).apply(check)
+
+
+def test_a_bad_credential_file_fails_the_program_before_any_resource(files):
+    from components.program import program
+
+    files.write_text("not json")
+    mocks = _program_with({}, [])
+    with pytest.raises(pulumi.RunError, match=r"stack dc1: SMTPS_TEST_CREDENTIAL_FILE=.*: not JSON"):
+        program()
+    assert mocks.resources == []

@@ -1,0 +1,98 @@
+# Sourced by build-engine.sh and install-actionlint.sh: where the tools they build are kept, and when a kept one is
+# trusted (README, "The Pulumi engine").
+#
+# What a tool is built from is pinned in this repository: tools/<tool>/go.mod and go.sum hold the hash of every Go
+# module it is made of, and the go command refuses a module whose content differs (-mod=readonly: nothing may be
+# added that the repository does not list).
+#
+# In CI (CI or GITHUB_ACTIONS set) nothing an earlier job left on the machine is used: no installed pulumi, no shared
+# cache. Each tool is built in a folder made for this job (under $RUNNER_TEMP, which the runner empties for every job),
+# with its own module and build caches (a planted compiled package in a shared GOCACHE could not be seen), with the
+# user's go env file ignored (GOENV=off: it could name another compiler or proxy) and no C compiler (CGO_ENABLED=0).
+#
+# Elsewhere the tools are built once into a cache outside the repository and taken from it when they verify: each
+# file is the one its SHA256SUMS recorded when it was built, files whose content is fixed by the pinned modules (the
+# plugins) match the hashes kept in this repository, and no other user could have changed any of it.
+
+export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
+# Go lives in /usr/local/go on these machines; a login shell may not have it on PATH.
+export PATH="$PATH:/usr/local/go/bin"
+
+say() { printf 'tools: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+in_ci() {
+    case "$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')" in 1|true|yes) return 0 ;; esac
+    [ "$(printf '%s' "${GITHUB_ACTIONS:-}" | tr '[:upper:]' '[:lower:]')" = true ]
+}
+
+# Sets CACHE: in CI a fresh folder of this job's (with the Go caches inside it), else the shared cache.
+tools_cache() {
+    if in_ci; then
+        CACHE=$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/smtps-tools.XXXXXXXX")
+        export GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gocache" GOENV=off
+        # Writable module folders: the runner empties $RUNNER_TEMP as an unprivileged user after the job, and Go's
+        # read-only module folders would survive that. The cache is this job's alone either way.
+        export GOFLAGS="$GOFLAGS -modcacherw"
+        say "CI: building in $CACHE, for this job only (nothing cached on this machine is used)"
+    else
+        CACHE=${SMTPS_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/smtps-iredmail/engine}
+        mkdir -p "$CACHE"
+    fi
+}
+
+# The first 16 hex digits of the pins' SHA-256: part of a cached tool's folder name, so that a change of the pins
+# (another version, another dependency) builds anew instead of taking what the old pins made.
+pins_id() {  # pins_id PINS_DIR
+    cat "$1/go.mod" "$1/go.sum" | sha256sum | cut -c1-16
+}
+
+# Nobody but this user can have written PATH: owned by this user, not writable by group or others, not a symlink.
+own_path() {  # own_path PATH
+    local path=$1 mode
+    [ ! -L "$path" ] || { say "$path is a symlink"; return 1; }
+    [ "$(stat -c %u "$path")" = "$(id -u)" ] || { say "$path belongs to uid $(stat -c %u "$path"), not to $(id -u)"; return 1; }
+    mode=$(stat -c %a "$path")
+    (( (8#$mode & 8#022) == 0 )) || { say "$path is writable by group or others (mode $mode)"; return 1; }
+}
+
+# The files of a built tool's folder are the ones recorded in its SHA256SUMS, exactly those, and only this user could
+# have changed them. Checked every time before they are used.
+verified() {  # verified DIR
+    local dir=$1 listed actual file
+    own_path "$CACHE" || return 1
+    own_path "$dir" || return 1
+    [ -f "$dir/SHA256SUMS" ] || { say "$dir has no SHA256SUMS"; return 1; }
+    own_path "$dir/SHA256SUMS" || return 1
+    listed=$(sed 's/^[0-9a-f]\{64\}  //' "$dir/SHA256SUMS" | sort)
+    actual=$(cd "$dir" && find . -mindepth 1 -maxdepth 1 ! -name SHA256SUMS -printf '%f\n' | sort)
+    [ "$listed" = "$actual" ] || { say "$dir holds other files than its SHA256SUMS lists"; return 1; }
+    for file in $listed; do
+        [ -f "$dir/$file" ] || { say "$dir/$file is not a regular file"; return 1; }
+        own_path "$dir/$file" || return 1
+    done
+    (cd "$dir" && sha256sum --check --strict --quiet SHA256SUMS >&2) || { say "$dir: a file is not the one built there"; return 1; }
+}
+
+# Records what was just built in WORK, then moves it to DIR as a whole: a folder with a SHA256SUMS is a finished build.
+seal() {  # seal WORK DIR
+    local work=$1 dir=$2
+    (cd "$work" && find . -mindepth 1 -maxdepth 1 ! -name SHA256SUMS -printf '%f\n' | sort | xargs sha256sum > SHA256SUMS)
+    chmod -R go-w "$work"
+    mv -T "$work" "$dir"
+}
+
+# Takes DIR if it verifies; refuses it, saying what to do, if it was tampered with; removes an unfinished one (no
+# SHA256SUMS: an interrupted build). Returns 1 when there is nothing to take (build it).
+take_cached() {  # take_cached DIR WHAT
+    local dir=$1 what=$2
+    [ -e "$dir" ] || [ -L "$dir" ] || return 1
+    if [ -f "$dir/SHA256SUMS" ] || [ -L "$dir" ]; then
+        verified "$dir" || die "refusing the cached $what in $dir: it is not what was built there. Remove the folder" \
+            "(rm -rf '$dir') and run make tools to build it again; if you did not change it, find out who did"
+        return 0
+    fi
+    say "removing $dir: an unfinished build"
+    rm -rf "$dir"
+    return 1
+}
