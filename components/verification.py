@@ -83,7 +83,11 @@ class VerificationProvider(ResourceProvider):
             problems = [f"the check from outside could not finish ({type(err).__name__}: {err})"]
         if problems:
             failed = f"{host} ({address}): verification failed: {'; '.join(problems)}"
-            raise VerificationFailed(f"{failed}; {self._roll_back(props)}")
+            try:
+                outcome = self._roll_back(props)
+            except Exception as err:  # noqa: BLE001 - the failure must still be said, with what became of the host
+                outcome = f"and rolling back this run's changes failed: {type(err).__name__}: {err}"
+            raise VerificationFailed(f"{failed}; {outcome}")
         return {**props, **{output: getattr(result, field) for output, field in FIELDS.items()},
                 "portsBefore": sorted(before) if before is not None else None, "portsAfter": sorted(after)}
 

@@ -212,18 +212,22 @@ def _verify(address: str, port: int, timeout: float, helo: str, opener: Callable
         seen["version"] = tls.version() or ""
         if not der:
             raise CertificateRefused("465 presented no certificate: the connection was closed before EHLO")
+        sha256 = hashlib.sha256(der).hexdigest()
+        if expected and sha256 != expected:
+            seen["sha256"] = sha256
+            raise CertificateRefused(fingerprint_problem(sha256, expected))
         try:
             seen["served"] = Served.of(der)
         except Exception as err:  # noqa: BLE001 - unreadable is unproven
-            raise CertificateRefused(f"the served certificate cannot be read ({type(err).__name__}: {err}): the "
-                                     "connection was closed before EHLO") from err
-        if expected and seen["served"].sha256 != expected:
-            raise CertificateRefused(fingerprint_problem(seen["served"].sha256, expected))
+            seen["sha256"] = sha256
+            raise CertificateRefused(f"the served certificate (SHA-256 {sha256}) cannot be read "
+                                     f"({type(err).__name__}: {err}): the connection was closed before EHLO") from err
 
     def failed(problem: str) -> Verification:
         served = seen.get("served")
         if served is None:
-            return Verification(address, port, False, seen.get("version", ""), problem=problem)
+            return Verification(address, port, False, seen.get("version", ""), problem=problem,
+                                cert_sha256=seen.get("sha256", ""))
         return Verification(address, port, False, seen.get("version", ""), served.subject, served.not_after,
                             problem=problem, cert_sha256=served.sha256, days_left=served.days_left)
 

@@ -187,7 +187,9 @@ def test_a_certificate_that_cannot_be_read_is_unproven_and_nothing_is_sent(serve
 
     monkeypatch.setattr(Served, "of", staticmethod(unreadable))
     seen = verify("127.0.0.1", fake.port, expect_sha256=hashlib.sha256(der).hexdigest(), credential=CREDENTIAL)
-    assert not seen.ok and "the served certificate cannot be read (ValueError: error parsing asn1 value)" in \
+    served = hashlib.sha256(der).hexdigest()
+    assert not seen.ok and seen.cert_sha256 == served
+    assert f"the served certificate (SHA-256 {served}) cannot be read (ValueError: error parsing asn1 value)" in \
         seen.problem
     assert sent(fake) == b""
 
@@ -217,6 +219,20 @@ def test_a_failed_check_that_raises_still_rolls_the_host_back(monkeypatch):
     assert rolled == ["mail1"]
     assert str(failed.value) == ("mail1 (192.0.2.1): verification failed: the check from outside could not finish "
                                  "(RuntimeError: no way to read that date); rolled back: undone")
+
+
+def test_a_rollback_that_raises_is_said_with_the_failure(monkeypatch):
+    from components import verification
+
+    def broken_rollback(self, props):
+        raise ConnectionResetError("the bastion went away")
+
+    monkeypatch.setattr(verification, "verify", lambda *_a, **_k: 1 / 0)
+    monkeypatch.setattr(verification.VerificationProvider, "_roll_back", broken_rollback)
+    with pytest.raises(verification.VerificationFailed) as failed:
+        verification.VerificationProvider()._verify({"host": "mail1", "address": "192.0.2.1", "port": 465})
+    assert str(failed.value).endswith("(ZeroDivisionError: division by zero); and rolling back this run's changes "
+                                      "failed: ConnectionResetError: the bastion went away")
 
 
 def test_served_reads_subject_and_expiry_as_openssl_prints_them(tmp_path):
