@@ -245,7 +245,7 @@ def smtps_sessions(lab: Lab, host: str, since: int) -> list[str]:
 
 def test_a_host_serving_another_certificate_hears_no_command_and_no_credential_and_is_rolled_back(lab: Lab,
                                                                                                  project: Project):
-    """465 on mail2 serves another certificate than its file (main.cf's smtpd_tls_chain_files, which Postfix prefers
+    """465 on mail1 serves another certificate than its file (main.cf's smtpd_tls_chain_files, which Postfix prefers
     to the file the stack names, stands in for anything answering in the host's place), with the stack's test
     credential set. The check closes the connection before EHLO: Postfix logs no command at all for it, no AUTH;
     the failure names both fingerprints; the host is rolled back. `smtps verify` does the same."""
@@ -254,42 +254,42 @@ def test_a_host_serving_another_certificate_hears_no_command_and_no_credential_a
     project.pulumi("config", "set", "-s", STACK, "--secret", "--path", "--", "testCredential.password",
                    sasl["password"])
     project.smtps("up", "-s", STACK, "--yes")  # converged (nothing to do after the tests above)
-    certificate(lab, "mail2", "intruder", "mail2.lab", 90)
-    lab.sh("mail2", f"postconf -e smtpd_tls_chain_files={KEYS}/intruder.key,{CERTS}/intruder.crt && "
+    certificate(lab, "mail1", "intruder", "mail1.lab", 90)
+    lab.sh("mail1", f"postconf -e smtpd_tls_chain_files={KEYS}/intruder.key,{CERTS}/intruder.crt && "
                     "postfix reload >/dev/null 2>&1")
-    served = sha256_of_file(lab, "mail2", f"{CERTS}/intruder.crt")
-    file_sha = sha256_of_file(lab, "mail2", lab.sh("mail2", "postconf -h smtpd_tls_cert_file").stdout.strip())
+    served = sha256_of_file(lab, "mail1", f"{CERTS}/intruder.crt")
+    file_sha = sha256_of_file(lab, "mail1", lab.sh("mail1", "postconf -h smtpd_tls_cert_file").stdout.strip())
     assert served != file_sha
-    before = host_state(lab, "mail2")
-    since = int(lab.sh("mail2", "wc -l < /var/log/mail.log").stdout)
-    set_host(project, 1, "serviceDescription", "SMTPS, to be rolled back.")
-    with mail_ports_watched(lab, "mail2") as failures:
+    before = host_state(lab, "mail1")
+    since = int(lab.sh("mail1", "wc -l < /var/log/mail.log").stdout)
+    set_host(project, 0, "serviceDescription", "SMTPS, to be rolled back.")
+    with mail_ports_watched(lab, "mail1") as failures:
         up = project.smtps("up", "-s", STACK, "--yes", check=False)
     assert up.returncode != 0
-    assert f"mail2: verification: update: verification failed: serves a certificate with SHA-256 {served}, not " \
+    assert f"mail1: verification: update: verification failed: serves a certificate with SHA-256 {served}, not " \
         f"the file's {file_sha}: the connection was closed before EHLO" in up.stderr, up.stderr
     assert "rolled back: this run's changes on it are undone" in up.stderr, up.stderr
-    assert host_state(lab, "mail2") == before
+    assert host_state(lab, "mail1") == before
     assert failures == []
     rows = json.loads(project.smtps("verify", "-s", STACK, "--json", check=False).stdout)
-    assert not rows["mail2"]["ok"] and f"SHA-256 {served}, not the file's {file_sha}" in rows["mail2"]["problem"]
-    assert not rows["mail2"]["relay_authenticated"] and rows["mail1"]["relay_authenticated"].startswith("250")
+    assert not rows["mail1"]["ok"] and f"SHA-256 {served}, not the file's {file_sha}" in rows["mail1"]["problem"]
+    assert not rows["mail1"]["relay_authenticated"] and rows["mail2"]["relay_authenticated"].startswith("250")
     # Postfix's log: the check's session and verify's said nothing (the port probes' plain connects neither).
-    sessions = smtps_sessions(lab, "mail2", since)
+    sessions = smtps_sessions(lab, "mail1", since)
     assert len(sessions) >= 2, sessions
     assert all(line.endswith(" commands=0/0") for line in sessions), sessions
-    assert "sasl_username" not in lab.sh("mail2", f"tail -n +{since + 1} /var/log/mail.log").stdout
+    assert "sasl_username" not in lab.sh("mail1", f"tail -n +{since + 1} /var/log/mail.log").stdout
     # The same log does show the login once 465 serves the file's certificate again: `smtps verify` logs in.
-    lab.sh("mail2", "postconf -X smtpd_tls_chain_files && postfix reload >/dev/null 2>&1")
-    since = int(lab.sh("mail2", "wc -l < /var/log/mail.log").stdout)
+    lab.sh("mail1", "postconf -X smtpd_tls_chain_files && postfix reload >/dev/null 2>&1")
+    since = int(lab.sh("mail1", "wc -l < /var/log/mail.log").stdout)
     rows = json.loads(project.smtps("verify", "-s", STACK, "--json").stdout)
-    assert rows["mail2"]["ok"] and rows["mail2"]["relay_authenticated"].startswith("250"), rows["mail2"]
-    assert any(" auth=1 " in line for line in smtps_sessions(lab, "mail2", since)), smtps_sessions(lab, "mail2",
+    assert rows["mail1"]["ok"] and rows["mail1"]["relay_authenticated"].startswith("250"), rows["mail1"]
+    assert any(" auth=1 " in line for line in smtps_sessions(lab, "mail1", since)), smtps_sessions(lab, "mail1",
                                                                                                     since)
-    set_host(project, 1, "serviceDescription", None)
+    set_host(project, 0, "serviceDescription", None)
     project.pulumi("config", "rm", "-s", STACK, "testCredential")
     project.smtps("up", "-s", STACK, "--yes")
-    assert host_state(lab, "mail2")["files"] == before["files"]
+    assert host_state(lab, "mail1")["files"] == before["files"]
 
 
 def test_a_tampered_snapshot_is_data_and_is_refused(lab: Lab):
