@@ -28,6 +28,7 @@ from pulumi.dynamic import (
 
 from smtps import credentials, ports, profile, rollback
 from smtps.settings import Reader, SettingsError, labelled, read_connection, read_jump
+from smtps.verify import Verification as Seen
 from smtps.verify import verify
 
 from .base import CREDENTIAL_CONFIG, RUN, SSH_KEY_CONFIG, HostFailure, _Ssh, from_wire, run_confirmed
@@ -78,6 +79,24 @@ class VerificationProvider(ResourceProvider):
     def _verify(self, props: dict[str, Any]) -> dict[str, Any]:
         props = from_wire(props)
         host, address = str(props["host"]), str(props["address"])
+        try:
+            result, before, after, problems = self._check(props, host, address)
+        except Exception as err:  # noqa: BLE001 - the host changed: a check that cannot finish is a failed one
+            result, before, after = None, None, frozenset()
+            problems = [f"the check from outside could not finish ({type(err).__name__}: {err})"]
+        if problems:
+            failed = f"{host} ({address}): verification failed: {'; '.join(problems)}"
+            try:
+                outcome = self._roll_back(props)
+            except Exception as err:  # noqa: BLE001 - the failure must still be said, with what became of the host
+                outcome = f"and rolling back this run's changes failed: {type(err).__name__}: {err}"
+            raise VerificationFailed(f"{failed}; {outcome}")
+        return {**props, **{output: getattr(result, field) for output, field in FIELDS.items()},
+                "portsBefore": sorted(before) if before is not None else None, "portsAfter": sorted(after)}
+
+    def _check(self, props: dict[str, Any], host: str,
+               address: str) -> tuple[Seen, frozenset[int] | None, frozenset[int], list[str]]:
+        """What 465 and the mail ports answered, and the problems found in it."""
         opener = port_opener = None
         if props.get("jump"):
             read = Reader(str(props.get("stack", "?")), host, {"jump": props["jump"]})
@@ -109,11 +128,7 @@ class VerificationProvider(ResourceProvider):
             after = ports.answering(address, port_opener)
         if before is not None and ports.lost(before, after):
             problems.append(ports.lost(before, after))
-        if problems:
-            failed = f"{host} ({address}): verification failed: {'; '.join(problems)}"
-            raise VerificationFailed(f"{failed}; {self._roll_back(props)}")
-        return {**props, **{output: getattr(result, field) for output, field in FIELDS.items()},
-                "portsBefore": sorted(before) if before is not None else None, "portsAfter": sorted(after)}
+        return result, before, after, problems
 
     def _roll_back(self, props: dict[str, Any]) -> str:
         """Undo what this run changed on the host (its snapshot there, RUN), unless --no-rollback: what happened,

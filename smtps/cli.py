@@ -33,12 +33,14 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import credentials, engine, facts, profile, rollback, stacks
 from .drift import Drift, compare, read_host_script
 from .events import Run
 from .firewall import recorded
 from .settings import SMTPS_PORT, Firewall, HostSettings, SettingsError
+from .shown import shown
 from .ssh import Pool, SshError
 from .verify import Verification, verify
 
@@ -58,6 +60,20 @@ def _out(line: str) -> None:
 
 def _err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+# The engine's output, line by line: a failure's message in it carries what a host said, printed as `shown` makes it.
+def _engine_out(line: str) -> None:
+    _out(shown(line))
+
+
+def _engine_err(line: str) -> None:
+    _err(shown(line))
+
+
+def _cells(*values: object) -> list[Text]:
+    """Table cells of host text: escaped (`shown`), and plain text, never rich markup (`[link=...]`)."""
+    return [Text(shown(value)) for value in values]
 
 
 def new_run() -> Run:
@@ -97,7 +113,7 @@ def _engine_call(call: Callable[[Run], Any], summary: str | None = None, run: Ru
     if status and failures:
         _err(f"smtps: {len(failures)} failure(s):")
         for failure in failures:
-            _err(f"  {failure}")
+            _err(f"  {shown(failure)}")
     return status
 
 
@@ -121,7 +137,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     stack = _stack(args)
     status = _engine_call(lambda run: stack.preview(
         diff=args.diff, refresh=args.refresh, expect_no_changes=args.expect_no_changes, parallel=args.parallel,
-        on_output=_out, on_error=_err, on_event=run.on_event, **_logging(args)), args.summary)
+        on_output=_engine_out, on_error=_engine_err, on_event=run.on_event, **_logging(args)), args.summary)
     _show_found(stack, args.stack)
     return status
 
@@ -183,16 +199,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     loaded = stacks.from_files(engine.project_dir(), args.stack) if engine.own_program() else None
     if not args.yes:
         def preview(run: Run) -> None:
-            stack.preview(diff=args.diff, refresh=args.refresh, parallel=args.parallel, on_output=_out,
-                          on_error=_err, on_event=run.on_event, **_logging(args))
+            stack.preview(diff=args.diff, refresh=args.refresh, parallel=args.parallel, on_output=_engine_out,
+                          on_error=_engine_err, on_event=run.on_event, **_logging(args))
             _show_found(stack, args.stack)
 
         status = _ask(preview, "Apply these changes?", "apply", "applied")
         if status is not None:
             return status
     options = {"diff": args.diff, "refresh": args.refresh, "parallel": args.parallel,
-               "continue_on_error": not args.stop_on_error, "on_output": _out, "on_error": _err, **NO_SECRETS,
-               **_logging(args)}
+               "continue_on_error": not args.stop_on_error, "on_output": _engine_out, "on_error": _engine_err,
+               **NO_SECRETS, **_logging(args)}
     # The canaries: given here (checked as the stack's own are), else the stack's (fleet-wide or its own).
     given = [name for name in (args.canary or "").split(",") if name]
     canaries: tuple[str, ...] = ()
@@ -229,8 +245,8 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
         # Only what the state holds: a target it does not know (a check that never passed) fails the refresh.
         known = {r.get("urn") for r in stack.export_stack().deployment.get("resources", [])}
         targets = [urn for urn in canary_targets(name, tuple(rolled)) if urn in known]
-        if _engine_call(lambda run: stack.refresh(target=targets, on_event=run.on_event, on_output=_out,
-                                                  on_error=_err, **NO_SECRETS)):
+        if _engine_call(lambda run: stack.refresh(target=targets, on_event=run.on_event, on_output=_engine_out,
+                                                  on_error=_engine_err, **NO_SECRETS)):
             _err(f"smtps: reading {', '.join(rolled)} back failed: run `python -m smtps refresh -s {name} --yes` "
                  "before the next up")
     return status
@@ -242,7 +258,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     if not args.yes and not args.preview_only:
         _err("smtps: refresh writes what it reads into the state: pass --yes, or --preview-only to only show it")
         return 2
-    options = {"diff": args.diff, "on_output": _out, "on_error": _err, **_logging(args)}
+    options = {"diff": args.diff, "on_output": _engine_out, "on_error": _engine_err, **_logging(args)}
     if args.preview_only:
         return _engine_call(lambda run: stack.preview_refresh(on_event=run.on_event, **NO_SECRETS, **options))
     return _engine_call(lambda run: stack.refresh(on_event=run.on_event, **NO_SECRETS, **options))
@@ -252,12 +268,14 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)):
         return refused
     if not args.yes:
-        status = _ask(lambda run: stack.preview_destroy(on_output=_out, on_error=_err, on_event=run.on_event),
+        status = _ask(lambda run: stack.preview_destroy(on_output=_engine_out, on_error=_engine_err,
+                                                        on_event=run.on_event),
                       "Take SMTPS off these hosts?", "destroy", "destroyed")
         if status is not None:
             return status
     return _engine_call(lambda run: stack.destroy(
-        continue_on_error=True, on_output=_out, on_error=_err, on_event=run.on_event, **NO_SECRETS, **_logging(args)))
+        continue_on_error=True, on_output=_engine_out, on_error=_engine_err, on_event=run.on_event, **NO_SECRETS,
+        **_logging(args)))
 
 
 def _refused_in_ci(name: str, stack: Any = None) -> int:
@@ -420,10 +438,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for c in results:
             r = c.seen
             match = "unknown" if not c.file_sha256 else "yes" if c.file_sha256 == r.cert_sha256 else "NO"
-            table.add_row(c.host.name, r.address, "ok" if c.ok else "FAILED", r.tls_version, match,
-                          "" if r.days_left is None else str(r.days_left), r.relay_anonymous[:40], r.auth,
-                          " ".join(map(str, sorted(c.ports))), "; ".join(p for p in (r.problem, c.file_problem,
-                                                                                       c.warning) if p))
+            table.add_row(*_cells(c.host.name, r.address, "ok" if c.ok else "FAILED", r.tls_version, match,
+                                  "" if r.days_left is None else str(r.days_left), r.relay_anonymous[:40], r.auth,
+                                  " ".join(map(str, sorted(c.ports))),
+                                  "; ".join(p for p in (r.problem, c.file_problem, c.warning) if p)))
         Console(width=220).print(table)
     return 0 if all(c.ok for c in results) else 1
 
@@ -454,11 +472,11 @@ def cmd_drift(args: argparse.Namespace) -> int:
     elif found:
         table = Table("host", "resource", "field", "desired", "live", title=f"Drift, stack {args.stack}")
         for d in found:
-            table.add_row(d.host, d.resource, d.field, d.want, d.have)
+            table.add_row(*_cells(d.host, d.resource, d.field, d.want, d.have))
         Console(width=200).print(table)
         for d in found:
             if d.note:
-                print(f"{d.host}: {d.field} is {d.have}: {d.note}")
+                print(shown(f"{d.host}: {d.field} is {d.have}: {d.note}"))
         print(f"{len(found)} difference(s) on {len({d.host for d in found})} of {len(hosts)} host(s). "
               f"Repair: python -m smtps up -s {args.stack} --refresh")
     else:

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from . import engine, stacks
 from .settings import SettingsError
+from .shown import shown
 
 
 @dataclass
@@ -95,5 +96,5 @@ def run(command: str, stacks: list[str], workers: int, extra: list[str]) -> int:
     Console(width=160).print(table)
     for job in runs.values():
         for line in job.failures:
-            print(f"{job.name}: {line}")
+            print(shown(f"{job.name}: {line}"))  # a failure's message is what a host said
     return 0 if all(job.status == "ok" for job in runs.values()) else 1

@@ -1,5 +1,6 @@
 """Verified or rolled back, through the real engine on three lab hosts: a host this run changed that then fails the
-check from outside (a wrong certificate, one about to expire, an open relay allowed on purpose) is put back as it was
+check from outside (a wrong certificate, one about to expire, an open relay allowed on purpose, another certificate
+served than the file's, which also keeps the test credential unsent) is put back as it was
 before the run, files, state folder and both firewall layers; the run fails naming host and reason; the other hosts
 converge; 25 and 587 answer throughout. `--no-rollback` keeps the failed state."""
 
@@ -229,6 +230,70 @@ def test_a_zone_repaired_in_place_is_undone_in_place_without_a_firewalld_reload(
     project.smtps("up", "-s", STACK, "--yes", "--refresh")
     project.smtps("preview", "-s", STACK, "--expect-no-changes")
     assert all(row["ok"] for row in json.loads(project.smtps("verify", "-s", STACK, "--json").stdout).values())
+
+
+def sha256_of_file(lab: Lab, host: str, path: str) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    return x509.load_pem_x509_certificate(lab.sh(host, f"cat {path}").stdout.encode()).fingerprint(
+        hashes.SHA256()).hex()
+
+
+def smtps_sessions(lab: Lab, host: str, since: int) -> list[str]:
+    """Postfix's own account of each session on 465 since line `since` of its log: `disconnect from ...` with the
+    commands the client sent (`ehlo=1 auth=1 ... commands=N`)."""
+    log = lab.sh(host, f"tail -n +{since + 1} /var/log/mail.log").stdout
+    return [line for line in log.splitlines() if "postfix/smtps/smtpd" in line and " disconnect from " in line]
+
+
+def test_a_host_serving_another_certificate_hears_no_command_and_no_credential_and_is_rolled_back(lab: Lab,
+                                                                                                 project: Project):
+    """465 on mail1 serves another certificate than its file (main.cf's smtpd_tls_chain_files, which Postfix prefers
+    to the file the stack names, stands in for anything answering in the host's place), with the stack's test
+    credential set. The check closes the connection before EHLO: Postfix logs no command at all for it, no AUTH;
+    the failure names both fingerprints; the host is rolled back. `smtps verify` does the same."""
+    sasl = lab.inventory["sasl"]
+    project.pulumi("config", "set", "-s", STACK, "--secret", "--path", "testCredential.username", sasl["username"])
+    project.pulumi("config", "set", "-s", STACK, "--secret", "--path", "--", "testCredential.password",
+                   sasl["password"])
+    project.smtps("up", "-s", STACK, "--yes")  # converged (nothing to do after the tests above)
+    certificate(lab, "mail1", "intruder", "mail1.lab", 90)
+    lab.sh("mail1", f"postconf -e smtpd_tls_chain_files={KEYS}/intruder.key,{CERTS}/intruder.crt && "
+                    "postfix reload >/dev/null 2>&1")
+    served = sha256_of_file(lab, "mail1", f"{CERTS}/intruder.crt")
+    file_sha = sha256_of_file(lab, "mail1", lab.sh("mail1", "postconf -h smtpd_tls_cert_file").stdout.strip())
+    assert served != file_sha
+    before = host_state(lab, "mail1")
+    since = int(lab.sh("mail1", "wc -l < /var/log/mail.log").stdout)
+    set_host(project, 0, "serviceDescription", "SMTPS, to be rolled back.")
+    with mail_ports_watched(lab, "mail1") as failures:
+        up = project.smtps("up", "-s", STACK, "--yes", check=False)
+    assert up.returncode != 0
+    assert f"mail1: verification: update: verification failed: serves a certificate with SHA-256 {served}, not " \
+        f"the file's {file_sha}: the connection was closed before EHLO" in up.stderr, up.stderr
+    assert "rolled back: this run's changes on it are undone" in up.stderr, up.stderr
+    assert host_state(lab, "mail1") == before
+    assert failures == []
+    rows = json.loads(project.smtps("verify", "-s", STACK, "--json", check=False).stdout)
+    assert not rows["mail1"]["ok"] and f"SHA-256 {served}, not the file's {file_sha}" in rows["mail1"]["problem"]
+    assert not rows["mail1"]["relay_authenticated"] and rows["mail2"]["relay_authenticated"].startswith("250")
+    # Postfix's log: the check's session and verify's said nothing (the port probes' plain connects neither).
+    sessions = smtps_sessions(lab, "mail1", since)
+    assert len(sessions) >= 2, sessions
+    assert all(line.endswith(" commands=0/0") for line in sessions), sessions
+    assert "sasl_username" not in lab.sh("mail1", f"tail -n +{since + 1} /var/log/mail.log").stdout
+    # The same log does show the login once 465 serves the file's certificate again: `smtps verify` logs in.
+    lab.sh("mail1", "postconf -X smtpd_tls_chain_files && postfix reload >/dev/null 2>&1")
+    since = int(lab.sh("mail1", "wc -l < /var/log/mail.log").stdout)
+    rows = json.loads(project.smtps("verify", "-s", STACK, "--json").stdout)
+    assert rows["mail1"]["ok"] and rows["mail1"]["relay_authenticated"].startswith("250"), rows["mail1"]
+    assert any(" auth=1 " in line for line in smtps_sessions(lab, "mail1", since)), smtps_sessions(lab, "mail1",
+                                                                                                    since)
+    set_host(project, 0, "serviceDescription", None)
+    project.pulumi("config", "rm", "-s", STACK, "testCredential")
+    project.smtps("up", "-s", STACK, "--yes")
+    assert host_state(lab, "mail1")["files"] == before["files"]
 
 
 def test_a_tampered_snapshot_is_data_and_is_refused(lab: Lab):
