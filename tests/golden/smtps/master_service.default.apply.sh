@@ -221,6 +221,19 @@ MASTER="$CONF/master.cf"
 # entry, so an interrupted run leaves the complete old or the complete new file.
 WORK="$CONF/.smtps-work"
 S="$STATE/master"
+# postfix_new_enough: `postconf -M NAME/TYPE`, with which everything here reads and edits one master.cf entry, came
+# with Postfix 2.11; older ones (CentOS 7 ships 2.10) read NAME/TYPE as an unknown service. Such a Postfix is refused
+# before anything changes, by its version (mail_version).
+postfix_new_enough() {
+    version=$(postconf -h mail_version 2>/dev/null) || version=""
+    case "$version" in
+    [01].*|2.[0-9]|2.[0-9][!0-9]*|2.10|2.10[!0-9]*)
+        fail "Postfix $version (mail_version) is older than 2.11, the first that edits one master.cf entry with postconf -M name/type, which this tool needs: upgrade Postfix; nothing was changed" ;;
+    [0-9]*.[0-9]*) ;;
+    *) fail "cannot read Postfix's version (postconf -h mail_version: '$version'): is Postfix installed?; nothing was changed" ;;
+    esac
+}
+
 tidy "$MASTER"
 rm -rf "$WORK"
 # postconf -M pads the columns and may wrap: compare entries with white space folded and the -o overrides sorted
@@ -256,6 +269,7 @@ install_copy() {
     postfix reload >/dev/null 2>&1 || fail "postfix reload failed"
 }
 
+postfix_new_enough
 
 
 # No tlsCert: 465 serves main.cf's certificate, as Postfix would; it is checked and reported all the same.
