@@ -42,13 +42,29 @@ class LabError(RuntimeError):
     pass
 
 
-def run(argv: list[str], *, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+# The umask of a tool that writes a secret (a private key, the SASL database with its password): its files are
+# root's alone from their creation, never readable by others until a chmod.
+SECRET_UMASK = 0o077
+
+
+def run(argv: list[str], *, input: bytes | None = None, check: bool = True,
+        secret: bool = False) -> subprocess.CompletedProcess[bytes]:
+    """argv, its output captured. `secret`: it writes secrets, and runs with SECRET_UMASK."""
     result = subprocess.run(argv, input=input, stdin=None if input is not None else subprocess.DEVNULL,
-                            capture_output=True)
+                            capture_output=True, umask=SECRET_UMASK if secret else -1)
     if check and result.returncode != 0:
         stderr = result.stderr.decode(errors="replace").strip()
         raise LabError(f"{' '.join(argv)}: exit {result.returncode}: {stderr}")
     return result
+
+
+def write_secret(path: Path, text: str) -> None:
+    """A file for root alone, 0600 from its creation (whatever the umask): anything at the path before (a file
+    of an earlier run, a link) goes first, so the file is always a new one, never opened through a link."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
 
 
 def _write(path: Path, text: str | bytes, mode: int = 0o644) -> None:
@@ -72,7 +88,8 @@ def prepare(spec: LabSpec, host: HostSpec, deploy_public_key: str, sasl_password
                    paths.log_dir, paths.run_dir):
         folder.mkdir(parents=True)
 
-    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.fqdn}", "-f", str(paths.host_key)])
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{host.fqdn}", "-f", str(paths.host_key)],
+        secret=True)
     # Readable by all: sshd reads it as the user logging in (root or a deploy account); a public key is no secret.
     _write(paths.authorized_keys, deploy_public_key, 0o644)
     _write(paths.sshd_config, render.sshd_config(host))
@@ -89,7 +106,7 @@ def prepare(spec: LabSpec, host: HostSpec, deploy_public_key: str, sasl_password
     _write(paths.in_etc("postfix/sasl/smtpd.conf"), render.sasl_smtpd_conf())
     sasldb = paths.in_etc("postfix/sasl/sasldb2")
     run(["saslpasswd2", "-p", "-c", "-f", str(sasldb), "-u", "example.lab", SASL_USER],
-        input=sasl_password.encode())
+        input=sasl_password.encode(), secret=True)
     os.chown(sasldb, 0, postfix_gid)
     sasldb.chmod(0o640)
 
@@ -98,7 +115,7 @@ def prepare(spec: LabSpec, host: HostSpec, deploy_public_key: str, sasl_password
     cert.parent.mkdir(parents=True)
     run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
          "-subj", f"/CN={host.fqdn}", "-addext", f"subjectAltName=DNS:{host.fqdn},IP:{host.address}",
-         "-keyout", str(key), "-out", str(cert)])
+         "-keyout", str(key), "-out", str(cert)], secret=True)
     key.chmod(0o600)
     cert.chmod(0o644)
 

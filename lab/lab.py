@@ -33,15 +33,14 @@ def _deploy_key(spec: LabSpec) -> str:
     if not spec.deploy_key.exists():
         spec.state_dir.mkdir(parents=True, exist_ok=True)
         hostops.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "smtps-lab-deploy",
-                     "-f", str(spec.deploy_key)])
+                     "-f", str(spec.deploy_key)], secret=True)
     return spec.deploy_key.with_suffix(".pub").read_text()
 
 
 def _sasl_password(spec: LabSpec) -> str:
     path = spec.state_dir / "sasl_password"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(18))
-        path.chmod(0o600)
+        hostops.write_secret(path, secrets.token_urlsafe(18))
     return path.read_text()
 
 
@@ -162,8 +161,8 @@ def write_inventory(spec: LabSpec, sasl_password: str) -> None:
         "hosts": hosts,
     }
     tmp = spec.inventory_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(inventory, indent=2) + "\n")
-    tmp.chmod(0o600)
+    # It holds the SASL password: 0600 from its creation, then renamed into place whole.
+    hostops.write_secret(tmp, json.dumps(inventory, indent=2) + "\n")
     tmp.replace(spec.inventory_path)
 
 

@@ -573,6 +573,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        profile.check()
         return args.run(args)
     except SettingsError as err:
         _err(f"smtps: bad settings:\n{err}")

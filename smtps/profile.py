@@ -3,17 +3,22 @@ sees begin and end, and each provider process notes each remote command and prob
 reads the file beside the CPU it samples on the host and on the controller, and prints a table per step.
 
 Unset (normal use), nothing is written and nothing is timed. Each line is appended with one write to a file opened
-with O_APPEND, so lines from several processes never interleave. Lines hold names and times only: never a script,
+with O_APPEND, so lines from several processes never interleave. The file is made 0600, and a symbolic link or
+anything but a regular file at the path is refused. Lines hold names and times only: never a script,
 an output or a secret.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from .settings import SettingsError
 
 PROFILE_ENV = "SMTPS_PROFILE"
 
@@ -22,12 +27,41 @@ def enabled() -> bool:
     return bool(os.environ.get(PROFILE_ENV))
 
 
+class ProfileError(SettingsError):
+    """SMTPS_PROFILE names something the profile must not be written to."""
+
+
+def _open(path: str) -> int:
+    """The profile file, for appending: created 0600 (host names and timings are nobody else's), never through a
+    symbolic link (one planted at the path would make this process write where it points), and only ever a
+    regular file (a FIFO would block the run)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     0o600)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ProfileError(f"{PROFILE_ENV}={path} is a symbolic link: the profile is written only to a file "
+                               "of its own; name the file itself") from None
+        raise ProfileError(f"{PROFILE_ENV}={path} cannot be opened for writing: {err.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ProfileError(f"{PROFILE_ENV}={path} is not a regular file: the profile is written only to a file")
+    return fd
+
+
+def check() -> None:
+    """Refuse a bad SMTPS_PROFILE before anything runs (the front end calls this first)."""
+    path = os.environ.get(PROFILE_ENV)
+    if path:
+        os.close(_open(path))
+
+
 def note(**fields: object) -> None:
     path = os.environ.get(PROFILE_ENV)
     if not path:
         return
     line = json.dumps({"t": time.time(), "pid": os.getpid(), **fields}) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = _open(path)
     try:
         os.write(fd, line.encode())
     finally:

@@ -51,6 +51,22 @@ def load_private_key(text: str) -> paramiko.PKey:
     raise SshError("the SSH private key (config sshPrivateKey) is not an unencrypted OpenSSH or PEM private key")
 
 
+# Every script runs as root from `/`, with an environment of its own: nothing of the login's is passed on but the
+# SSH client's address (the lockout guard finds this session's zone by it). The login's folder (a deploy user's
+# home, kept by sudo) would otherwise be the current folder of every program the script starts, and its variables
+# reach them all: PYTHONPATH, PYTHONHOME or a user site in HOME for the host's Python, MAIL_CONFIG for postconf,
+# OPENSSL_CONF for openssl, LD_* and locale paths for everything. HOME=/ points every program that looks for
+# dotfiles at a folder only root writes.
+REMOTE_ENV = "HOME=/ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def remote_command(script: str, user: str) -> str:
+    """The command line that runs `script` on the host: from `/`, in a clean environment, through `sudo -n` for a
+    user other than root. The `cd` happens in the login shell, before sudo, which keeps the caller's folder."""
+    clean = f'/usr/bin/env -i {REMOTE_ENV} SSH_CONNECTION="$SSH_CONNECTION" /bin/sh -c {shlex.quote(script)}'
+    return f"cd / && exec {clean}" if user == "root" else f"cd / && exec sudo -n -- {clean}"
+
+
 def _where(host: str, conn: Connection) -> str:
     via = f" via bastion {conn.jump.name}" if conn.jump else ""
     return f"{host} ({conn.user}@{conn.address}:{conn.port}{via})"
@@ -208,15 +224,12 @@ class Pool:
                 client.close()
 
     def _exec(self, client: paramiko.SSHClient, host: str, conn: Connection, script: str, timeout: float) -> Result:
-        command = "/bin/sh -c " + shlex.quote(script)
-        if conn.user != "root":
-            # sudo resets the environment; the lockout guard needs SSH_CONNECTION to find this session's zone.
-            command = f'sudo -n -- /usr/bin/env SSH_CONNECTION="$SSH_CONNECTION" {command}'
+        command = remote_command(script, conn.user)
         try:
             channel = client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
             self.sessions += 1
             channel.settimeout(timeout)
-            channel.exec_command("exec " + command)
+            channel.exec_command(command)
             stdout = channel.makefile("rb").read().decode(errors="replace")
             stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
             status = channel.recv_exit_status()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from types import SimpleNamespace
 
-from smtps import events, profile
-from smtps.profile import PROFILE_ENV, script_label
+import pytest
+
+from smtps import cli, events, profile
+from smtps.profile import PROFILE_ENV, ProfileError, script_label
 from smtps.ssh import Result
 
 
@@ -53,3 +57,39 @@ def test_engine_steps_are_noted_begin_and_end(tmp_path, monkeypatch):
     run.on_event(SimpleNamespace(**{**none, "res_outputs_event": SimpleNamespace(metadata=meta)}))
     notes = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(n["kind"], n["op"]) for n in notes] == [("begin", "create"), ("end", "create")]
+
+
+def test_the_file_is_made_0600_whatever_the_umask(tmp_path, monkeypatch):
+    out = tmp_path / "profile.jsonl"
+    monkeypatch.setenv(PROFILE_ENV, str(out))
+    old = os.umask(0)
+    try:
+        profile.note(kind="engine", what="start")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("kind", ["link to a file", "link to nowhere", "fifo"])
+def test_a_link_or_a_fifo_at_the_path_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys, kind):
+    target = tmp_path / "elsewhere"
+    out = tmp_path / "profile.jsonl"
+    if kind == "link to a file":
+        target.write_text("")
+        out.symlink_to(target)
+    elif kind == "link to nowhere":
+        out.symlink_to(target)
+    else:
+        os.mkfifo(out)
+    monkeypatch.setenv(PROFILE_ENV, str(out))
+    with pytest.raises(ProfileError) as refused:
+        profile.note(kind="engine", what="start")
+    assert str(out) in str(refused.value)
+    # A FIFO nobody reads fails the non-blocking open itself (ENXIO); one with a reader is no regular file.
+    wanted = ("symbolic link",) if kind.startswith("link") else ("not a regular file", "cannot be opened")
+    assert any(words in str(refused.value) for words in wanted), refused.value
+    assert not target.exists() or target.read_text() == ""
+    # The front end refuses it before any command runs: `verify` would otherwise log in to hosts.
+    monkeypatch.setattr(cli, "cmd_verify", lambda _args: pytest.fail("ran despite a bad SMTPS_PROFILE"))
+    assert cli.main(["verify", "-s", "nowhere"]) == 2
+    assert f"{PROFILE_ENV}={out}" in capsys.readouterr().err

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 
 import pytest
 
 from smtps import drift, firewalld_service, master_service, nftables_rule, rollback, zone_membership
 from smtps.settings import parse_host
-from smtps.templating import Action, lockout_guard, nft_rule, zone_probe
-from tests.goldens import check_golden
+from smtps.templating import Action, lockout_guard, nft_rule, render, zone_probe
+from tests.goldens import GOLDEN, check_golden
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 
@@ -135,3 +136,34 @@ def test_facts_script_of_an_nftables_host():
     _check("facts.nftables.sh", text)
     subprocess.run(["sh", "-n"], input=text, text=True, check=True)
     assert "firewall-cmd" not in text and "zone_probe " not in text
+
+
+@pytest.mark.parametrize(("version", "refused"), [
+    ("2.10.1", "Postfix 2.10.1 (mail_version) is older than 2.11"),
+    ("2.10-20121007", "Postfix 2.10-20121007 (mail_version) is older than 2.11"),
+    ("2.9.4", "Postfix 2.9.4 (mail_version) is older than 2.11"),
+    ("2.1", "Postfix 2.1 (mail_version) is older than 2.11"),
+    ("1.1.12", "Postfix 1.1.12 (mail_version) is older than 2.11"),
+    ("", "cannot read Postfix's version (postconf -h mail_version: '')"),
+    ("unknown", "cannot read Postfix's version"),
+    ("2.11.0", None), ("2.11-20131205", None), ("3.7.11", None), ("3.10.0", None), ("10.1", None),
+])
+def test_a_postfix_older_than_2_11_is_refused_naming_its_version(version, refused):
+    """The master.cf script's first check, with postconf answering `version` (a shell function stands in for it)."""
+    check = render("_postfix_version.sh.j2")
+    script = (f"fail() {{ echo \"$*\" >&2; exit 1; }}\npostconf() {{ printf '%s\\n' {shlex.quote(version)}; }}\n"
+              f"{check}postfix_new_enough\necho fine\n")
+    result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=False)
+    if refused is None:
+        assert (result.returncode, result.stdout) == (0, "fine\n"), result.stderr
+    else:
+        assert result.returncode == 1 and refused in result.stderr and "nothing was changed" in result.stderr
+        assert result.stdout == ""
+
+
+def test_the_master_cf_scripts_check_the_postfix_version_before_any_change():
+    for name in ("master_service.default.apply.sh", "master_service.default.remove.sh"):
+        text = (GOLDEN / "smtps" / name).read_text()
+        check = text.index("\npostfix_new_enough\n")
+        changes = ("\non_failure undo\n", "\nkeep_for_run ", "\nstart_copy\n")
+        assert check < min(text.index(mark) for mark in changes), name

@@ -3,12 +3,14 @@ route from this machine: they are reached only through mail1, the stack's bastio
 
 Stack `hidden` (root): up, verify from outside through the bastion, a hand edit seen by drift and repaired, destroy.
 Stack `sudo` (user deploy, passwordless sudo; mail3 also through the bastion): a whole up and destroy.
-Stack `nosudo` (user mailops, no sudo): refused with a message that says root is needed; nothing changes."""
+Stack `nosudo` (user mailops, no sudo): refused with a message that says root is needed; nothing changes.
+Every host has Python modules planted in root's and deploy's login folders and user sites: no run imports one."""
 
 from __future__ import annotations
 
 import errno
 import json
+import shlex
 import socket
 
 import pytest
@@ -39,6 +41,61 @@ def project(lab: Lab, tmp_path_factory):
     yield project
     for stack in ("hidden", "sudo", "nosudo"):
         project.pulumi("destroy", "-s", stack, "--yes", check=False)
+
+
+# Modules a hostile (or careless) login folder may hold, each noting in the host's PLANT_LOG that it was imported,
+# then handing over to the real module, so a run that imports one goes on and the test names what was imported.
+PLANT_LOG = "/run/smtps-plant.log"
+# The tests' own commands on the hosts (lab.sh, with this process's HOME=/root) carry HARNESS and are not noted.
+HARNESS = "SMTPS_TEST_PLANT_HARNESS"
+PLANT = f"""import os, sys
+if not os.environ.get({HARNESS!r}):
+    with open({PLANT_LOG!r}, "a") as log:
+        log.write(__file__ + " " + " ".join(sys.argv) + "\\n")
+if __name__ in ("json", "os"):
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    del sys.modules[__name__]
+    sys.modules[__name__] = __import__(__name__)
+"""
+PLANTED = ("json.py", "os.py", "sitecustomize.py", "usercustomize.py")
+# A .pth line that starts with `import` is run.
+PTH = f"import os; os.environ.get({HARNESS!r}) or open({PLANT_LOG!r}, 'a').write('pth\\n')"
+# Each login's folder (root's home; the deploy user's home is /tmp, which sudo keeps as the current folder) and its
+# user site folder, which Python reads at start unless told not to.
+HOMES = {"root": ("/root", "0:0"), "deploy": ("/tmp", "1990:1990")}
+PYTHON = "PATH=/usr/local/bin:/usr/bin python3"  # python3 as the scripts find it
+
+
+@pytest.fixture(scope="module", autouse=True)
+def planted(lab: Lab):
+    """The traps on every host, and the proof they work: Python started plainly in those folders imports them."""
+    harness = pytest.MonkeyPatch()
+    for host in lab.hosts():
+        name = host["name"]
+        for home, owner in HOMES.values():
+            site = lab.sh(name, f"HOME={home} {PYTHON} -c 'import site; print(site.getusersitepackages())'").stdout
+            site = site.strip()
+            files = [f"{home}/{module}" for module in PLANTED] + [f"{site}/usercustomize.py"]
+            lab.sh(name, f"mkdir -p {site} && for f in {' '.join(files)}; do printf '%s' {shlex.quote(PLANT)} > $f; "
+                         f"done && printf '%s\\n' {shlex.quote(PTH)} > {site}/smtps-plant.pth && "
+                         f"chown -R {owner} {home}/.local {' '.join(files)}")
+        control = lab.sh(name, f"cd /tmp && HOME=/root {PYTHON} -c 'import json; print(json.dumps(1))' && "
+                               f"cat {PLANT_LOG} && rm {PLANT_LOG}").stdout.splitlines()
+        assert control[0] == "1" and "pth" in control, control
+        assert any(line.startswith("/tmp/json.py ") for line in control), control
+        assert any(line.startswith(("/root/.local/", "/tmp/.local/")) for line in control), control
+    # And through sshd, as the scripts used to be run (in the login's folder, with its environment): imported.
+    mail2 = next(h for h in lab.hosts() if h["name"] == "mail2")
+    lab.ssh(mail2, "exec /bin/sh -c \"echo 'import json' | python3 -\"")
+    seen = lab.sh("mail2", f"cat {PLANT_LOG} && rm {PLANT_LOG}").stdout.splitlines()
+    assert any(line.startswith("/root/json.py ") for line in seen) and "pth" in seen, seen
+    harness.setenv(HARNESS, "1")
+    yield
+    harness.undo()
+    for host in lab.hosts():
+        lab.sh(host["name"], f"rm -rf /root/.local /tmp/.local {PLANT_LOG} " +
+               " ".join(f"{home}/{module}" for home, _ in HOMES.values() for module in PLANTED), check=False)
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +202,14 @@ def test_a_deploy_user_without_sudo_is_told_root_is_needed_and_nothing_changes(l
     assert "mail2 (mailops@" in text and "mailops cannot become root with `sudo -n` (a password is required)" in text
     assert "Root is needed to edit master.cf and firewalld's files" in text, text
     assert snapshot(lab, "mail2") == before["mail2"]
+
+
+def test_no_host_program_imported_anything_from_a_login_folder(lab: Lab, project: Project):
+    """Converge, drift and destroy above ran as root (stack hidden) and as deploy through sudo (stack sudo), with
+    json.py, os.py, sitecustomize.py and usercustomize.py in both logins' folders and user sites: none was imported."""
+    for host in lab.hosts():
+        name = host["name"]
+        assert "Accepted publickey for root" in sshd_log(lab, name)
+        imported = lab.sh(name, f"cat {PLANT_LOG} 2>/dev/null || true").stdout
+        assert imported == "", f"{name} imported: {imported}"
+    assert all("Accepted publickey for deploy" in sshd_log(lab, name) for name in ("mail1", "mail2", "mail3"))

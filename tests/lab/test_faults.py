@@ -100,6 +100,10 @@ FAULTS = {
     "firewall-cmd --reload fails": ("mail4", lambda lab: failing_tool(lab, "mail4", "/usr/bin/firewall-cmd",
                                                                        "*' --reload '*"),
                                     "firewall-cmd --reload failed", FIREWALLD),
+    # CentOS 7's Postfix: refused before any change, by its version.
+    "postfix older than 2.11": ("mail3", lambda lab: wrapped_tool(lab, "mail3", "/usr/sbin/postconf",
+                                                                  "*' mail_version '*", "echo 2.10.1; exit 0"),
+                                "Postfix 2.10.1 (mail_version) is older than 2.11", ALL),
     "openssl fails": ("mail1", lambda lab: failing_tool(lab, "mail1", "/usr/bin/openssl", "*"),
                       "is not a PEM certificate", ALL),
     "host stops answering mid-run": ("mail4", lambda lab: silent_host(lab, "mail4"), f"mail4 ({TEST_PREFIX}",

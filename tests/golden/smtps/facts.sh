@@ -3,6 +3,19 @@
 # smtps-iredmail: every value below was quoted when rendered.
 set -u
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# From /, whoever starts the script: the login's folder (a deploy user's home, which sudo keeps) would be the
+# current folder of every program below, and relative names would be looked up there.
+cd /
+# py PYTHON ARGS...: PYTHON isolated from the caller. -I (Python 3.4+) ignores the PYTHON* variables, the user's
+# site folder and the current and script folders. An interpreter without it (Python 2, firewalld's on older hosts)
+# gets -E -s: the variables and the user's site folder go, and the current folder is / (above). Which one is asked
+# of the interpreter itself, never guessed from its name.
+py() {
+    py_bin=$1
+    shift
+    if "$py_bin" -I -c '' </dev/null >/dev/null 2>&1; then "$py_bin" -I "$@"; else "$py_bin" -E -s "$@"; fi
+}
+
 
 if postfix status >/dev/null 2>&1; then echo "postfix=running"; else echo "postfix=stopped"; fi
 for key in 465 smtps submissions; do
@@ -75,7 +88,7 @@ FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null 
 case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
 
 zone_probe() {  # zone_probe ZONE SERVICE PORT: the zone's facts, one field=value per line
-    "$FWPY" - "$@" <<'SMTPS_ZONE_PROBE'
+    py "$FWPY" - "$@" <<'SMTPS_ZONE_PROBE'
 <smtps/zone_probe.py, as it is>
 SMTPS_ZONE_PROBE
 }
@@ -92,7 +105,7 @@ if [ "$SMTPS_FIREWALL" = nftables ]; then
 # A host where it cannot be read says so (a silent nothing would read as "no drift").
 if ! command -v nft >/dev/null 2>&1; then
     echo "nft.live.chain=no-nft"
-elif ! python3 - facts inet filter input /etc/nftables.conf <<'SMTPS_NFT_RULE'
+elif ! py python3 - facts inet filter input /etc/nftables.conf <<'SMTPS_NFT_RULE'
 <smtps/nft_rule.py, as it is>
 SMTPS_NFT_RULE
 then

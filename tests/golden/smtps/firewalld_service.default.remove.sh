@@ -4,6 +4,19 @@
 set -eu
 umask 022
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# From /, whoever starts the script: the login's folder (a deploy user's home, which sudo keeps) would be the
+# current folder of every program below, and relative names would be looked up there.
+cd /
+# py PYTHON ARGS...: PYTHON isolated from the caller. -I (Python 3.4+) ignores the PYTHON* variables, the user's
+# site folder and the current and script folders. An interpreter without it (Python 2, firewalld's on older hosts)
+# gets -E -s: the variables and the user's site folder go, and the current folder is / (above). Which one is asked
+# of the interpreter itself, never guessed from its name.
+py() {
+    py_bin=$1
+    shift
+    if "$py_bin" -I -c '' </dev/null >/dev/null 2>&1; then "$py_bin" -I "$@"; else "$py_bin" -E -s "$@"; fi
+}
+
 # A dropped SSH connection closes our stdout and stderr: a write to them must fail (and be handled), never kill the
 # script with SIGPIPE before its EXIT trap has undone what it changed.
 trap '' PIPE
@@ -245,7 +258,7 @@ confirm_needed() { [ -z "$ARMED" ] || printf 'smtps-confirm=%s\n' "$ARMED"; }
 # The lockout guard (a Python program with firewalld's own library, shipped as it is: nothing in it is rendered).
 # It judges the files as the reload will load them, this run's change included, and refuses where it cannot tell.
 lockout_guard() {
-    "$FWPY" - <<'SMTPS_LOCKOUT_GUARD'
+    py "$FWPY" - <<'SMTPS_LOCKOUT_GUARD'
 <smtps/lockout_guard.py, as it is>
 SMTPS_LOCKOUT_GUARD
 }

@@ -4,6 +4,19 @@
 set -eu
 umask 022
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# From /, whoever starts the script: the login's folder (a deploy user's home, which sudo keeps) would be the
+# current folder of every program below, and relative names would be looked up there.
+cd /
+# py PYTHON ARGS...: PYTHON isolated from the caller. -I (Python 3.4+) ignores the PYTHON* variables, the user's
+# site folder and the current and script folders. An interpreter without it (Python 2, firewalld's on older hosts)
+# gets -E -s: the variables and the user's site folder go, and the current folder is / (above). Which one is asked
+# of the interpreter itself, never guessed from its name.
+py() {
+    py_bin=$1
+    shift
+    if "$py_bin" -I -c '' </dev/null >/dev/null 2>&1; then "$py_bin" -I "$@"; else "$py_bin" -E -s "$@"; fi
+}
+
 # A dropped SSH connection closes our stdout and stderr: a write to them must fail (and be handled), never kill the
 # script with SIGPIPE before its EXIT trap has undone what it changed.
 trap '' PIPE
@@ -208,6 +221,19 @@ MASTER="$CONF/master.cf"
 # entry, so an interrupted run leaves the complete old or the complete new file.
 WORK="$CONF/.smtps-work"
 S="$STATE/master"
+# postfix_new_enough: `postconf -M NAME/TYPE`, with which everything here reads and edits one master.cf entry, came
+# with Postfix 2.11; older ones (CentOS 7 ships 2.10) read NAME/TYPE as an unknown service. Such a Postfix is refused
+# before anything changes, by its version (mail_version).
+postfix_new_enough() {
+    version=$(postconf -h mail_version 2>/dev/null) || version=""
+    case "$version" in
+    [01].*|2.[0-9]|2.[0-9][!0-9]*|2.10|2.10[!0-9]*)
+        fail "Postfix $version (mail_version) is older than 2.11, the first that edits one master.cf entry with postconf -M name/type, which this tool needs: upgrade Postfix; nothing was changed" ;;
+    [0-9]*.[0-9]*) ;;
+    *) fail "cannot read Postfix's version (postconf -h mail_version: '$version'): is Postfix installed?; nothing was changed" ;;
+    esac
+}
+
 tidy "$MASTER"
 rm -rf "$WORK"
 # postconf -M pads the columns and may wrap: compare entries with white space folded and the -o overrides sorted
@@ -243,6 +269,7 @@ install_copy() {
     postfix reload >/dev/null 2>&1 || fail "postfix reload failed"
 }
 
+postfix_new_enough
 
 # Before anything changes, what only this host knows of the content filter (smtps/option_rules.py): its transport is
 # a master.cf SMTP client (an LMTP one could hand mail straight to Dovecot), and its port is none of Postfix's own
