@@ -63,7 +63,8 @@ class Tools:
         self.plant(self.engine_dir, {"pulumi": FAKE_PULUMI, **real})
 
     def run(self, script: str, **env: str) -> subprocess.CompletedProcess[str]:
-        base = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS", "RUNNER_TEMP", "GOFLAGS")}
+        base = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS", "SMTPS_TOOLS_FRESH", "RUNNER_TEMP",
+                                                                  "GOFLAGS")}
         return subprocess.run(["bash", str(self.project / "tools" / script)], capture_output=True, text=True,
                               timeout=120, env={**base, "PATH": f"{self.bin}:{os.environ['PATH']}",
                                                 "SMTPS_ENGINE_CACHE": str(self.cache),
@@ -133,8 +134,12 @@ def test_in_ci_neither_an_installed_pulumi_nor_the_cache_is_taken(tools: Tools):
     outside = tools.run("build-engine.sh", PATH=path)
     assert outside.returncode == 0 and tools.linked("pulumi") == installed / "pulumi"  # a developer's own choice
     (tools.project / ".tools" / "bin" / "pulumi").unlink()
+    # A test-only CI run (.ci/run: CI=true, no key) is a developer's machine here: the installed one, or the cache.
+    tests_only = tools.run("build-engine.sh", PATH=path, CI="true")
+    assert tests_only.returncode == 0 and tools.linked("pulumi") == installed / "pulumi", tests_only.stderr
+    (tools.project / ".tools" / "bin" / "pulumi").unlink()
 
-    for variable in ("CI", "GITHUB_ACTIONS"):
+    for variable in ("GITHUB_ACTIONS", "SMTPS_TOOLS_FRESH"):
         ci = tools.run("build-engine.sh", PATH=path, **{variable: "true"})
         assert ci.returncode == 1, ci.stderr
         assert f"CI: not using the installed {installed / 'pulumi'}: building one" in ci.stderr
@@ -156,7 +161,7 @@ def test_actionlint_verifies_is_refused_when_changed_and_is_built_anew_in_ci(too
     assert tools.linked("actionlint") == tools.actionlint_dir / "actionlint"
     (tools.project / ".tools" / "bin" / "actionlint").unlink()
 
-    ci = tools.run("install-actionlint.sh", CI="true")
+    ci = tools.run("install-actionlint.sh", GITHUB_ACTIONS="true")
     assert ci.returncode == 1 and "building actionlint failed" in ci.stderr, ci.stderr
     assert tools.linked("actionlint") is None and "GOENV=off" in tools.go_calls.read_text()
 

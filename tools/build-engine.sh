@@ -8,7 +8,7 @@
 # dynamic providers, so no command provider is needed either (neither can be had here: the module proxy refuses both).
 #
 # Where they are built and when a built one is taken again: tools/lib.sh. Outside CI, a Pulumi already installed
-# (v3.176+, with pulumi-resource-pulumi-python beside it or on PATH) is used instead of building; in CI never, as an
+# (v3.176+, with pulumi-resource-pulumi-python beside it or on PATH) is used instead of building; on the deploying runner never, as an
 # earlier job could have put it there.
 set -euo pipefail
 

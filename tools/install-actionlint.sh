@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # actionlint, built from the Go modules that tools/actionlint/go.mod and go.sum pin, hash by hash, and linked into
 # .tools/bin: `make lint` checks the GitHub Actions workflow with it. Where it is built and when a built one is taken
-# again: tools/lib.sh (in CI, built in this job; elsewhere, a cache outside the repo, verified before each use).
+# again: tools/lib.sh (on the deploying runner, built in this job; elsewhere, a cache outside the repo, verified before each use).
 set -euo pipefail
 VERSION=v1.7.12
 PROJECT=$(cd "$(dirname "$0")/.." && pwd)

@@ -5,8 +5,9 @@
 # module it is made of, and the go command refuses a module whose content differs (-mod=readonly: nothing may be
 # added that the repository does not list).
 #
-# In CI (CI or GITHUB_ACTIONS set) nothing an earlier job left on the machine is used: no installed pulumi, no shared
-# cache. Each tool is built in a folder made for this job (under $RUNNER_TEMP, which the runner empties for every job),
+# On the runner that deploys (GitHub Actions: GITHUB_ACTIONS=true; or SMTPS_TOOLS_FRESH=1 anywhere) nothing an
+# earlier job left on the machine is used: no installed pulumi, no shared cache. A test-only CI run (.ci/run, CI=true,
+# which holds no key) takes the verified cache like a developer's machine, so `make test` does not rebuild the engine. Each tool is built in a folder made for this job (under $RUNNER_TEMP, which the runner empties for every job),
 # with its own module and build caches (a planted compiled package in a shared GOCACHE could not be seen), with the
 # user's go env file ignored (GOENV=off: it could name another compiler or proxy) and no C compiler (CGO_ENABLED=0).
 #
@@ -22,11 +23,11 @@ say() { printf 'tools: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 in_ci() {
-    case "$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')" in 1|true|yes) return 0 ;; esac
+    case "$(printf '%s' "${SMTPS_TOOLS_FRESH:-}" | tr '[:upper:]' '[:lower:]')" in 1|true|yes) return 0 ;; esac
     [ "$(printf '%s' "${GITHUB_ACTIONS:-}" | tr '[:upper:]' '[:lower:]')" = true ]
 }
 
-# Sets CACHE: in CI a fresh folder of this job's (with the Go caches inside it), else the shared cache.
+# Sets CACHE: on the deploying runner a fresh folder of this job's (with the Go caches inside it), else the shared cache.
 tools_cache() {
     if in_ci; then
         CACHE=$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/smtps-tools.XXXXXXXX")
