@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -92,7 +94,8 @@ def watcher(root: Path, **kwargs) -> subprocess.CompletedProcess[str]:
 
 def next_run(root: Path, **kwargs) -> subprocess.CompletedProcess[str]:
     """The start of the next run on the host: it settles what an earlier change left."""
-    harness = ('HOST=mail1\nSTATE="$ROOT/var/lib/smtps-iredmail"\n'
+    harness = ('HOST=mail1\nSTATE="$ROOT/var/lib/smtps-iredmail"\nLOCK="$ROOT/run/smtps-iredmail/lock"\n'
+               'exec 9>>"$LOCK"\nflock 9\n'
                "say() { printf 'smtps: %s: %s\\n' \"$HOST\" \"$*\"; }\n"
                "fail() { printf 'smtps: %s: %s\\n' \"$HOST\" \"$*\" >&2; exit 1; }\n")
     return sh(root, harness.replace("$ROOT", str(root)) + code_for(root) + "pending_confirm\necho settled\n",
@@ -168,7 +171,7 @@ def test_the_watcher_is_told_by_the_token_in_its_environment_not_by_its_name(hos
     assert alive
     impostor = subprocess.Popen(["dash", "-c", "sleep 30", "smtps-revert"], env={"PATH": "/usr/bin:/bin"})
     real = subprocess.Popen(["dash", "-c", "sleep 30", "smtps-revert"],
-                            env={"PATH": "/usr/bin:/bin", "SMTPS_REVERT": ARMED_WITH})
+                            env={"PATH": "/usr/bin:/bin", "SMTPS_REVERT": ARMED_WITH}, start_new_session=True)
     try:
         def check(pid: int) -> int:
             return sh(host, f'{alive.group(0)}\nwatcher_alive {pid} {ARMED_WITH}').returncode
@@ -179,3 +182,35 @@ def test_the_watcher_is_told_by_the_token_in_its_environment_not_by_its_name(hos
         for proc in (impostor, real):
             proc.kill()
             proc.wait()
+
+
+def test_the_next_run_waits_for_a_change_its_controller_is_confirming_and_reverts_one_never_confirmed(host: Path):
+    """Another stack's run armed a change a moment ago: the next run waits (the lock released) until it is
+    confirmed, and reverts nothing. One its watcher's time ran out on is put back."""
+    watcher_stand_in = subprocess.Popen(["dash", "-c", "sleep 60", "smtps-revert"], start_new_session=True,
+                                        env={"PATH": "/usr/bin:/bin", "SMTPS_REVERT": ARMED_WITH})
+    try:
+        folder = arm(host, found="<service>before</service>\n", left="<service>this run</service>\n")
+        (folder / "pid").write_text(f"{watcher_stand_in.pid}\n")
+        (folder / "until").write_text(f"{int(time.time()) + 30}\n")
+        # Its controller confirms 2 s later, as confirm.sh does: the folder goes, under the lock.
+        confirm = threading.Timer(2, lambda: subprocess.run(
+            ["flock", str(host / "run/smtps-iredmail/lock"), "rm", "-rf", str(folder)], check=True))
+        confirm.start()
+        started = time.monotonic()
+        waited = next_run(host)
+        confirm.join()
+        assert waited.returncode == 0 and "settled" in waited.stdout, waited.stderr
+        assert 1.5 < time.monotonic() - started < 25
+        assert "never confirmed" not in waited.stdout
+        assert (host / "etc/firewalld/services/smtps.xml").read_text() == "<service>this run</service>\n"
+        # Armed again, and its time up: put back at once.
+        folder = arm(host, found="<service>before</service>\n", left="<service>this run</service>\n")
+        (folder / "pid").write_text(f"{watcher_stand_in.pid}\n")
+        (folder / "until").write_text(f"{int(time.time()) - 1}\n")
+        reverted = next_run(host)
+        assert reverted.returncode == 0 and "never confirmed: its previous configuration is back" in reverted.stdout
+        assert (host / "etc/firewalld/services/smtps.xml").read_text() == "<service>before</service>\n"
+    finally:
+        watcher_stand_in.kill()
+        watcher_stand_in.wait()

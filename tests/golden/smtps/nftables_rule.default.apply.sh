@@ -254,7 +254,22 @@ pending_confirm() {
         return 0
     fi
     pid=$(cat "$ARM/pid" 2>/dev/null || echo 0)
-    if watcher_alive "$pid" "$(cat "$ARM/token")"; then
+    tok=$(cat "$ARM/token")
+    # Another run's change, armed moments ago (two stacks naming this host, or a rollback): its controller is about
+    # to confirm it over a fresh login, which needs this lock. So wait, the lock released, until it is confirmed or
+    # its watcher's time is up (at most an hour, whatever the folder says); only then put it back ourselves.
+    until=$(cat "$ARM/until" 2>/dev/null || echo 0)
+    case "$until" in *[!0-9]*|'') until=0 ;; esac
+    now=$(date +%s)
+    [ "$until" -le $((now + 3600)) ] || until=$((now + 3600))
+    while [ -f "$ARM/token" ] && watcher_alive "$pid" "$tok" && [ "$(date +%s)" -lt "$until" ]; do
+        flock -u 9
+        sleep 1
+        flock -w 60 9 || fail "another smtps-iredmail run holds this host's lock ($(cat "$LOCK" 2>/dev/null || echo unknown)); nothing was changed"
+    done
+    [ -d "$ARM" ] || return 0  # confirmed meanwhile, or reverted by its watcher
+    if [ ! -f "$ARM/token" ] || [ "$(cat "$ARM/token")" != "$tok" ]; then pending_confirm; return 0; fi
+    if watcher_alive "$pid" "$tok"; then
         kill -TERM -"$pid" 2>/dev/null || true
         /bin/sh -c "$REVERT" smtps-revert "$ARM" 0 held </dev/null >/dev/null 2>&1 ||
             fail "$(cat "$ARM/report" 2>/dev/null || echo "an earlier firewalld change here was never confirmed, and putting it back failed"): check the host"
