@@ -165,6 +165,18 @@ def test_a_target_that_is_no_firewalld_file_is_not_touched(host: Path):
     assert f"{victim} is no firewalld file, not touched" in (folder / "report").read_text()
 
 
+def test_a_copy_that_is_a_link_is_not_followed(host: Path):
+    folder = arm(host, found="x\n", left="<service>this run</service>\n")
+    secret = host / "secret"
+    secret.write_text("not for a firewalld file\n")
+    (folder / "0").unlink()
+    (folder / "0").symlink_to(secret)
+    failed = watcher(host)
+    target = host / "etc/firewalld/services/smtps.xml"
+    assert failed.returncode == 1 and target.read_text() == "<service>this run</service>\n"
+    assert f"the copy of {target} is a link, not followed" in (folder / "report").read_text()
+
+
 def test_the_watcher_is_told_by_the_token_in_its_environment_not_by_its_name(host: Path):
     code = code_for(host)
     alive = re.search(r"^watcher_alive\(\) \{.*?^\}$", code, re.S | re.M)

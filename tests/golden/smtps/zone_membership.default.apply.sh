@@ -187,6 +187,7 @@ while IFS= read -r target; do
         /etc/firewalld/services/*.xml|/etc/firewalld/zones/*.xml|/etc/firewalld/zones/*.xml.old) ok=yes ;;
     esac
     if [ "$ok" = no ]; then failed="$failed; $target is no firewalld file, not touched"
+    elif [ -L "$A/$n" ] || [ -L "$A/left-$n" ]; then failed="$failed; the copy of $target is a link, not followed"
     elif back "$n" "$target"; then :
     elif ! as_left "$n" "$target"; then theirs="$theirs $target"
     elif [ -e "$A/$n" ]; then
