@@ -53,6 +53,8 @@ class SmtpsHost(pulumi.ComponentResource):
              # How to log in for a rollback (not watched: a new SSH port or user is no reason to check again).
              "ssh": {"port": settings.connection.port, "user": settings.connection.user,
                      "confirmSeconds": settings.connection.confirm_seconds},
+             # The firewalld zone and service a rollback may find in this run's snapshot (not watched either).
+             "rollbackZone": {"zone": settings.zone.zone, "service": settings.zone.service},
              # The certificate file's SHA-256 as the master.cf apply read it on the host: what 465 must serve.
              "certSha256": made[0].certSha256,  # type: ignore[attr-defined]
              "certMinDays": settings.check.min_days, "tlsName": settings.check.tls_name,

@@ -142,7 +142,9 @@ class VerificationProvider(ResourceProvider):
         connection = read_connection(read)
         try:
             read.finish()
-            stdout = run_confirmed(host, connection, rollback.script(host, RUN, connection), "rollback")
+            zone = props.get("rollbackZone") or {}
+            script = rollback.script(host, RUN, connection, str(zone.get("zone") or ""), str(zone.get("service") or ""))
+            stdout = run_confirmed(host, connection, script, "rollback")
         except (HostFailure, SettingsError) as err:
             return f"and rolling back this run's changes failed: {err}"
         outcome = rollback.result(stdout) or ""

@@ -11,6 +11,7 @@ import secrets
 
 from .settings import CONFIRM_SECONDS, Connection
 from .templating import lockout_guard, nft_rule, render
+from .zone_membership import PORT
 
 NO_ROLLBACK_ENV = "SMTPS_NO_ROLLBACK"
 _RUN = re.compile(r"[0-9a-f]{16}")
@@ -26,11 +27,14 @@ def enabled() -> bool:
     return os.environ.get(NO_ROLLBACK_ENV, "") in ("", "0")
 
 
-def script(host: str, run: str, connection: Connection | None = None) -> str:
+def script(host: str, run: str, connection: Connection | None = None, zone: str = "", service: str = "") -> str:
+    """The rollback of `run` on `host`. `zone`, `service`: the host's firewalld zone and service, the only ones a
+    journal line or a firewalld file of the snapshot may name (none: no firewalld change is taken as this run's)."""
     if not _RUN.fullmatch(run):
         raise ValueError(f"malformed run name {run[:40]!r}")
     return render("rollback.sh.j2", kind="rollback", host=host, action="rollback", reloads_firewalld=True,
                   guard=lockout_guard(), nft_rule=nft_rule(), run=run,
+                  zone=zone, service=service, port=PORT,
                   confirm_seconds=connection.confirm_seconds if connection else CONFIRM_SECONDS)
 
 

@@ -10,12 +10,14 @@ import datetime
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+import yaml
 
-from smtps import firewalld_service, master_service, rollback
+from smtps import firewalld_service, master_service, rollback, stacks
 from smtps.templating import Action
 from tests.enginekit import Project
 from tests.lab.labkit import Lab, running_lab
@@ -296,26 +298,113 @@ def test_a_host_serving_another_certificate_hears_no_command_and_no_credential_a
     assert host_state(lab, "mail1")["files"] == before["files"]
 
 
+# 465 dropped on the host for a while, before firewalld's own rules: a check from outside meanwhile cannot connect,
+# and tries again (a transient failure), so a test can hold it back. Nothing of firewalld's is touched.
+HOLD_465 = ("nft add table inet smtps_test_hold && nft add chain inet smtps_test_hold input "
+            "'{ type filter hook input priority -300; }' && nft add rule inet smtps_test_hold input tcp dport 465 drop")
+
+
+def wait_until(what: str, condition, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        time.sleep(0.5)
+
+
+def test_a_second_stack_changing_the_host_during_the_first_runs_check_leaves_that_runs_rollback_whole(
+        lab: Lab, project: Project):
+    """Two stacks name mail1. The first `up` opens a relay there (its check will fail); the second starts while that
+    check still runs (held back by 465 dropped for a while) and changes mail1's service file. Each run keeps its own
+    snapshot: the first's rollback puts back exactly what it changed, the second's what it changed, and mail1 ends
+    byte for byte as before both."""
+    project.smtps("up", "-s", STACK, "--yes")  # converged, whatever ran before
+    other = f"{STACK}-second"
+    project.run_module("lab", "stack", "-s", other)
+    path = project.folder / "stacks" / f"Pulumi.{other}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    hosts = f"{stacks.PROJECT}:hosts"
+    # mail1 only, with the first stack's relay (so master.cf is already as it wants), and its own description.
+    doc["config"][hosts] = [{**doc["config"][hosts][0], "options": dict(OPEN), "allowOptions": ["mynetworks"],
+                             "serviceDescription": "SMTPS, as a second stack has it."}]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=200))
+    before = host_state(lab, "mail1")
+    outcome: dict[str, object] = {}
+
+    def up(stack: str) -> None:
+        outcome[stack] = project.smtps("up", "-s", stack, "--yes", check=False)
+
+    open_relay(project, 0, True)
+    lab.sh("mail1", HOLD_465)
+    runs = [threading.Thread(target=up, args=(STACK,))]
+    try:
+        runs[0].start()
+        wait_until("the first run changes master.cf", lambda: "465/inet/mynetworks = 0.0.0.0/0" in
+                   lab.sh("mail1", "postconf -P 465/inet").stdout, 300)
+        runs.append(threading.Thread(target=up, args=(other,)))
+        runs[1].start()
+        wait_until("the second run changes the service file", lambda: "as a second stack has it" in
+                   lab.sh("mail1", "cat /etc/firewalld/services/smtps.xml").stdout, 70)
+        assert runs[0].is_alive(), "the first run's check ended before the second run changed the host"
+    finally:
+        lab.sh("mail1", "nft delete table inet smtps_test_hold", check=False)
+        for run in runs:
+            run.join()
+        open_relay(project, 0, False)
+        project.pulumi("stack", "rm", "-s", other, "--force", "--yes", check=False)
+    first, second = outcome[STACK], outcome[other]
+    for result in (first, second):
+        assert result.returncode != 0 and "OPEN RELAY" in result.stderr, result.stderr
+        assert "rolled back: this run's changes on it are undone" in result.stderr, result.stderr
+    assert "this run changed nothing" not in first.stderr
+    assert host_state(lab, "mail1") == before
+    project.smtps("up", "-s", STACK, "--yes", "--refresh")
+    project.smtps("preview", "-s", STACK, "--expect-no-changes")
+
+
 def test_a_tampered_snapshot_is_data_and_is_refused(lab: Lab):
-    """What a run kept on the host is read back as data: a target that is no file of this tool's, or a journal line
-    that is not a zone change, stops the rollback before it changes anything."""
+    """What a run kept on the host is read back as data, and checked whole before the rollback changes anything: a
+    target that is no file of this tool's, a journal line that is no change this tool makes, a link anywhere in the
+    snapshot, a binding its reload did not drop. Each is refused, and the host is unchanged."""
     run, settings = rollback.new_run(), settings_for(lab, "mail3")
-    shadow = lab.sh("mail3", "sha256sum /etc/shadow").stdout
-    lab.sh("mail3", f"mkdir -p -m 700 /run/smtps-iredmail/run && echo {run} > /run/smtps-iredmail/run/id && "
-                    "echo /etc/shadow > /run/smtps-iredmail/run/targets")
-    refused = run_script(lab, settings, rollback.script("mail3", run))
-    assert refused.returncode != 0 and "names /etc/shadow, which is not a file this tool changes" in refused.stderr
-    assert lab.sh("mail3", "sha256sum /etc/shadow").stdout == shadow
-    before = host_state(lab, "mail3")
-    lab.sh("mail3", "cp /etc/firewalld/zones/iredmail.xml /run/smtps-iredmail/run/0 && "
-                    "echo /etc/firewalld/zones/iredmail.xml > /run/smtps-iredmail/run/targets && "
-                    "printf '%s\\n' 'runtime remove service smtps;touch${IFS}/tmp/pwned iredmail' "
-                    "> /run/smtps-iredmail/run/journal")
-    refused = run_script(lab, settings, rollback.script("mail3", run))
-    assert refused.returncode != 0 and "cannot undo this run's change of zone" in refused.stderr, refused.stderr
-    assert lab.sh("mail3", "test -e /tmp/pwned", check=False).returncode != 0
-    assert host_state(lab, "mail3") == before
-    lab.sh("mail3", "rm -rf /run/smtps-iredmail/run")
+    snap = f"/run/smtps-iredmail/runs/{run}"
+    zone_file = "/etc/firewalld/zones/iredmail.xml"
+    undo = rollback.script("mail3", run, zone="iredmail", service="smtps")
+    watched = ("sha256sum /etc/shadow; firewall-cmd --permanent --zone=public --list-all; "
+               "firewall-cmd --zone=public --list-all; firewall-cmd --zone=trusted --list-all; "
+               "firewall-cmd --get-active-zones")
+    before, others = host_state(lab, "mail3"), lab.sh("mail3", watched).stdout
+
+    def refused(setup: str, message: str) -> None:
+        lab.sh("mail3", f"rm -rf {snap} && mkdir -p -m 700 {snap} && echo {run} > {snap}/id && "
+                        f"cp -p {zone_file} {snap}/0 && echo {zone_file} > {snap}/targets && {setup}")
+        result = run_script(lab, settings, undo)
+        assert result.returncode != 0 and message in result.stderr, (setup, result.stderr)
+        assert "nothing was rolled back" in result.stderr
+        assert lab.sh("mail3", "test -e /tmp/pwned", check=False).returncode != 0
+        assert host_state(lab, "mail3") == before, setup
+        assert lab.sh("mail3", watched).stdout == others, setup
+
+    refused(f"echo /etc/shadow > {snap}/targets", "names /etc/shadow, which is not a file this tool changes")
+    refused(f"echo /etc/firewalld/zones/trusted.xml > {snap}/targets",
+            "names /etc/firewalld/zones/trusted.xml, which is not a file this tool changes")
+    for line in ("runtime remove service smtps;touch${IFS}/tmp/pwned iredmail",
+                 "permanent add port 1-65535/tcp public",
+                 "permanent add port 1-65535/tcp iredmail",
+                 "runtime add service ssh iredmail",
+                 "runtime remove service smtps iredmail extra"):
+        refused(f"printf '%s\\n' '{line}' > {snap}/journal", "holds a journal line that is no change of this tool's")
+    # Links: a copy that is a link to a file elsewhere, a state folder that holds one, a second name of a file.
+    refused(f"rm {snap}/0 && ln -s /etc/shadow {snap}/0", f"holds {snap}/0, which is not a plain file or folder")
+    refused(f"mkdir -p {snap}/state/master && ln -s /etc/shadow {snap}/state/master/orig",
+            f"holds {snap}/state/master/orig, which is not a plain file or folder")
+    refused(f"rm {snap}/0 && ln /etc/shadow {snap}/0 2>/dev/null || ln {snap}/id {snap}/0",
+            "which is not a plain file or folder")
+    # Bindings: every address into trusted, and an interface the reload never dropped.
+    refused(f": > {snap}/reloaded && printf 'trusted\\n  sources: 0.0.0.0/0\\n' > {snap}/bindings && "
+            f"echo 'trusted source 0.0.0.0/0' > {snap}/dropped", "holds a binding its reload did not drop")
+    refused(f": > {snap}/reloaded && : > {snap}/bindings && echo 'trusted interface eth0' > {snap}/dropped",
+            "holds a binding its reload did not drop (trusted interface eth0)")
+    lab.sh("mail3", f"rm -rf {snap}")
 
 
 def test_an_edit_made_after_the_run_wrote_a_file_is_left_to_its_author(lab: Lab):
@@ -330,7 +419,7 @@ def test_an_edit_made_after_the_run_wrote_a_file_is_left_to_its_author(lab: Lab)
         assert run_script(lab, settings, script).returncode == 0
     lab.sh("mail3", "echo '# an admin was here' >> /etc/postfix/master.cf")
     edited = lab.sh("mail3", "cat /etc/postfix/master.cf").stdout
-    result = run_script(lab, settings, rollback.script("mail3", run))
+    result = run_script(lab, settings, rollback.script("mail3", run, zone="iredmail", service="smtps"))
     assert result.returncode == 0, result.stderr
     assert rollback.result(result.stdout) == "partial: /etc/postfix/master.cf", result.stdout
     after = snapshot(lab, "mail3")

@@ -29,26 +29,41 @@ say() { printf 'smtps: %s: %s\n' "$HOST" "$*" || true; }
 # This run's snapshot, for its rollback: RUN names the engine run (one per provider process: one per `up`). Before
 # a script of this run first changes a file, the file as this run found it (or that there was none) is kept under
 # RUNDIR, and at the run's first change on the host, the state folder too. If the check from outside then fails,
-# the rollback script puts them back (templates/rollback.sh.j2). One run's snapshot per host: the next run's first
-# change replaces it. Empty RUN (a script rendered by hand or by a test): nothing is kept.
+# the rollback script puts them back (templates/rollback.sh.j2). One folder per run, named by it: a second run on
+# this host (another stack naming it, a retry) that starts while this one's check still runs keeps its own, and this
+# one's rollback still finds what this run found. Empty RUN (a script rendered by hand or by a test): nothing is kept.
 RUN=''
-RUNDIR=/run/smtps-iredmail/run
+RUNS=/run/smtps-iredmail/runs
+RUNDIR="$RUNS/$RUN"
+KEPT=""
 keep_for_run() {  # keep_for_run FILE...
     [ -n "$RUN" ] || return 0
-    if [ "$(cat "$RUNDIR/id" 2>/dev/null)" != "$RUN" ]; then
-        rm -rf "$RUNDIR" "$RUNDIR.new"
+    KEPT=yes
+    if [ ! -d "$RUNDIR" ]; then
+        mkdir -p -m 700 "$RUNS"
+        # A snapshot serves only until its run's check from outside ends (minutes, an hour for a large fleet):
+        # one a day untouched is of no run still going. Also the single folder of earlier versions.
+        find "$RUNS" -mindepth 1 -maxdepth 1 -mmin +1440 -exec rm -rf {} +
+        rm -rf /run/smtps-iredmail/run "$RUNDIR.new"
         mkdir -m 700 "$RUNDIR.new"
         if [ -d "$STATE" ]; then cp -a "$STATE" "$RUNDIR.new/state"; fi
         : > "$RUNDIR.new/targets"
         printf '%s\n' "$RUN" > "$RUNDIR.new/id"
-        mv "$RUNDIR.new" "$RUNDIR"
+        mv -T "$RUNDIR.new" "$RUNDIR"
     fi
+    touch "$RUNDIR"
     for f in "$@"; do
         if grep -qxF -- "$f" "$RUNDIR/targets"; then continue; fi
         n=$(wc -l < "$RUNDIR/targets" | tr -d ' ')
         if [ -e "$f" ]; then cp -p "$f" "$RUNDIR/$n"; fi
         printf '%s\n' "$f" >> "$RUNDIR/targets"
     done
+}
+# entry_sum PATH: what a file or folder holds (its tree, modes and contents), or "absent"; to compare two of them.
+entry_sum() {
+    [ -e "$1" ] || [ -L "$1" ] || { echo absent; return 0; }
+    (cd "${1%/*}" && find "${1##*/}" -printf '%y %m %p %l\n' && find "${1##*/}" -type f -exec sha256sum {} +) |
+        LC_ALL=C sort
 }
 # left_for_run FILE...: each FILE as this run left it. A rollback puts a file back only while it is still that: an
 # edit someone made after this run wrote it is theirs, and stays.
@@ -61,6 +76,13 @@ left_for_run() {
         rm -f "$RUNDIR/left-$n" "$RUNDIR/left-$n.absent"
         if [ -e "$f" ]; then cp -p "$f" "$RUNDIR/left-$n"; else : > "$RUNDIR/left-$n.absent"; fi
     done
+}
+# The state folder S of a script that kept files for this run, as the script leaves it (the EXIT trap, on success):
+# the rollback puts a resource's state folder back only while it is still that. Another run's resource, or one
+# changed since, is not this run's to put back.
+left_state() {
+    [ -n "$KEPT" ] && [ -n "${S:-}" ] && [ -d "$RUNDIR" ] || return 0
+    entry_sum "$S" > "$RUNDIR/left-state-${S##*/}" || rm -f "$RUNDIR/left-state-${S##*/}"
 }
 fail() { printf 'smtps: %s: %s\n' "$HOST" "$*" >&2 || true; exit 1; }
 # One run at a time on a host: two runs (two stacks naming one machine, a retry while the first still runs) would
@@ -121,6 +143,7 @@ finish() {
     # Its own name: the undo functions set `rc`, and every shell variable is global.
     finish_status=$?
     trap - EXIT
+    if [ "$finish_status" -eq 0 ]; then left_state || true; fi
     if [ "$finish_status" -ne 0 ] && [ -n "$UNDO" ]; then
         if "$UNDO" >/dev/null 2>&1; then
             printf 'smtps: %s: %s: failed; what this run changed is undone\n' "$HOST" "$KIND" >&2 || true
@@ -142,38 +165,130 @@ trap 'exit 143' TERM
 # that reload firewalld arm one.
 ARM=/run/smtps-iredmail/confirm
 ARMED=""
-# The watcher: $1 the arm folder, $2 the seconds to wait. It reads the targets from the folder (data, never code).
-# A third argument "held" means: run now, by a script that holds the host's lock already.
+# The watcher: $1 the arm folder, $2 the seconds to wait; SMTPS_REVERT in its environment, the token it was armed
+# with (so that it is told from any other process at a reused pid). A third argument "held" means: run now, by a
+# script that holds the host's lock already. It reads the targets from the folder (data, never code: only
+# firewalld's own files are written). Every step is checked. A file goes back only while it is still as the run
+# left it (left-N; none: the run left no file): one changed since is someone else's, and is named. When a step
+# fails, the copies stay, firewalld is not reloaded (a mix of two configurations never goes live), the token is
+# renamed token.failed (a rename needs no free space: the mark holds on a full disk) and the next run here reports
+# it and tries again. It says what it did in syslog, and in the folder's report when there is more than "reverted".
 REVERT='sleep "$2"
-if [ "${3:-}" != held ]; then exec 9>>/run/smtps-iredmail/lock; flock 9; fi
-[ -f "$1/token" ] || exit 0
+A=$1
+if [ "${3:-}" != held ]; then
+    exec 9>>/run/smtps-iredmail/lock
+    # Bounded: a run holding the lock settles this change itself (pending_confirm), and then this one is gone.
+    if ! flock -w 600 9; then
+        mv -f "$A/token" "$A/token.failed"
+        echo "the host lock stayed busy for 600 s: nothing was put back" > "$A/report"
+        logger -t smtps-iredmail "an unconfirmed firewalld change was NOT reverted (lock busy): see $A" 2>/dev/null
+        exit 1
+    fi
+fi
+[ -f "$A/token" ] || exit 0
+tok=$(cat "$A/token")
+back() { if [ -e "$A/$1" ]; then [ -e "$2" ] && cmp -s "$A/$1" "$2"; else [ ! -e "$2" ]; fi; }
+as_left() { if [ -e "$A/left-$1" ]; then [ -e "$2" ] && cmp -s "$A/left-$1" "$2"; else [ ! -e "$2" ]; fi; }
+failed=""
+theirs=""
+[ -f "$A/targets" ] || failed="; the list of files is missing"
 n=0
 while IFS= read -r target; do
-    if [ -e "$1/$n" ]; then cp -p "$1/$n" "$target.smtps-tmp" && mv -f "$target.smtps-tmp" "$target"
-    else rm -f "$target"; fi
+    ok=no
+    case "$target" in
+        *..*|*[!A-Za-z0-9_./+-]*) ;;
+        /etc/firewalld/services/*.xml|/etc/firewalld/zones/*.xml|/etc/firewalld/zones/*.xml.old) ok=yes ;;
+    esac
+    if [ "$ok" = no ]; then failed="$failed; $target is no firewalld file, not touched"
+    elif [ -L "$A/$n" ] || [ -L "$A/left-$n" ]; then failed="$failed; the copy of $target is a link, not followed"
+    elif back "$n" "$target"; then :
+    elif ! as_left "$n" "$target"; then theirs="$theirs $target"
+    elif [ -e "$A/$n" ]; then
+        if ! { cp -p "$A/$n" "$target.smtps-tmp" && mv -f "$target.smtps-tmp" "$target"; }; then
+            rm -f "$target.smtps-tmp"
+            failed="$failed; putting back $target failed"
+        fi
+    elif ! rm -f "$target"; then failed="$failed; removing $target failed"
+    fi
     n=$((n + 1))
-done < "$1/targets"
-if [ -f "$1/state" ]; then
-    s=$(cat "$1/state")
-    if [ -d "$s.pending" ] && [ ! -e "$s" ]; then mv "$s.pending" "$s"; fi
+done < "$A/targets"
+if [ -z "$failed" ] && [ -f "$A/state" ]; then
+    s=$(cat "$A/state")
+    case "$s" in
+        /var/lib/smtps-iredmail/*..*|/var/lib/smtps-iredmail/*/*) failed="; $s is no state folder" ;;
+        /var/lib/smtps-iredmail/?*)
+            if [ -d "$s.pending" ] && [ ! -e "$s" ]; then
+                mv -T "$s.pending" "$s" || failed="; putting back the state folder $s failed"
+            fi ;;
+        *) failed="; $s is no state folder" ;;
+    esac
 fi
-firewall-cmd --reload >/dev/null 2>&1
-logger -t smtps-iredmail "no fresh login confirmed the firewalld change of $(cat "$1/token"): reverted" 2>/dev/null
-rm -rf "$1"
+if [ -z "$failed" ]; then firewall-cmd --reload >/dev/null 2>&1 || failed="; firewall-cmd --reload failed"; fi
+if [ -n "$failed" ]; then
+    mv -f "$A/token" "$A/token.failed"
+    why="reverting the unconfirmed firewalld change $tok failed${failed}; its copies are kept in $A"
+    printf "%s\n" "$why" > "$A/report"
+    logger -t smtps-iredmail "$why" 2>/dev/null
+    exit 1
+fi
+logger -t smtps-iredmail "no fresh login confirmed the firewalld change of $tok: reverted${theirs:+; left as they are, changed by someone else since:$theirs}" 2>/dev/null
+if [ -n "$theirs" ]; then
+    printf "%s\n" "an unconfirmed firewalld change ($tok) was reverted; left as they are, changed by someone else since:$theirs" > "$A/report"
+    rm -f "$A/token"
+    exit 0
+fi
+rm -rf "$A"
 exit 0'
-# The watcher of $1 (a pid from the arm folder, checked to be that watcher still: a pid can be reused).
-watcher_alive() { [ "$1" -gt 0 ] 2>/dev/null && grep -q smtps-revert "/proc/$1/cmdline" 2>/dev/null; }
+# The watcher at pid $1, armed with token $2: that pid still runs with the token in its environment (a pid can be
+# reused; the environment of root's processes is readable by root alone).
+watcher_alive() {
+    [ "$1" -gt 0 ] 2>/dev/null && [ -n "$2" ] &&
+        tr '\0' '\n' < "/proc/$1/environ" 2>/dev/null | grep -qxF "SMTPS_REVERT=$2"
+}
 # An earlier change still waiting for its confirmation: its watcher would revert files under this run. Nothing
 # confirmed it, so it is reverted now, as the watcher would do a little later. If the watcher is gone (killed, or
-# the host was rebooted), the change has stood since, and this very login proves SSH works with it.
+# the host was rebooted), the change has stood since, and this very login proves SSH works with it. A watcher that
+# failed (token.failed) is reported, and its revert tried again; one that reverted but left files to someone else
+# is reported.
 pending_confirm() {
     [ -d "$ARM" ] || return 0
+    if [ -f "$ARM/token.failed" ]; then
+        say "warning: $(cat "$ARM/report" 2>/dev/null || echo "the revert of an unconfirmed firewalld change failed"); trying it again"
+        mv -f "$ARM/token.failed" "$ARM/token"
+        /bin/sh -c "$REVERT" smtps-revert "$ARM" 0 held </dev/null >/dev/null 2>&1 ||
+            fail "$(cat "$ARM/report" 2>/dev/null || echo "reverting an unconfirmed firewalld change failed again"): check the host"
+        say "an earlier firewalld change here was never confirmed: its previous configuration is back"
+        [ ! -f "$ARM/report" ] || say "$(cat "$ARM/report")"
+        rm -rf "$ARM"
+        return 0
+    fi
+    if [ ! -f "$ARM/token" ]; then
+        [ ! -f "$ARM/report" ] || say "$(cat "$ARM/report")"
+        rm -rf "$ARM"
+        return 0
+    fi
     pid=$(cat "$ARM/pid" 2>/dev/null || echo 0)
-    if watcher_alive "$pid"; then
+    tok=$(cat "$ARM/token")
+    # Another run's change, armed moments ago (two stacks naming this host, or a rollback): its controller is about
+    # to confirm it over a fresh login, which needs this lock. So wait, the lock released, until it is confirmed or
+    # its watcher's time is up (at most an hour, whatever the folder says); only then put it back ourselves.
+    until=$(cat "$ARM/until" 2>/dev/null || echo 0)
+    case "$until" in *[!0-9]*|'') until=0 ;; esac
+    now=$(date +%s)
+    [ "$until" -le $((now + 3600)) ] || until=$((now + 3600))
+    while [ -f "$ARM/token" ] && watcher_alive "$pid" "$tok" && [ "$(date +%s)" -lt "$until" ]; do
+        flock -u 9
+        sleep 1
+        flock -w 60 9 || fail "another smtps-iredmail run holds this host's lock ($(cat "$LOCK" 2>/dev/null || echo unknown)); nothing was changed"
+    done
+    [ -d "$ARM" ] || return 0  # confirmed meanwhile, or reverted by its watcher
+    if [ ! -f "$ARM/token" ] || [ "$(cat "$ARM/token")" != "$tok" ]; then pending_confirm; return 0; fi
+    if watcher_alive "$pid" "$tok"; then
         kill -TERM -"$pid" 2>/dev/null || true
         /bin/sh -c "$REVERT" smtps-revert "$ARM" 0 held </dev/null >/dev/null 2>&1 ||
-            fail "an earlier firewalld change here was never confirmed, and putting it back failed: check the host"
+            fail "$(cat "$ARM/report" 2>/dev/null || echo "an earlier firewalld change here was never confirmed, and putting it back failed"): check the host"
         say "an earlier firewalld change here was never confirmed: its previous configuration is back"
+        [ ! -d "$ARM" ] || { say "$(cat "$ARM/report" 2>/dev/null)"; rm -rf "$ARM"; }
         return 0
     fi
     confirmed_state

@@ -1,0 +1,228 @@
+"""The revert watcher of a commit-confirmed firewalld reload, and the settling of it by the next run, run in dash
+(Debian's /bin/sh) on a folder tree of their own: the watcher checks each step, keeps its copies and leaves a mark
+when a put-back fails, which the next run reports; it puts back only files still as the run left them; it is told
+from another process at its pid by the token in its environment. The code is the rendered scripts' own: only the
+absolute paths are moved under a temporary folder, and firewall-cmd and logger are stand-ins that write down how
+they were called."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from smtps import firewalld_service
+from smtps.settings import parse_host
+from smtps.templating import Action
+from tests.conftest import require
+
+ARMED_WITH = "0123456789abcdef"
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+
+def prologue_part() -> str:
+    """The watcher (REVERT) and everything the scripts settle it with, as the scripts render them."""
+    settings = parse_host("lab", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": HOST_KEY})
+    text = firewalld_service.script("mail1", settings.service, Action.APPLY)
+    start = text.index("ARM=/run/smtps-iredmail/confirm")
+    end = text.index("pending_confirm\n", text.index("confirmed_state() {"))
+    return text[start:end]
+
+
+@pytest.fixture
+def host(tmp_path: Path):
+    """A folder tree standing in for the host: /etc/firewalld, /run/smtps-iredmail, /var/lib/smtps-iredmail, and
+    a bin folder first in PATH with stand-ins that log their calls."""
+    require(shutil.which("dash") is not None, "dash (Debian's /bin/sh) is needed")
+    root = tmp_path / "h"
+    for folder in ("etc/firewalld/services", "etc/firewalld/zones", "run/smtps-iredmail", "var/lib", "bin"):
+        (root / folder).mkdir(parents=True)
+    log = root / "calls"
+    for tool in ("firewall-cmd", "logger"):
+        stub = root / "bin" / tool
+        stub.write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\n')
+        stub.chmod(0o755)
+    return root
+
+
+def code_for(root: Path) -> str:
+    text = prologue_part()
+    for path in ("/etc/firewalld/", "/run/smtps-iredmail", "/var/lib/smtps-iredmail"):
+        text = text.replace(path, f"{root}{path}")
+    assert re.fullmatch(r"[A-Za-z0-9_./+-]+", str(root)), root  # the watcher refuses odd characters in paths
+    return text
+
+
+def arm(root: Path, found: str, left: str) -> Path:
+    """An armed change of the service file: found as `found` before the run, left as `left` by it."""
+    target = root / "etc/firewalld/services/smtps.xml"
+    target.write_text(left)
+    folder = root / "run/smtps-iredmail/confirm"
+    folder.mkdir()
+    (folder / "targets").write_text(f"{target}\n")
+    (folder / "0").write_text(found)
+    (folder / "left-0").write_text(left)
+    (folder / "token").write_text(ARMED_WITH + "\n")
+    return folder
+
+
+def sh(root: Path, script: str, *args: str, failing_cp: bool = False) -> subprocess.CompletedProcess[str]:
+    bin_dir = root / "bin"
+    cp = bin_dir / "cp"
+    if failing_cp:
+        cp.write_text('#!/bin/sh\necho "cp: error writing: No space left on device" >&2\nexit 1\n')
+        cp.chmod(0o755)
+    elif cp.exists():
+        cp.unlink()
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(root)}
+    return subprocess.run(["dash", "-c", script, "smtps-revert", *args], capture_output=True, text=True, env=env,
+                          timeout=60, check=False)
+
+
+def watcher(root: Path, **kwargs) -> subprocess.CompletedProcess[str]:
+    """The watcher run as a script holding the lock runs it ("held"), after 0 s."""
+    code = code_for(root)
+    revert = re.search(r"^REVERT='(.*?)'$", code, re.S | re.M)
+    assert revert
+    return sh(root, revert.group(1), str(root / "run/smtps-iredmail/confirm"), "0", "held", **kwargs)
+
+
+def next_run(root: Path, **kwargs) -> subprocess.CompletedProcess[str]:
+    """The start of the next run on the host: it settles what an earlier change left."""
+    harness = ('HOST=mail1\nSTATE="$ROOT/var/lib/smtps-iredmail"\nLOCK="$ROOT/run/smtps-iredmail/lock"\n'
+               'exec 9>>"$LOCK"\nflock 9\n'
+               "say() { printf 'smtps: %s: %s\\n' \"$HOST\" \"$*\"; }\n"
+               "fail() { printf 'smtps: %s: %s\\n' \"$HOST\" \"$*\" >&2; exit 1; }\n")
+    return sh(root, harness.replace("$ROOT", str(root)) + code_for(root) + "pending_confirm\necho settled\n",
+              **kwargs)
+
+
+def calls(root: Path) -> str:
+    log = root / "calls"
+    return log.read_text() if log.exists() else ""
+
+
+def test_a_failing_cp_keeps_the_copies_and_a_mark_that_the_next_run_reports(host: Path):
+    folder = arm(host, found="<service>before</service>\n", left="<service>this run</service>\n")
+    target = host / "etc/firewalld/services/smtps.xml"
+    failed = watcher(host, failing_cp=True)
+    assert failed.returncode == 1, failed.stderr
+    # Nothing half-done: the file as the run left it, no work copy, no reload; the copies and the mark stay.
+    assert target.read_text() == "<service>this run</service>\n"
+    assert not list(target.parent.glob("*.smtps-tmp"))
+    assert sorted(p.name for p in folder.iterdir()) == ["0", "left-0", "report", "targets", "token.failed"]
+    report = (folder / "report").read_text()
+    assert f"reverting the unconfirmed firewalld change {ARMED_WITH} failed; putting back {target} failed" in report
+    assert "firewall-cmd" not in calls(host) and f"logger -t smtps-iredmail {report.strip()}" in calls(host)
+    # The next run, still without a working cp: reports it, in words, tries again, fails and changes nothing.
+    again = next_run(host, failing_cp=True)
+    assert again.returncode == 1 and "settled" not in again.stdout
+    assert f"warning: reverting the unconfirmed firewalld change {ARMED_WITH} failed" in again.stdout, again.stdout
+    assert f"putting back {target} failed; its copies are kept in {folder}: check the host" in again.stderr
+    assert (folder / "token.failed").exists() and (folder / "0").exists()
+    # With cp working again, the next run reports the earlier failure and puts the file back.
+    fixed = next_run(host)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "warning: reverting the unconfirmed firewalld change" in fixed.stdout
+    assert "its previous configuration is back" in fixed.stdout and "settled" in fixed.stdout
+    assert target.read_text() == "<service>before</service>\n"
+    assert not folder.exists()
+    assert calls(host).count("firewall-cmd --reload") == 1
+
+
+def test_a_file_changed_since_the_run_left_it_is_left_to_its_author_and_named(host: Path):
+    folder = arm(host, found="<service>before</service>\n", left="<service>this run</service>\n")
+    zone = host / "etc/firewalld/zones/iredmail.xml"
+    zone.write_text("<zone>an admin's edit</zone>\n")
+    with (folder / "targets").open("a") as targets:
+        targets.write(f"{zone}\n")
+    (folder / "1").write_text("<zone>before</zone>\n")
+    (folder / "left-1").write_text("<zone>this run</zone>\n")
+    done = watcher(host)
+    assert done.returncode == 0, done.stderr
+    assert (host / "etc/firewalld/services/smtps.xml").read_text() == "<service>before</service>\n"
+    assert zone.read_text() == "<zone>an admin's edit</zone>\n"
+    assert "firewall-cmd --reload" in calls(host)
+    assert f"left as they are, changed by someone else since: {zone}" in (folder / "report").read_text()
+    assert not (folder / "token").exists()  # nothing left to confirm
+    told = next_run(host)
+    assert told.returncode == 0 and f"changed by someone else since: {zone}" in told.stdout, told.stdout
+    assert not folder.exists()
+
+
+def test_a_target_that_is_no_firewalld_file_is_not_touched(host: Path):
+    folder = arm(host, found="x\n", left="y\n")
+    victim = host / "etc/passwd"
+    victim.write_text("root:x:0:0\n")
+    (folder / "targets").write_text(f"{victim}\n")
+    failed = watcher(host)
+    assert failed.returncode == 1 and victim.read_text() == "root:x:0:0\n"
+    assert f"{victim} is no firewalld file, not touched" in (folder / "report").read_text()
+
+
+def test_a_copy_that_is_a_link_is_not_followed(host: Path):
+    folder = arm(host, found="x\n", left="<service>this run</service>\n")
+    secret = host / "secret"
+    secret.write_text("not for a firewalld file\n")
+    (folder / "0").unlink()
+    (folder / "0").symlink_to(secret)
+    failed = watcher(host)
+    target = host / "etc/firewalld/services/smtps.xml"
+    assert failed.returncode == 1 and target.read_text() == "<service>this run</service>\n"
+    assert f"the copy of {target} is a link, not followed" in (folder / "report").read_text()
+
+
+def test_the_watcher_is_told_by_the_token_in_its_environment_not_by_its_name(host: Path):
+    code = code_for(host)
+    alive = re.search(r"^watcher_alive\(\) \{.*?^\}$", code, re.S | re.M)
+    assert alive
+    impostor = subprocess.Popen(["dash", "-c", "sleep 30", "smtps-revert"], env={"PATH": "/usr/bin:/bin"})
+    real = subprocess.Popen(["dash", "-c", "sleep 30", "smtps-revert"],
+                            env={"PATH": "/usr/bin:/bin", "SMTPS_REVERT": ARMED_WITH}, start_new_session=True)
+    try:
+        def check(pid: int) -> int:
+            return sh(host, f'{alive.group(0)}\nwatcher_alive {pid} {ARMED_WITH}').returncode
+        assert check(real.pid) == 0
+        assert check(impostor.pid) != 0  # the same name and arguments, without the token
+        assert sh(host, f'{alive.group(0)}\nwatcher_alive {real.pid} ""').returncode != 0
+    finally:
+        for proc in (impostor, real):
+            proc.kill()
+            proc.wait()
+
+
+def test_the_next_run_waits_for_a_change_its_controller_is_confirming_and_reverts_one_never_confirmed(host: Path):
+    """Another stack's run armed a change a moment ago: the next run waits (the lock released) until it is
+    confirmed, and reverts nothing. One its watcher's time ran out on is put back."""
+    watcher_stand_in = subprocess.Popen(["dash", "-c", "sleep 60", "smtps-revert"], start_new_session=True,
+                                        env={"PATH": "/usr/bin:/bin", "SMTPS_REVERT": ARMED_WITH})
+    try:
+        folder = arm(host, found="<service>before</service>\n", left="<service>this run</service>\n")
+        (folder / "pid").write_text(f"{watcher_stand_in.pid}\n")
+        (folder / "until").write_text(f"{int(time.time()) + 30}\n")
+        # Its controller confirms 2 s later, as confirm.sh does: the folder goes, under the lock.
+        confirm = threading.Timer(2, lambda: subprocess.run(
+            ["flock", str(host / "run/smtps-iredmail/lock"), "rm", "-rf", str(folder)], check=True))
+        confirm.start()
+        started = time.monotonic()
+        waited = next_run(host)
+        confirm.join()
+        assert waited.returncode == 0 and "settled" in waited.stdout, waited.stderr
+        assert 1.5 < time.monotonic() - started < 25
+        assert "never confirmed" not in waited.stdout
+        assert (host / "etc/firewalld/services/smtps.xml").read_text() == "<service>this run</service>\n"
+        # Armed again, and its time up: put back at once.
+        folder = arm(host, found="<service>before</service>\n", left="<service>this run</service>\n")
+        (folder / "pid").write_text(f"{watcher_stand_in.pid}\n")
+        (folder / "until").write_text(f"{int(time.time()) - 1}\n")
+        reverted = next_run(host)
+        assert reverted.returncode == 0 and "never confirmed: its previous configuration is back" in reverted.stdout
+        assert (host / "etc/firewalld/services/smtps.xml").read_text() == "<service>before</service>\n"
+    finally:
+        watcher_stand_in.kill()
+        watcher_stand_in.wait()
