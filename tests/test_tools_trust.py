@@ -63,8 +63,8 @@ class Tools:
         self.plant(self.engine_dir, {"pulumi": FAKE_PULUMI, **real})
 
     def run(self, script: str, **env: str) -> subprocess.CompletedProcess[str]:
-        base = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS", "SMTPS_TOOLS_FRESH", "RUNNER_TEMP",
-                                                                  "GOFLAGS")}
+        dropped = ("CI", "GITHUB_ACTIONS", "SMTPS_TOOLS_FRESH", "RUNNER_TEMP", "GOFLAGS")
+        base = {k: v for k, v in os.environ.items() if k not in dropped}
         return subprocess.run(["bash", str(self.project / "tools" / script)], capture_output=True, text=True,
                               timeout=120, env={**base, "PATH": f"{self.bin}:{os.environ['PATH']}",
                                                 "SMTPS_ENGINE_CACHE": str(self.cache),
