@@ -59,9 +59,10 @@ class NftChain:
     live: str  # present | missing
     live_rule: bool
     live_other: bool
-    file: str  # present | missing
+    file: str  # present | missing | refused (read as nft reads it, the file is not one this tool edits)
     file_rule: bool
     file_other: bool
+    file_why: str = ""  # why it is refused, file and line
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,8 @@ def parse(text: str) -> HostFacts:
     if "nft.live.chain" in lines:
         nft = NftChain(live=lines["nft.live.chain"], live_rule=lines.get("nft.live.rule") == "yes",
                        live_other=lines.get("nft.live.other") == "yes", file=lines.get("nft.file.chain", "missing"),
-                       file_rule=lines.get("nft.file.rule") == "yes", file_other=lines.get("nft.file.other") == "yes")
+                       file_rule=lines.get("nft.file.rule") == "yes", file_other=lines.get("nft.file.other") == "yes",
+                       file_why=lines.get("nft.file.why", ""))
     return HostFacts(postfix=lines.get("postfix", "stopped"), master=master, service=service,
                      firewalld=lines.get("firewalld", "stopped"), zone=lines.get("zone", "unknown"),
                      permanent=layer("permanent"), runtime=layer("runtime"), nft=nft,

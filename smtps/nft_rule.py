@@ -429,6 +429,10 @@ def main(argv: list[str]) -> int:
                 facts |= file_facts(_read(rest[0]), family, table, chain)
             except FileNotFoundError:
                 facts |= {"file.chain": "missing", "file.rule": "no", "file.other": "no"}
+            except NftError as error:
+                # Said as a fact, so drift names why the file is not read rather than "cannot be read".
+                why = " ".join(error.where(rest[0]).split())
+                facts |= {"file.chain": "refused", "file.rule": "no", "file.other": "no", "file.why": why}
             print("\n".join(f"nft.{key}={value}" for key, value in facts.items()))
             return 0
         if command in ("with-rule", "without-rule"):

@@ -47,6 +47,9 @@ def live(facts: HostFacts, nft: NftablesSettings) -> dict[str, Any]:
     if found is None:
         return {}
     state = {"present": "loaded", "missing": "chain missing", "no-nft": "nft is not installed"}
+    if found.file == "refused":
+        return {"nftables": f"not read: {found.file_why}", "runtime": found.live_rule or found.live_other,
+                "persistent": False}
     return {"nftables": state.get(found.live, "cannot be read (python3 and nft are needed)"),
             "runtime": found.live_rule or found.live_other, "persistent": found.file_rule or found.file_other}
 

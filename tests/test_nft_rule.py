@@ -248,3 +248,20 @@ def test_the_host_program_names_the_file_and_line_and_keeps_every_byte(tmp_path,
     assert target.read_bytes() == raw[:at] + f"        {RULE}\n".encode() + raw[at:]
     assert nft_rule.main(["without-rule", *CHAIN, str(target), str(source)]) == 0
     assert source.read_bytes() == raw
+
+
+def test_facts_of_a_refused_file_say_why_and_drift_names_it(tmp_path, capsys, monkeypatch):
+    """A file the reader refuses is a fact with its reason, not "cannot be read": drift then says which line."""
+    from smtps.facts import parse
+    from smtps.nftables_rule import live
+    from smtps.settings import NftablesSettings
+
+    source = tmp_path / "nftables.conf"
+    source.write_text(_file(extra="include \"x.nft\"\n"))
+    monkeypatch.setattr(nft_rule, "_listing", lambda *chain: None)
+    assert nft_rule.main(["facts", *CHAIN, str(source)]) == 0
+    out = capsys.readouterr().out
+    assert "nft.file.chain=refused" in out and f"nft.file.why={source} line 16: an include" in out
+    facts = parse(out)
+    assert live(facts, NftablesSettings("inet", "filter", "input"))["nftables"].startswith(
+        f"not read: {source} line 16: an include")

@@ -163,6 +163,10 @@ def test_the_file_is_read_as_nft_reads_it_on_the_host(lab: Lab, project: Project
         up = project.smtps("up", "-s", STACK, "--yes", "--refresh", check=False)
         assert up.returncode != 0 and f"{CONF} line {lines}: an include" in up.stderr, up.stderr
         assert nft_state(lab, "mail1") == before
+        # drift says why the file is not read, by file and line (not "cannot be read").
+        rows = json.loads(project.smtps("drift", "-s", STACK, "--json", check=False).stdout)
+        live = {row["field"]: row["live"] for row in rows if row["host"] == "mail1"}
+        assert str(live.get("nftables", "")).startswith(f"not read: {CONF} line {lines}: an include"), rows
     finally:
         lab.sh("mail1", "rm -rf /var/lib/smtps-iredmail && tar -C / -xf /root/nft-case.tar && rm /root/nft-case.tar")
     assert drift_rows(project) == []

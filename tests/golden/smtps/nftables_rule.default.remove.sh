@@ -349,6 +349,10 @@ SMTPS_NFT_RULE
 }
 FACTS=$(nftrule facts "$CONF" 2>&1) || fail "cannot read the $WHERE: $FACTS"
 fact() { printf '%s\n' "$FACTS" | grep -qx "nft.$1"; }
+# A file the reader will not read as nft would (an include, the chain declared twice, ...): named, nothing changed.
+if fact file.chain=refused; then
+    fail "cannot read the $WHERE: $(printf '%s\n' "$FACTS" | sed -n 's/^nft\.file\.why=//p') (read as nft reads it; nothing was changed)"
+fi
 # A copy of $CONF with (or without) the rule, checked by nft itself (-c: nothing is loaded), then renamed over it.
 ADDED=no
 DELETED=no
