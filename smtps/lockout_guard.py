@@ -26,7 +26,8 @@ accepts do not count (a zone's target decides before it); its rejects still refu
 And it refuses a reload that would make live anything this run did not write: a permanent edit somebody left
 pending, or a runtime-only change a reload would drop, is named, and nothing is reloaded (`pending`). The reload is
 then never the moment someone else's edit goes live unseen. The caller names the files it changed, each with its
-copy from before the run ("-": there was none): those are compared as they were.
+copy from before the run ("-": there was none): those are compared as they were, but for a service file, which
+the run writes whole (an edit pending in it is replaced, never made live).
 """
 
 from __future__ import annotations
@@ -294,13 +295,14 @@ def _show(values: object) -> str:
     return "none" if values is None else str(values)
 
 
-def pending(expected: dict[str, dict], live: dict[str, dict]) -> list[str]:
+def pending(expected: dict[str, dict], live: dict[str, dict], ours: frozenset[str] = frozenset()) -> list[str]:
     """How the configuration a reload would load (`expected`: "zone NAME", "service NAME", ... each with its
-    settings, this run's own files as they were before it) differs from the running one (`live`), in words. An
-    interface bound only at runtime is not a difference: NetworkManager binds interfaces so, and the judgement of
-    runtime bindings is `zones_of`'s."""
+    settings, this run's own files as they were before it) differs from the running one (`live`), in words; `ours`
+    are objects this run writes whole (its service file), which nobody else's edit reaches through. An interface
+    bound only at runtime is not a difference: NetworkManager binds interfaces so, and the judgement of runtime
+    bindings is `zones_of`'s."""
     found = []
-    for key in sorted(set(expected) | set(live)):
+    for key in sorted((set(expected) | set(live)) - ours):
         if key not in live:
             found.append(f"{key} is defined permanently but not running")
             continue
@@ -326,8 +328,8 @@ def pending(expected: dict[str, dict], live: dict[str, dict]) -> list[str]:
     return found
 
 
-def pending_problem(expected: dict[str, dict], live: dict[str, dict]) -> str:
-    differences = pending(expected, live)
+def pending_problem(expected: dict[str, dict], live: dict[str, dict], ours: frozenset[str] = frozenset()) -> str:
+    differences = pending(expected, live, ours)
     if not differences:
         return ""
     shown = "; ".join(differences[:_SHOWN])
@@ -487,6 +489,13 @@ def own_files(args: list[str]) -> dict[str, str]:
     return found
 
 
+def written_whole(own: dict[str, str]) -> frozenset[str]:
+    """The objects of this run's files that it writes whole from its own template (a service file): what was
+    pending in one is replaced, never made live."""
+    return frozenset(f"service {os.path.basename(target)[:-4]}" for target in own
+                     if os.path.dirname(target) == f"{ETC}/services")
+
+
 def as_before(own: dict[str, str], folder: str) -> str:
     """A copy of /etc/firewalld in `folder` with this run's files as they were before it: what the running
     configuration should be if nobody else left an edit pending."""
@@ -535,7 +544,7 @@ def main(args: list[str]) -> int:
         if not problem:
             with tempfile.TemporaryDirectory(prefix="smtps-guard.") as folder:
                 before = offline(as_before(own, folder)) if own else fw
-                problem = pending_problem(expected_of(before), live_of(firewalld))
+                problem = pending_problem(expected_of(before), live_of(firewalld), written_whole(own))
     except Undecidable as err:
         problem = (f"cannot tell whether SSH survives a firewalld reload: {err}. Check it, or allow SSH so that "
                    "the guard can see it (a zone's port or service)")

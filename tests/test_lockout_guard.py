@@ -19,6 +19,7 @@ from smtps.lockout_guard import (
     pending,
     pending_problem,
     verdict,
+    written_whole,
     zones_of,
 )
 
@@ -218,6 +219,9 @@ def test_the_refusal_names_the_first_differences_and_counts_the_rest():
     assert problem.endswith("; and 3 more. Make it live yourself (check it, then firewall-cmd --reload) or undo it, "
                             "then run this again")
     assert pending_problem({"zone a": ZONE}, {"zone a": ZONE}) == ""
+    # The service file this run writes whole: what was pending in it is replaced, so it is not a difference.
+    assert pending_problem({"service smtps": {"ports": [("4650", "tcp")]}}, {"service smtps": {"ports": []}},
+                           frozenset({"service smtps"})) == ""
 
 
 def test_this_runs_files_are_taken_as_they_were_before_it(tmp_path, monkeypatch):
@@ -232,6 +236,7 @@ def test_this_runs_files_are_taken_as_they_were_before_it(tmp_path, monkeypatch)
     own = own_files([f"{etc}/services/smtps.xml", str(before), f"{etc}/zones/iredmail.xml.old", "-",
                      "/tmp/elsewhere.xml", "-", f"{etc}/services/../zones/x.xml", "-"])
     assert own == {f"{etc}/services/smtps.xml": str(before)}  # .old copies and paths outside are never loaded
+    assert written_whole({**own, f"{etc}/zones/iredmail.xml": "-"}) == {"service smtps"}
     copy = as_before({**own, f"{etc}/zones/gone.xml": "-"}, str(tmp_path / "work"))
     assert (tmp_path / "work" / "firewalld" / "services" / "smtps.xml").read_text() == "old"
     assert (tmp_path / "work" / "firewalld" / "zones" / "iredmail.xml").read_text() == "admin's"
