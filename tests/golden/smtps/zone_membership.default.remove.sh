@@ -336,7 +336,10 @@ if { [ -e "$S/orig" ] || [ -e "$S/absent" ]; } && { [ "$as_found" = yes ] ||
     if [ -e "$S/old-orig" ]; then put "$S/old-orig" "$ZFILE.old"; else rm -f "$ZFILE.old"; fi
     zone_before=-; [ ! -e "$S.before" ] || zone_before="$S.before"
     old_before=-; [ ! -e "$S.before-old" ] || old_before="$S.before-old"
-    guard_reload "$ZFILE" "$zone_before" "$ZFILE.old" "$old_before"
+    # The guard compares the zone with the running one as this tool left it: a remove interrupted before its
+    # reload has put the file back already, and only this tool's own service is then pending.
+    judged=$zone_before; [ ! -e "$S/applied" ] || judged="$S/applied"
+    guard_reload "$ZFILE" "$judged"
     check_config
     arm "$ZFILE" "$zone_before" "$ZFILE.old" "$old_before"
     RELOADED=yes
