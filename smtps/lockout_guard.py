@@ -40,7 +40,6 @@ import sys
 from dataclasses import dataclass, field
 
 ETC = "/etc/firewalld"
-USR = "/usr/lib/firewalld"
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 
 
