@@ -14,6 +14,20 @@ zone bound to the interface it came in on; then the default zone. After a reload
 runtime-only bindings are dropped unless firewalld.conf says FlushAllOnReload=no (NetworkManager may bind an
 interface again, so a runtime binding is judged too). Rich rules that reject or drop are evaluated before those that
 accept (firewalld.richlanguage(5)); so any deny rule that matches is a refusal here.
+
+An interface name ending in "+" binds every interface that starts with what comes before it ("eth+": eth0, eth1).
+Zone files in a sub-folder of /etc/firewalld/zones/ are combined by firewalld into one zone named after the folder;
+the configuration is read by firewalld's own loader (the one `firewall-offline-cmd` uses), so those and everything
+else it loads are read as firewalld reads them. firewalld 2.x's `ingress-priority` can put a zone bound to an
+interface ahead of one bound to a source: where any zone has one, every zone that may classify the connection (by
+source, by interface, the default zone) is judged. A policy with a priority above 0 runs after the zones, so its
+accepts do not count (a zone's target decides before it); its rejects still refuse.
+
+And it refuses a reload that would make live anything this run did not write: a permanent edit somebody left
+pending, or a runtime-only change a reload would drop, is named, and nothing is reloaded (`pending`). The reload is
+then never the moment someone else's edit goes live unseen. The caller names the files it changed, each with its
+copy from before the run ("-": there was none): those are compared as they were, but for a service file, which
+the run writes whole (an edit pending in it is replaced, never made live).
 """
 
 from __future__ import annotations
@@ -26,7 +40,6 @@ import sys
 from dataclasses import dataclass, field
 
 ETC = "/etc/firewalld"
-USR = "/usr/lib/firewalld"
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 
 
@@ -57,6 +70,7 @@ class Zone:
     sources: tuple[str, ...] = ()
     interfaces: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = ()
+    ingress_priority: int = 0  # firewalld >= 2.0; 0 is its default
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,7 @@ class Policy:
     services: tuple[str, ...] = ()
     ports: tuple[tuple[str, str], ...] = ()
     rules: tuple[Rule, ...] = ()
+    priority: int = -1  # firewalld's default: before the zones
 
 
 @dataclass
@@ -188,6 +203,11 @@ def _allows(services: tuple[str, ...], ports: tuple[tuple[str, str], ...], conn:
     return False
 
 
+def interface_matches(spec: str, interface: str) -> bool:
+    """firewalld's interface names: a trailing "+" is a wildcard for the rest of the name."""
+    return spec == interface or (spec.endswith("+") and interface.startswith(spec[:-1]))
+
+
 def zones_of(conn: Connection, config: Config) -> list[tuple[str, str]]:
     """The zones that may carry the connection after a reload, each with why: every one must allow it."""
     by_source = []
@@ -195,11 +215,15 @@ def zones_of(conn: Connection, config: Config) -> list[tuple[str, str]]:
         for source in zone.sources:
             if _in(conn.client, source, config):
                 by_source.append((zone.name, f"its source {source}"))
-    if by_source:
+    prioritised = any(zone.ingress_priority for zone in config.zones.values())
+    if by_source and not prioritised:
         return by_source
-    bound = [zone.name for zone in config.zones.values() if conn.interface in zone.interfaces]
-    found = [(name, f"interface {conn.interface}") for name in bound] or [
+    found = [(zone.name, f"interface {spec}") for zone in config.zones.values() for spec in zone.interfaces
+             if interface_matches(spec, conn.interface)]
+    found = found or [
         (config.default_zone, f"the default zone (interface {conn.interface} is bound to no zone permanently)")]
+    if prioritised:  # the order between them is firewalld's to decide: every one is judged
+        found = by_source + [(name, f"{why}, ingress-priority set") for name, why in found]
     runtime = config.runtime_zone_of_interface
     if runtime and runtime not in [name for name, _ in found]:
         why = "kept by FlushAllOnReload=no" if not config.flush_all_on_reload else "NetworkManager may bind it again"
@@ -229,6 +253,8 @@ def verdict(conn: Connection, config: Config) -> str:
             _deny(policy.rules, conn, config, pwhere)
             if policy.target in ("REJECT", "DROP"):
                 raise Undecidable(f"{pwhere} has target {policy.target} for traffic to this host")
+            if policy.priority > 0:
+                continue  # after the zone: its target has decided before this policy's accepts are reached
             allowed = allowed or policy.target == "ACCEPT" or \
                 _allows(policy.services, policy.ports, conn, config, pwhere) or _accepts(policy.rules, conn, config)
         if not allowed:
@@ -239,7 +265,80 @@ def verdict(conn: Connection, config: Config) -> str:
     return ""
 
 
-# --- reading a host (firewalld's own readers; not used by the unit tests) ------------------------------------------
+# --- pending edits: what a reload would change that this run did not write ----------------------------------------
+# Names only, never a verdict: firewalld ignores them when it filters.
+_WORDS = frozenset({"version", "short", "description"})
+_SHOWN = 8  # differences named in one refusal; the rest are counted
+
+
+def _value(value: object) -> object:
+    """A setting as firewalld means it: a list is a set (the order of ports, services or rich rules decides
+    nothing), an item of it keeps its order (a forward port's from and to), and empty is empty whatever its type."""
+    def item(inner: object) -> object:
+        if isinstance(inner, (list, tuple)):
+            return tuple(item(part) for part in inner)
+        if isinstance(inner, dict):
+            return tuple(sorted((str(key), item(part)) for key, part in inner.items()))
+        return inner
+
+    if not value:
+        return None
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return frozenset(item(part) for part in value)
+    return item(value)
+
+
+def _show(values: object) -> str:
+    if isinstance(values, frozenset):
+        return " ".join(sorted(" ".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in values))
+    return "none" if values is None else str(values)
+
+
+def pending(expected: dict[str, dict], live: dict[str, dict], ours: frozenset[str] = frozenset()) -> list[str]:
+    """How the configuration a reload would load (`expected`: "zone NAME", "service NAME", ... each with its
+    settings, this run's own files as they were before it) differs from the running one (`live`), in words; `ours`
+    are objects this run writes whole (its service file), which nobody else's edit reaches through. An interface
+    bound only at runtime is not a difference: NetworkManager binds interfaces so, and the judgement of runtime
+    bindings is `zones_of`'s."""
+    found = []
+    for key in sorted((set(expected) | set(live)) - ours):
+        if key not in live:
+            found.append(f"{key} is defined permanently but not running")
+            continue
+        if key not in expected:
+            found.append(f"{key} is running but not defined permanently")
+            continue
+        want, have = expected[key], live[key]
+        for name in sorted((set(want) | set(have)) - _WORDS):
+            permanent, running = _value(want.get(name)), _value(have.get(name))
+            if name == "interfaces" and key.startswith("zone "):
+                running = (running or frozenset()) & (permanent or frozenset()) or None
+            if permanent == running:
+                continue
+            setting = {"rules_str": "rich rules"}.get(name, name.replace("_", " "))
+            if isinstance(permanent, frozenset) or isinstance(running, frozenset):
+                only_permanent = (permanent or frozenset()) - (running or frozenset())
+                only_running = (running or frozenset()) - (permanent or frozenset())
+                parts = [f"{_show(only_permanent)} pending (permanent only)"] if only_permanent else []
+                parts += [f"{_show(only_running)} running only"] if only_running else []
+                found.append(f"{key}, {setting}: {', '.join(parts)}")
+            else:
+                found.append(f"{key}, {setting}: {_show(permanent)} pending (running: {_show(running)})")
+    return found
+
+
+def pending_problem(expected: dict[str, dict], live: dict[str, dict], ours: frozenset[str] = frozenset()) -> str:
+    differences = pending(expected, live, ours)
+    if not differences:
+        return ""
+    shown = "; ".join(differences[:_SHOWN])
+    more = f"; and {len(differences) - _SHOWN} more" if len(differences) > _SHOWN else ""
+    return ("the permanent firewalld configuration differs from the running one in what this run did not write, "
+            f"and a reload would make that live unseen: {shown}{more}. Make it live yourself (check it, then "
+            "firewall-cmd --reload) or undo it, then run this again")
+
+
+# --- reading a host (firewalld's own loader and D-Bus client; not used by the unit tests) -------------------------
 def _rule(text: str) -> Rule:
     from firewall.core import rich
 
@@ -271,70 +370,145 @@ def _rule(text: str) -> Rule:
     return Rule(text, action, parsed.family or "", source, source_invert, destination, destination_invert, element)
 
 
-def _names(kind: str) -> dict[str, str]:
-    """Every object of a kind (zones, services, ipsets, policies) and the folder it loads from: /etc wins."""
-    found = {}
-    for folder in (f"{USR}/{kind}", f"{ETC}/{kind}"):
-        if os.path.isdir(folder):
-            for entry in sorted(os.listdir(folder)):
-                if entry.endswith(".xml"):
-                    found[entry[:-4]] = folder
-    return found
+def offline(etc: str = ETC):  # noqa: ANN201 - firewalld's Firewall, imported on the host only
+    """The configuration a reload would load from `etc`, by firewalld's own loader, offline (no backend: nothing
+    reaches the kernel; `firewall-offline-cmd` reads it so): /usr/lib and /etc, zone sub-folders combined."""
+    from firewall import config as paths
+    from firewall.core.fw import Firewall
+
+    paths.set_system_config_paths(etc)
+    try:
+        fw = Firewall(offline=True)
+        fw.start()
+    finally:
+        paths.set_system_config_paths(ETC)
+    return fw
 
 
-def load(interface: str) -> Config:
-    from firewall.core.io.firewalld_conf import firewalld_conf
-    from firewall.core.io.ipset import ipset_reader
-    from firewall.core.io.service import service_reader
-    from firewall.core.io.zone import zone_reader
+def _target(target: str) -> str:
+    return "default" if "{" in target else target  # firewalld's internal name of the default target
 
-    conf = firewalld_conf(f"{ETC}/firewalld.conf")
-    conf.read()
+
+def load(fw, runtime_zone: str) -> Config:  # noqa: ANN001
+    conf = fw._firewalld_conf  # noqa: SLF001 - firewalld.conf as this loader read it
     flush = (conf.get("FlushAllOnReload") or "yes").lower() not in ("no", "false", "0")
-    config = Config(default_zone=conf.get("DefaultZone") or "public", flush_all_on_reload=flush)
-    raw_services = {}
-    for name, folder in _names("services").items():
-        service = service_reader(f"{name}.xml", folder)
-        raw_services[name] = (tuple(service.ports), tuple(getattr(service, "includes", ()) or ()))
+    config = Config(default_zone=fw.get_default_zone(), flush_all_on_reload=flush,
+                    runtime_zone_of_interface=runtime_zone)
+    raw = {name: fw.service.get_service(name) for name in fw.service.get_services()}
 
     def ports_of(name: str, seen: frozenset[str] = frozenset()) -> tuple[tuple[str, str], ...]:
-        ports, includes = raw_services[name]
-        for inner in includes:
-            if inner in raw_services and inner not in seen:
+        ports = tuple(tuple(port) for port in raw[name].ports)
+        for inner in getattr(raw[name], "includes", ()) or ():
+            if inner in raw and inner not in seen:
                 ports += ports_of(inner, seen | {name})
         return ports
 
-    config.services = {name: ports_of(name) for name in raw_services}
-    for name, folder in _names("zones").items():
-        zone = zone_reader(f"{name}.xml", folder)
-        target = "ACCEPT" if zone.target == "ACCEPT" else zone.target
-        config.zones[name] = Zone(name, target, tuple(zone.services), tuple(zone.ports), tuple(zone.sources),
-                                  tuple(zone.interfaces), tuple(_rule(text) for text in zone.rules_str))
-    for name, folder in _names("ipsets").items():
-        ipset = ipset_reader(f"{name}.xml", folder)
+    config.services = {name: ports_of(name) for name in raw}
+    for name in fw.zone.get_zones():
+        zone = fw.zone.get_zone(name)
+        config.zones[name] = Zone(name, _target(zone.target), tuple(zone.services), tuple(map(tuple, zone.ports)),
+                                  tuple(zone.sources), tuple(zone.interfaces),
+                                  tuple(_rule(text) for text in zone.rules_str),
+                                  int(getattr(zone, "ingress_priority", 0) or 0))
+    for name in fw.ipset.get_ipsets():
+        ipset = fw.ipset.get_ipset(name)
         config.ipsets[name] = (ipset.type, tuple(ipset.entries))
-    policies = []
-    if _names("policies"):
-        from firewall.core.io.policy import policy_reader
-
-        for name, folder in _names("policies").items():
-            policy = policy_reader(f"{name}.xml", folder)
-            policies.append(Policy(name, tuple(policy.ingress_zones), tuple(policy.egress_zones), policy.target,
-                                   tuple(policy.services), tuple(policy.ports),
-                                   tuple(_rule(text) for text in policy.rules_str)))
-    config.policies = tuple(policies)
-    direct = f"{ETC}/direct.xml"
-    if os.path.exists(direct):
-        with open(direct) as handle:
-            text = handle.read()
-        config.direct_rules = text.count("<rule") + text.count("<passthrough")
-    from firewall.client import FirewallClient
-
-    client = FirewallClient()
-    if not client.connected:
-        raise Undecidable("firewalld is not answering on D-Bus")
-    config.runtime_zone_of_interface = client.getZoneOfInterface(interface) or ""
+    config.policies = tuple(
+        Policy(name, tuple(policy.ingress_zones), tuple(policy.egress_zones), policy.target,
+               tuple(policy.services), tuple(map(tuple, policy.ports)),
+               tuple(_rule(text) for text in policy.rules_str), int(policy.priority))
+        for name in fw.policy.get_policies_not_derived_from_zone()
+        for policy in [fw.policy.get_policy(name)])
+    direct = fw.config.get_direct()
+    config.direct_rules = len(direct.get_all_rules()) + len(direct.get_all_passthroughs())
     return config
+
+
+def _kinds(fw) -> dict[str, tuple]:  # noqa: ANN001
+    """Each kind of object: its names and its settings in the loaded configuration."""
+    return {
+        "zone": (fw.zone.get_zones(), lambda name: fw.zone.get_zone(name).export_config_dict()),
+        "policy": (fw.policy.get_policies_not_derived_from_zone(),
+                   lambda name: fw.policy.get_policy(name).export_config_dict()),
+        "service": (fw.service.get_services(), lambda name: fw.service.get_service(name).export_config_dict()),
+        "ipset": (fw.ipset.get_ipsets(), lambda name: fw.ipset.get_ipset(name).export_config_dict()),
+        "helper": (fw.helper.get_helpers(), lambda name: fw.helper.get_helper(name).export_config_dict()),
+        "icmptype": (fw.icmptype.get_icmptypes(), lambda name: fw.icmptype.get_icmptype(name).export_config_dict()),
+    }
+
+
+def expected_of(fw) -> dict[str, dict]:  # noqa: ANN001
+    found = {f"{kind} {name}": read(name) for kind, (names, read) in _kinds(fw).items() for name in names}
+    for key in [key for key in found if key.startswith("zone ")]:
+        found[key] = {**found[key], "target": _target(found[key].get("target", ""))}
+    direct = fw.config.get_direct()
+    found["direct configuration"] = {"chains": direct.get_all_chains(), "rules": direct.get_all_rules(),
+                                     "passthroughs": direct.get_all_passthroughs()}
+    found["the default zone"] = {"name": fw.get_default_zone()}
+    return found
+
+
+def live_of(client) -> dict[str, dict]:  # noqa: ANN001
+    """The running configuration, over D-Bus, in the loader's terms."""
+    from firewall.core.io import helper, icmptype, ipset
+
+    # The kinds D-Bus still answers as plain lists: their fields in the order of firewalld's own class for them.
+    listed = {"ipset": ipset.IPSet, "helper": helper.Helper, "icmptype": icmptype.IcmpType}
+    found = {}
+    for kind, names, read in (
+            ("zone", client.getZones(), client.getZoneSettings),
+            ("policy", client.getPolicies(), client.getPolicySettings),
+            ("service", client.listServices(), client.getServiceSettings),
+            ("ipset", client.getIPSets(), client.getIPSetSettings),
+            ("helper", client.getHelpers(), client.getHelperSettings),
+            ("icmptype", client.listIcmpTypes(), client.getIcmpTypeSettings)):
+        for name in names:
+            settings = read(name)
+            if hasattr(settings, "getSettingsDict"):
+                found[f"{kind} {name}"] = settings.getSettingsDict()
+            else:
+                fields = [field for field, _ in listed[kind].IMPORT_EXPORT_STRUCTURE]
+                found[f"{kind} {name}"] = dict(zip(fields, settings.settings))  # noqa: B905 - hosts' Python may predate strict=
+    found["direct configuration"] = {"chains": client.getAllChains(), "rules": client.getAllRules(),
+                                     "passthroughs": client.getAllPassthroughs()}
+    found["the default zone"] = {"name": client.getDefaultZone()}
+    return found
+
+
+def own_files(args: list[str]) -> dict[str, str]:
+    """This run's files (TARGET BEFORE pairs, as `arm` takes them): each one firewalld loads, with its copy from
+    before the run ("-": none)."""
+    if len(args) % 2:
+        raise Undecidable("the guard was given a file without its copy from before the run")
+    found = {}
+    for target, before in zip(args[::2], args[1::2]):  # noqa: B905 - hosts' Python may predate strict=
+        if not target.startswith(f"{ETC}/") or "/../" in target or not target.endswith(".xml"):
+            continue  # not loaded by firewalld (a zone's .old copy), so not compared
+        found[target] = before
+    return found
+
+
+def written_whole(own: dict[str, str]) -> frozenset[str]:
+    """The objects of this run's files that it writes whole from its own template (a service file): what was
+    pending in one is replaced, never made live."""
+    return frozenset(f"service {os.path.basename(target)[:-4]}" for target in own
+                     if os.path.dirname(target) == f"{ETC}/services")
+
+
+def as_before(own: dict[str, str], folder: str) -> str:
+    """A copy of /etc/firewalld in `folder` with this run's files as they were before it: what the running
+    configuration should be if nobody else left an edit pending."""
+    import shutil
+
+    copy = os.path.join(folder, "firewalld")
+    shutil.copytree(ETC, copy, symlinks=True)
+    for target, before in own.items():
+        path = os.path.join(copy, os.path.relpath(target, ETC))
+        if os.path.lexists(path):
+            os.unlink(path)
+        if before != "-":
+            shutil.copyfile(before, path)
+    return copy
 
 
 def ingress(client: str, server: str) -> str:
@@ -347,16 +521,29 @@ def ingress(client: str, server: str) -> str:
     return out[out.index("dev") + 1]
 
 
-def main() -> int:
+def main(args: list[str]) -> int:
+    import tempfile
+
     parts = os.environ.get("SSH_CONNECTION", "").split()
     try:
         if len(parts) != 4:
             raise Undecidable("SSH_CONNECTION is not set, so the connection to protect is unknown (run over SSH; "
                               "with sudo, keep SSH_CONNECTION)")
+        own = own_files(args)
         client, _, server, port = parts
         client, server = client.removeprefix("::ffff:"), server.removeprefix("::ffff:")
         conn = Connection(client, server, int(port), ingress(client, server))
-        problem = verdict(conn, load(conn.interface))
+        from firewall.client import FirewallClient
+
+        firewalld = FirewallClient()
+        if not firewalld.connected:
+            raise Undecidable("firewalld is not answering on D-Bus")
+        fw = offline()
+        problem = verdict(conn, load(fw, firewalld.getZoneOfInterface(conn.interface) or ""))
+        if not problem:
+            with tempfile.TemporaryDirectory(prefix="smtps-guard.") as folder:
+                before = offline(as_before(own, folder)) if own else fw
+                problem = pending_problem(expected_of(before), live_of(firewalld), written_whole(own))
     except Undecidable as err:
         problem = (f"cannot tell whether SSH survives a firewalld reload: {err}. Check it, or allow SSH so that "
                    "the guard can see it (a zone's port or service)")
@@ -369,4 +556,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

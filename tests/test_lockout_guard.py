@@ -5,7 +5,23 @@ from __future__ import annotations
 
 import pytest
 
-from smtps.lockout_guard import Config, Connection, Policy, Rule, Undecidable, Zone, verdict, zones_of
+from smtps import lockout_guard
+from smtps.lockout_guard import (
+    Config,
+    Connection,
+    Policy,
+    Rule,
+    Undecidable,
+    Zone,
+    as_before,
+    interface_matches,
+    own_files,
+    pending,
+    pending_problem,
+    verdict,
+    written_whole,
+    zones_of,
+)
 
 SSH = (("22", "tcp"),)
 CONN = Connection(client="10.1.0.5", server="10.1.0.6", port=22, interface="eth0")
@@ -120,3 +136,111 @@ def test_direct_rules_and_rejecting_policies_cannot_be_judged():
 
 def test_the_loopback_is_always_allowed():
     assert verdict(Connection("127.0.0.1", "127.0.0.1", 22, "lo"), config(Zone("iredmail"))) == ""
+
+
+# --- what firewalld models that the guard once missed --------------------------------------------------------------
+@pytest.mark.parametrize(("spec", "matches"), [
+    ("eth0", True), ("eth+", True), ("e+", True), ("+", True), ("eth0+", True),
+    ("eth1", False), ("eth", False), ("wlan+", False), ("eth00+", False),
+])
+def test_interface_names_match_as_firewalld_matches_them(spec, matches):
+    assert interface_matches(spec, "eth0") is matches
+
+
+def test_a_wildcard_interface_in_drop_is_judged_for_eth0():
+    """The issue's case: eth+ in zone drop, pending, was judged to survive for eth0."""
+    drop = Zone("drop", target="DROP", interfaces=("eth+",))
+    assert "zone drop (interface eth+)" in verdict(CONN, config(IREDMAIL, drop))
+    assert verdict(CONN, config(IREDMAIL, Zone("drop", target="DROP", interfaces=("wlan+",)))) == ""
+
+
+def test_with_an_ingress_priority_every_zone_that_may_classify_the_connection_is_judged():
+    mgmt = Zone("mgmt", sources=("10.1.0.0/16",), services=("ssh",))
+    # Without priorities the source zone wins, and it allows SSH.
+    assert verdict(CONN, config(IREDMAIL, mgmt, Zone("drop", target="DROP", interfaces=("eth0",)))) == ""
+    # With one, the interface's zone may come first: it is judged too.
+    ahead = Zone("drop", target="DROP", interfaces=("eth0",), ingress_priority=-10)
+    problem = verdict(CONN, config(IREDMAIL, mgmt, ahead))
+    assert "zone drop (interface eth0, ingress-priority set)" in problem
+    assert [name for name, _ in zones_of(CONN, config(IREDMAIL, mgmt, ahead))] == ["mgmt", "drop"]
+    # No interface binding: the default zone may classify it.
+    unbound = Zone("mgmt", sources=("10.1.0.0/16",), services=("ssh",), ingress_priority=5)
+    assert "zone iredmail (the default zone" in verdict(CONN, config(Zone("iredmail"), unbound))
+
+
+def test_a_policy_after_the_zones_does_not_allow_but_still_refuses():
+    late = Policy("late", ("ANY",), ("HOST",), "CONTINUE", services=("ssh",), priority=10)
+    assert verdict(CONN, config(Zone("iredmail"), policies=(late,))) != ""
+    early = Policy("early", ("ANY",), ("HOST",), "CONTINUE", services=("ssh",), priority=-10)
+    assert verdict(CONN, config(Zone("iredmail"), policies=(early,))) == ""
+    late_reject = Policy("late", ("ANY",), ("HOST",), "CONTINUE", priority=10,
+                         rules=(Rule("r", "reject", element=("service", "ssh")),))
+    with pytest.raises(Undecidable, match="policy late: rich rule 'r' would reject"):
+        verdict(CONN, config(IREDMAIL, policies=(late_reject,)))
+
+
+# --- pending edits: the reload must not make live what this run did not write ---------------------------------------
+ZONE = {"target": "default", "services": ["ssh", "smtp"], "ports": [], "interfaces": [], "masquerade": False}
+
+
+def test_nothing_pending_when_both_layers_agree_whatever_the_order_or_the_empty_values():
+    live = {"zone iredmail": {"version": "", "short": "other words", "target": "default", "services": ["smtp", "ssh"],
+                              "ports": [], "interfaces": ["eth0"], "rules_str": [], "forward": False}}
+    assert pending({"zone iredmail": ZONE}, live) == []  # eth0 bound at runtime only: NetworkManager's way
+
+
+@pytest.mark.parametrize(("permanent", "running", "said"), [
+    ({**ZONE, "interfaces": ["eth+"]}, ZONE, "zone iredmail, interfaces: eth+ pending (permanent only)"),
+    ({**ZONE, "ports": [("8080", "tcp")]}, ZONE, "zone iredmail, ports: 8080 tcp pending (permanent only)"),
+    (ZONE, {**ZONE, "rules_str": ['rule service name="ssh" drop']},
+     "zone iredmail, rich rules: rule service name=\"ssh\" drop running only"),
+    ({**ZONE, "target": "DROP"}, ZONE, "zone iredmail, target: DROP pending (running: default)"),
+    ({**ZONE, "ingress_priority": -10}, ZONE, "zone iredmail, ingress priority: -10 pending (running: none)"),
+    ({**ZONE, "forward_ports": [("80", "tcp", "8080", "")]}, {**ZONE, "forward_ports": [("8080", "tcp", "80", "")]},
+     "zone iredmail, forward ports: 80 tcp 8080  pending (permanent only), 8080 tcp 80  running only"),
+])
+def test_a_difference_between_the_layers_is_named(permanent, running, said):
+    assert pending({"zone iredmail": permanent}, {"zone iredmail": running}) == [said]
+
+
+def test_objects_in_one_layer_only_and_the_default_zone_are_named():
+    found = pending({"zone mgmt": ZONE, "the default zone": {"name": "drop"}},
+                    {"ipset f2b": {"type": "hash:ip"}, "the default zone": {"name": "iredmail"}})
+    assert found == ["ipset f2b is running but not defined permanently",
+                     "the default zone, name: drop pending (running: iredmail)",
+                     "zone mgmt is defined permanently but not running"]
+
+
+def test_the_refusal_names_the_first_differences_and_counts_the_rest():
+    live = {f"service s{i:02}": {"ports": [("1", "tcp")]} for i in range(11)}
+    problem = pending_problem({}, live)
+    assert problem.startswith("the permanent firewalld configuration differs from the running one in what this run "
+                              "did not write") and "service s07 is running" in problem and "s08" not in problem
+    assert problem.endswith("; and 3 more. Make it live yourself (check it, then firewall-cmd --reload) or undo it, "
+                            "then run this again")
+    assert pending_problem({"zone a": ZONE}, {"zone a": ZONE}) == ""
+    # The service file this run writes whole: what was pending in it is replaced, so it is not a difference.
+    assert pending_problem({"service smtps": {"ports": [("4650", "tcp")]}}, {"service smtps": {"ports": []}},
+                           frozenset({"service smtps"})) == ""
+
+
+def test_this_runs_files_are_taken_as_they_were_before_it(tmp_path, monkeypatch):
+    etc = tmp_path / "etc"
+    (etc / "services").mkdir(parents=True)
+    (etc / "zones").mkdir()
+    (etc / "services" / "smtps.xml").write_text("new")
+    (etc / "zones" / "iredmail.xml").write_text("admin's")
+    before = tmp_path / "before"
+    before.write_text("old")
+    monkeypatch.setattr(lockout_guard, "ETC", str(etc))
+    own = own_files([f"{etc}/services/smtps.xml", str(before), f"{etc}/zones/iredmail.xml.old", "-",
+                     "/tmp/elsewhere.xml", "-", f"{etc}/services/../zones/x.xml", "-"])
+    assert own == {f"{etc}/services/smtps.xml": str(before)}  # .old copies and paths outside are never loaded
+    assert written_whole({**own, f"{etc}/zones/iredmail.xml": "-"}) == {"service smtps"}
+    copy = as_before({**own, f"{etc}/zones/gone.xml": "-"}, str(tmp_path / "work"))
+    assert (tmp_path / "work" / "firewalld" / "services" / "smtps.xml").read_text() == "old"
+    assert (tmp_path / "work" / "firewalld" / "zones" / "iredmail.xml").read_text() == "admin's"
+    assert copy == str(tmp_path / "work" / "firewalld")
+    assert (etc / "services" / "smtps.xml").read_text() == "new"  # the host's own files are not touched
+    with pytest.raises(Undecidable, match="without its copy from before the run"):
+        own_files([f"{etc}/services/smtps.xml"])

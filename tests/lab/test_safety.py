@@ -70,7 +70,9 @@ def text_of(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def firewalld_files(lab: Lab, name: str) -> dict[str, str]:
-    return {path: digest for path, digest in snapshot(lab, name).items() if path.startswith("firewalld/")}
+    """Digests of every file under /etc/firewalld (zones in sub-folders, ipsets, direct.xml, firewalld.conf)."""
+    out = lab.sh(name, "cd /etc && find firewalld -type f -exec sha256sum {} + | sort -k2").stdout
+    return {path: digest for digest, path in (line.split() for line in out.splitlines())}
 
 
 # --- 1. no name shadows another service --------------------------------------------------------------------------
@@ -165,6 +167,47 @@ def test_the_guard_refuses_a_reload_that_would_cut_ssh(lab: Lab, project: Projec
         assert firewalld_files(lab, "mail2") == before
         assert ssh_answers(lab, "mail2")
         assert probe.tcp(host(lab, "mail2")["address"], 25).banner.startswith("220")
+    project.smtps("up", "-s", STACK, "--yes")
+
+
+# Admin edits left pending on a converged mail1, each refused when an `up` then changes only serviceDescription (its
+# service file is rewritten, so firewalld would be reloaded): the first is the case tried on the lab when the guard
+# judged eth+ to "survive" for eth0; that reload cut SSH.
+PENDING_CASES = {
+    "a wildcard interface bound to zone drop": (
+        "firewall-cmd --permanent --zone=drop --add-interface=eth+",
+        "comes in through zone drop (interface eth+)"),
+    # firewalld combines the files of a sub-folder of zones/ into one zone named after the folder.
+    "a zone in a sub-folder of zones/ binding the ingress interface": (
+        "mkdir /etc/firewalld/zones/ops && { printf '%s\\n' '<?xml version=\"1.0\" encoding=\"utf-8\"?>' "
+        "'<zone target=\"DROP\"><interface name=\"eth0\"/></zone>' > /etc/firewalld/zones/ops/lockdown.xml; }",
+        "comes in through zone ops (interface eth0)"),
+    # Harmless to SSH, but not this run's: a reload must not be the moment they go live (or go) unseen.
+    "a permanent edit and a runtime-only one, both leaving SSH alone": (
+        "firewall-cmd --permanent --zone=iredmail --add-port=8080/tcp && "
+        "firewall-cmd --zone=iredmail --add-port=9090/tcp",
+        "differs from the running one in what this run did not write, and a reload would make that live unseen: "
+        "zone iredmail, ports: 8080 tcp pending (permanent only), 9090 tcp running only"),
+}
+
+
+@pytest.mark.parametrize("case", list(PENDING_CASES))
+def test_a_reload_that_would_make_a_pending_edit_live_is_refused_before_it(lab: Lab, project: Project, case):
+    setup, refusal = PENDING_CASES[case]
+    with permanent_edit(lab, "mail1", setup):
+        before = firewalld_files(lab, "mail1")
+        runtime = lab.sh("mail1", "firewall-cmd --list-all-zones").stdout
+        set_host(project, "mail1", serviceDescription=f"SMTP over implicit TLS ({case}).")
+        try:
+            result = project.smtps("up", "-s", STACK, "--yes", check=False)
+        finally:
+            set_host(project, "mail1", serviceDescription=None)
+        text = text_of(result)
+        assert result.returncode != 0 and "mail1" in text, text
+        assert refusal in text and "firewalld was not reloaded" in text, text
+        assert firewalld_files(lab, "mail1") == before
+        assert lab.sh("mail1", "firewall-cmd --list-all-zones").stdout == runtime  # no reload: still pending
+        assert ssh_answers(lab, "mail1") and probe.tcp(host(lab, "mail1")["address"], 22).banner.startswith("SSH-")
     project.smtps("up", "-s", STACK, "--yes")
 
 

@@ -402,13 +402,15 @@ disarm() {
 # The controller reads this line, logs in afresh and confirms with the token.
 confirm_needed() { [ -z "$ARMED" ] || printf 'smtps-confirm=%s\n' "$ARMED"; }
 # The lockout guard (a Python program with firewalld's own library, shipped as it is: nothing in it is rendered).
-# It judges the files as the reload will load them, this run's change included, and refuses where it cannot tell.
+# It judges the files as the reload will load them, this run's change included, and refuses where it cannot tell,
+# or where the reload would make live an edit this run did not write. guard_reload TARGET BEFORE [...]: this run's
+# files, as `arm` takes them.
 lockout_guard() {
-    py "$FWPY" - <<'SMTPS_LOCKOUT_GUARD'
+    py "$FWPY" - "$@" <<'SMTPS_LOCKOUT_GUARD'
 <smtps/lockout_guard.py, as it is>
 SMTPS_LOCKOUT_GUARD
 }
-guard_reload() { why=$(lockout_guard 2>&1) || fail "$why"; }
+guard_reload() { why=$(lockout_guard "$@" 2>&1) || fail "$why"; }
 
 
 NAME=smtps
@@ -461,7 +463,7 @@ before_or_none() { if [ -e "$S.before" ]; then echo "$S.before"; else echo -; fi
 # then armed to revert by itself unless a fresh login confirms it. --reload keeps established connections;
 # --complete-reload would drop them.
 guarded_reload() {
-    guard_reload
+    guard_reload "$FILE" "$(before_or_none)"
     check=$(firewall-cmd --check-config 2>&1) || fail "firewall-cmd --check-config failed: $check"
     arm "$FILE" "$(before_or_none)"
     RELOADED=yes

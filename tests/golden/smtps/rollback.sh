@@ -402,13 +402,15 @@ disarm() {
 # The controller reads this line, logs in afresh and confirms with the token.
 confirm_needed() { [ -z "$ARMED" ] || printf 'smtps-confirm=%s\n' "$ARMED"; }
 # The lockout guard (a Python program with firewalld's own library, shipped as it is: nothing in it is rendered).
-# It judges the files as the reload will load them, this run's change included, and refuses where it cannot tell.
+# It judges the files as the reload will load them, this run's change included, and refuses where it cannot tell,
+# or where the reload would make live an edit this run did not write. guard_reload TARGET BEFORE [...]: this run's
+# files, as `arm` takes them.
 lockout_guard() {
-    py "$FWPY" - <<'SMTPS_LOCKOUT_GUARD'
+    py "$FWPY" - "$@" <<'SMTPS_LOCKOUT_GUARD'
 <smtps/lockout_guard.py, as it is>
 SMTPS_LOCKOUT_GUARD
 }
-guard_reload() { why=$(lockout_guard 2>&1) || fail "$why"; }
+guard_reload() { why=$(lockout_guard "$@" 2>&1) || fail "$why"; }
 
 
 # The host failed the check from outside after this run changed it: put back what this run found (its snapshot,
@@ -645,14 +647,14 @@ fi
 if [ "$RELOAD" = yes ]; then
     # The run reloaded firewalld: so does its rollback, judged by the lockout guard on the files as they are now
     # (as before the run), and armed to revert to what the run left unless a fresh login confirms it.
-    guard_reload
-    check=$(firewall-cmd --check-config 2>&1) || fail "firewall-cmd --check-config failed: $check"
     set --
     for i in $CHANGED; do
         t=$(target_of "$i")
         [ "$t" != "$MASTER" ] || continue
         if [ -e "$AFTER/$i" ]; then set -- "$@" "$t" "$AFTER/$i"; else set -- "$@" "$t" -; fi
     done
+    guard_reload "$@"
+    check=$(firewall-cmd --check-config 2>&1) || fail "firewall-cmd --check-config failed: $check"
     arm "$@"
     RELOADED=yes
     firewall-cmd --reload >/dev/null || fail "firewall-cmd --reload failed"

@@ -408,13 +408,15 @@ disarm() {
 # The controller reads this line, logs in afresh and confirms with the token.
 confirm_needed() { [ -z "$ARMED" ] || printf 'smtps-confirm=%s\n' "$ARMED"; }
 # The lockout guard (a Python program with firewalld's own library, shipped as it is: nothing in it is rendered).
-# It judges the files as the reload will load them, this run's change included, and refuses where it cannot tell.
+# It judges the files as the reload will load them, this run's change included, and refuses where it cannot tell,
+# or where the reload would make live an edit this run did not write. guard_reload TARGET BEFORE [...]: this run's
+# files, as `arm` takes them.
 lockout_guard() {
-    py "$FWPY" - <<'SMTPS_LOCKOUT_GUARD'
+    py "$FWPY" - "$@" <<'SMTPS_LOCKOUT_GUARD'
 <smtps/lockout_guard.py, as it is>
 SMTPS_LOCKOUT_GUARD
 }
-guard_reload() { why=$(lockout_guard 2>&1) || fail "$why"; }
+guard_reload() { why=$(lockout_guard "$@" 2>&1) || fail "$why"; }
 
 
 ZONE=iredmail
@@ -491,10 +493,13 @@ if { [ -e "$S/orig" ] || [ -e "$S/absent" ]; } && { [ "$as_found" = yes ] ||
     keep_before
     if [ -e "$S/absent" ]; then rm -f "$ZFILE"; else put "$S/orig" "$ZFILE"; fi
     if [ -e "$S/old-orig" ]; then put "$S/old-orig" "$ZFILE.old"; else rm -f "$ZFILE.old"; fi
-    guard_reload
-    check_config
     zone_before=-; [ ! -e "$S.before" ] || zone_before="$S.before"
     old_before=-; [ ! -e "$S.before-old" ] || old_before="$S.before-old"
+    # The guard compares the zone with the running one as this tool left it: a remove interrupted before its
+    # reload has put the file back already, and only this tool's own service is then pending.
+    judged=$zone_before; [ ! -e "$S/applied" ] || judged="$S/applied"
+    guard_reload "$ZFILE" "$judged"
+    check_config
     arm "$ZFILE" "$zone_before" "$ZFILE.old" "$old_before"
     RELOADED=yes
     fw_reload || fail "firewall-cmd --reload failed"
