@@ -49,10 +49,10 @@ CREDENTIAL_CONFIG = f"{PROJECT}:{CREDENTIAL}"
 # what CI uses, so that nothing that can decrypt the stack (a pull request's preview) can get the key (README,
 # "Safety").
 # Inputs that say how to reach a host, not what is on it.
-CONNECTION_INPUTS = ("address", "port", "user", "hostKey", "jump", "confirmSeconds")
+CONNECTION_INPUTS = ("address", "port", "user", "hostKey", "jump", "confirmSeconds", "firewalldPending")
 # Of those, the ones that say which machine it is: a new host key (or address) is how a rebuilt server looks, so a
 # change of one re-runs the idempotent apply and the check from outside. A change of only the others (port, user,
-# bastion, confirmSeconds) reaches the same machine another way: nothing runs on it.
+# bastion, confirmSeconds, firewalldPending) reaches the same machine another way: nothing runs on it.
 MACHINE_INPUTS = ("address", "hostKey")
 # Set by the program, never by the user: which stack and host a resource belongs to, for error messages.
 LABEL_INPUTS = ("stack", "host")

@@ -28,7 +28,7 @@ def connection_inputs(stack: str, settings: HostSettings) -> dict[str, Any]:
     conn = settings.connection
     return {"stack": stack, "host": settings.name, "address": conn.address, "port": conn.port, "user": conn.user,
             "hostKey": conn.host_key, "jump": jump_input(settings), "confirmSeconds": conn.confirm_seconds,
-            FIREWALL: settings.firewall.value}
+            "firewalldPending": conn.firewalld_pending, FIREWALL: settings.firewall.value}
 
 
 class SmtpsHost(pulumi.ComponentResource):
@@ -52,7 +52,8 @@ class SmtpsHost(pulumi.ComponentResource):
              "hostKey": settings.connection.host_key, "jump": jump_input(settings),
              # How to log in for a rollback (not watched: a new SSH port or user is no reason to check again).
              "ssh": {"port": settings.connection.port, "user": settings.connection.user,
-                     "confirmSeconds": settings.connection.confirm_seconds},
+                     "confirmSeconds": settings.connection.confirm_seconds,
+                     "firewalldPending": settings.connection.firewalld_pending},
              # The firewalld zone and service a rollback may find in this run's snapshot (not watched either).
              "rollbackZone": {"zone": settings.zone.zone, "service": settings.zone.service},
              # The certificate file's SHA-256 as the master.cf apply read it on the host: what 465 must serve.

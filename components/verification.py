@@ -3,8 +3,8 @@ as a mail client would (implicit TLS, the certificate, EHLO offering AUTH, relay
 answering). A failed check rolls back what this run changed on the host (smtps/rollback.py) and fails its update.
 
 Inputs: host, address, hostKey (the machine: a rebuilt one is checked again), port, jump (the host's bastion: the
-check then connects through it, as the SSH connection does), `ssh` (port, user, confirmSeconds: how a rollback logs
-in; not watched) and `trigger`, the revisions of the host's resources: any
+check then connects through it, as the SSH connection does), `ssh` (port, user, confirmSeconds, firewalldPending: how a
+rollback logs in and guards its reload; not watched) and `trigger`, the revisions of the host's resources: any
 apply on the host changes it, so the check runs after every change and never on a no-op. `read` returns what was
 last seen and touches nothing: `python -m smtps verify -s STACK` checks on demand.
 """

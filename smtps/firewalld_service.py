@@ -7,7 +7,7 @@ from typing import Any
 
 from .facts import HostFacts, read_script
 from .model import Inputs, Model
-from .settings import CONFIRM_SECONDS, Connection, Firewall, FirewalldServiceSettings, HostSettings, read_service
+from .settings import Connection, Firewall, FirewalldServiceSettings, HostSettings, read_service, reload_values
 from .templating import Action, lockout_guard, render
 
 # The mode the file is written with (firewalld reads it as root; others may read it, as firewalld's own files).
@@ -31,10 +31,9 @@ def service_xml(service: FirewalldServiceSettings) -> str:
 
 def script(host: str, service: FirewalldServiceSettings, action: Action, connection: Connection | None = None,
            run: str = "") -> str:
-    confirm_seconds = connection.confirm_seconds if connection else CONFIRM_SECONDS
     return render("firewalld_service.sh.j2", kind=MODEL.kind, host=host, action=action.value,
                   reloads_firewalld=True, service=service, xml=service_xml(service), mode=FILE_MODE,
-                  guard=lockout_guard(), confirm_seconds=confirm_seconds, run=run)
+                  guard=lockout_guard(), **reload_values(connection), run=run)
 
 
 def wanted(service: FirewalldServiceSettings) -> FirewalldServiceInputs:

@@ -28,6 +28,12 @@ pending, or a runtime-only change a reload would drop, is named, and nothing is 
 then never the moment someone else's edit goes live unseen. The caller names the files it changed, each with its
 copy from before the run ("-": there was none): those are compared as they were, but for a service file, which
 the run writes whole (an edit pending in it is replaced, never made live).
+
+`--pending=drop-runtime-only` (the host's firewalldPending) lets the reload drop what only the running
+configuration has in rich rules, ipset entries and direct rules: fail2ban's firewalld actions keep their bans
+there, runtime only, and would otherwise stop every reload. Anything the permanent configuration has that is not
+running is still refused. firewalld keeps no history, so a rich rule (ipset entry, direct rule) removed permanently
+and not yet reloaded looks the same as one added at runtime only: with this setting the reload removes it too.
 """
 
 from __future__ import annotations
@@ -269,6 +275,11 @@ def verdict(conn: Connection, config: Config) -> str:
 # Names only, never a verdict: firewalld ignores them when it filters.
 _WORDS = frozenset({"version", "short", "description"})
 _SHOWN = 8  # differences named in one refusal; the rest are counted
+PENDING_CHOICES = ("refuse", "drop-runtime-only")
+# Where runtime-only state may be dropped by the reload under drop-runtime-only: what fail2ban's firewalld actions
+# (firewallcmd-rich-rules, firewallcmd-ipset, firewallcmd-new/multiport/allports) add at runtime for their bans.
+_RUNTIME_ONLY = frozenset({("zone", "rules_str"), ("ipset", "entries"), ("direct", "chains"), ("direct", "rules"),
+                           ("direct", "passthroughs")})
 
 
 def _value(value: object) -> object:
@@ -294,12 +305,14 @@ def _show(values: object) -> str:
     return "none" if values is None else str(values)
 
 
-def pending(expected: dict[str, dict], live: dict[str, dict], ours: frozenset[str] = frozenset()) -> list[str]:
+def pending(expected: dict[str, dict], live: dict[str, dict], ours: frozenset[str] = frozenset(),
+            drop_runtime_only: bool = False) -> list[str]:
     """How the configuration a reload would load (`expected`: "zone NAME", "service NAME", ... each with its
     settings, this run's own files as they were before it) differs from the running one (`live`), in words; `ours`
     are objects this run writes whole (its service file), which nobody else's edit reaches through. An interface
     bound only at runtime is not a difference: NetworkManager binds interfaces so, and the judgement of runtime
-    bindings is `zones_of`'s."""
+    bindings is `zones_of`'s. `drop_runtime_only`: what only the running side has in _RUNTIME_ONLY's settings is
+    not a difference either."""
     found = []
     for key in sorted((set(expected) | set(live)) - ours):
         if key not in live:
@@ -319,6 +332,10 @@ def pending(expected: dict[str, dict], live: dict[str, dict], ours: frozenset[st
             if isinstance(permanent, frozenset) or isinstance(running, frozenset):
                 only_permanent = (permanent or frozenset()) - (running or frozenset())
                 only_running = (running or frozenset()) - (permanent or frozenset())
+                if drop_runtime_only and (key.split(" ", 1)[0], name) in _RUNTIME_ONLY:
+                    only_running = frozenset()
+                    if not only_permanent:
+                        continue
                 parts = [f"{_show(only_permanent)} pending (permanent only)"] if only_permanent else []
                 parts += [f"{_show(only_running)} running only"] if only_running else []
                 found.append(f"{key}, {setting}: {', '.join(parts)}")
@@ -327,15 +344,26 @@ def pending(expected: dict[str, dict], live: dict[str, dict], ours: frozenset[st
     return found
 
 
-def pending_problem(expected: dict[str, dict], live: dict[str, dict], ours: frozenset[str] = frozenset()) -> str:
-    differences = pending(expected, live, ours)
+def known_mode(mode: str) -> None:
+    if mode not in PENDING_CHOICES:
+        raise Undecidable(f"--pending={mode} is not one of {', '.join(PENDING_CHOICES)}")
+
+
+def pending_problem(expected: dict[str, dict], live: dict[str, dict], ours: frozenset[str] = frozenset(),
+                    mode: str = PENDING_CHOICES[0]) -> str:
+    known_mode(mode)
+    differences = pending(expected, live, ours, drop_runtime_only=mode == "drop-runtime-only")
     if not differences:
         return ""
     shown = "; ".join(differences[:_SHOWN])
     more = f"; and {len(differences) - _SHOWN} more" if len(differences) > _SHOWN else ""
+    # Said only where the setting would change the outcome for some of it (fail2ban's bans, most often).
+    hint = "" if mode != "refuse" or pending(expected, live, ours, drop_runtime_only=True) == differences else (
+        ". What is only running in rich rules, ipset entries or direct rules (fail2ban's firewalld bans are kept "
+        "so) is dropped by any reload: the host setting firewalldPending: drop-runtime-only lets this reload drop it")
     return ("the permanent firewalld configuration differs from the running one in what this run did not write, "
             f"and a reload would make that live unseen: {shown}{more}. Make it live yourself (check it, then "
-            "firewall-cmd --reload) or undo it, then run this again")
+            f"firewall-cmd --reload) or undo it, then run this again{hint}")
 
 
 # --- reading a host (firewalld's own loader and D-Bus client; not used by the unit tests) -------------------------
@@ -525,7 +553,11 @@ def main(args: list[str]) -> int:
     import tempfile
 
     parts = os.environ.get("SSH_CONNECTION", "").split()
+    mode = PENDING_CHOICES[0]
+    if args and args[0].startswith("--pending="):
+        mode, args = args[0][len("--pending="):], args[1:]
     try:
+        known_mode(mode)
         if len(parts) != 4:
             raise Undecidable("SSH_CONNECTION is not set, so the connection to protect is unknown (run over SSH; "
                               "with sudo, keep SSH_CONNECTION)")
@@ -543,7 +575,7 @@ def main(args: list[str]) -> int:
         if not problem:
             with tempfile.TemporaryDirectory(prefix="smtps-guard.") as folder:
                 before = offline(as_before(own, folder)) if own else fw
-                problem = pending_problem(expected_of(before), live_of(firewalld), written_whole(own))
+                problem = pending_problem(expected_of(before), live_of(firewalld), written_whole(own), mode)
     except Undecidable as err:
         problem = (f"cannot tell whether SSH survives a firewalld reload: {err}. Check it, or allow SSH so that "
                    "the guard can see it (a zone's port or service)")

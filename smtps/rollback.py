@@ -9,7 +9,7 @@ import os
 import re
 import secrets
 
-from .settings import CONFIRM_SECONDS, Connection
+from .settings import Connection, reload_values
 from .templating import lockout_guard, nft_rule, render
 from .zone_membership import PORT
 
@@ -35,7 +35,7 @@ def script(host: str, run: str, connection: Connection | None = None, zone: str 
     return render("rollback.sh.j2", kind="rollback", host=host, action="rollback", reloads_firewalld=True,
                   guard=lockout_guard(), nft_rule=nft_rule(), run=run,
                   zone=zone, service=service, port=PORT,
-                  confirm_seconds=connection.confirm_seconds if connection else CONFIRM_SECONDS)
+                  **reload_values(connection))
 
 
 def result(stdout: str) -> str | None:

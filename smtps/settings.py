@@ -34,6 +34,11 @@ SMTPS_PORT = 465
 # How long a host waits for a fresh SSH login to confirm a firewalld reload before it puts the previous firewall
 # configuration back by itself (commit-confirmed, as Juniper's `commit confirmed` or `netplan try`).
 CONFIRM_SECONDS = 60
+# What the lockout guard does with firewalld state that this run did not write (firewalldPending). refuse: any
+# difference between the permanent and the running configuration stops the reload. drop-runtime-only: state kept
+# only at runtime in rich rules, ipset entries and direct rules (fail2ban's firewalld actions keep their bans so),
+# which every reload drops, no longer stops it; anything pending in the permanent configuration still does.
+PENDING_CHOICES = ("refuse", "drop-runtime-only")
 
 
 def _builtin_services() -> dict[str, str]:
@@ -156,6 +161,15 @@ class Connection:
     name: str = ""
     # Seconds the host waits for a fresh login after a firewalld reload before it reverts that reload by itself.
     confirm_seconds: int = CONFIRM_SECONDS
+    # What the lockout guard does before a reload with runtime-only state this run did not write (PENDING_CHOICES).
+    firewalld_pending: str = PENDING_CHOICES[0]
+
+
+def reload_values(connection: Connection | None) -> dict[str, object]:
+    """What a host script that may reload firewalld is rendered with: the connection's, or the defaults."""
+    if connection is None:
+        return {"confirm_seconds": CONFIRM_SECONDS, "firewalld_pending": PENDING_CHOICES[0]}
+    return {"confirm_seconds": connection.confirm_seconds, "firewalld_pending": connection.firewalld_pending}
 
 
 @dataclass(frozen=True)
@@ -195,6 +209,7 @@ DEFAULTS: dict[str, Any] = {
     "user": "root",
     "jump": None,
     "confirmSeconds": CONFIRM_SECONDS,
+    "firewalldPending": PENDING_CHOICES[0],
 }
 HOST_ONLY = ("name", "address", "hostKey")
 KNOWN = set(DEFAULTS) | set(HOST_ONLY)
@@ -440,9 +455,11 @@ def read_connection(read: Reader, bastions: Mapping[str, Connection | None] | No
     endpoint, (ok, jump) = _read_endpoint(read), read_jump(read, bastions)
     # Long enough for a fresh login through a slow bastion; short enough that a locked-out host is back soon.
     confirm = read.integer("confirmSeconds", 15, 600) if "confirmSeconds" in read.values else CONFIRM_SECONDS
-    if endpoint is None or not ok or confirm is None:
+    pending = read.choice("firewalldPending", PENDING_CHOICES) if "firewalldPending" in read.values \
+        else PENDING_CHOICES[0]
+    if endpoint is None or not ok or confirm is None or pending is None:
         return None
-    return replace(endpoint, jump=jump, confirm_seconds=confirm)
+    return replace(endpoint, jump=jump, confirm_seconds=confirm, firewalld_pending=pending)
 
 
 def parse_bastions(stack: str, bastions: Any, problems: list[str]) -> dict[str, Connection | None]:

@@ -8,7 +8,6 @@ from typing import Any
 from .facts import HostFacts, read_script
 from .model import Inputs, Model
 from .settings import (
-    CONFIRM_SECONDS,
     SMTPS_PORT,
     Connection,
     Firewall,
@@ -16,6 +15,7 @@ from .settings import (
     PortPolicy,
     ZoneSettings,
     read_zone,
+    reload_values,
 )
 from .templating import Action, lockout_guard, render, zone_probe
 
@@ -44,7 +44,7 @@ def script(host: str, zone: ZoneSettings, action: Action, connection: Connection
     return render("zone_membership.sh.j2", kind=MODEL.kind, host=host, action=action.value, zone=zone,
                   reloads_firewalld=action is Action.REMOVE, port=PORT, guard=lockout_guard(),
                   zone_probe=zone_probe(),
-                  confirm_seconds=connection.confirm_seconds if connection else CONFIRM_SECONDS, run=run)
+                  **reload_values(connection), run=run)
 
 
 def wanted(zone: ZoneSettings) -> ZoneMembershipInputs:

@@ -224,6 +224,59 @@ def test_the_refusal_names_the_first_differences_and_counts_the_rest():
                            frozenset({"service smtps"})) == ""
 
 
+# fail2ban's firewallcmd-rich-rules ban: a rich rule added at runtime only, which every reload drops.
+BAN = "rule family=\"ipv4\" source address=\"192.0.2.7\" port port=\"465\" protocol=\"tcp\" reject"
+BANNED = {"zone iredmail": {**ZONE, "rules_str": [BAN]}}
+
+
+def test_runtime_only_bans_are_refused_by_default_and_the_setting_that_lets_them_go_is_named():
+    problem = pending_problem({"zone iredmail": ZONE}, BANNED)
+    assert f"zone iredmail, rich rules: {BAN} running only" in problem
+    assert problem.endswith("the host setting firewalldPending: drop-runtime-only lets this reload drop it")
+    assert pending_problem({"zone iredmail": ZONE}, BANNED, mode="drop-runtime-only") == ""
+
+
+@pytest.mark.parametrize(("permanent", "running", "said"), [
+    # Pending permanently: refused whatever the setting.
+    ({"zone iredmail": {**ZONE, "rules_str": [BAN]}}, {"zone iredmail": ZONE},
+     f"zone iredmail, rich rules: {BAN} pending (permanent only)"),
+    ({"zone iredmail": {**ZONE, "rules_str": ["rule service name=\"http\" accept"]}}, BANNED,
+     "zone iredmail, rich rules: rule service name=\"http\" accept pending (permanent only)"),
+    ({"zone iredmail": {**ZONE, "target": "DROP"}}, BANNED, "zone iredmail, target: DROP pending (running: default)"),
+    ({"zone iredmail": ZONE, "zone mgmt": ZONE}, BANNED, "zone mgmt is defined permanently but not running"),
+    # Running only, but not where bans are kept: a runtime port, an object that only a permanent delete explains.
+    ({"zone iredmail": ZONE}, {"zone iredmail": {**ZONE, "ports": [("9090", "tcp")]}},
+     "zone iredmail, ports: 9090 tcp running only"),
+    ({"zone iredmail": ZONE}, {"zone iredmail": ZONE, "ipset f2b": {"entries": ["192.0.2.7"]}},
+     "ipset f2b is running but not defined permanently"),
+])
+def test_drop_runtime_only_still_refuses_what_is_pending_permanently_or_kept_elsewhere(permanent, running, said):
+    assert pending(permanent, running, drop_runtime_only=True) == [said]
+
+
+def test_drop_runtime_only_lets_runtime_ipset_entries_and_direct_rules_go():
+    rule = ["ipv4", "filter", "INPUT_direct", 0, ["-m", "set", "--match-set", "f2b-sshd", "src", "-j", "REJECT"]]
+    permanent = {"ipset admins": {"type": "hash:ip", "entries": ["10.1.0.5"]},
+                 "direct configuration": {"chains": [], "rules": [], "passthroughs": []}}
+    running = {"ipset admins": {"type": "hash:ip", "entries": ["10.1.0.5", "192.0.2.7"]},
+               "direct configuration": {"chains": [], "rules": [rule], "passthroughs": []}}
+    assert len(pending(permanent, running)) == 2
+    assert pending(permanent, running, drop_runtime_only=True) == []
+    # An entry pending permanently is still one.
+    permanent["ipset admins"]["entries"].append("198.51.100.1")
+    assert pending(permanent, running, drop_runtime_only=True) == [
+        "ipset admins, entries: 198.51.100.1 pending (permanent only)"]
+
+
+def test_an_unknown_pending_mode_is_a_refusal(monkeypatch, capsys):
+    with pytest.raises(Undecidable, match="--pending=yes is not one of refuse, drop-runtime-only"):
+        pending_problem({}, {}, mode="yes")
+    monkeypatch.setenv("SSH_CONNECTION", "10.1.0.5 40000 10.1.0.6 22")
+    assert lockout_guard.main(["--pending=yes"]) == 1
+    said = capsys.readouterr().out
+    assert "--pending=yes is not one of refuse, drop-runtime-only" in said and "firewalld was not reloaded" in said
+
+
 def test_this_runs_files_are_taken_as_they_were_before_it(tmp_path, monkeypatch):
     etc = tmp_path / "etc"
     (etc / "services").mkdir(parents=True)

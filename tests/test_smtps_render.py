@@ -131,6 +131,20 @@ def test_a_run_keeps_its_snapshot_only_when_it_is_named():
     assert "RUN=''\n" in master_service.script(s.name, (s.master, s.tls), Action.APPLY)
 
 
+def test_the_guard_is_told_the_hosts_firewalld_pending_setting_in_every_script_that_reloads():
+    s = _settings(firewalldPending="drop-runtime-only")
+    assert s.connection.firewalld_pending == "drop-runtime-only"
+    scripts = [firewalld_service.script(s.name, s.service, Action.APPLY, s.connection),
+               zone_membership.script(s.name, s.zone, Action.REMOVE, s.connection),
+               rollback.script(s.name, "0123456789abcdef", s.connection)]
+    for text in scripts:
+        assert "py \"$FWPY\" - --pending=drop-runtime-only \"$@\" <<'SMTPS_LOCKOUT_GUARD'" in text
+    # Unset, and with no connection: refuse, the fail-closed default.
+    default = _settings()
+    assert default.connection.firewalld_pending == "refuse"
+    assert "- --pending=refuse \"$@\"" in firewalld_service.script(s.name, s.service, Action.APPLY)
+
+
 def test_facts_script_of_an_nftables_host():
     text = drift.read_host_script(_settings(firewall="nftables"))
     _check("facts.nftables.sh", text)

@@ -211,6 +211,38 @@ def test_a_reload_that_would_make_a_pending_edit_live_is_refused_before_it(lab: 
     project.smtps("up", "-s", STACK, "--yes")
 
 
+# A ban as fail2ban's firewallcmd-rich-rules action adds it (its actionban): at runtime only, so any reload drops it.
+F2B_BAN = ('rule family="ipv4" source address="192.0.2.7" port port="465" protocol="tcp" '
+           'reject type="icmp-port-unreachable"')
+
+
+def test_a_runtime_only_ban_is_refused_by_default_and_dropped_by_the_reload_with_firewalld_pending(lab: Lab,
+                                                                                                   project: Project):
+    rich = "firewall-cmd --zone=iredmail --list-rich-rules"
+    lab.sh("mail1", f"firewall-cmd --zone=iredmail --add-rich-rule={shlex.quote(F2B_BAN)} >/dev/null")
+    try:
+        before = firewalld_files(lab, "mail1")
+        set_host(project, "mail1", serviceDescription="SMTP over implicit TLS (a fail2ban ban).")
+        result = project.smtps("up", "-s", STACK, "--yes", check=False)
+        text = text_of(result)
+        assert result.returncode != 0 and "mail1" in text, text
+        assert 'zone iredmail, rich rules: rule family="ipv4" source address="192.0.2.7"' in text, text
+        assert "running only" in text and "firewalldPending: drop-runtime-only" in text, text
+        assert "firewalld was not reloaded" in text and firewalld_files(lab, "mail1") == before
+        assert "192.0.2.7" in lab.sh("mail1", rich).stdout  # no reload: the ban is still there
+        set_host(project, "mail1", firewalldPending="drop-runtime-only")
+        project.smtps("up", "-s", STACK, "--yes")
+        assert "192.0.2.7" not in lab.sh("mail1", rich).stdout  # the reload dropped it, as any reload would
+        assert "SMTP over implicit TLS (a fail2ban ban)." in lab.sh(
+            "mail1", "cat /etc/firewalld/services/smtps.xml").stdout
+        assert ssh_answers(lab, "mail1") and probe.tcp(host(lab, "mail1")["address"], 22).banner.startswith("SSH-")
+    finally:
+        set_host(project, "mail1", serviceDescription=None, firewalldPending=None)
+        lab.sh("mail1", f"firewall-cmd --zone=iredmail --remove-rich-rule={shlex.quote(F2B_BAN)} >/dev/null 2>&1 "
+                        "|| true")
+    project.smtps("up", "-s", STACK, "--yes")
+
+
 def test_the_guard_refuses_when_it_cannot_tell_which_connection_to_protect(lab: Lab, project: Project):
     """Run without SSH_CONNECTION (here: from a shell inside the host), the guard does not guess."""
     project.pulumi("destroy", "-s", STACK, "--yes")

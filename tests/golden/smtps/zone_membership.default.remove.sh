@@ -410,9 +410,9 @@ confirm_needed() { [ -z "$ARMED" ] || printf 'smtps-confirm=%s\n' "$ARMED"; }
 # The lockout guard (a Python program with firewalld's own library, shipped as it is: nothing in it is rendered).
 # It judges the files as the reload will load them, this run's change included, and refuses where it cannot tell,
 # or where the reload would make live an edit this run did not write. guard_reload TARGET BEFORE [...]: this run's
-# files, as `arm` takes them.
+# files, as `arm` takes them. --pending: the host's firewalldPending (what runtime-only state may do to a reload).
 lockout_guard() {
-    py "$FWPY" - "$@" <<'SMTPS_LOCKOUT_GUARD'
+    py "$FWPY" - --pending=refuse "$@" <<'SMTPS_LOCKOUT_GUARD'
 <smtps/lockout_guard.py, as it is>
 SMTPS_LOCKOUT_GUARD
 }
