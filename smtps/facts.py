@@ -3,8 +3,9 @@ typed facts. `pulumi refresh` (each provider's `read`), `python -m smtps drift` 
 read a host this way; each resource kind then says which of these facts are its inputs (smtps/<kind>.py, `live`).
 
 What is read, and nothing else:
-- Postfix: whether it runs; the master.cf entry of each key 465 may be under (465, smtps, submissions), every column
-  and every -o override, as `postconf -M` reads master.cf;
+- Postfix: whether it runs, and why this tool cannot use it (older than 2.11, by its compiled-in version); the
+  master.cf entry of each key 465 may be under (465, smtps, submissions), every column and every -o override, as
+  `postconf -M` reads master.cf;
 - the firewalld service file: its text, mode, and what firewalld would make of it (short, description, ports);
 - firewalld: whether it runs; the zone's permanent and runtime layer: does each hold the service, and 465 by port
   (the zone probe, smtps/zone_probe.py, with firewalld's own library);
@@ -79,6 +80,8 @@ class HostFacts:
     # neither; None: not asked.
     firewall: str | None = None
     firewall_why: str = ""
+    # Why this tool cannot use the host's Postfix (older than 2.11, or no version to read); "" when it can.
+    postfix_unusable: str = ""
 
 
 def read_script(host: str, *, master: bool = False, service: FirewalldServiceSettings | None = None,
@@ -145,4 +148,5 @@ def parse(text: str) -> HostFacts:
     return HostFacts(postfix=lines.get("postfix", "stopped"), master=master, service=service,
                      firewalld=lines.get("firewalld", "stopped"), zone=lines.get("zone", "unknown"),
                      permanent=layer("permanent"), runtime=layer("runtime"), nft=nft,
-                     firewall=lines.get("firewall"), firewall_why=lines.get("firewall.why", ""))
+                     firewall=lines.get("firewall"), firewall_why=lines.get("firewall.why", ""),
+                     postfix_unusable=lines.get("postfix.unusable", ""))

@@ -67,6 +67,9 @@ def wanted(part: Part) -> MasterServiceInputs:
 
 
 def live(facts: HostFacts, part: Part) -> dict[str, Any]:
+    if facts.postfix_unusable:
+        # Its entries cannot be read as asked: the version says why, where "no entry" would mislead.
+        return {"postfix": facts.postfix_unusable}
     master = part[0]
     # The entry under the wanted key, else under another key (an edit that renamed it shows as serviceKey).
     found = next((facts.master[key] for key in (master.key, *SERVICE_KEYS) if key in facts.master), None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import subprocess
 
 import pytest
 
@@ -90,3 +91,30 @@ def test_port_policy_decides_what_a_raw_port_means():
     assert fields(keep, converged(keep, **by_port)) == []
     replace = settings(existingPortPolicy="replace", firewall="firewalld")
     assert fields(replace, converged(replace, **by_port)) == ["permanent", "runtime", "rawPort"]
+
+
+@pytest.mark.parametrize(("compiled", "unusable"), [
+    ("2.10.1", "Postfix 2.10.1 (mail_version) is older than 2.11"), ("3.7.11", ""),
+])
+def test_a_postfix_older_than_2_11_is_said_by_its_compiled_in_version(tmp_path, compiled, unusable):
+    """The read script itself, with stand-ins for postconf and postfix first on its PATH: main.cf's
+    `mail_version = 3.9.0` (what plain `postconf -h` shows) decides nothing; drift names the version, not a missing
+    entry."""
+    (tmp_path / "postconf").write_text(
+        f'#!/bin/sh\ncase "$*" in "-dh mail_version") echo {compiled} ;; "-h mail_version") echo 3.9.0 ;; esac\n')
+    (tmp_path / "postfix").write_text("#!/bin/sh\nexit 0\n")
+    for tool in ("postconf", "postfix"):
+        (tmp_path / tool).chmod(0o755)
+    s = settings(firewall="nftables")  # nothing of the firewall read: Postfix's part alone
+    script = facts.read_script("mail1", master=True)
+    path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    assert path in script
+    script = script.replace(path, f"PATH={tmp_path}:/usr/bin:/bin\n", 1)
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    found = facts.parse(out)
+    assert found.postfix_unusable.startswith(unusable) and bool(found.postfix_unusable) == bool(unusable)
+    if unusable:
+        assert [(d.field, d.have) for d in drift.compare(s, found)] == [("postfix", found.postfix_unusable)]
+        assert "upgrade Postfix" in found.postfix_unusable
+    else:
+        assert "serviceKey" in fields(s, found)  # the stand-in has no entry: an ordinary missing entry

@@ -338,15 +338,22 @@ WORK="$CONF/.smtps-work"
 S="$STATE/master"
 # postfix_new_enough: `postconf -M NAME/TYPE`, with which everything here reads and edits one master.cf entry, came
 # with Postfix 2.11; older ones (CentOS 7 ships 2.10) read NAME/TYPE as an unknown service. Such a Postfix is refused
-# before anything changes, by its version (mail_version).
-postfix_new_enough() {
-    version=$(postconf -h mail_version 2>/dev/null) || version=""
+# before anything changes, by its version: the compiled-in mail_version (`postconf -d`), which main.cf cannot
+# override (`mail_version = 3.9.0` there changes what `postconf -h` says, not what the binary does).
+# postfix_version_problem prints why this Postfix will not do (status 0), or nothing (status 1): the read-only facts
+# script reports it, the scripts that change master.cf refuse with it.
+postfix_version_problem() {
+    version=$(postconf -dh mail_version 2>/dev/null) || version=""
     case "$version" in
     [01].*|2.[0-9]|2.[0-9][!0-9]*|2.10|2.10[!0-9]*)
-        fail "Postfix $version (mail_version) is older than 2.11, the first that edits one master.cf entry with postconf -M name/type, which this tool needs: upgrade Postfix; nothing was changed" ;;
-    [0-9]*.[0-9]*) ;;
-    *) fail "cannot read Postfix's version (postconf -h mail_version: '$version'): is Postfix installed?; nothing was changed" ;;
+        printf '%s\n' "Postfix $version (mail_version) is older than 2.11, the first that edits one master.cf entry with postconf -M name/type, which this tool needs: upgrade Postfix" ;;
+    [0-9]*.[0-9]*) return 1 ;;
+    *) printf '%s\n' "cannot read Postfix's version (postconf -dh mail_version: '$version'): is Postfix installed?" ;;
     esac
+}
+postfix_new_enough() {
+    why=$(postfix_version_problem) || return 0
+    fail "$why; nothing was changed"
 }
 
 tidy "$MASTER"
