@@ -3,9 +3,10 @@ sees begin and end, and each provider process notes each remote command and prob
 reads the file beside the CPU it samples on the host and on the controller, and prints a table per step.
 
 Unset (normal use), nothing is written and nothing is timed. Each line is appended with one write to a file opened
-with O_APPEND, so lines from several processes never interleave. The file is made 0600, and a symbolic link or
-anything but a regular file at the path is refused. Lines hold names and times only: never a script,
-an output or a secret.
+with O_APPEND, so lines from several processes never interleave. The file is made 0600 (an existing one too), and
+a symbolic link or anything but a regular file of this user's with one name (no hard link) at the path is refused,
+as is a folder on the way that is a symbolic link of another user's. Lines hold names and times only: never a
+script, an output or a secret.
 """
 
 from __future__ import annotations
@@ -31,10 +32,37 @@ class ProfileError(SettingsError):
     """SMTPS_PROFILE names something the profile must not be written to."""
 
 
+def _check_folders(path: str, links: int = 0) -> None:
+    """Each folder on the way to the file: a symbolic link there is followed only when root or this user owns it
+    (one that another user planted, in /tmp say, would make this process write into a folder that user chose)."""
+    if links > 40:  # the kernel's own limit (ELOOP)
+        raise ProfileError(f"{PROFILE_ENV}: too many symbolic links on the way to the file")
+    parts = os.path.join(os.getcwd(), path).split("/")  # "", the folders, the file's name
+    here = ""
+    for index in range(1, len(parts) - 1):
+        if not parts[index]:
+            continue  # "//"
+        here = f"{here}/{parts[index]}"
+        try:
+            found = os.lstat(here)
+        except OSError:
+            return  # missing: the open says so
+        if stat.S_ISLNK(found.st_mode):
+            if found.st_uid not in (0, os.geteuid()):
+                raise ProfileError(f"{PROFILE_ENV}={path}: the folder {here} on the way is a symbolic link of user "
+                                   f"{found.st_uid}: the profile is not written where another user points")
+            target = os.path.join(os.path.dirname(here), os.readlink(here))
+            _check_folders("/".join([target, *parts[index + 1:]]), links + 1)
+            return
+
+
 def _open(path: str) -> int:
     """The profile file, for appending: created 0600 (host names and timings are nobody else's), never through a
     symbolic link (one planted at the path would make this process write where it points), and only ever a
-    regular file (a FIFO would block the run)."""
+    regular file (a FIFO would block the run). What was opened is checked, not the name: a regular file of this
+    user's with one link (a hard link would be another name for someone's file: a second link in /tmp to it, and
+    this process would append to it and chmod it), made 0600 whatever mode it had."""
+    _check_folders(path)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                      0o600)
@@ -43,9 +71,19 @@ def _open(path: str) -> int:
             raise ProfileError(f"{PROFILE_ENV}={path} is a symbolic link: the profile is written only to a file "
                                "of its own; name the file itself") from None
         raise ProfileError(f"{PROFILE_ENV}={path} cannot be opened for writing: {err.strerror}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    found = os.fstat(fd)
+    problem = ""
+    if not stat.S_ISREG(found.st_mode):
+        problem = "is not a regular file"
+    elif found.st_uid != os.geteuid():
+        problem = f"belongs to user {found.st_uid}, not to this one"
+    elif found.st_nlink != 1:
+        problem = f"has {found.st_nlink} names (hard links)"
+    if problem:
         os.close(fd)
-        raise ProfileError(f"{PROFILE_ENV}={path} is not a regular file: the profile is written only to a file")
+        raise ProfileError(f"{PROFILE_ENV}={path} {problem}: the profile is written only to a file of its own")
+    if stat.S_IMODE(found.st_mode) != 0o600:
+        os.fchmod(fd, 0o600)  # an existing file keeps no wider mode
     return fd
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from types import SimpleNamespace
 
@@ -93,3 +94,61 @@ def test_a_link_or_a_fifo_at_the_path_is_refused_before_anything_runs(tmp_path, 
     monkeypatch.setattr(cli, "cmd_verify", lambda _args: pytest.fail("ran despite a bad SMTPS_PROFILE"))
     assert cli.main(["verify", "-s", "nowhere"]) == 2
     assert f"{PROFILE_ENV}={out}" in capsys.readouterr().err
+
+
+def test_an_existing_file_is_made_0600_and_kept_appending(tmp_path, monkeypatch):
+    out = tmp_path / "profile.jsonl"
+    out.write_text('{"t": 1}\n')
+    out.chmod(0o666)
+    monkeypatch.setenv(PROFILE_ENV, str(out))
+    profile.check()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    out.chmod(0o644)
+    profile.note(kind="engine", what="start")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and len(out.read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("kind", ["hard link", "another user's file"])
+def test_a_file_with_a_second_name_or_of_another_user_is_refused_and_left_as_it_was(tmp_path, monkeypatch, kind):
+    theirs = tmp_path / "theirs"
+    theirs.write_text("theirs\n")
+    theirs.chmod(0o644)
+    out = tmp_path / "profile.jsonl"
+    if kind == "hard link":
+        os.link(theirs, out)
+        said = "has 2 names (hard links)"
+    else:
+        out = theirs
+        # This process stands in for another user: the file is then not its own.
+        monkeypatch.setattr(profile.os, "geteuid", lambda: os.getuid() + 4242)
+        said = f"belongs to user {os.getuid()}, not to this one"
+    monkeypatch.setenv(PROFILE_ENV, str(out))
+    for call in (profile.check, lambda: profile.note(kind="engine", what="start")):
+        with pytest.raises(ProfileError, match=re.escape(said)):
+            call()
+    assert theirs.read_text() == "theirs\n" and stat.S_IMODE(theirs.stat().st_mode) == 0o644
+
+
+def test_a_folder_on_the_way_that_is_another_users_link_is_refused(tmp_path, monkeypatch):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "mine").symlink_to(real)
+    (tmp_path / "mine2").symlink_to("mine")  # relative, through another link
+    # Links of root or of this user are followed (a system's /home -> /var/home; the user's own choice).
+    for name in ("mine", "mine2"):
+        monkeypatch.setenv(PROFILE_ENV, str(tmp_path / name / "p.jsonl"))
+        profile.check()
+    assert (real / "p.jsonl").exists()
+    (real / "p.jsonl").unlink()
+    # The same links owned by another user: as root, given to one; else this process stands in as yet another.
+    if os.geteuid() == 0:
+        for name in ("mine", "mine2"):
+            os.lchown(tmp_path / name, 4242, 4242)
+    else:
+        me = os.geteuid()
+        monkeypatch.setattr(profile.os, "geteuid", lambda: me + 4242)
+    for name in ("mine", "mine2"):
+        monkeypatch.setenv(PROFILE_ENV, str(tmp_path / name / "p.jsonl"))
+        with pytest.raises(ProfileError, match=f"the folder {tmp_path / name} on the way is a symbolic link of user"):
+            profile.check()
+    assert list(real.iterdir()) == []
