@@ -8,6 +8,7 @@ the host's own files and bus, while the machine's own /etc and /var stay untouch
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import re
@@ -65,6 +66,34 @@ def write_secret(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as file:
         file.write(text)
+
+
+def read_secret(path: Path) -> str:
+    """A secret file's text, read as `write_secret` made it: a regular file of root's (this user's) with one name,
+    never through a link. One left readable by others (a state folder from before the files were made 0600, or a
+    hand copy) is made 0600 here, on every read, before it is read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise LabError(f"{path} is a symbolic link: a secret file of the lab is read only as a file of its "
+                           "own") from None
+        raise
+    with os.fdopen(fd) as file:
+        found = os.fstat(fd)
+        problem = ""
+        if not stat.S_ISREG(found.st_mode):
+            problem = "is not a regular file"
+        elif found.st_uid != os.geteuid():
+            problem = f"belongs to user {found.st_uid}"
+        elif found.st_nlink != 1:
+            problem = f"has {found.st_nlink} names (hard links)"
+        if problem:
+            raise LabError(f"{path} {problem}: a secret file of the lab must be this user's own; remove it (the "
+                           "lab makes a new one)")
+        if stat.S_IMODE(found.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+        return file.read()
 
 
 def _write(path: Path, text: str | bytes, mode: int = 0o644) -> None:

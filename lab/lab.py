@@ -41,12 +41,12 @@ def _sasl_password(spec: LabSpec) -> str:
     path = spec.state_dir / "sasl_password"
     if not path.exists():
         hostops.write_secret(path, secrets.token_urlsafe(18))
-    return path.read_text()
+    return hostops.read_secret(path)
 
 
 def read_inventory(state_dir: Path) -> dict | None:
     try:
-        return json.loads((state_dir / "inventory.json").read_text())
+        return json.loads(hostops.read_secret(state_dir / "inventory.json"))
     except FileNotFoundError:
         return None
 

@@ -81,3 +81,37 @@ def test_the_tools_that_write_secrets_run_with_the_secret_umask(tmp_path, no_chm
     if tool == "saslpasswd2":
         hostops.run([tool, "-p", "-c", "-f", str(tmp_path / "open"), "-u", "example.lab", "user"], input=b"x")
         assert mode(tmp_path / "open") & 0o077, oct(mode(tmp_path / "open"))
+
+
+def test_a_secret_file_left_readable_is_made_0600_on_every_read(tmp_path):
+    """A state folder from before the files were made 0600: its sasl_password (and inventory) stay readable unless
+    the read itself tightens them."""
+    spec = build_spec(tmp_path / "lab", 2)
+    spec.state_dir.mkdir(parents=True, exist_ok=True)
+    path = spec.state_dir / "sasl_password"
+    path.write_text("old-password")
+    for loose in (0o644, 0o666, 0o640):
+        path.chmod(loose)
+        assert lab._sasl_password(spec) == "old-password"  # noqa: SLF001 - the same password, kept
+        assert mode(path) == 0o600
+    inventory = spec.state_dir / "inventory.json"
+    inventory.write_text('{"lab": "x"}')
+    inventory.chmod(0o644)
+    assert lab.read_inventory(spec.state_dir) == {"lab": "x"} and mode(inventory) == 0o600
+
+
+@pytest.mark.parametrize("kind", ["link", "hard link"])
+def test_a_secret_file_that_is_a_link_is_refused_and_left_as_it_was(tmp_path, kind):
+    spec = build_spec(tmp_path / "lab", 2)
+    spec.state_dir.mkdir(parents=True, exist_ok=True)
+    theirs = tmp_path / "theirs"
+    theirs.write_text("theirs")
+    theirs.chmod(0o644)
+    path = spec.state_dir / "sasl_password"
+    if kind == "link":
+        path.symlink_to(theirs)
+    else:
+        os.link(theirs, path)
+    with pytest.raises(hostops.LabError, match="symbolic link" if kind == "link" else "has 2 names"):
+        lab._sasl_password(spec)  # noqa: SLF001
+    assert theirs.read_text() == "theirs" and mode(theirs) == 0o644
