@@ -67,6 +67,13 @@ _VERBS = {"add", "create", "insert", "replace", "delete", "destroy", "flush", "r
 _REMOVES = {"flush", "delete", "destroy", "rename"}
 # A chain's own settings, not rules: `type filter hook input priority 0;`, `policy drop;`, `comment "..."`.
 _PROPERTIES = {"type", "policy", "comment", "devices", "priority", "hook", "flags"}
+# A rule that ends the chain for every packet, whatever it is (nothing matched): counters, logs and its own comment,
+# then a verdict that drops, rejects, queues, returns, or jumps or goes to another chain. Matched against the rule
+# read as one line of words with its strings blank (_Statement.code). One before where the rule would go leaves the
+# rule unreachable.
+_ENDS_ALL = re.compile(r'^(?:(?:counter(?: packets \d+ bytes \d+)?|log(?: (?:prefix|level|flags|group|snaplen|'
+                       r'queue-threshold) \S+)*) )*(?:drop|reject\b.*|queue\b.*|return|jump \S+|goto \S+)'
+                       r'(?: comment "")?$')
 # Words by which a last rule that is not a plain drop/reject may still end the chain for 465 (or that name a value
 # this program cannot see): the rule is then not put after it.
 _MAY_END = {"drop", "reject", "jump", "goto", "queue", "return", "vmap"}
@@ -208,6 +215,14 @@ def _find_chain(text: str, family: str, table: str, chain: str) -> tuple[_Chain 
     """The one block that declares the chain, as nft would load the file; None when there is none. Refuses (NftError)
     a file where the chain's rules may come from more than that block, or where what follows may take them away:
     there the line that would go before the final drop is not known to be before it when nft loads the file."""
+    crlf = text.find("\r\n")
+    crlf = crlf if crlf >= 0 or not text.endswith("\r") else len(text) - 1
+    if crlf >= 0:
+        # nft's reading of a `\r` (a blank, or part of a word or of a comment) is not this reader's: refused by name
+        # rather than misread (a chain would seem to end in something other than its drop).
+        raise NftError("a line ends with a carriage return (`\\r\\n`, as a file saved with Windows line ends): "
+                       "this program reads `\\n` line ends only; convert the file (dos2unix) and run again",
+                       text.count("\n", 0, crlf) + 1)
     tokens, joins = _tokens(text)
     statements = _statements(tokens)
     for statement in _walk(statements):
@@ -250,6 +265,8 @@ def _find_chain(text: str, family: str, table: str, chain: str) -> tuple[_Chain 
             continue
         if what == "chain" and verb == "rename" and len(names) >= 3 and _named(names[2], chain, "chain"):
             removals.append(statement)
+        if what == "chain" and verb in _REMOVES and names[1].text == "handle":
+            removals.append(statement)  # a chain by its handle: it may be this one
         if not _named(names[1], chain, "chain"):
             continue
         if what == "rule":
@@ -325,6 +342,12 @@ def with_rule(text: str, family: str, table: str, chain: str) -> str:
     rules = [statement for statement in found.body.statements
              if statement.head() and statement.head()[0].text not in _PROPERTIES]
     final = rules[-1] if rules else None
+    ahead = rules[:-1] if final is not None and _FINAL.match(final.code()) else rules
+    for rule in ahead:
+        if _ENDS_ALL.match(rule.code(blank_strings=True)):
+            raise NftError(f"`{rule.code()}` ends the chain for every packet before where this tool's rule would go "
+                           "(before the chain's final drop/reject, or last): the rule would never be reached. Make "
+                           "the chain end in one drop or reject, after every rule that accepts", rule.first.line)
     if final is not None and _FINAL.match(final.code()):
         before, where = final.first, f"the chain's final `{final.code()}`"
         indent = text[_line_start(text, before.start):before.start]
@@ -381,8 +404,17 @@ def _matches_465(expr: list[dict]) -> bool:
     return False
 
 
+def _ends_all(rule: dict) -> bool:
+    """A live rule that ends the chain for every packet: only counters and logs, then a drop, reject, queue, return,
+    jump or goto (nft's JSON, where the rule's comment is not an expression)."""
+    kinds = set().union(*(set(e) for e in rule.get("expr", []) if isinstance(e, dict)))
+    verdicts = kinds & {"drop", "reject", "queue", "return", "jump", "goto"}
+    return bool(verdicts) and kinds <= {"counter", "log"} | verdicts
+
+
 def live_facts(listing: dict) -> dict[str, str]:
-    """From `nft -j list chain ...`: our rules' handles, whether another rule accepts 465, the final drop's handle."""
+    """From `nft -j list chain ...`: our rules' handles, whether another rule accepts 465, the final drop's handle,
+    and a rule before where ours would go that ends the chain for every packet (`live.blocked`, its handle)."""
     rules = [item["rule"] for item in listing.get("nftables", []) if isinstance(item, dict) and "rule" in item]
     ours = [str(rule["handle"]) for rule in rules if rule.get("comment") == MARK]
     other = any(rule.get("comment") != MARK and _matches_465(rule.get("expr", []))
@@ -393,8 +425,10 @@ def live_facts(listing: dict) -> dict[str, str]:
         verdicts = [e for e in last if isinstance(e, dict) and not {"counter"} >= set(e)]
         if len(verdicts) == 1 and set(verdicts[0]) & {"drop", "reject"}:
             final = str(rules[-1]["handle"])
+    ahead = rules[:-1] if final else rules
+    blocked = next((str(rule["handle"]) for rule in ahead if rule.get("comment") != MARK and _ends_all(rule)), "")
     return {"live.chain": "present", "live.rule": "yes" if ours else "no", "live.handles": ",".join(ours),
-            "live.other": "yes" if other else "no", "live.final": final}
+            "live.other": "yes" if other else "no", "live.final": final, "live.blocked": blocked}
 
 
 def _nft(*args: str) -> subprocess.CompletedProcess[str]:
@@ -424,7 +458,7 @@ def main(argv: list[str]) -> int:
             listing = _listing(family, table, chain)
             facts = live_facts(listing) if listing is not None else {"live.chain": "missing", "live.rule": "no",
                                                                      "live.handles": "", "live.other": "no",
-                                                                     "live.final": ""}
+                                                                     "live.final": "", "live.blocked": ""}
             try:
                 facts |= file_facts(_read(rest[0]), family, table, chain)
             except FileNotFoundError:
@@ -454,6 +488,11 @@ def main(argv: list[str]) -> int:
     if command == "add-live":
         if facts["live.rule"] == "yes":
             return 0
+        if facts["live.blocked"]:
+            print(f"in the live chain {family} {table} {chain}, the rule with handle {facts['live.blocked']} ends the "
+                  "chain for every packet before where this tool's rule would go (before the final drop/reject, or "
+                  "last): the rule would never be reached; nothing was changed", file=sys.stderr)
+            return 1
         where = ["insert", "rule", family, table, chain, "position", facts["live.final"]] if facts["live.final"] \
             else ["add", "rule", family, table, chain]
         done = _nft(*where, "tcp", "dport", str(PORT), "accept", "comment", f'"{MARK}"')

@@ -83,12 +83,12 @@ def test_facts_of_the_live_chain():
         _rule(12, [{"counter": {"packets": 3, "bytes": 180}}, {"drop": None}]),
     ]}
     assert live_facts(listing) == {"live.chain": "present", "live.rule": "yes", "live.handles": "9",
-                                   "live.other": "no", "live.final": "12"}
+                                   "live.other": "no", "live.final": "12", "live.blocked": ""}
     listing["nftables"].insert(3, _rule(7, [_dport({"set": [25, 465, 587]}), {"accept": None}]))
     assert live_facts(listing)["live.other"] == "yes"
     ranged = {"nftables": [_rule(3, [_dport({"set": [{"range": [400, 500]}]}), {"accept": None}])]}
     assert live_facts(ranged) == {"live.chain": "present", "live.rule": "no", "live.handles": "",
-                                  "live.other": "yes", "live.final": ""}
+                                  "live.other": "yes", "live.final": "", "live.blocked": ""}
 
 
 def test_nft_accepts_the_edited_file(tmp_path):
@@ -193,6 +193,7 @@ def test_what_cannot_be_told_is_refused_with_its_line():
     _refused(_file(extra="delete table inet filter\n"), 16, "after the chain's block")
     _refused(_file(extra="flush ruleset\n"), 16, "after the chain's block")
     _refused(_file(extra="rename chain inet filter forward input\n"), 16, "after the chain's block")
+    _refused(_file(extra="delete chain inet filter handle 1\n"), 16, "after the chain's block")  # which one?
     _refused(_file(extra='define t = filter\ntable inet $t {\n}\n'), 17, "variable")
     _refused(_file(' comment "never closed'), 6, "never closed")
     _refused(_file(extra="}\n"), 16, "closes no")
@@ -240,8 +241,8 @@ def test_the_host_program_names_the_file_and_line_and_keeps_every_byte(tmp_path,
     source.write_text(_file(extra="include \"x.nft\"\n"))
     assert nft_rule.main(["with-rule", *CHAIN, str(source), str(target)]) == 1
     assert f"{source} line 16: an include" in capsys.readouterr().err and not target.exists()
-    # Bytes that are not UTF-8, and a carriage return in a comment, go back out as they were.
-    raw = _file(" # caf\xe9 \r").encode("latin-1")
+    # Bytes that are not UTF-8, and a carriage return inside a comment (not a line end), go back out as they were.
+    raw = _file(" # caf\xe9 \r x").encode("latin-1")
     source.write_bytes(raw)
     assert nft_rule.main(["with-rule", *CHAIN, str(source), str(target)]) == 0
     at = raw.index(b"        counter drop\n")
@@ -265,3 +266,81 @@ def test_facts_of_a_refused_file_say_why_and_drift_names_it(tmp_path, capsys, mo
     facts = parse(out)
     assert live(facts, NftablesSettings("inet", "filter", "input"))["nftables"].startswith(
         f"not read: {source} line 16: an include")
+
+
+# A rule that ends the chain for every packet, before where this tool's rule would go: the rule would never be
+# reached there, so the file is refused at that rule's line (the reviewer's case: `counter drop`, then a log rule).
+@pytest.mark.parametrize(("before", "after"), [
+    ("        counter drop\n", '        log prefix "late "\n'),
+    ("        jump quarantine\n", "        counter drop\n"),
+    ("        goto quarantine\n", ""),
+    ('        counter log prefix "x " level info reject with icmpx type admin-prohibited\n', "        drop\n"),
+    ('        drop comment "early"\n', "        counter drop\n"),
+    ("        return\n", "        counter drop\n"),
+])
+def test_a_rule_that_ends_the_chain_before_the_insertion_point_is_refused_with_its_line(before, after):
+    text = ("table inet filter {\n    chain quarantine {\n    }\n    chain input {\n"
+            "        type filter hook input priority 0;\n        tcp dport 22 accept\n" + before + after + "    }\n}\n")
+    with pytest.raises(NftError, match="ends the chain for every packet before where this tool's rule would go") \
+            as refused:
+        with_rule(text, *CHAIN)
+    assert refused.value.line == 7
+
+
+def test_rules_that_match_something_before_the_final_drop_are_not_in_the_way():
+    text = ("table inet filter {\n    chain input {\n        type filter hook input priority 0;\n"
+            "        ct state invalid drop\n        iifname \"lo\" jump allowed\n        tcp dport 22 accept\n"
+            "        counter drop\n    }\n    chain allowed {\n    }\n}\n")
+    new = with_rule(text, *CHAIN).splitlines()
+    assert new[6] == f"        {RULE}" and new[7] == "        counter drop"
+
+
+def test_the_reviewers_late_log_file_is_refused_by_the_host_program_and_nft_reads_it_as_it_is(tmp_path, capsys):
+    source, target = tmp_path / "nftables.conf", tmp_path / "nftables.conf.smtps-tmp"
+    source.write_text(_file().replace("        counter drop\n", '        counter drop\n        log prefix "late "\n'))
+    assert nft_rule.main(["with-rule", *CHAIN, str(source), str(target)]) == 1
+    err = capsys.readouterr().err
+    assert f"{source} line 7: `counter drop` ends the chain for every packet" in err and not target.exists()
+    require(shutil.which("nft") is not None and os.geteuid() == 0, "nft (as root) is needed: apt package nftables")
+    # nft itself takes the file: only where the rule would go is in doubt, not whether the file is valid.
+    checked = subprocess.run(["nft", "-c", "-f", str(source)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_the_live_chain_with_a_drop_before_its_end_gets_no_rule():
+    listing = {"nftables": [
+        _rule(4, [_dport(22), {"accept": None}]),
+        _rule(7, [{"counter": {"packets": 0, "bytes": 0}}, {"drop": None}]),
+        _rule(9, [{"log": {"prefix": "late "}}]),
+    ]}
+    assert live_facts(listing)["live.blocked"] == "7" and live_facts(listing)["live.final"] == ""
+    listing["nftables"].pop()  # the drop is then the final one: the rule goes before it
+    assert live_facts(listing)["live.blocked"] == "" and live_facts(listing)["live.final"] == "7"
+    listing["nftables"].insert(1, _rule(5, [{"jump": {"target": "quarantine"}}]))
+    assert live_facts(listing)["live.blocked"] == "5"
+
+
+def test_the_add_refuses_a_live_chain_where_the_rule_would_never_be_reached(monkeypatch, capsys):
+    listing = {"nftables": [_rule(7, [{"counter": None}, {"drop": None}]), _rule(9, [{"log": {"prefix": "late "}}])]}
+    monkeypatch.setattr(nft_rule, "_listing", lambda *chain: listing)
+    monkeypatch.setattr(nft_rule, "_nft", lambda *args: pytest.fail(f"nft {args} ran"))
+    assert nft_rule.main(["add-live", *CHAIN]) == 1
+    assert "the rule with handle 7 ends the chain for every packet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    (_file().replace("\n", "\r\n"), 1),
+    (_file().replace("        counter drop\n", "        counter drop\r\n"), 7),
+    (_file() + "\r", 16),
+])
+def test_carriage_return_line_ends_are_refused_by_name_with_their_line(tmp_path, capsys, text, line):
+    with pytest.raises(NftError, match="carriage return") as refused:
+        with_rule(text, *CHAIN)
+    assert refused.value.line == line
+    with pytest.raises(NftError, match="carriage return"):
+        file_facts(text, *CHAIN)
+    source = tmp_path / "nftables.conf"
+    source.write_bytes(text.encode())
+    assert nft_rule.main(["with-rule", *CHAIN, str(source), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert f"{source} line {line}: a line ends with a carriage return" in err and "not a plain drop" not in err
