@@ -167,7 +167,8 @@ def test_a_postfix_older_than_2_11_is_refused_naming_its_version(version, refuse
     Only the compiled-in value counts (-d): main.cf's `mail_version = 3.9.0`, which plain -h shows, changes nothing."""
     check = render("_postfix_version.sh.j2")
     script = (f"fail() {{ echo \"$*\" >&2; exit 1; }}\n"
-              f"postconf() {{ if [ \"$1\" = -dh ]; then printf '%s\\n' {shlex.quote(version)}; else echo 3.9.0; fi; }}\n"
+              f"postconf() {{ if [ \"$1\" = -dh ]; then printf '%s\\n' {shlex.quote(version)};\n"
+              "else echo 3.9.0; fi; }\n"
               f"{check}postfix_new_enough\necho fine\n")
     result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=False)
     if refused is None:
