@@ -19,6 +19,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from smtps import ownfile
+
 from . import render
 from .render import HostPaths
 from .spec import HostSpec, LabSpec
@@ -80,19 +82,10 @@ def read_secret(path: Path) -> str:
                            "own") from None
         raise
     with os.fdopen(fd) as file:
-        found = os.fstat(fd)
-        problem = ""
-        if not stat.S_ISREG(found.st_mode):
-            problem = "is not a regular file"
-        elif found.st_uid != os.geteuid():
-            problem = f"belongs to user {found.st_uid}"
-        elif found.st_nlink != 1:
-            problem = f"has {found.st_nlink} names (hard links)"
+        problem = ownfile.claim(fd)
         if problem:
             raise LabError(f"{path} {problem}: a secret file of the lab must be this user's own; remove it (the "
                            "lab makes a new one)")
-        if stat.S_IMODE(found.st_mode) != 0o600:
-            os.fchmod(fd, 0o600)
         return file.read()
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from . import ownfile
 from .settings import SettingsError
 
 PROFILE_ENV = "SMTPS_PROFILE"
@@ -71,19 +72,10 @@ def _open(path: str) -> int:
             raise ProfileError(f"{PROFILE_ENV}={path} is a symbolic link: the profile is written only to a file "
                                "of its own; name the file itself") from None
         raise ProfileError(f"{PROFILE_ENV}={path} cannot be opened for writing: {err.strerror}") from None
-    found = os.fstat(fd)
-    problem = ""
-    if not stat.S_ISREG(found.st_mode):
-        problem = "is not a regular file"
-    elif found.st_uid != os.geteuid():
-        problem = f"belongs to user {found.st_uid}, not to this one"
-    elif found.st_nlink != 1:
-        problem = f"has {found.st_nlink} names (hard links)"
+    problem = ownfile.claim(fd)
     if problem:
         os.close(fd)
         raise ProfileError(f"{PROFILE_ENV}={path} {problem}: the profile is written only to a file of its own")
-    if stat.S_IMODE(found.st_mode) != 0o600:
-        os.fchmod(fd, 0o600)  # an existing file keeps no wider mode
     return fd
 
 
