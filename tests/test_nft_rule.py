@@ -277,6 +277,7 @@ def test_facts_of_a_refused_file_say_why_and_drift_names_it(tmp_path, capsys, mo
     ('        counter log prefix "x " level info reject with icmpx type admin-prohibited\n', "        drop\n"),
     ('        drop comment "early"\n', "        counter drop\n"),
     ("        return\n", "        counter drop\n"),
+    ('        counter name "dropped" drop\n', '        log prefix "late "\n'),
 ])
 def test_a_rule_that_ends_the_chain_before_the_insertion_point_is_refused_with_its_line(before, after):
     text = ("table inet filter {\n    chain quarantine {\n    }\n    chain input {\n"
