@@ -71,9 +71,9 @@ _PROPERTIES = {"type", "policy", "comment", "devices", "priority", "hook", "flag
 # then a verdict that drops, rejects, queues, returns, or jumps or goes to another chain. Matched against the rule
 # read as one line of words with its strings blank (_Statement.code). One before where the rule would go leaves the
 # rule unreachable.
-_ENDS_ALL = re.compile(r'^(?:(?:counter(?: name \S+| packets \d+ bytes \d+)?|log(?: (?:prefix|level|flags|group|snaplen|'
-                       r'queue-threshold) \S+)*) )*(?:drop|reject\b.*|queue\b.*|return|jump \S+|goto \S+)'
-                       r'(?: comment "")?$')
+_ENDS_ALL = re.compile(r'^(?:(?:counter(?: name \S+| packets \d+ bytes \d+)?'
+                       r'|log(?: (?:prefix|level|flags|group|snaplen|queue-threshold) \S+)*) )*'
+                       r'(?:drop|reject\b.*|queue\b.*|return|jump \S+|goto \S+)(?: comment "")?$')
 # Words by which a last rule that is not a plain drop/reject may still end the chain for 465 (or that name a value
 # this program cannot see): the rule is then not put after it.
 _MAY_END = {"drop", "reject", "jump", "goto", "queue", "return", "vmap"}
