@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from .lockout_guard import PENDING_CHOICES
 from .option_rules import KEEP, refusal, removal_risk, risk
 
 # iRedMail's stanza: iRedMail >= 1.5.0 writes exactly this (the lab's iredmail-1.5 master.cf has it).
@@ -37,8 +38,8 @@ CONFIRM_SECONDS = 60
 # What the lockout guard does with firewalld state that this run did not write (firewalldPending). refuse: any
 # difference between the permanent and the running configuration stops the reload. drop-runtime-only: state kept
 # only at runtime in rich rules, ipset entries and direct rules (fail2ban's firewalld actions keep their bans so),
-# which every reload drops, no longer stops it; anything pending in the permanent configuration still does.
-PENDING_CHOICES = ("refuse", "drop-runtime-only")
+# which every reload drops, no longer stops it; anything pending in the permanent configuration still does. The
+# guard, which runs on the host on its own, holds the choices.
 
 
 def _builtin_services() -> dict[str, str]:
