@@ -65,7 +65,9 @@ KEEP = {
     "smtpd_client_restrictions": "null removes the entry's own restrictions: main.cf's, made for port 25, would let "
                                  "clients in without logging in",
 }
-_FILTER = re.compile(r"(?P<transport>[A-Za-z0-9][A-Za-z0-9_.-]{0,63}):\[(?P<address>[^\]]*)\]:(?P<port>[0-9]{1,5})")
+_FILTER = re.compile(r"(?P<transport>[A-Za-z0-9][A-Za-z0-9_.-]{0,63}):\[(?P<address>[^\]]*)\]:(?P<port>[0-9]+)")
+# A port as a plain number: no leading zero (Postfix reads 025 as 25, and the host compares ports as numbers).
+_PORT = re.compile(r"[1-9][0-9]{0,4}")
 _FILTER_SHAPE = ("is not transport:[loopback address]:port (iRedMail's: smtp-amavis:[127.0.0.1]:10026), so this "
                  "check cannot tell that it is a content filter on this host")
 
@@ -130,12 +132,13 @@ def content_filter_risk(value: str) -> str | None:
     found = _FILTER.fullmatch(value)
     if not found:
         return _FILTER_SHAPE
-    address, port = found["address"], int(found["port"])
+    address, written = found["address"], found["port"]
     if not loopback_address(address):
         return (f"sends submitted mail to [{address}], off this host (or to a name), instead of to its own content "
                 "filter")
-    if not 1 <= port <= 65535:
-        return f"port {port} is outside 1 to 65535"
+    if not _PORT.fullmatch(written) or int(written) > 65535:
+        return f"port {written} is not a number from 1 to 65535 written without leading zeros"
+    port = int(written)
     if port == OWN_PORT:
         return f"port {port} is this entry's own (Postfix itself): mail would loop back into 465, never to a filter"
     if port in RE_INJECTION:

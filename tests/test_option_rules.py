@@ -58,8 +58,12 @@ SHAPE = "is not transport:[loopback address]:port"
     ("content_filter", "smtp:[127.0.0.1]:10025", "port 10025 is iRedMail's re-injection listener"),
     ("content_filter", "smtp:[127.0.0.1]:10028", "port 10028 is iRedMail's re-injection listener"),
     ("content_filter", "smtp-amavis:[127.0.0.1]:465", "port 465 is this entry's own"),
-    ("content_filter", "smtp:[127.0.0.1]:0", "port 0 is outside 1 to 65535"),
-    ("content_filter", "smtp:[127.0.0.1]:99999", "port 99999 is outside 1 to 65535"),
+    ("content_filter", "smtp:[127.0.0.1]:0", "port 0 is not a number from 1 to 65535 written without leading"),
+    ("content_filter", "smtp:[127.0.0.1]:99999", "port 99999 is not a number from 1 to 65535"),
+    ("content_filter", "smtp:[127.0.0.1]:025", "port 025 is not a number from 1 to 65535 written without leading"),
+    ("content_filter", "smtp:[127.0.0.1]:010026", "port 010026 is not a number from 1 to 65535"),
+    ("content_filter", "smtp:[127.0.0.1]:000000000010026", "port 000000000010026 is not a number"),
+    ("content_filter", "smtp:[127.0.0.1]:65536", "port 65536 is not a number from 1 to 65535"),
     # Postfix expands $name in -o values; an unknown name expands to nothing.
     ("content_filter", "$HOME", "Postfix expands $name"),
     ("content_filter", "smtp-amavis:[127.0.0.1]:$port", "Postfix expands $name"),
@@ -172,3 +176,45 @@ def test_the_entrys_own_port_is_the_smtps_port():
     from smtps.settings import SMTPS_PORT
 
     assert OWN_PORT == SMTPS_PORT
+
+
+# Stand-ins for what the host's filter check asks (postconf -M, getent): a master.cf whose listeners are written with
+# leading zeros, as Postfix accepts them (it reads 0010026 as port 10026).
+HOST_STANDINS = r'''
+fail() { echo "REFUSED: $*"; exit 1; }
+postconf() {
+  case "$*" in
+    "-M smtp-amavis/unix") echo "smtp-amavis unix - - n - 2 smtp" ;;
+    "-M") printf '%s\n' "smtp inet n - n - 1 postscreen" "submission inet n - n - - smtpd" \
+            "127.0.0.1:0010026 inet n - n - - smtpd" "127.0.0.1:00 inet n - n - - smtpd" \
+            "127.0.0.1:99999999999999999999999 inet n - n - - smtpd" ;;
+  esac
+}
+getent() { case "$2" in submission/tcp) echo "submission 587/tcp";; esac; }
+'''
+
+
+@pytest.mark.parametrize(("port", "refused"), [("10026", True), ("587", True), ("10027", False), ("2", False)])
+def test_the_host_compares_ports_as_numbers(port, refused):
+    """A listener written `127.0.0.1:0010026` is port 10026 to Postfix: the host's check refuses a filter on 10026
+    (before the fix, the ports were compared as text and it passed). Run in dash, as on a Debian host."""
+    import re
+    import shutil
+    import subprocess
+
+    from smtps import master_service
+    from smtps.templating import Action
+    from tests.conftest import require
+
+    require(shutil.which("dash") is not None, "dash is needed to run the host's check")
+    value = f"smtp-amavis:[127.0.0.1]:{port}"
+    s = parse_host("dc1", {}, {"name": "mx1", "address": "10.0.0.1", "hostKey": KEY,
+                               "options": {"content_filter": value}})
+    text = master_service.script(s.name, (s.master, s.tls), Action.APPLY)
+    check = re.search(r"\nfilter_command=.*?\nset \+f\n", text, re.S).group(0)
+    out = subprocess.run(["dash", "-c", HOST_STANDINS + check + "echo PASSED\n"], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"}, check=False)
+    if refused:
+        assert out.returncode == 1 and f"port {port} is a Postfix listener of this host's master.cf" in out.stdout
+    else:
+        assert (out.returncode, out.stdout.strip()) == (0, "PASSED"), out.stdout + out.stderr
