@@ -291,6 +291,9 @@ class Reader:
         # `kind` is what `host` is: a mail host, or a bastion (a jump host reached on the way to one).
         self.stack, self.host, self.values, self.kind = stack, host, values, kind
         self.problems: list[tuple[str, str]] = []
+        # Whether the options are judged (smtps/option_rules.py): not for what a host already has from an earlier
+        # run (a remove or a read writes no entry), so that a rule added later never blocks taking it out.
+        self.judge_options = True
 
     def fail(self, key: str, problem: str) -> None:
         self.problems.append((key, problem))
@@ -514,10 +517,10 @@ def read_master(read: Reader) -> MasterServiceSettings | None:
     key, options, allowed = read.choice("serviceKey", SERVICE_KEYS), read.options("options"), read_allowed(read)
     refused = []
     for name, value in options or ():
-        why = risk(name, value)
+        why = risk(name, value) if read.judge_options else None
         if why and allowed is not None and name not in allowed:
             refused.append((name, f"{value!r}: {why}"))
-    for name in KEEP if options is not None else ():
+    for name in KEEP if options is not None and read.judge_options else ():
         if name not in dict(options) and allowed is not None and name not in allowed:
             refused.append((name, removal_risk(name)))
     for name, why in refused:
