@@ -8,10 +8,11 @@ submission entry or judged by its value; every other option is refused at previe
 `allowOptions`. The check from outside catches what these miss.
 
 Known to be harmless, whatever their value (HARMLESS; README, "Settings", says which iRedMail and Postfix files use
-each): `syslog_name`, `smtpd_tls_wrappermode`, the `smtpd_tls_*` options (how the TLS session is made; the
-certificate and key come from tlsCert/tlsKey), `smtpd_tls_auth_only`, `smtpd_reject_unlisted_recipient`,
-`milter_macro_daemon_name`, and `smtpd_helo_restrictions` / `smtpd_sender_restrictions` (each list is checked on its
-own: a permit there never lets a client past smtpd_client_restrictions).
+each): `syslog_name`, `smtpd_tls_wrappermode`, the `smtpd_tls_*` options that say how the TLS session is made
+(HARMLESS_TLS; the certificate and key come from tlsCert/tlsKey), `smtpd_tls_auth_only`,
+`smtpd_reject_unlisted_recipient`, `milter_macro_daemon_name`, and `smtpd_helo_restrictions` /
+`smtpd_sender_restrictions` (each list is checked on its own: a permit there never lets a client past
+smtpd_client_restrictions).
 
 Judged by their value (postconf(5), "smtpd_relay_restrictions", "smtpd_recipient_restrictions",
 "smtpd_client_restrictions", "content_filter", "mynetworks"; master(5), "-o"):
@@ -66,8 +67,18 @@ HARMLESS = frozenset({
     "smtpd_reject_unlisted_recipient", "milter_macro_daemon_name", "smtpd_helo_restrictions",
     "smtpd_sender_restrictions",
 })
-# And every option that only says how the TLS session is made (ciphers, protocols, logging, session cache).
-HARMLESS_PREFIX = "smtpd_tls_"
+# And the smtpd_tls_* options that only say how the TLS session is made (ciphers, protocols, client certificates,
+# logging, session cache): Postfix 3.7's `postconf -d`, and 3.9's smtpd_tls_enable_rpk. The certificate and key
+# come from tlsCert/tlsKey (smtpd_tls_cert_file, smtpd_tls_key_file): the other ways to serve one are in ALWAYS.
+HARMLESS_TLS = frozenset({
+    "smtpd_tls_always_issue_session_ids", "smtpd_tls_ask_ccert", "smtpd_tls_auth_only",
+    "smtpd_tls_ccert_verifydepth", "smtpd_tls_cert_file", "smtpd_tls_ciphers", "smtpd_tls_dh1024_param_file",
+    "smtpd_tls_dh512_param_file", "smtpd_tls_eecdh_grade", "smtpd_tls_enable_rpk", "smtpd_tls_exclude_ciphers",
+    "smtpd_tls_fingerprint_digest", "smtpd_tls_key_file", "smtpd_tls_loglevel", "smtpd_tls_mandatory_ciphers",
+    "smtpd_tls_mandatory_exclude_ciphers", "smtpd_tls_mandatory_protocols", "smtpd_tls_protocols",
+    "smtpd_tls_received_header", "smtpd_tls_req_ccert", "smtpd_tls_security_level",
+    "smtpd_tls_session_cache_database", "smtpd_tls_session_cache_timeout", "smtpd_tls_wrappermode",
+})
 # Judged by their value (below).
 RULED = frozenset({"smtpd_sasl_auth_enable", "smtpd_client_restrictions", "content_filter", "mynetworks",
                    *RESTRICTIONS})
@@ -82,6 +93,9 @@ ALWAYS = {
     "smtpd_restriction_classes": "defines restriction classes, options of this entry that a restriction list may "
                                  "name, and that may hold anything that permits",
     "smtpd_milter_maps": "hands the mail of the clients it lists to milters, apart from the content filter",
+    **dict.fromkeys(("smtpd_tls_chain_files", "smtpd_tls_dcert_file", "smtpd_tls_dkey_file", "smtpd_tls_eccert_file",
+                     "smtpd_tls_eckey_file"),
+                    "serves a certificate apart from tlsCert/tlsKey, the files the certificate check reads"),
     "smtpd_proxy_filter": "hands every message, before it is queued, to a proxy that is not the content filter",
     "smtpd_milters": "hands every message to milters, which may change, accept or drop it apart from the content "
                      "filter",
@@ -192,7 +206,8 @@ def _mynetworks_risk(value: str) -> str | None:
 
 # An access map or policy service anywhere in a value: at the start of a list item, or after `=` or `:` (a lookup
 # table or a restriction class written inside another value).
-_LOOKUP = re.compile(r"(?<![A-Za-z0-9_])check_[a-z_]*")
+# Postfix reads restriction names in any case (CHECK_CLIENT_ACCESS is check_client_access).
+_LOOKUP = re.compile(r"(?<![A-Za-z0-9_])check_[a-z_]*", re.IGNORECASE)
 UNKNOWN = ("is not on the list of options known to be harmless on a 465 submission entry (README, \"Settings\"): an "
            "option this check does not know may open relaying, let clients in without logging in, or send mail "
            "around the content filter")
@@ -214,7 +229,7 @@ def _value_risk(name: str, value: str) -> str | None:
 
 def known(name: str) -> bool:
     """Is `name` on the allow-list (harmless, or judged by its value)?"""
-    return name in HARMLESS or name in RULED or name.startswith(HARMLESS_PREFIX)
+    return name in HARMLESS or name in HARMLESS_TLS or name in RULED
 
 
 def risk(name: str, value: str) -> str | None:

@@ -131,6 +131,12 @@ SHAPE = "is not transport:[loopback address]:port"
     # A restriction class is an option of any name: off the list, and its check_* is refused too.
     ("myclass", "permit", "is not on the list"), ("myclass", "check_client_access,hash:/x", "check_client_access"),
     ("smtpd_sasl_auth_enable", "no", "only yes is known here"),
+    # Postfix reads restriction names in any case.
+    ("smtpd_sender_restrictions", "CHECK_SENDER_ACCESS,hash:/etc/postfix/x", "CHECK_SENDER_ACCESS may answer OK"),
+    # A certificate served apart from tlsCert, and a name that only starts like the TLS options.
+    ("smtpd_tls_chain_files", "/etc/ssl/other.pem", "serves a certificate apart from tlsCert/tlsKey"),
+    ("smtpd_tls_eccert_file", "/etc/ssl/ec.pem", "serves a certificate apart from tlsCert/tlsKey"),
+    ("smtpd_tls_myclass", "permit", "is not on the list"),
     ("smtpd_sasl_auth_enable", "YES", "only yes is known here"),
 ])
 def test_risky(name, value, words):
