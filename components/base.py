@@ -229,8 +229,9 @@ class HostProvider(ResourceProvider):
         # them back may have been edited (values read back from state are data, never code).
         return labelled(from_wire(props))
 
-    def _parse(self, props: dict[str, Any]) -> tuple[str, Connection, Any]:
+    def _parse(self, props: dict[str, Any], judge_options: bool = True) -> tuple[str, Connection, Any]:
         read = self._reader(props)
+        read.judge_options = judge_options
         connection, parsed = read_connection(read), self.model.parse(read)
         read.finish()
         return read.host, connection, parsed
@@ -239,10 +240,13 @@ class HostProvider(ResourceProvider):
         """The host as this tool last applied it: the connection from the outputs, the settings from `applied`
         (state written before `applied` existed has only the outputs, which were the applied settings then)."""
         applied = props.get(APPLIED)
+        # What is already on the host is taken out or read whatever today's option rules say of it (a remove or a
+        # read writes no entry): an option allowed when it was applied must not block its removal.
         if not isinstance(applied, dict):
-            return self._parse(props)
+            return self._parse(props, judge_options=False)
         # Only this kind's settings come from `applied`: the connection (where to go, which key to trust) never.
-        return self._parse({**props, **{key: applied[key] for key in self.settings if key in applied}})
+        return self._parse({**props, **{key: applied[key] for key in self.settings if key in applied}},
+                           judge_options=False)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         read = self._reader(news)

@@ -37,8 +37,11 @@ def missing_key(stack: str) -> str:
 
 def load(stack: str, config: pulumi.Config) -> stacks.Stack:
     """The stack's settings, or a RunError listing every bad setting: before any resource or SSH connection."""
+    # Every key the engine gave the program (set by the engine, or in PULUMI_CONFIG): one under PROJECT that the
+    # tool does not read is refused, as the front end refuses it in the stack's files.
+    keys = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.get_config_env())
     try:
-        return stacks.load(stack, config.get_object)
+        return stacks.load(stack, config.get_object, keys)
     except SettingsError as err:
         raise pulumi.RunError(f"bad SMTPS settings:\n{err}") from None
 

@@ -1,30 +1,42 @@
-"""The master.cf options for 465 that open relaying, let clients in without logging in, or send submitted mail around
-the content filter: refused at preview unless the stack allows them by name (`allowOptions`). The check from outside
-catches what these miss.
+"""The master.cf `-o` options a 465 entry may have without `allowOptions`: an allow-list. Postfix has hundreds of
+parameters, and many of them open relaying, let clients in without logging in, point logins at another
+authentication server or send mail around the content filter (`smtpd_authorized_xclient_hosts`, `smtpd_sasl_type`,
+`smtpd_sasl_path`, `smtpd_sasl_exceptions_networks`, `smtpd_milter_maps`, `smtpd_command_filter`,
+`cleanup_service_name`, `*_bcc_maps`, a restriction class...). A list of the dangerous ones misses the ones nobody
+thought of, so the rule is turned around: only the options below pass, each one known to be harmless on a
+submission entry or judged by its value; every other option is refused at preview unless the stack names it in
+`allowOptions`. The check from outside catches what these miss.
 
-The rules (postconf(5), "smtpd_relay_restrictions", "smtpd_recipient_restrictions", "smtpd_client_restrictions",
-"content_filter", "mynetworks", "smtpd_proxy_filter", "smtpd_milters", "receive_override_options"; master(5), "-o"):
-- Any value with a `$`: Postfix expands `$name` in an -o value, and a name the host does not define expands to
-  nothing. `content_filter=$HOME` reads as a filter here and is no filter on the host.
+Known to be harmless, whatever their value (HARMLESS; README, "Settings", says which iRedMail and Postfix files use
+each): `syslog_name`, `smtpd_tls_wrappermode`, the `smtpd_tls_*` options that say how the TLS session is made
+(HARMLESS_TLS; the certificate and key come from tlsCert/tlsKey), `smtpd_tls_auth_only`,
+`smtpd_reject_unlisted_recipient`, `milter_macro_daemon_name`, and `smtpd_helo_restrictions` /
+`smtpd_sender_restrictions` (each list is checked on its own: a permit there never lets a client past
+smtpd_client_restrictions).
+
+Judged by their value (postconf(5), "smtpd_relay_restrictions", "smtpd_recipient_restrictions",
+"smtpd_client_restrictions", "content_filter", "mynetworks"; master(5), "-o"):
+- In every option: a `$`, since Postfix expands `$name` in an -o value, and a name the host does not define expands
+  to nothing (`content_filter=$HOME` reads as a filter here and is no filter on the host); and an access map or
+  policy service (`check_*`), whose OK, FILTER or REDIRECT (access(5)) lets a client in or sends a message
+  elsewhere than the content filter, in whatever option it is written (a restriction class is an option of any
+  name whose value is a restriction list).
+- `smtpd_sasl_auth_enable`: `yes` only.
 - `smtpd_relay_restrictions` / `smtpd_recipient_restrictions`: Postfix stops at the first `permit*` that matches. So
   `permit_sasl_authenticated` must come before any other permit (a `permit_mynetworks` first lets every client in
   mynetworks relay without logging in; a bare `permit` lets everyone), and the list must end unauthenticated relaying
   with `reject`, `reject_unauth_destination` or `defer_unauth_destination`. Before that end, only restrictions that
-  reject (and `permit_mynetworks` after `permit_sasl_authenticated`): an access map (`check_*`) may answer OK.
+  reject (and `permit_mynetworks` after `permit_sasl_authenticated`).
 - `smtpd_client_restrictions`: what makes 465 a port for logged-in clients only (iRedMail's 465 and 587 entries:
   `permit_sasl_authenticated,reject`). It must hold `permit_sasl_authenticated` and end in `reject`, and everything
-  else in it may only reject (`reject_*`, `defer_*`): a `permit*`, an access map (`check_*`, which may answer OK) or a
-  restriction class (a name main.cf defines) can let a client past without logging in.
+  else in it may only reject (`reject_*`, `defer_*`): a `permit*`, an access map or a restriction class (a name
+  main.cf defines) can let a client past without logging in.
 - `content_filter`: submitted mail goes to this next hop instead of the host's Amavisd. It must be
-  `transport:[address]:port` with a loopback IP address (a name means what the host's resolver says), and the port
-  must not be one of iRedMail's re-injection listeners (RE_INJECTION below): those are Postfix itself, with
-  `content_filter=` empty, so mail sent there is delivered unfiltered. The host then checks what only it knows
+  `transport:[address]:port` with a loopback IP address (a name means what the host's resolver says), a port written
+  as a plain number, and not one of iRedMail's re-injection listeners (RE_INJECTION below): those are Postfix itself,
+  with `content_filter=` empty, so mail sent there is delivered unfiltered. The host then checks what only it knows
   (templates/master_service.sh.j2, before any change): the transport is a master.cf `unix` service whose command is
   smtp (an lmtp one could hand mail straight to Dovecot), and the port is no Postfix `inet` listener of its master.cf.
-- `smtpd_proxy_filter`, `smtpd_milters`, `non_smtpd_milters`, `receive_override_options`: each hands mail to another
-  program before the queue, or switches checks and milters off (`no_milters`, `no_header_body_checks`). Header and
-  body check tables, and an access map or policy service (`check_*`) in any other restriction list: their FILTER or
-  REDIRECT action (header_checks(5), access(5)) sends a message elsewhere than the content filter.
 - `mynetworks`: the clients `permit_mynetworks` lets relay. Anything beyond the loopback networks is refused here.
 - Removed with `null`: `content_filter` (no filter at all) and `smtpd_client_restrictions` (main.cf's, made for
   port 25, apply instead).
@@ -48,8 +60,42 @@ _ENDS_RELAYING = ("reject", "reject_unauth_destination", "defer_unauth_destinati
 RE_INJECTION = (10025, 10028)
 # The port of the entry itself: settings.SMTPS_PORT (settings imports this module, so it is not imported here).
 OWN_PORT = 465
-# Options that need allowOptions whatever their value, and why.
+# Known to be harmless on a 465 submission entry, whatever their value (but `$` and check_*, refused everywhere):
+# what iRedMail's 465 and 587 entries and Postfix's own submission and smtps examples use (README, "Settings").
+HARMLESS = frozenset({
+    "syslog_name", "smtpd_tls_wrappermode", "smtpd_tls_security_level", "smtpd_tls_auth_only",
+    "smtpd_reject_unlisted_recipient", "milter_macro_daemon_name", "smtpd_helo_restrictions",
+    "smtpd_sender_restrictions",
+})
+# And the smtpd_tls_* options that only say how the TLS session is made (ciphers, protocols, client certificates,
+# logging, session cache): Postfix 3.7's `postconf -d`, and 3.9's smtpd_tls_enable_rpk. The certificate and key
+# come from tlsCert/tlsKey (smtpd_tls_cert_file, smtpd_tls_key_file): the other ways to serve one are in ALWAYS.
+HARMLESS_TLS = frozenset({
+    "smtpd_tls_always_issue_session_ids", "smtpd_tls_ask_ccert", "smtpd_tls_auth_only",
+    "smtpd_tls_ccert_verifydepth", "smtpd_tls_cert_file", "smtpd_tls_ciphers", "smtpd_tls_dh1024_param_file",
+    "smtpd_tls_dh512_param_file", "smtpd_tls_eecdh_grade", "smtpd_tls_enable_rpk", "smtpd_tls_exclude_ciphers",
+    "smtpd_tls_fingerprint_digest", "smtpd_tls_key_file", "smtpd_tls_loglevel", "smtpd_tls_mandatory_ciphers",
+    "smtpd_tls_mandatory_exclude_ciphers", "smtpd_tls_mandatory_protocols", "smtpd_tls_protocols",
+    "smtpd_tls_received_header", "smtpd_tls_req_ccert", "smtpd_tls_security_level",
+    "smtpd_tls_session_cache_database", "smtpd_tls_session_cache_timeout", "smtpd_tls_wrappermode",
+})
+# Judged by their value (below).
+RULED = frozenset({"smtpd_sasl_auth_enable", "smtpd_client_restrictions", "content_filter", "mynetworks",
+                   *RESTRICTIONS})
+# Options that need allowOptions whatever their value, with the words that say why (any other option not on the
+# allow-list is refused with UNKNOWN's words).
 ALWAYS = {
+    "smtpd_authorized_xclient_hosts": "lets the clients it lists tell smtpd another client address and login "
+                                      "(XCLIENT): they relay without logging in",
+    "smtpd_sasl_type": "hands the logins to another kind of authentication server, which may accept any password",
+    "smtpd_sasl_path": "hands the logins to another authentication server, which may accept any password",
+    "smtpd_sasl_exceptions_networks": "lets the clients it lists send without being offered AUTH",
+    "smtpd_restriction_classes": "defines restriction classes, options of this entry that a restriction list may "
+                                 "name, and that may hold anything that permits",
+    "smtpd_milter_maps": "hands the mail of the clients it lists to milters, apart from the content filter",
+    **dict.fromkeys(("smtpd_tls_chain_files", "smtpd_tls_dcert_file", "smtpd_tls_dkey_file", "smtpd_tls_eccert_file",
+                     "smtpd_tls_eckey_file"),
+                    "serves a certificate apart from tlsCert/tlsKey, the files the certificate check reads"),
     "smtpd_proxy_filter": "hands every message, before it is queued, to a proxy that is not the content filter",
     "smtpd_milters": "hands every message to milters, which may change, accept or drop it apart from the content "
                      "filter",
@@ -65,7 +111,9 @@ KEEP = {
     "smtpd_client_restrictions": "null removes the entry's own restrictions: main.cf's, made for port 25, would let "
                                  "clients in without logging in",
 }
-_FILTER = re.compile(r"(?P<transport>[A-Za-z0-9][A-Za-z0-9_.-]{0,63}):\[(?P<address>[^\]]*)\]:(?P<port>[0-9]{1,5})")
+_FILTER = re.compile(r"(?P<transport>[A-Za-z0-9][A-Za-z0-9_.-]{0,63}):\[(?P<address>[^\]]*)\]:(?P<port>[0-9]+)")
+# A port as a plain number: no leading zero (Postfix reads 025 as 25, and the host compares ports as numbers).
+_PORT = re.compile(r"[1-9][0-9]{0,4}")
 _FILTER_SHAPE = ("is not transport:[loopback address]:port (iRedMail's: smtp-amavis:[127.0.0.1]:10026), so this "
                  "check cannot tell that it is a content filter on this host")
 
@@ -130,12 +178,13 @@ def content_filter_risk(value: str) -> str | None:
     found = _FILTER.fullmatch(value)
     if not found:
         return _FILTER_SHAPE
-    address, port = found["address"], int(found["port"])
+    address, written = found["address"], found["port"]
     if not loopback_address(address):
         return (f"sends submitted mail to [{address}], off this host (or to a name), instead of to its own content "
                 "filter")
-    if not 1 <= port <= 65535:
-        return f"port {port} is outside 1 to 65535"
+    if not _PORT.fullmatch(written) or int(written) > 65535:
+        return f"port {written} is not a number from 1 to 65535 written without leading zeros"
+    port = int(written)
     if port == OWN_PORT:
         return f"port {port} is this entry's own (Postfix itself): mail would loop back into 465, never to a filter"
     if port in RE_INJECTION:
@@ -155,27 +204,50 @@ def _mynetworks_risk(value: str) -> str | None:
     return None
 
 
+# An access map or policy service anywhere in a value: at the start of a list item, or after `=` or `:` (a lookup
+# table or a restriction class written inside another value).
+# Postfix reads restriction names in any case (CHECK_CLIENT_ACCESS is check_client_access).
+_LOOKUP = re.compile(r"(?<![A-Za-z0-9_])check_[a-z_]*", re.IGNORECASE)
+UNKNOWN = ("is not on the list of options known to be harmless on a 465 submission entry (README, \"Settings\"): an "
+           "option this check does not know may open relaying, let clients in without logging in, or send mail "
+           "around the content filter")
+
+
+def _value_risk(name: str, value: str) -> str | None:
+    if name in RESTRICTIONS:
+        return _restriction_risk(value)
+    if name == "smtpd_client_restrictions":
+        return _client_risk(value)
+    if name == "content_filter":
+        return content_filter_risk(value)
+    if name == "mynetworks":
+        return _mynetworks_risk(value)
+    if name == "smtpd_sasl_auth_enable" and value != "yes":
+        return "only yes is known here (iRedMail's): anything else changes how clients log in on 465"
+    return None
+
+
+def known(name: str) -> bool:
+    """Is `name` on the allow-list (harmless, or judged by its value)?"""
+    return name in HARMLESS or name in HARMLESS_TLS or name in RULED
+
+
 def risk(name: str, value: str) -> str | None:
-    """Why the option `name=value` opens relaying, lets clients in unauthenticated or bypasses the filter, or None."""
+    """Why the option `name=value` opens relaying, lets clients in unauthenticated or bypasses the filter (or may:
+    an option not on the allow-list), or None."""
     if "$" in value:
         return ("Postfix expands $name in master.cf -o values, and a name the host does not define expands to "
                 "nothing: the entry would not do what this value says")
     if name in ALWAYS:
         return ALWAYS[name]
-    if name in RESTRICTIONS:
-        return _restriction_risk(value)
-    if name == "smtpd_client_restrictions":
-        return _client_risk(value)
-    if name.endswith("_restrictions"):
-        lookup = next((item for item in _items(value) if item.startswith("check_")), None)
-        if lookup:
-            return (f"{lookup} may answer FILTER or REDIRECT (access(5)), which sends a message elsewhere than the "
-                    "content filter")
-    if name == "content_filter":
-        return content_filter_risk(value)
-    if name == "mynetworks":
-        return _mynetworks_risk(value)
-    return None
+    why = _value_risk(name, value)
+    if why:
+        return why
+    lookup = _LOOKUP.search(value)
+    if lookup:
+        return (f"{lookup[0]} may answer OK, FILTER or REDIRECT (access(5)), which lets a client in or sends a "
+                "message elsewhere than the content filter")
+    return None if known(name) else UNKNOWN
 
 
 def removal_risk(name: str) -> str | None:

@@ -267,6 +267,27 @@ def invisible(text: str) -> str | None:
     return None
 
 
+# RFC 6052's well-known prefix: a NAT64 gateway reaches the IPv4 address in the last 32 bits.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def ipv4_inside(address: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    """(how, the IPv4 address) when an IPv6 address is a way of writing an IPv4 one: IPv4-mapped (::ffff:a.b.c.d,
+    RFC 4291 2.5.5.2), IPv4-compatible (::a.b.c.d, 2.5.5.1; not :: or ::1), NAT64 (64:ff9b::a.b.c.d, RFC 6052) or
+    6to4 (2002:AABB:CCDD::/48, RFC 3056: the site behind the IPv4 address). A dual-stack connect, a NAT64 gateway or
+    a 6to4 relay reaches the same machine as the IPv4 address."""
+    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.ipv4_mapped is not None:
+        return "IPv4-mapped", address.ipv4_mapped
+    if int(address) >> 32 == 0 and int(address) > 1:
+        return "IPv4-compatible", low
+    if address in _NAT64:
+        return "NAT64 well-known prefix", low
+    if address.sixtofour is not None:
+        return "6to4", address.sixtofour
+    return None
+
+
 def _show(value: Any) -> str:
     """A value for an error message: short, and safe to format whatever it is (a huge int's repr can fail)."""
     try:
@@ -286,6 +307,9 @@ class Reader:
         # `kind` is what `host` is: a mail host, or a bastion (a jump host reached on the way to one).
         self.stack, self.host, self.values, self.kind = stack, host, values, kind
         self.problems: list[tuple[str, str]] = []
+        # Whether the options are judged (smtps/option_rules.py): not for what a host already has from an earlier
+        # run (a remove or a read writes no entry), so that a rule added later never blocks taking it out.
+        self.judge_options = True
 
     def fail(self, key: str, problem: str) -> None:
         self.problems.append((key, problem))
@@ -372,12 +396,13 @@ class Reader:
             else:
                 if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
                     return self.fail(key, f"{_show(value)}: an IPv6 scope id (%...) is not supported")
-                if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+                embedded = ipv4_inside(address) if isinstance(address, ipaddress.IPv6Address) else None
+                if embedded:
                     # Refused rather than rewritten: the stack then says what the engine, its state and every
                     # message use, and the duplicate check sees the one spelling that an IPv4 host also has.
-                    mapped = address.ipv4_mapped
-                    return self.fail(key, f"{_show(value)} is the IPv4 address {mapped} written as IPv6 (one machine "
-                                          f"would appear as two hosts): write {mapped}")
+                    how, mapped = embedded
+                    return self.fail(key, f"{_show(value)} is the IPv4 address {mapped} written as IPv6 ({how}; one "
+                                          f"machine would appear as two hosts): write {mapped}")
                 return str(address)
         name = self.text(key, _HOSTNAME, "an IP address or a DNS name")
         if name:
@@ -510,10 +535,10 @@ def read_master(read: Reader) -> MasterServiceSettings | None:
     key, options, allowed = read.choice("serviceKey", SERVICE_KEYS), read.options("options"), read_allowed(read)
     refused = []
     for name, value in options or ():
-        why = risk(name, value)
+        why = risk(name, value) if read.judge_options else None
         if why and allowed is not None and name not in allowed:
             refused.append((name, f"{value!r}: {why}"))
-    for name in KEEP if options is not None else ():
+    for name in KEEP if options is not None and read.judge_options else ():
         if name not in dict(options) and allowed is not None and name not in allowed:
             refused.append((name, removal_risk(name)))
     for name, why in refused:

@@ -9,14 +9,16 @@ values go through `load`, which checks everything at once (canaries included) an
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .credentials import CREDENTIAL
 from .settings import HostSettings, SettingsError, canary_problems, parse_stack
 
 # The Pulumi project's name: the namespace of every config key (`smtps-iredmail:hosts`) and part of every URN.
@@ -25,6 +27,10 @@ PROJECT = "smtps-iredmail"
 KEYS = ("fleet", "defaults", "hosts", "bastions", "canaries")
 # The stack's deploy key, a secret; never read by `load`.
 SSH_KEY = "sshPrivateKey"
+# Every key under PROJECT that this tool reads. Any other is refused: a misspelt or look-alike key
+# (`canaries` with a zero-width space, or a Cyrillic `а`) would otherwise be ignored without a word, and with
+# `canaries` gone every host converges at once.
+READS = (*KEYS, SSH_KEY, CREDENTIAL)
 
 
 @dataclass(frozen=True)
@@ -45,12 +51,40 @@ class Stack:
         return tuple(names)
 
 
-def load(name: str, get: Callable[[str], Any]) -> Stack:
+def key_problems(name: str, keys: Iterable[str]) -> list[str]:
+    """A problem for each config key (`namespace:key`) under PROJECT that this tool does not read, and for each key
+    whose namespace only looks like PROJECT: named escaped (an invisible or look-alike character shows as \\u...),
+    with the known key it is closest to."""
+    problems = []
+    known = [f"{PROJECT}:{key}" for key in READS]
+    for key in sorted(keys):
+        namespace, _, rest = key.partition(":")
+        ours = namespace == PROJECT
+        if ours and rest in READS:
+            continue
+        if not ours and namespace.isascii() and namespace.isprintable() and not difflib.get_close_matches(
+                namespace, [PROJECT], cutoff=0.8):
+            continue  # another namespace's key (pulumi:, aws:...): not this tool's to judge
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        problems.append(f"stack {name}: setting {ascii(key)}: not a setting this tool reads ({hint}known: "
+                        f"{', '.join(known)}); a key it does not read would be ignored")
+    return problems
+
+
+def load(name: str, get: Callable[[str], Any], keys: Iterable[str] = ()) -> Stack:
     """The stack's settings from `get(key)` (a config key without the project prefix; None where unset), or one
-    SettingsError listing every problem."""
+    SettingsError listing every problem. `keys`: every config key the stack has (`namespace:key`), each of
+    PROJECT's checked to be one this tool reads."""
+    problems = key_problems(name, keys)
     values = {key: get(key) for key in KEYS}
-    hosts = parse_stack(name, values["defaults"], values["hosts"], values["fleet"], values["bastions"],
-                        values["canaries"])
+    try:
+        hosts = parse_stack(name, values["defaults"], values["hosts"], values["fleet"], values["bastions"],
+                            values["canaries"])
+    except SettingsError as err:
+        problems.append(str(err))
+    if problems:
+        raise SettingsError("\n".join(problems))
     return Stack(name, hosts, tuple(values["canaries"] or ()))
 
 
@@ -74,16 +108,28 @@ def _secret(value: Any, path: str) -> str | None:
     return next((where for where in found if where), None)
 
 
-def file_values(folder: Path, name: str) -> Callable[[str], Any]:
-    """A `get` for `load` that reads Pulumi.yaml and stacks/Pulumi.<name>.yaml, as the engine merges them (the
-    stack's value wins). Plain values only: a setting stored as a secret is refused, as it would need decrypting."""
+def _qualified(key: Any) -> Any:
+    # A key without a namespace is the project's own, as the engine reads it.
+    return key if not isinstance(key, str) or ":" in key else f"{PROJECT}:{key}"
+
+
+def file_config(folder: Path, name: str) -> dict[str, Any]:
+    """The config of Pulumi.yaml and stacks/Pulumi.<name>.yaml, as the engine merges them (the stack's value wins),
+    by full key (`namespace:key`)."""
     project = yaml.safe_load((folder / "Pulumi.yaml").read_text()) or {}
     path = folder / "stacks" / f"Pulumi.{name}.yaml"
     if not path.exists():
         raise SettingsError(f"stack {name}: no stack file {path} (README, \"Using it on your servers\")")
     stack = yaml.safe_load(path.read_text()) or {}
-    merged = {key: _project_value(item) for key, item in (project.get("config") or {}).items()}
-    merged.update(stack.get("config") or {})
+    merged = {_qualified(key): _project_value(item) for key, item in (project.get("config") or {}).items()}
+    merged.update({_qualified(key): item for key, item in (stack.get("config") or {}).items()})
+    return merged
+
+
+def file_values(folder: Path, name: str, merged: Mapping[str, Any] | None = None) -> Callable[[str], Any]:
+    """A `get` for `load` that reads Pulumi.yaml and stacks/Pulumi.<name>.yaml (`file_config`). Plain values only:
+    a setting stored as a secret is refused, as it would need decrypting."""
+    merged = file_config(folder, name) if merged is None else merged
 
     def get(key: str) -> Any:
         value = merged.get(f"{PROJECT}:{key}")
@@ -103,7 +149,8 @@ def file_values(folder: Path, name: str) -> Callable[[str], Any]:
 
 
 def from_files(folder: Path, name: str) -> Stack:
-    return load(name, file_values(folder, name))
+    merged = file_config(folder, name)
+    return load(name, file_values(folder, name, merged), [key for key in merged if isinstance(key, str)])
 
 
 def stack_names(folder: Path) -> list[str]:

@@ -22,6 +22,7 @@ import pulumi
 import pytest
 import yaml
 
+from smtps.settings import ipv4_inside
 from smtps.stacks import PROJECT
 from tests.enginekit import Project
 from tests.test_hostile_input import Mocks, NoNetwork
@@ -127,8 +128,9 @@ def corpus_addresses() -> list[str]:
                 address = ipaddress.ip_address(host["address"])
             except (TypeError, KeyError, ValueError):
                 continue  # an address that is itself the bad setting: never reached
-            # An IPv4-mapped IPv6 address is its IPv4 address (dual stack): that one's listener counts it.
-            found.add(str(getattr(address, "ipv4_mapped", None) or address))
+            # An IPv6 spelling of an IPv4 address (IPv4-mapped, NAT64, ...) is that machine: its listener counts it.
+            inside = ipv4_inside(address) if isinstance(address, ipaddress.IPv6Address) else None
+            found.add(str(inside[1] if inside else address))
     return sorted(found)
 
 

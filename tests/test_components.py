@@ -252,3 +252,19 @@ def test_check_accepts_the_entry_a_named_certificate_makes():
     assert result.failures == []
     host, _, (master, tls) = MasterServiceProvider()._parse(news)
     assert dict(master.options)["smtpd_tls_key_file"] == "/etc/ssl/mx.key" and tls.cert == "/etc/ssl/mx.crt"
+
+
+def test_an_option_applied_before_a_rule_refused_it_is_still_removed_and_read_but_never_applied_again(monkeypatch):
+    """State from a run whose rules accepted `smtpd_banner` (off today's allow-list): delete and read, which write
+    no entry, still parse it; an update with it is refused before any script runs."""
+    props = inputs(master_service)
+    old = {**props, "options": {**props["options"], "smtpd_banner": "hello"}}
+    ran: list[str] = []
+    monkeypatch.setattr(MasterServiceProvider, "_change", lambda _self, _host, _conn, script: ran.append(script))
+    MasterServiceProvider().delete("id", MasterServiceProvider()._outputs(old, 1))
+    assert len(ran) == 1
+    [failure] = MasterServiceProvider().check({}, old).failures
+    assert failure.property == "options.smtpd_banner" and "allowOptions: [smtpd_banner]" in failure.reason
+    with pytest.raises(Exception, match="allowOptions: \\[smtpd_banner\\]"):
+        MasterServiceProvider().update("id", props, old)
+    assert len(ran) == 1

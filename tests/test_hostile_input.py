@@ -7,6 +7,7 @@ the network booby-trapped; the property test feeds arbitrary data to the parser 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import socket
 
@@ -48,6 +49,11 @@ CORPUS = [
     ("address", "::ffff:10.231.0.6", "is the IPv4 address 10.231.0.6 written as IPv6"),
     ("address", "::ffff:0ae7:0006", "two hosts): write 10.231.0.6"),
     ("address", "0:0:0:0:0:FFFF:7F00:1", "is the IPv4 address 127.0.0.1 written as IPv6"),
+    # The other ways IPv6 writes an IPv4 address: IPv4-compatible, NAT64's well-known prefix, 6to4.
+    ("address", "::10.231.0.6", "is the IPv4 address 10.231.0.6 written as IPv6 (IPv4-compatible; one machine"),
+    ("address", "64:ff9b::10.231.0.6", "10.231.0.6 written as IPv6 (NAT64 well-known prefix; one machine"),
+    ("address", "2002:ae7:6::1", "is the IPv4 address 10.231.0.6 written as IPv6 (6to4; one machine would"),
+    ("address", "2002:0ae7:0006:1::5", "two hosts): write 10.231.0.6"),
     # Characters that do not show (bidi controls, zero-width, separators, private use, non-ASCII spaces).
     ("serviceShort", "Enable\u202eSPTMS", "holds U+202E RIGHT-TO-LEFT OVERRIDE, a character that does not show"),
     ("serviceDescription", "Enable\u200bSMTPS.", "holds U+200B ZERO WIDTH SPACE"),
@@ -276,8 +282,33 @@ def test_an_ipv4_mapped_address_collides_with_the_ipv4_host_before_anything_conn
         parse_stack("dc1", {}, [host(address="10.231.0.6"),
                                 host(name="mail2", address="::ffff:0ae7:0006", hostKey=KEY[:-1] + "Y")])
     assert str(err.value) == ("stack dc1, host mail2, setting address: '::ffff:0ae7:0006' is the IPv4 address "
-                              "10.231.0.6 written as IPv6 (one machine would appear as two hosts): write 10.231.0.6")
+                              "10.231.0.6 written as IPv6 (IPv4-mapped; one machine would appear as two hosts): write "
+                              "10.231.0.6")
     assert network.attempts == []
+
+
+@pytest.mark.parametrize(("spelling", "how"), [
+    ("::ffff:10.231.0.6", "IPv4-mapped"), ("::10.231.0.6", "IPv4-compatible"), ("::ae7:6", "IPv4-compatible"),
+    ("64:ff9b::10.231.0.6", "NAT64 well-known prefix"), ("64:FF9B::AE7:6", "NAT64 well-known prefix"),
+    ("2002:ae7:6::1", "6to4"), ("2002:ae7:6:ffff::", "6to4"),
+])
+def test_every_ipv6_spelling_of_an_ipv4_address_is_refused_for_hosts_and_bastions(spelling, how):
+    words = f"is the IPv4 address 10.231.0.6 written as IPv6 ({how}; one machine would appear as two hosts): " \
+            "write 10.231.0.6"
+    with pytest.raises(SettingsError) as err:
+        parse_stack("dc1", {}, [host(address="10.231.0.6"),
+                                host(name="mail2", address=spelling, hostKey=KEY[:-1] + "Y")])
+    assert str(err.value) == f"stack dc1, host mail2, setting address: {spelling!r} {words}"
+    bastion = {"name": "jump1", "address": spelling, "hostKey": KEY[:-1] + "Y"}
+    with pytest.raises(SettingsError) as err:
+        parse_stack("dc1", {}, [host(jump="jump1")], bastions=[bastion])
+    assert f"stack dc1, bastion jump1, setting address: {spelling!r} {words}" in str(err.value)
+
+
+def test_ipv6_addresses_that_hold_no_ipv4_address_stay_hosts():
+    for address in ("::1", "2001:db8::10.231.0.6", "64:ff9b:1::a", "fd00::ae7:6", "2003:ae7:6::1"):
+        [parsed] = parse_stack("dc1", {}, [host(address=address)])
+        assert parsed.connection.address == str(ipaddress.ip_address(address))
 
 
 def test_spellings_of_one_address_are_one_address():

@@ -21,6 +21,17 @@ IREDMAIL_465_587 = [
 ]
 
 
+# The -o overrides of the submission and smtps examples in Postfix's stock master.cf (2.10 to 3.7), but the
+# `$mua_*_restrictions` ones (a `$` is refused) and the empty restriction lists (each its own rule).
+POSTFIX_EXAMPLES = [
+    ("syslog_name", "postfix/submissions"), ("smtpd_tls_security_level", "encrypt"), ("smtpd_tls_wrappermode", "yes"),
+    ("smtpd_sasl_auth_enable", "yes"), ("smtpd_tls_auth_only", "yes"), ("smtpd_reject_unlisted_recipient", "no"),
+    ("smtpd_recipient_restrictions", "permit_sasl_authenticated,reject"),
+    ("smtpd_relay_restrictions", "permit_sasl_authenticated,reject"), ("milter_macro_daemon_name", "ORIGINATING"),
+    ("smtpd_helo_restrictions", ""), ("smtpd_sender_restrictions", ""),
+]
+
+
 @pytest.mark.parametrize(("name", "value"), [
     *IREDMAIL_465_587,
     ("smtpd_relay_restrictions", "permit_sasl_authenticated,reject"),
@@ -30,8 +41,11 @@ IREDMAIL_465_587 = [
     ("content_filter", "smtp:[127.0.0.2]:10024"), ("mynetworks", "127.0.0.0/8 [::1]/128"),
     ("smtpd_client_restrictions", "reject_unknown_client_hostname,permit_sasl_authenticated,reject"),
     ("smtpd_client_restrictions", "permit_sasl_authenticated,reject_unauth_pipelining,defer_if_permit,reject"),
-    ("smtpd_relay_restrictions", "permit_sasl_authenticated,reject_unauth_destination,check_client_access,x"),
     ("smtpd_sender_restrictions", "reject_non_fqdn_sender,reject_unknown_sender_domain"),
+    # Postfix's own submission and smtps examples (its stock master.cf), where they do not expand $name.
+    *POSTFIX_EXAMPLES,
+    # How the TLS session is made.
+    ("smtpd_tls_ciphers", "high"), ("smtpd_tls_mandatory_protocols", ">=TLSv1.2"), ("smtpd_tls_loglevel", "1"),
 ])
 def test_safe(name, value):
     assert risk(name, value) is None
@@ -58,8 +72,12 @@ SHAPE = "is not transport:[loopback address]:port"
     ("content_filter", "smtp:[127.0.0.1]:10025", "port 10025 is iRedMail's re-injection listener"),
     ("content_filter", "smtp:[127.0.0.1]:10028", "port 10028 is iRedMail's re-injection listener"),
     ("content_filter", "smtp-amavis:[127.0.0.1]:465", "port 465 is this entry's own"),
-    ("content_filter", "smtp:[127.0.0.1]:0", "port 0 is outside 1 to 65535"),
-    ("content_filter", "smtp:[127.0.0.1]:99999", "port 99999 is outside 1 to 65535"),
+    ("content_filter", "smtp:[127.0.0.1]:0", "port 0 is not a number from 1 to 65535 written without leading"),
+    ("content_filter", "smtp:[127.0.0.1]:99999", "port 99999 is not a number from 1 to 65535"),
+    ("content_filter", "smtp:[127.0.0.1]:025", "port 025 is not a number from 1 to 65535 written without leading"),
+    ("content_filter", "smtp:[127.0.0.1]:010026", "port 010026 is not a number from 1 to 65535"),
+    ("content_filter", "smtp:[127.0.0.1]:000000000010026", "port 000000000010026 is not a number"),
+    ("content_filter", "smtp:[127.0.0.1]:65536", "port 65536 is not a number from 1 to 65535"),
     # Postfix expands $name in -o values; an unknown name expands to nothing.
     ("content_filter", "$HOME", "Postfix expands $name"),
     ("content_filter", "smtp-amavis:[127.0.0.1]:$port", "Postfix expands $name"),
@@ -86,12 +104,40 @@ SHAPE = "is not transport:[loopback address]:port"
     ("smtpd_relay_restrictions", "permit_sasl_authenticated,permit_tls_clientcerts,reject_unauth_destination",
      "permit_tls_clientcerts comes before reject_unauth_destination"),
     ("smtpd_recipient_restrictions", "permit_sasl_authenticated myclass defer_unauth_destination", "myclass comes"),
-    ("smtpd_sender_restrictions", "check_sender_access hash:/etc/postfix/x", "may answer FILTER or REDIRECT"),
+    ("smtpd_sender_restrictions", "check_sender_access hash:/etc/postfix/x", "may answer OK, FILTER or REDIRECT"),
     ("smtpd_data_restrictions", "check_policy_service inet:127.0.0.1:7777", "check_policy_service may answer"),
     ("header_checks", "pcre:/etc/postfix/header_checks", "a FILTER or REDIRECT in this table"),
     ("body_checks", "regexp:/etc/postfix/b", "elsewhere than the content filter"),
     ("mynetworks", "127.0.0.0/8 10.0.0.0/8", "lets every client in 10.0.0.0/8 relay"),
     ("mynetworks", "hash:/etc/postfix/network_table", "not a network this check can judge"),
+    # An access map anywhere, whatever the option.
+    ("smtpd_relay_restrictions", "permit_sasl_authenticated,reject_unauth_destination,check_client_access,x",
+     "check_client_access may answer OK, FILTER or REDIRECT"),
+    ("smtpd_helo_restrictions", "check_helo_access,pcre:/etc/postfix/helo", "check_helo_access may answer OK"),
+    ("syslog_name", "postfix/check_x", "check_x may answer OK"),
+    # The review's holes: options nobody listed as dangerous. Each is off the allow-list.
+    ("smtpd_authorized_xclient_hosts", "0.0.0.0/0", "(XCLIENT): they relay without logging in"),
+    ("smtpd_sasl_type", "dovecot", "another kind of authentication server, which may accept any password"),
+    ("smtpd_sasl_path", "inet:127.0.0.1:12345", "another authentication server, which may accept any password"),
+    ("smtpd_sasl_exceptions_networks", "0.0.0.0/0", "without being offered AUTH"),
+    ("smtpd_milter_maps", "cidr:/etc/postfix/milters", "to milters, apart from the content filter"),
+    ("smtpd_restriction_classes", "myclass", "defines restriction classes"),
+    ("smtpd_command_filter", "pcre:/etc/postfix/command_filter", "is not on the list of options known to be harmless"),
+    ("cleanup_service_name", "other-cleanup", "is not on the list of options known to be harmless"),
+    ("sender_bcc_maps", "hash:/etc/postfix/bcc", "is not on the list"),
+    ("recipient_bcc_maps", "hash:/etc/postfix/bcc", "is not on the list"),
+    ("always_bcc", "copy@example.net", "is not on the list"), ("smtpd_data_restrictions", "", "is not on the list"),
+    ("local_header_rewrite_clients", "static:all", "is not on the list"),
+    # A restriction class is an option of any name: off the list, and its check_* is refused too.
+    ("myclass", "permit", "is not on the list"), ("myclass", "check_client_access,hash:/x", "check_client_access"),
+    ("smtpd_sasl_auth_enable", "no", "only yes is known here"),
+    # Postfix reads restriction names in any case.
+    ("smtpd_sender_restrictions", "CHECK_SENDER_ACCESS,hash:/etc/postfix/x", "CHECK_SENDER_ACCESS may answer OK"),
+    # A certificate served apart from tlsCert, and a name that only starts like the TLS options.
+    ("smtpd_tls_chain_files", "/etc/ssl/other.pem", "serves a certificate apart from tlsCert/tlsKey"),
+    ("smtpd_tls_eccert_file", "/etc/ssl/ec.pem", "serves a certificate apart from tlsCert/tlsKey"),
+    ("smtpd_tls_myclass", "permit", "is not on the list"),
+    ("smtpd_sasl_auth_enable", "YES", "only yes is known here"),
 ])
 def test_risky(name, value, words):
     assert words in (risk(name, value) or "")
@@ -172,3 +218,104 @@ def test_the_entrys_own_port_is_the_smtps_port():
     from smtps.settings import SMTPS_PORT
 
     assert OWN_PORT == SMTPS_PORT
+
+
+# Stand-ins for what the host's filter check asks (postconf -M, getent): a master.cf whose listeners are written with
+# leading zeros, as Postfix accepts them (it reads 0010026 as port 10026).
+HOST_STANDINS = r'''
+fail() { echo "REFUSED: $*"; exit 1; }
+postconf() {
+  case "$*" in
+    "-M smtp-amavis/unix") echo "smtp-amavis unix - - n - 2 smtp" ;;
+    "-M") printf '%s\n' "smtp inet n - n - 1 postscreen" "submission inet n - n - - smtpd" \
+            "127.0.0.1:0010026 inet n - n - - smtpd" "127.0.0.1:00 inet n - n - - smtpd" \
+            "127.0.0.1:99999999999999999999999 inet n - n - - smtpd" ;;
+  esac
+}
+getent() { case "$2" in submission/tcp) echo "submission 587/tcp";; esac; }
+'''
+
+
+@pytest.mark.parametrize(("port", "refused"), [("10026", True), ("587", True), ("10027", False), ("2", False)])
+def test_the_host_compares_ports_as_numbers(port, refused):
+    """A listener written `127.0.0.1:0010026` is port 10026 to Postfix: the host's check refuses a filter on 10026
+    (before the fix, the ports were compared as text and it passed). Run in dash, as on a Debian host."""
+    import re
+    import shutil
+    import subprocess
+
+    from smtps import master_service
+    from smtps.templating import Action
+    from tests.conftest import require
+
+    require(shutil.which("dash") is not None, "dash is needed to run the host's check")
+    value = f"smtp-amavis:[127.0.0.1]:{port}"
+    s = parse_host("dc1", {}, {"name": "mx1", "address": "10.0.0.1", "hostKey": KEY,
+                               "options": {"content_filter": value}})
+    text = master_service.script(s.name, (s.master, s.tls), Action.APPLY)
+    check = re.search(r"\nfilter_command=.*?\nset \+f\n", text, re.S).group(0)
+    out = subprocess.run(["dash", "-c", HOST_STANDINS + check + "echo PASSED\n"], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"}, check=False)
+    if refused:
+        assert out.returncode == 1 and f"port {port} is a Postfix listener of this host's master.cf" in out.stdout
+    else:
+        assert (out.returncode, out.stdout.strip()) == (0, "PASSED"), out.stdout + out.stderr
+
+
+def test_an_option_nobody_listed_needs_allow_options_naming_it():
+    """The review's proof: smtpd_authorized_xclient_hosts let any client relay with no login (XCLIENT), and
+    smtpd_sasl_path pointed the logins at a server that accepts any password. Both passed preview before."""
+    host = {"name": "mx1", "address": "10.0.0.1", "hostKey": KEY,
+            "options": {"smtpd_authorized_xclient_hosts": "0.0.0.0/0", "smtpd_sasl_path": "inet:127.0.0.1:12345",
+                        "smtpd_banner": "hello"}}
+    with pytest.raises(SettingsError) as refused:
+        parse_host("dc1", {}, host)
+    lines = str(refused.value).splitlines()
+    assert lines == [
+        "stack dc1, host mx1, setting options.smtpd_authorized_xclient_hosts: '0.0.0.0/0': lets the clients it lists "
+        "tell smtpd another client address and login (XCLIENT): they relay without logging in; refused (to allow it "
+        "on purpose: allowOptions: [smtpd_authorized_xclient_hosts])",
+        "stack dc1, host mx1, setting options.smtpd_sasl_path: 'inet:127.0.0.1:12345': hands the logins to another "
+        "authentication server, which may accept any password; refused (to allow it on purpose: allowOptions: "
+        "[smtpd_sasl_path])",
+        "stack dc1, host mx1, setting options.smtpd_banner: 'hello': is not on the list of options known to be "
+        "harmless on a 465 submission entry (README, \"Settings\"): an option this check does not know may open "
+        "relaying, let clients in without logging in, or send mail around the content filter; refused (to allow it "
+        "on purpose: allowOptions: [smtpd_banner])",
+    ]
+    allowed = parse_host("dc1", {"allowOptions": ["smtpd_authorized_xclient_hosts", "smtpd_sasl_path",
+                                                  "smtpd_banner"]}, host)
+    assert dict(allowed.master.options)["smtpd_authorized_xclient_hosts"] == "0.0.0.0/0"
+
+
+def test_a_restriction_class_needs_allow_options_for_the_classes_and_for_the_class_itself():
+    options = {"smtpd_restriction_classes": "myclass", "myclass": "check_client_access,cidr:/etc/postfix/ok",
+               "smtpd_sender_restrictions": "myclass"}
+    host = {"name": "mx1", "address": "10.0.0.1", "hostKey": KEY, "options": options}
+    with pytest.raises(SettingsError) as refused:
+        parse_host("dc1", {}, host)
+    assert "setting options.smtpd_restriction_classes: 'myclass': defines restriction classes" in str(refused.value)
+    assert "setting options.myclass: 'check_client_access,cidr:/etc/postfix/ok': check_client_access may answer OK" \
+        in str(refused.value)
+    # The classes allowed: the class itself is still an option of its own, off the list.
+    with pytest.raises(SettingsError) as refused:
+        parse_host("dc1", {"allowOptions": ["smtpd_restriction_classes"]}, host)
+    assert str(refused.value).count("\n") == 0 and "setting options.myclass: " in str(refused.value)
+    assert "allowOptions: [myclass]" in str(refused.value)
+    both = parse_host("dc1", {"allowOptions": ["smtpd_restriction_classes", "myclass"]}, host)
+    assert dict(both.master.options)["myclass"] == "check_client_access,cidr:/etc/postfix/ok"
+
+
+def test_every_option_of_the_default_entry_and_of_the_example_stacks_is_on_the_list():
+    from pathlib import Path
+
+    from smtps import stacks
+    from smtps.option_rules import known
+    from smtps.settings import IREDMAIL_OPTIONS
+
+    assert all(known(name) for name, _ in IREDMAIL_OPTIONS)
+    root = Path(__file__).parent.parent
+    for name in stacks.stack_names(root):
+        for host in stacks.from_files(root, name).hosts:
+            unknown = [o for o, _ in host.master.options if not known(o) and o not in host.master.allowed]
+            assert unknown == [], (name, host.name, unknown)

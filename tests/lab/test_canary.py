@@ -37,9 +37,10 @@ def test_a_canary_that_is_not_a_host_is_refused_before_anything_runs(lab: Lab, p
 
 
 def test_a_canary_that_fails_verification_stops_the_rollout(lab: Lab, project: Project):
-    # A bad change: AUTH switched off on 465. The canary converges, its check from outside fails, and the others
-    # are never touched.
+    # A bad change: AUTH switched off on 465 (allowed on purpose: only yes is on the options' allow-list). The canary
+    # converges, its check from outside fails, and the others are never touched.
     project.pulumi("config", "set", "-s", STACK, "--path", "defaults.options.smtpd_sasl_auth_enable", "no")
+    project.pulumi("config", "set", "-s", STACK, "--path", "defaults.allowOptions[0]", "smtpd_sasl_auth_enable")
     others = {name: (snapshot(lab, name), ssh_counts(lab, name)) for name in ("mail2", "mail3")}
     result = project.smtps("up", "-s", STACK, "--yes", "--canary", "mail1", check=False)
     text = result.stdout + result.stderr
@@ -51,6 +52,7 @@ def test_a_canary_that_fails_verification_stops_the_rollout(lab: Lab, project: P
 
 def test_a_passing_canary_goes_on_with_the_rest(lab: Lab, project: Project):
     project.pulumi("config", "rm", "-s", STACK, "--path", "defaults.options.smtpd_sasl_auth_enable")
+    project.pulumi("config", "rm", "-s", STACK, "--path", "defaults.allowOptions")
     result = project.smtps("up", "-s", STACK, "--yes", "--canary", "mail1")
     assert "smtps: canary mail1 converged and verified: now the rest of stack canary" in result.stderr
     # The canary's phase touched mail1 only; the second converged the rest.

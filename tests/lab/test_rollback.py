@@ -324,7 +324,8 @@ def test_a_second_stack_changing_the_host_during_the_first_runs_check_leaves_tha
     doc = yaml.safe_load(path.read_text())
     hosts = f"{stacks.PROJECT}:hosts"
     # mail1 only, with the first stack's relay (so master.cf is already as it wants), and its own description.
-    doc["config"][hosts] = [{**doc["config"][hosts][0], "options": dict(OPEN), "allowOptions": ["mynetworks"],
+    doc["config"][hosts] = [{**doc["config"][hosts][0], "options": dict(OPEN),
+                             "allowOptions": ["mynetworks", "smtpd_client_restrictions"],
                              "serviceDescription": "SMTPS, as a second stack has it."}]
     path.write_text(yaml.safe_dump(doc, sort_keys=False, width=200))
     before = host_state(lab, "mail1")

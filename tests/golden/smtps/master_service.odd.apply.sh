@@ -406,6 +406,9 @@ for service in $(postconf -M 2>/dev/null | awk '$2 == "inet" { print $1 }'); do
     port=${service##*:}
     # A named port (smtp, submission) is the one /etc/services gives it, as Postfix reads it.
     case "$port" in *[!0-9]*) port=$(getent services "$port/tcp" | awk '{ sub("/.*", "", $2); print $2 }') ;; esac
+    # Compared as numbers: Postfix reads 025 as port 25. Leading zeros go (the setting's port has none), so a number
+    # of any length compares exactly, with no overflow.
+    port=${port#"${port%%[!0]*}"}
     [ "$port" != 10026 ] || fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': port 10026 is a Postfix listener of this host'"'"'s master.cf, not a content filter: mail sent there would be delivered without one; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed"
 done
 set +f
