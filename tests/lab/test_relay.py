@@ -126,17 +126,21 @@ def test_a_content_filter_only_the_host_can_judge_is_refused_there_before_any_ch
 
 
 def test_a_change_that_silences_another_mail_port_fails_the_check(lab: Lab, project: Project):
-    # Someone left a permanent firewalld edit pending (smtp out of the zone, not reloaded). This run's service file
-    # change reloads firewalld, which loads it too: port 25 goes quiet, and the check says so.
-    lab.sh("mail1", "firewall-cmd --permanent --zone=iredmail --remove-service=smtp >/dev/null")
-    project.pulumi("config", "set", "-s", STACK, "--path", "defaults.serviceDescription", "SMTPS, reloaded.")
-    up = project.smtps("up", "-s", STACK, "--yes", check=False)
-    assert up.returncode != 0
-    assert "mail1: verification: update:" in up.stderr and "ports that answered before this run changed the host " \
-        "no longer do: 25" in up.stderr, up.stderr
-    lab.sh("mail1", "firewall-cmd --permanent --zone=iredmail --add-service=smtp >/dev/null && "
-                    "firewall-cmd --reload >/dev/null")
-    project.smtps("up", "-s", STACK, "--yes")
+    # Someone left a master.cf edit pending (the port 25 service commented out, Postfix not reloaded). This run's
+    # change of the 465 entry reloads Postfix, which loads it too: port 25 goes quiet, and the check says so. (The same
+    # with a pending firewalld edit is refused before the reload by the lockout guard: tests/lab/test_safety.py.)
+    lab.sh("mail1", "cp -p /etc/postfix/master.cf /root/master.cf.relay-test && postconf -M# smtp/inet")
+    project.pulumi("config", "set", "-s", STACK, "--path", "defaults.options.syslog_name", "postfix/smtps-reloaded")
+    try:
+        up = project.smtps("up", "-s", STACK, "--yes", check=False)
+        assert up.returncode != 0
+        assert "mail1: verification: update:" in up.stderr and "ports that answered before this run changed the " \
+            "host no longer do: 25" in up.stderr, up.stderr
+    finally:
+        lab.sh("mail1", "cp -p /root/master.cf.relay-test /etc/postfix/master.cf && rm /root/master.cf.relay-test && "
+                        "postfix reload >/dev/null 2>&1")
+        project.pulumi("config", "rm", "-s", STACK, "--path", "defaults.options.syslog_name")
+    project.smtps("up", "-s", STACK, "--yes", "--refresh")
     found = outputs(project)
     assert 25 in found["portsAfter"] and 465 in found["portsAfter"]
 
