@@ -20,7 +20,6 @@ host, resource, step and the host's own words, from the engine's events.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -40,7 +39,7 @@ from .drift import Drift, compare, read_host_script
 from .events import Run
 from .firewall import recorded
 from .settings import SMTPS_PORT, Firewall, HostSettings, SettingsError
-from .shown import shown
+from .shown import shown, shown_json
 from .ssh import Pool, SshError
 from .verify import Verification, verify
 
@@ -431,7 +430,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     finally:
         pool.close()
     if args.json:
-        print(json.dumps({c.host.name: c.as_dict() for c in results}, indent=2))
+        print(shown_json({c.host.name: c.as_dict() for c in results}, indent=2))
     else:
         table = Table("host", "address", "465", "TLS", "served = file", "days left", "relay without login", "AUTH",
                       "mail ports answering", "problem", title=f"SMTPS verification, stack {args.stack}")
@@ -467,7 +466,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     finally:
         pool.close()
     if args.json:
-        print(json.dumps([{"host": d.host, "resource": d.resource, "field": d.field, "desired": d.want,
+        print(shown_json([{"host": d.host, "resource": d.resource, "field": d.field, "desired": d.want,
                            "live": d.have, **({"note": d.note} if d.note else {})} for d in found], indent=2))
     elif found:
         table = Table("host", "resource", "field", "desired", "live", title=f"Drift, stack {args.stack}")
