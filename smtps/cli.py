@@ -279,12 +279,26 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 def _refused_in_ci(name: str, stack: Any = None) -> int:
     """In CI, a stack that holds a secret is refused before the engine runs it (smtps/credentials.py says why), for
-    `up`, `refresh` and `destroy`: its stack file, read without decrypting; with `stack`, also its state (an export
-    shows where a value is encrypted, not what). 0 when it may go on."""
+    `up`, `refresh` and `destroy`: its stack file, read without decrypting, and on a file backend the stack's
+    history and backups; with `stack`, also its state (an export shows where a value is encrypted, not what). 0 when
+    it may go on."""
     if not credentials.in_ci():
         return 0
     if stack is None:
-        held, where = stacks.stored_secrets(engine.project_dir(), name), "its stack file"
+        folder = engine.project_dir()
+        held = stacks.stored_secrets(folder, name)
+        where = "its stack file or Pulumi.yaml's project-level config" if stacks.project_secrets(folder) else \
+            "its stack file"
+        backend = credentials.file_backend(engine.backend_url(folder), folder)
+        if not held and backend is not None:
+            try:
+                old = credentials.secrets_in_history(backend, stacks.PROJECT, name)
+            except credentials.CredentialError as err:
+                _err(f"smtps: {err}")
+                return 2
+            if old:
+                _err(f"smtps: {credentials.history_refusal(name, backend, stacks.PROJECT, old)}")
+                return 2
     else:
         held, where = credentials.encrypted_in_state(stack.export_stack().deployment or {}), credentials.STATE
     if not held:
