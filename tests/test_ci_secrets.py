@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import re
+import secrets
 import shutil
+import subprocess
 from pathlib import Path
 
 import pulumi
@@ -15,6 +19,7 @@ import pytest
 import yaml
 
 from smtps import cli, credentials, engine, stacks
+from tests.lab import test_postgres_backend
 from tests.test_components import KEY, Mocks
 
 STACK_FILE = {"config": {
@@ -301,3 +306,58 @@ def test_the_older_unscoped_layout_and_gzip_by_content(tmp_path):
     assert f"rm -r {root}/history/dc1 {root}/backups/dc1, and any dc1.json*.bak in {root}/stacks " in said
     (root / "meta.yaml").write_text("version: 1\n")  # now the stacks would be under the project's name
     assert credentials.secrets_in_history(tmp_path, stacks.PROJECT, "dc1") == []
+
+
+# A PostgreSQL cluster of this module's own (tests/lab/test_postgres_backend.py's: no lab host needed).
+postgres_cluster = test_postgres_backend.postgres
+
+
+def readme_read_only_role() -> list[str]:
+    """The SQL of README's read-only role for the preview ("Shared state"), as its `psql -c` arguments."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = next(b for b in readme.split("```sh")[1:] if "CREATE VIEW" in b.split("```")[0]).split("```")[0]
+    return [" ".join(sql.split()) for sql in re.findall(r'-c "(.*?)"', block, re.S)]
+
+
+@pytest.mark.engine
+def test_the_previews_read_only_postgres_role_reads_the_current_state_and_no_history(postgres_cluster, tmp_path):
+    """README's read-only role, run on a private PostgreSQL cluster: a stack that held a secret (its history and
+    backups rows keep it), then the role and view made by README's own lines. With that role the preview works and
+    sees no change, its view shows no history or backup row, the table itself is refused, and `up` cannot write."""
+    from tests.enginekit import Project
+
+    postgres = postgres_cluster
+    url = f"postgres://smtps@127.0.0.1:{postgres.port}/pulumi?sslmode=disable"
+    project = Project.create(tmp_path / "project", SMTPS_PROGRAM="tests.engine_fixture:secret_while_set",
+                             PULUMI_BACKEND_URL=url, PGPASSWORD=postgres.password)
+    project.pulumi("stack", "init", "t1", "--secrets-provider", "passphrase")
+    project.pulumi("config", "set", "-s", "t1", "--secret", "fileSecret", "OLD-DEPLOY-KEY")
+    project.smtps("up", "-s", "t1", "--yes")
+    project.pulumi("config", "rm", "-s", "t1", "fileSecret")
+    project.smtps("up", "-s", "t1", "--yes")
+    assert any("/history/" in key for key in postgres.keys())
+
+    role, *owner = readme_read_only_role()
+    assert role.startswith("CREATE ROLE smtps_preview LOGIN PASSWORD '…'") and owner
+    password = secrets.token_urlsafe(16)
+    postgres.psql(role.replace("…", password), "pulumi")
+    for sql in owner:
+        postgres.psql(sql, "pulumi", "smtps")
+
+    def as_preview(sql: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(postgres.bin_dir / "psql"), "-X", "-A", "-t", "-h", "127.0.0.1", "-p",
+                               str(postgres.port), "-U", "smtps_preview", "-d", "pulumi", "-c", sql],
+                              capture_output=True, text=True, env={**os.environ, "PGPASSWORD": password})
+
+    seen = as_preview("SELECT key FROM pulumi_state_current ORDER BY key").stdout.split()
+    assert seen == ["pulumi/.pulumi/meta.yaml", "pulumi/.pulumi/stacks/smtps-iredmail/t1.json"], seen
+    refused = as_preview("SELECT count(*) FROM pulumi_state")
+    assert refused.returncode != 0 and "permission denied" in refused.stderr, refused.stderr
+
+    preview_url = url.replace("smtps@", "smtps_preview@").replace("?", "?table=pulumi_state_current&")
+    preview = Project(project.folder, {**project.env, "PULUMI_BACKEND_URL": preview_url, "PGPASSWORD": password,
+                                       "CI": "true"})
+    done = preview.smtps("preview", "-s", "t1", "--expect-no-changes", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    up = Project(project.folder, {**preview.env, "CI": ""}).smtps("up", "-s", "t1", "--yes", check=False)
+    assert up.returncode != 0 and "permission denied" in up.stdout + up.stderr, up.stdout + up.stderr
