@@ -158,6 +158,11 @@ def _places(backend: Path, project: str, stack: str) -> tuple[list[Path], Path, 
 def old_copies(backend: Path, project: str, stack: str) -> list[Path]:
     """The files of a file backend that keep a stack's earlier config and state: history, backups, the `.bak`."""
     folders, states, name = _places(backend, project, stack)
+    for folder in [*folders, states]:
+        # rglob passes over a folder it cannot read: unread is not proven clean.
+        if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
+            raise CredentialError(f"stack {stack}: the file backend's {folder} cannot be read: its old copies "
+                                  "cannot be checked for secrets")
     found = [p for folder in folders if folder.is_dir() for p in sorted(folder.rglob("*")) if p.is_file()]
     if states.is_dir():
         found += sorted(p for p in states.glob(f"{name}.json*") if p.is_file() and ".bak" in p.suffixes)

@@ -116,9 +116,11 @@ def project_secrets(folder: Path) -> list[str]:
     stack of the project, with that stack's passphrase. Keys without a namespace are the project's own."""
     path = folder / "Pulumi.yaml"
     project = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+    config = project.get("config") if isinstance(project, Mapping) else None
+    if not isinstance(config, Mapping):
+        return []  # none, or not a mapping: Pulumi itself refuses such a project file
     prefix = project.get("name") or PROJECT
-    return [key if ":" in str(key) else f"{prefix}:{key}"
-            for key, value in (project.get("config") or {}).items() if _secret(value, str(key))]
+    return [key if ":" in str(key) else f"{prefix}:{key}" for key, value in config.items() if _secret(value, str(key))]
 
 
 def stored_secrets(folder: Path, name: str) -> list[str]:
