@@ -31,11 +31,19 @@ help:
 system-deps:
 	tools/install-system-deps.sh
 
+# The virtualenv and its packages take nothing from the user's environment, which on a CI runner an earlier job may
+# have written: -I (no user site-packages, so no usercustomize.py or .pth of theirs runs, no PYTHON* variables, no
+# current folder on sys.path), and pip isolated (no pip.conf of any kind, as PIP_CONFIG_FILE=/dev/null skips even the
+# site-wide ones; no PIP_* variables; no cache). The index is PyPI's default, over TLS.
+VENV_CREATE := PYTHONNOUSERSITE=1 $(PYTHON) -I -m venv
+PIP = PIP_CONFIG_FILE=/dev/null PYTHONNOUSERSITE=1 $(VENV)/bin/python -I -m pip --isolated --no-cache-dir \
+	--disable-pip-version-check
+
 $(VENV)/.installed: requirements.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV_CREATE) $(VENV)
+	$(PIP) install --quiet -r requirements.txt
 	# The project itself, editable: the engine's provider processes import it from any folder.
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PIP) install --quiet --no-deps -e .
 	touch $@
 
 venv: $(VENV)/.installed

@@ -20,7 +20,6 @@ host, resource, step and the host's own words, from the engine's events.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -40,7 +39,7 @@ from .drift import Drift, compare, read_host_script
 from .events import Run
 from .firewall import recorded
 from .settings import SMTPS_PORT, Firewall, HostSettings, SettingsError
-from .shown import shown
+from .shown import shown, shown_json
 from .ssh import Pool, SshError
 from .verify import Verification, verify
 
@@ -280,12 +279,26 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 def _refused_in_ci(name: str, stack: Any = None) -> int:
     """In CI, a stack that holds a secret is refused before the engine runs it (smtps/credentials.py says why), for
-    `up`, `refresh` and `destroy`: its stack file, read without decrypting; with `stack`, also its state (an export
-    shows where a value is encrypted, not what). 0 when it may go on."""
+    `up`, `refresh` and `destroy`: its stack file, read without decrypting, and on a file backend the stack's
+    history and backups; with `stack`, also its state (an export shows where a value is encrypted, not what). 0 when
+    it may go on."""
     if not credentials.in_ci():
         return 0
     if stack is None:
-        held, where = stacks.stored_secrets(engine.project_dir(), name), "its stack file"
+        folder = engine.project_dir()
+        held = stacks.stored_secrets(folder, name)
+        where = "its stack file or Pulumi.yaml's project-level config" if stacks.project_secrets(folder) else \
+            "its stack file"
+        backend = credentials.file_backend(engine.backend_url(folder), folder)
+        if not held and backend is not None:
+            try:
+                old = credentials.secrets_in_history(backend, stacks.PROJECT, name)
+            except credentials.CredentialError as err:
+                _err(f"smtps: {err}")
+                return 2
+            if old:
+                _err(f"smtps: {credentials.history_refusal(name, backend, stacks.PROJECT, old)}")
+                return 2
     else:
         held, where = credentials.encrypted_in_state(stack.export_stack().deployment or {}), credentials.STATE
     if not held:
@@ -431,7 +444,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     finally:
         pool.close()
     if args.json:
-        print(json.dumps({c.host.name: c.as_dict() for c in results}, indent=2))
+        print(shown_json({c.host.name: c.as_dict() for c in results}, indent=2))
     else:
         table = Table("host", "address", "465", "TLS", "served = file", "days left", "relay without login", "AUTH",
                       "mail ports answering", "problem", title=f"SMTPS verification, stack {args.stack}")
@@ -467,7 +480,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     finally:
         pool.close()
     if args.json:
-        print(json.dumps([{"host": d.host, "resource": d.resource, "field": d.field, "desired": d.want,
+        print(shown_json([{"host": d.host, "resource": d.resource, "field": d.field, "desired": d.want,
                            "live": d.have, **({"note": d.note} if d.note else {})} for d in found], indent=2))
     elif found:
         table = Table("host", "resource", "field", "desired", "live", title=f"Drift, stack {args.stack}")

@@ -11,9 +11,15 @@ key`, `pulumi config set --secret`) stays possible on a single operator's machin
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import yaml
 
 # The deploy key's file (the same name components.base reads).
 SSH_KEY_FILE_ENV = "SMTPS_SSH_KEY_FILE"
@@ -75,11 +81,16 @@ def refusal(stack: str, keys: Iterable[str], where: str = "its stack file") -> s
     remove = (f"remove them (`python -m smtps pulumi -- config rm -s {stack} KEY`)" if where != STATE else
               "outside CI, move the stack to the files below and check that `python -m smtps pulumi -- stack export "
               f"-s {stack}` shows no \"ciphertext\" before CI runs it")
+    if "Pulumi.yaml" in where:
+        remove += ", and delete them from Pulumi.yaml's project-level `config:`"
     return (f"stack {stack}: {where} holds secrets ({names}): refused in CI (CI or GITHUB_ACTIONS is set). A pull "
             "request's preview gets the stack's passphrase, so whoever can push a branch could decrypt them. "
             f"{remove[0].upper()}{remove[1:]}; give the machine that runs `up` the deploy key as a file "
-            f"({SSH_KEY_FILE_ENV}) and the test credential as a file ({CREDENTIAL_FILE_ENV}); and replace the key "
-            "and the password, which the passphrase opened (README, \"Using it on your servers\")")
+            f"({SSH_KEY_FILE_ENV}) and the test credential as a file ({CREDENTIAL_FILE_ENV}); and, as the "
+            "backend's history keeps what the stack held, make a new key and a new password (the passphrase opened "
+            "the old ones), give the stack a new passphrase (`python -m smtps pulumi -- stack "
+            f"change-secrets-provider passphrase -s {stack}`) and remove the stack's history and backups (README, "
+            "\"Using it on your servers\", point 2)")
 
 
 def encrypted_in_state(deployment: Mapping) -> list[str]:
@@ -103,3 +114,101 @@ def encrypted_in_state(deployment: Mapping) -> list[str]:
             for part in ("inputs", "outputs"):
                 walk(resource.get(part), f"{resource.get('urn', '?')} {part}")
     return found
+
+
+# The DIY file backend keeps, besides a stack's current state, every update's config and state (`history/`), dated
+# copies of earlier states (`backups/`) and the state before the last write (`stacks/STACK.json.bak`), each as
+# written, gzipped when PULUMI_SELF_MANAGED_STATE_GZIP is set. Secrets stay there as ciphertext for the same
+# passphrase, after `config rm` and any number of updates: a stack that once held the deploy key keeps it readable
+# to anyone who can read the backend and has the passphrase, a pull request's preview included.
+_STACK_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def file_backend(url: str, project_folder: Path) -> Path | None:
+    """The folder of a `file://` backend URL (`~` is the home folder, a relative path is the project's), or None
+    for any other backend."""
+    if not url.startswith("file://"):
+        return None
+    parts = urlsplit(url)
+    path = unquote(parts.netloc + parts.path)  # file://~/state and file://./state put the start in netloc
+    path = os.path.expanduser(path) if path.startswith("~") else path
+    return (project_folder / path).resolve() if path else project_folder.resolve()
+
+
+def _places(backend: Path, project: str, stack: str) -> tuple[list[Path], Path, str]:
+    """Where a file backend keeps a stack's old copies: its history and backups folders, the folder of its state
+    (with the `.bak`), and the stack's short name."""
+    parts = stack.split("/")  # STACK, or ORG/PROJECT/STACK
+    if len(parts) not in (1, 3) or any(not _STACK_NAME.fullmatch(part) or part in (".", "..") for part in parts):
+        raise CredentialError(f"stack {stack}: not a stack name the file backend's history can be looked up for")
+    name, root = parts[-1], backend / ".pulumi"
+    # meta.yaml's `version: 1` (Pulumi 3.61 on) puts each folder under the project's name; without it (version 0)
+    # the stacks are directly in each folder.
+    try:
+        meta = yaml.safe_load((root / "meta.yaml").read_text()) or {}
+    except FileNotFoundError:
+        meta = {}
+    except (OSError, yaml.YAMLError) as err:
+        raise CredentialError(f"stack {stack}: the file backend's {root / 'meta.yaml'} cannot be read: {err}") from None
+    scoped = [project] if isinstance(meta, dict) and meta.get("version", 0) != 0 else []
+    history = [root.joinpath(part, *scoped, name) for part in ("history", "backups")]
+    return history, root.joinpath("stacks", *scoped), name
+
+
+def old_copies(backend: Path, project: str, stack: str) -> list[Path]:
+    """The files of a file backend that keep a stack's earlier config and state: history, backups, the `.bak`."""
+    folders, states, name = _places(backend, project, stack)
+    for folder in [*folders, states]:
+        # rglob passes over a folder it cannot read: unread is not proven clean.
+        if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
+            raise CredentialError(f"stack {stack}: the file backend's {folder} cannot be read: its old copies "
+                                  "cannot be checked for secrets")
+    found = [p for folder in folders if folder.is_dir() for p in sorted(folder.rglob("*")) if p.is_file()]
+    if states.is_dir():
+        found += sorted(p for p in states.glob(f"{name}.json*") if p.is_file() and ".bak" in p.suffixes)
+    return found
+
+
+def _holds_secret(value: object) -> bool:
+    # A config value is {"secure": CIPHERTEXT} at any depth; a state value is {SECRET_SIG: ..., "ciphertext": ...}.
+    if isinstance(value, Mapping):
+        if SECRET_SIG in value or isinstance(value.get("secure"), str):
+            return True
+        return any(_holds_secret(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_secret(item) for item in value)
+    return False
+
+
+def secrets_in_history(backend: Path, project: str, stack: str) -> list[str]:
+    """The files of a file backend's history, backups and `.bak` of `stack` that hold an encrypted value (a file
+    that cannot be read counts: unread is not proven clean), relative to the backend's folder."""
+    held = []
+    for path in old_copies(backend, project, stack):
+        try:
+            data = path.read_bytes()
+            # Gzipped by its first bytes, not its name: the `.bak` of a gzipped state is `STACK.json.gz.bak`.
+            data = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+            # Parsed only when a marker is there at all: a long history is mostly files without one.
+            hit = (b'"secure"' in data or SECRET_SIG.encode() in data) and _holds_secret(json.loads(data))
+        except (OSError, ValueError, EOFError) as err:
+            held.append(f"{path.relative_to(backend)} (cannot be read: {getattr(err, 'strerror', None) or err})")
+            continue
+        if hit:
+            held.append(str(path.relative_to(backend)))
+    return held
+
+
+def history_refusal(stack: str, backend: Path, project: str, files: list[str]) -> str:
+    """Why CI refuses a stack whose file backend still keeps an encrypted value in old copies, and the way out."""
+    history, states, name = _places(backend, project, stack)
+    folders = " ".join(map(str, history))
+    sample = ", ".join(files[:3]) + (f", and {len(files) - 3} more" if len(files) > 3 else "")
+    return (f"stack {stack}: the file backend {backend} keeps secrets in the stack's history and backups "
+            f"({len(files)} file(s): {sample}): refused in CI (CI or GITHUB_ACTIONS is set). The backend keeps every "
+            "update's config and state, and a pull request's preview can read it with the same passphrase, so the "
+            "old values are still readable. Outside CI: (1) make a new deploy key and a new test password and "
+            "retire the old ones (anyone with the passphrase could read them); (2) give the stack a new passphrase "
+            f"(`python -m smtps pulumi -- stack change-secrets-provider passphrase -s {stack}`, and the new one to "
+            f"CI); (3) then remove the stack's history and backups: rm -r {folders}, and any {name}.json*.bak in "
+            f"{states} (README, \"Using it on your servers\", point 2)")

@@ -61,13 +61,18 @@ def environment(folder: Path | None = None) -> dict[str, str]:
         "PULUMI_CONTINUE_ON_ERROR": os.environ.get("PULUMI_CONTINUE_ON_ERROR", "true"),
     }
     if not os.environ.get("PULUMI_BACKEND_URL"):
-        env["PULUMI_BACKEND_URL"] = f"file://{folder / STATE}"
+        env["PULUMI_BACKEND_URL"] = backend_url(folder)
     if not os.environ.get("PULUMI_CONFIG_PASSPHRASE") and not os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
         env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(folder / PASSPHRASE)
     return env
 
 
 STATE = ".pulumi-state"
+
+
+def backend_url(folder: Path | None = None) -> str:
+    """The backend every command here uses: PULUMI_BACKEND_URL, else the file backend in the project folder."""
+    return os.environ.get("PULUMI_BACKEND_URL") or f"file://{(folder or project_dir()) / STATE}"
 PASSPHRASE = ".pulumi-passphrase"  # noqa: S105 - the file's name, not a secret
 
 

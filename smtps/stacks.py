@@ -158,10 +158,24 @@ def stack_names(folder: Path) -> list[str]:
     return sorted(f.name[len("Pulumi."):-len(".yaml")] for f in (folder / "stacks").glob("Pulumi.*.yaml"))
 
 
+def project_secrets(folder: Path) -> list[str]:
+    """The config keys of Pulumi.yaml's project-level `config:` that hold a secret: the engine decrypts them for every
+    stack of the project, with that stack's passphrase. Keys without a namespace are the project's own."""
+    path = folder / "Pulumi.yaml"
+    project = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+    config = project.get("config") if isinstance(project, Mapping) else None
+    if not isinstance(config, Mapping):
+        return []  # none, or not a mapping: Pulumi itself refuses such a project file
+    prefix = project.get("name") or PROJECT
+    return [key if ":" in str(key) else f"{prefix}:{key}" for key, value in config.items() if _secret(value, str(key))]
+
+
 def stored_secrets(folder: Path, name: str) -> list[str]:
-    """The config keys of stacks/Pulumi.<name>.yaml that hold a secret, anywhere in their value; read, not decrypted."""
+    """The config keys of stacks/Pulumi.<name>.yaml, then of Pulumi.yaml's project-level config, that hold a secret,
+    anywhere in their value; read, not decrypted."""
     path = folder / "stacks" / f"Pulumi.{name}.yaml"
     if not path.exists():
         return []
     config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-    return [key for key, value in config.items() if _secret(value, key)]
+    held = [key for key, value in config.items() if _secret(value, key)]
+    return held + [key for key in project_secrets(folder) if key not in held]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import json
 import smtplib
 import socket
 import ssl
@@ -30,7 +29,7 @@ from typing import Any
 
 from cryptography import x509
 
-from .shown import shown
+from .shown import shown, shown_json
 
 
 @dataclass(frozen=True)
@@ -288,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = verify(args.address, args.port)
     if args.json:
-        print(json.dumps(result.as_dict()))
+        print(shown_json(result.as_dict()))
     elif result.ok:
         print(shown(f"{args.address}:{args.port} {result.tls_version}, {result.cert_subject}, "
                     f"expires {result.cert_not_after}, AUTH {result.auth}"))

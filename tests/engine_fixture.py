@@ -64,3 +64,11 @@ def program() -> None:
     file = File("greeting", {"path": config.require("path"), "content": config.require("content")},
                 pulumi.ResourceOptions(provider=provider))
     pulumi.export("path", file.id)
+
+
+def secret_while_set() -> None:
+    """A program whose state holds the stack's secret (an encrypted output) while the stack has it, and nothing else:
+    a stack that held it can drop it (`config rm`) and have a state without secrets."""
+    secret = pulumi.Config("smtps-iredmail").get_secret("fileSecret")
+    if secret is not None:
+        pulumi.export("secret", secret)

@@ -5,7 +5,13 @@ The same through the real engine and a lab host: tests/lab/test_relay.py."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
 from pathlib import Path
 
 import pulumi
@@ -13,6 +19,7 @@ import pytest
 import yaml
 
 from smtps import cli, credentials, engine, stacks
+from tests.lab import test_postgres_backend
 from tests.test_components import KEY, Mocks
 
 STACK_FILE = {"config": {
@@ -198,3 +205,159 @@ def test_a_bad_credential_file_fails_the_program_before_any_resource(files):
     with pytest.raises(pulumi.RunError, match=r"stack dc1: SMTPS_TEST_CREDENTIAL_FILE=.*: not JSON"):
         program()
     assert mocks.resources == []
+
+
+@pytest.mark.engine
+def test_in_ci_a_file_backend_whose_history_keeps_an_old_secret_is_refused_until_purged(tmp_path):
+    """The real engine and file backend: a stack that held a secret (written gzipped, as
+    PULUMI_SELF_MANAGED_STATE_GZIP writes), then `config rm` and an `up`, has a stack file and a state without one,
+    but its history and backups keep the ciphertext that the preview's passphrase opens. CI refuses it, naming the
+    folders and the way out; once they are removed, CI goes on."""
+    from tests.enginekit import Project
+
+    project = Project.create(tmp_path / "project", SMTPS_PROGRAM="tests.engine_fixture:secret_while_set")
+    project.pulumi("stack", "init", "t1", "--secrets-provider", "passphrase")
+    project.pulumi("config", "set", "-s", "t1", "--secret", "fileSecret", "OLD-DEPLOY-KEY")
+    project.env["PULUMI_SELF_MANAGED_STATE_GZIP"] = "true"
+    project.smtps("up", "-s", "t1", "--yes")
+    project.pulumi("config", "rm", "-s", "t1", "fileSecret")
+    del project.env["PULUMI_SELF_MANAGED_STATE_GZIP"]
+    project.smtps("up", "-s", "t1", "--yes")
+    # What CI checked so far sees nothing: no secret in the stack file, no ciphertext in the state.
+    assert stacks.stored_secrets(project.folder, "t1") == []
+    assert "ciphertext" not in project.pulumi("stack", "export", "-s", "t1").stdout
+    backend = project.folder / engine.STATE
+    old = credentials.secrets_in_history(backend, stacks.PROJECT, "t1")
+    for folder, ending in (("history", ".history.json.gz"), ("history", ".checkpoint.json.gz"),
+                           ("backups", ".json.gz"), ("stacks", "t1.json.gz.bak")):
+        assert any(name.startswith(f".pulumi/{folder}/") and name.endswith(ending) for name in old), (ending, old)
+
+    project.env["CI"] = "true"
+    refused = project.smtps("up", "-s", "t1", "--yes", check=False)
+    history = backend / ".pulumi" / "history" / stacks.PROJECT / "t1"
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    said = " ".join(refused.stderr.split())
+    assert f"stack t1: the file backend {backend} keeps secrets in the stack's history and backups" in said
+    assert str(history) in said and "new deploy key" in said and "change-secrets-provider passphrase" in said
+    assert project.smtps("refresh", "-s", "t1", "--yes", check=False).returncode == 2
+    assert project.smtps("destroy", "-s", "t1", "--yes", check=False).returncode == 2
+
+    # The way out the message gives, its last step: the stack's history, backups and `.bak` go.
+    for part in ("history", "backups"):
+        shutil.rmtree(backend / ".pulumi" / part / stacks.PROJECT / "t1", ignore_errors=True)
+    for bak in (backend / ".pulumi" / "stacks" / stacks.PROJECT).glob("t1.json*.bak"):
+        bak.unlink()
+    assert credentials.secrets_in_history(backend, stacks.PROJECT, "t1") == []
+    allowed = project.smtps("up", "-s", "t1", "--yes", check=False)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("file:///srv/state", "/srv/state"), ("file:///srv/state?no_tmp_dir=true", "/srv/state"),
+    ("file://~/state", "HOME/state"), ("file://~", "HOME"), ("file://./state", "PROJECT/state"),
+    ("file://", "PROJECT"), ("postgres://u@db/pulumi", None), ("s3://bucket", None), ("https://api.pulumi.com", None),
+])
+def test_which_backends_are_file_backends_and_where(url, expected, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    found = credentials.file_backend(url, tmp_path / "project")
+    assert found == (None if expected is None else Path(
+        expected.replace("HOME", str(tmp_path / "home")).replace("PROJECT", str(tmp_path / "project"))))
+
+
+def test_history_lookup_refuses_a_stack_name_that_leaves_its_folder(tmp_path):
+    for name in ("..", "a/..", "x y", "../../etc", "o/../s", "", "a/b"):
+        with pytest.raises(credentials.CredentialError, match="not a stack name"):
+            credentials.old_copies(tmp_path, stacks.PROJECT, name)
+
+
+def test_a_secret_in_pulumi_yaml_project_config_counts_for_every_stack(project, monkeypatch, capsys):
+    (project / "stacks" / "Pulumi.dc1.yaml").write_text(yaml.safe_dump(
+        {"config": {"smtps-iredmail:hosts": STACK_FILE["config"]["smtps-iredmail:hosts"]}}))
+    assert stacks.stored_secrets(project, "dc1") == []
+    (project / "Pulumi.yaml").write_text(yaml.safe_dump({"name": "smtps-iredmail", "config": {
+        "smtps-iredmail:sshPrivateKey": {"value": {"secure": "v1:AAAA"}}, "testCredential": {"secure": "v1:BBBB"},
+        "plain": {"value": "x"}}}))
+    assert stacks.stored_secrets(project, "dc1") == ["smtps-iredmail:sshPrivateKey", "smtps-iredmail:testCredential"]
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setattr(engine, "stack", no_engine)
+    assert cli.main(["up", "-s", "dc1", "--yes"]) == 2
+    said = capsys.readouterr().err
+    assert "stack dc1: its stack file or Pulumi.yaml's project-level config holds secrets" in said
+    assert "delete them from Pulumi.yaml's project-level `config:`" in said
+
+
+def test_the_older_unscoped_layout_and_gzip_by_content(tmp_path):
+    """A backend without meta.yaml's `version: 1` keeps each stack directly in history/ and backups/; a gzipped
+    file is found by its bytes whatever its name; a file with a marker that cannot be parsed counts, a clean one and
+    another stack's do not."""
+    root = tmp_path / ".pulumi"
+    for folder in ("history/dc1", "backups/dc1", "stacks", "history/dc2"):
+        (root / folder).mkdir(parents=True)
+    (root / "history/dc1/dc1-1.history.json").write_text('{"config": {"smtps-iredmail:hosts": "[]"}}')
+    (root / "backups/dc1/dc1.1.json").write_bytes(gzip.compress(json.dumps({"checkpoint": {"latest": {"resources": [
+        {"outputs": {"k": {credentials.SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270", "ciphertext": "v1:x"}}}]}}})
+        .encode()))
+    (root / "stacks/dc1.json.bak").write_text('{"secure" cut short')
+    (root / "history/dc2/dc2-1.history.json").write_text('{"config": {"k": {"secure": "v1:x"}}}')
+    assert credentials.secrets_in_history(tmp_path, stacks.PROJECT, "dc1") == [
+        ".pulumi/backups/dc1/dc1.1.json",
+        ".pulumi/stacks/dc1.json.bak (cannot be read: Expecting ':' delimiter: line 1 column 11 (char 10))"]
+    said = credentials.history_refusal("dc1", tmp_path, stacks.PROJECT, ["f"])
+    assert f"rm -r {root}/history/dc1 {root}/backups/dc1, and any dc1.json*.bak in {root}/stacks " in said
+    (root / "meta.yaml").write_text("version: 1\n")  # now the stacks would be under the project's name
+    assert credentials.secrets_in_history(tmp_path, stacks.PROJECT, "dc1") == []
+
+
+# A PostgreSQL cluster of this module's own (tests/lab/test_postgres_backend.py's: no lab host needed).
+postgres_cluster = test_postgres_backend.postgres
+
+
+def readme_read_only_role() -> list[str]:
+    """The SQL of README's read-only role for the preview ("Shared state"), as its `psql -c` arguments."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = next(b for b in readme.split("```sh")[1:] if "CREATE VIEW" in b.split("```")[0]).split("```")[0]
+    return [" ".join(sql.split()) for sql in re.findall(r'-c "(.*?)"', block, re.S)]
+
+
+@pytest.mark.engine
+def test_the_previews_read_only_postgres_role_reads_the_current_state_and_no_history(postgres_cluster, tmp_path):
+    """README's read-only role, run on a private PostgreSQL cluster: a stack that held a secret (its history and
+    backups rows keep it), then the role and view made by README's own lines. With that role the preview works and
+    sees no change, its view shows no history or backup row, the table itself is refused, and `up` cannot write."""
+    from tests.enginekit import Project
+
+    postgres = postgres_cluster
+    url = f"postgres://smtps@127.0.0.1:{postgres.port}/pulumi?sslmode=disable"
+    project = Project.create(tmp_path / "project", SMTPS_PROGRAM="tests.engine_fixture:secret_while_set",
+                             PULUMI_BACKEND_URL=url, PGPASSWORD=postgres.password)
+    project.pulumi("stack", "init", "t1", "--secrets-provider", "passphrase")
+    project.pulumi("config", "set", "-s", "t1", "--secret", "fileSecret", "OLD-DEPLOY-KEY")
+    project.smtps("up", "-s", "t1", "--yes")
+    project.pulumi("config", "rm", "-s", "t1", "fileSecret")
+    project.smtps("up", "-s", "t1", "--yes")
+    assert any("/history/" in key for key in postgres.keys())
+
+    role, *owner = readme_read_only_role()
+    assert role.startswith("CREATE ROLE smtps_preview LOGIN PASSWORD '…'") and owner
+    password = secrets.token_urlsafe(16)
+    postgres.psql(role.replace("…", password), "pulumi")
+    for sql in owner:
+        postgres.psql(sql, "pulumi", "smtps")
+
+    def as_preview(sql: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(postgres.bin_dir / "psql"), "-X", "-A", "-t", "-h", "127.0.0.1", "-p",
+                               str(postgres.port), "-U", "smtps_preview", "-d", "pulumi", "-c", sql],
+                              capture_output=True, text=True, env={**os.environ, "PGPASSWORD": password})
+
+    seen = as_preview("SELECT key FROM pulumi_state_current ORDER BY key").stdout.split()
+    assert seen == ["pulumi/.pulumi/meta.yaml", "pulumi/.pulumi/stacks/smtps-iredmail/t1.json"], seen
+    refused = as_preview("SELECT count(*) FROM pulumi_state")
+    assert refused.returncode != 0 and "permission denied" in refused.stderr, refused.stderr
+
+    preview_url = url.replace("smtps@", "smtps_preview@").replace("?", "?table=pulumi_state_current&")
+    preview = Project(project.folder, {**project.env, "PULUMI_BACKEND_URL": preview_url, "PGPASSWORD": password,
+                                       "CI": "true"})
+    done = preview.smtps("preview", "-s", "t1", "--expect-no-changes", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    up = Project(project.folder, {**preview.env, "CI": ""}).smtps("up", "-s", "t1", "--yes", check=False)
+    assert up.returncode != 0 and "permission denied" in up.stdout + up.stderr, up.stdout + up.stderr

@@ -5,6 +5,7 @@ front end prints what hosts said: the engine's streamed output, the failure line
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import unicodedata
 from types import SimpleNamespace
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from smtps import cli
 from smtps.drift import Drift
 from smtps.events import Run
-from smtps.shown import shown
+from smtps.shown import shown, shown_json
 from smtps.verify import Verification
 
 HOSTILE = {
@@ -28,6 +29,9 @@ HOSTILE = {
     "set-env after a newline": "first line\n::set-env name=LD_PRELOAD::/tmp/x.so",
     "indented command": "   ::stop-commands::token",
     "legacy command": "##[set-output name=x;]y",
+    "legacy command mid-line": "550 5.7.1 relay denied ##[add-mask]550",
+    "legacy command after text": "banner: mail.example ##[error title=fake]host is fine",
+    "legacy command in a run of #": "x ###[stop-commands]tok",
     "bidi override": "cert for \u202eexample.com\u202c ok",
     "bidi isolate": "\u2067admin\u2069 \u2066x\u2069",
     "C1 CSI": "\x9b2J",
@@ -37,7 +41,8 @@ HOSTILE = {
     "undecodable byte": b"caf\xff".decode(errors="surrogateescape"),
 }
 HIDDEN = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co"}
-COMMAND = re.compile(r"^\s*(::|##\[)", re.MULTILINE)
+# What a GitHub runner reads as a command: `::` at a line's start (after white space), `##[` anywhere in a line.
+COMMAND = re.compile(r"^\s*::|##\[", re.MULTILINE)
 
 
 def safe(text: str) -> bool:
@@ -58,7 +63,8 @@ def test_what_the_escapes_look_like():
     assert shown("\u202egnp.exe") == "\\u202egnp.exe"
     assert shown("::add-mask::x") == "\\x3a:add-mask::x"
     assert shown("  ##[error]x") == "  \\x23#[error]x"
-    assert shown("ok: a::b, #1, ## c") == "ok: a::b, #1, ## c"  # not at the start: plain text, untouched
+    assert shown("ok: a::b, #1, ## c") == "ok: a::b, #1, ## c"  # not a command: plain text, untouched
+    assert shown("x ##[error]y ###[z") == "x \\x23#[error]y #\\x23#[z"  # `##[` anywhere, and in a run of `#`
     assert shown("café, straße, 日本, C:\\path") == "café, straße, 日本, C:\\path"
     assert shown(42) == "42"
 
@@ -117,3 +123,52 @@ def test_the_verify_table_shows_host_text(monkeypatch, capsys):
     assert cli.cmd_verify(argparse.Namespace(stack="s", json=False, warn_days=None)) == 1
     out = capsys.readouterr().out
     assert safe(out) and "\\x1b[31m" in out and "\\x1b]8;;http://evil" in out
+
+
+JSON_HOSTILE = ["x ##[warning]fake", "ok ###[add-mask]y", "::add-mask::z", "a\n::set-env name=A::b", "\x1b[2J",
+                "\u2028::stop-commands::t", "\u202e#[#"]
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_json_output_decodes_the_same_and_starts_no_command(indent):
+    value = {"host ##[error]": JSON_HOSTILE, "n": 1}
+    text = shown_json(value, indent=indent)
+    assert safe(text), text
+    assert json.loads(text) == value
+
+
+@given(st.recursive(st.text() | st.integers() | st.none(),
+                    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=8))
+def test_any_json_output_is_safe(value):
+    text = shown_json(value, indent=2)
+    assert safe(text) and json.loads(text) == value
+
+
+def test_drift_json_holds_no_command(monkeypatch, capsys):
+    drift_or_verify(monkeypatch, lambda _h: [Drift("mail1", "zone", "firewalld", "running ##[error]x",
+                                                   "::add-mask::z ##[warning]y")])
+    assert cli.cmd_drift(argparse.Namespace(stack="s", json=True)) == 1
+    out = capsys.readouterr().out
+    assert safe(out), out
+    assert json.loads(out)[0]["live"] == "::add-mask::z ##[warning]y"
+
+
+def test_verify_json_holds_no_command(monkeypatch, capsys):
+    seen = Verification("10.0.0.1", 465, False, "TLSv1.3", cert_subject="CN=mail ##[set-output name=ok;]true",
+                        problem="550 ##[add-mask]550")
+    monkeypatch.setattr(cli.engine, "stack_secret", lambda _stack, _name: None)
+    drift_or_verify(monkeypatch, lambda h: cli.Checked(h, seen, "", "", frozenset({25}), ""))
+    assert cli.cmd_verify(argparse.Namespace(stack="s", json=True, warn_days=None)) == 1
+    out = capsys.readouterr().out
+    assert safe(out), out
+    assert json.loads(out)["mail1"]["cert_subject"] == "CN=mail ##[set-output name=ok;]true"
+
+
+def test_the_verify_modules_json_holds_no_command(monkeypatch, capsys):
+    from smtps import verify as module
+
+    seen = Verification("10.0.0.1", 465, False, "", problem="banner ##[error]fake")
+    monkeypatch.setattr(module, "verify", lambda _address, _port: seen)
+    assert module.main(["10.0.0.1", "--json"]) == 1
+    out = capsys.readouterr().out
+    assert safe(out) and json.loads(out)["problem"] == "banner ##[error]fake", out

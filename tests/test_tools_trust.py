@@ -21,6 +21,7 @@ from tests.conftest import require
 REPO = Path(__file__).resolve().parent.parent
 PLUGINS = ("pulumi-resource-pulumi-python", "pulumi-language-python-exec")
 FAKE_PULUMI = "#!/bin/sh\necho v3.274.1\n"
+SYSTEM_PATH = "/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def pins_id(pins: Path) -> str:
@@ -35,11 +36,22 @@ class Tools:
         for folder in (self.cache, self.bin, self.temp):
             folder.mkdir()
         self.go_calls = root / "go-calls"
-        self.executable(self.bin / "go", "#!/bin/sh\necho \"$* GOMODCACHE=$GOMODCACHE GOCACHE=$GOCACHE GOENV=$GOENV "
-                                         f"CGO_ENABLED=$CGO_ENABLED GOFLAGS=$GOFLAGS\" >> {self.go_calls}\n"
-                                         "echo 'fake go: no build in a test' >&2\nexit 1\n")
+        # The `go` first on PATH: a developer's choice, or what an earlier job left on a runner.
+        self.executable(self.bin / "go", self.fake_go("path"))
+        # A Go toolchain as root installs it (its GOROOT, with bin/go in it), for the deploying runner's build:
+        # SMTPS_GO names it, and it is checked as a system one is.
+        self.goroot = root / "goroot"
+        (self.goroot / "bin").mkdir(parents=True)
+        self.system_go = self.goroot / "bin" / "go"
+        self.executable(self.system_go, self.fake_go("system"))
         self.engine_dir = self.cache / f"pulumi-v3.274.1-{pins_id(REPO / 'tools' / 'engine')}"
         self.actionlint_dir = self.cache / f"actionlint-v1.7.12-{pins_id(REPO / 'tools' / 'actionlint')}"
+
+    def fake_go(self, which: str) -> str:
+        """A `go` that records who it is, how it was called and in what environment, and fails: nothing is built."""
+        return (f"#!/bin/sh\necho \"{which}: $* GOMODCACHE=$GOMODCACHE GOCACHE=$GOCACHE GOENV=$GOENV "
+                f"CGO_ENABLED=$CGO_ENABLED GOFLAGS=$GOFLAGS GOROOT=$GOROOT PATH=$PATH\" >> {self.go_calls}\n"
+                "echo 'fake go: no build in a test' >&2\nexit 1\n")
 
     @staticmethod
     def executable(path: Path, text: str | bytes) -> None:
@@ -63,7 +75,7 @@ class Tools:
         self.plant(self.engine_dir, {"pulumi": FAKE_PULUMI, **real})
 
     def run(self, script: str, **env: str) -> subprocess.CompletedProcess[str]:
-        dropped = ("CI", "GITHUB_ACTIONS", "SMTPS_TOOLS_FRESH", "RUNNER_TEMP", "GOFLAGS")
+        dropped = ("CI", "GITHUB_ACTIONS", "SMTPS_TOOLS_FRESH", "RUNNER_TEMP", "GOFLAGS", "SMTPS_GO", "GOROOT")
         base = {k: v for k, v in os.environ.items() if k not in dropped}
         return subprocess.run(["bash", str(self.project / "tools" / script)], capture_output=True, text=True,
                               timeout=120, env={**base, "PATH": f"{self.bin}:{os.environ['PATH']}",
@@ -139,18 +151,22 @@ def test_in_ci_neither_an_installed_pulumi_nor_the_cache_is_taken(tools: Tools):
     assert tests_only.returncode == 0 and tools.linked("pulumi") == installed / "pulumi", tests_only.stderr
     (tools.project / ".tools" / "bin" / "pulumi").unlink()
 
+    require(os.geteuid() == 0, "the deploying runner's build takes only a root-owned go: run as root")
     for variable in ("GITHUB_ACTIONS", "SMTPS_TOOLS_FRESH"):
-        ci = tools.run("build-engine.sh", PATH=path, **{variable: "true"})
+        ci = tools.run("build-engine.sh", PATH=path, SMTPS_GO=str(tools.system_go), **{variable: "true"})
         assert ci.returncode == 1, ci.stderr
-        assert f"CI: not using the installed {installed / 'pulumi'}: building one" in ci.stderr
-        assert "building the Pulumi CLI failed" in ci.stderr and tools.linked("pulumi") is None
-    # It went to build, in a folder of its own under RUNNER_TEMP, with private Go caches, no go env file, no cgo,
-    # and only the modules go.sum pins.
+        # PATH is the system's folders only: the installed pulumi is not even seen.
+        assert str(installed) not in ci.stderr and tools.linked("pulumi") is None
+        assert "building the Pulumi CLI failed" in ci.stderr
+        assert f"CI: building with {tools.system_go} (GOROOT {tools.goroot}, root's alone)" in ci.stderr
+    # It went to build, with the root-owned go (never the one first on PATH), on the system's PATH, in a folder of
+    # its own under RUNNER_TEMP, with private Go caches, no go env file, no cgo, and only the modules go.sum pins.
     calls = tools.go_calls.read_text().splitlines()
-    assert len(calls) == 2 and all(call.startswith("build -trimpath") for call in calls)
+    assert len(calls) == 2 and all(call.startswith("system: build -trimpath") for call in calls), calls
     for call in calls:
         assert f"GOMODCACHE={tools.temp}/smtps-tools." in call and f"GOCACHE={tools.temp}/smtps-tools." in call
         assert "GOENV=off CGO_ENABLED=0 GOFLAGS=-mod=readonly -modcacherw" in call
+        assert call.endswith(f" GOROOT={tools.goroot} PATH={SYSTEM_PATH}")
     # What it left is removed: only the emptied private folders of the two runs.
     assert [p.name for p in tools.temp.glob("smtps-tools.*/*")] == []
 
@@ -161,9 +177,11 @@ def test_actionlint_verifies_is_refused_when_changed_and_is_built_anew_in_ci(too
     assert tools.linked("actionlint") == tools.actionlint_dir / "actionlint"
     (tools.project / ".tools" / "bin" / "actionlint").unlink()
 
-    ci = tools.run("install-actionlint.sh", GITHUB_ACTIONS="true")
+    require(os.geteuid() == 0, "the deploying runner's build takes only a root-owned go: run as root")
+    ci = tools.run("install-actionlint.sh", GITHUB_ACTIONS="true", SMTPS_GO=str(tools.system_go))
     assert ci.returncode == 1 and "building actionlint failed" in ci.stderr, ci.stderr
-    assert tools.linked("actionlint") is None and "GOENV=off" in tools.go_calls.read_text()
+    calls = tools.go_calls.read_text()
+    assert tools.linked("actionlint") is None and calls.startswith("system: build ") and "GOENV=off" in calls
 
     tools.executable(tools.actionlint_dir / "actionlint", "#!/bin/sh\nexit 0  # and something else\n")
     refused = tools.run("install-actionlint.sh")
@@ -176,7 +194,44 @@ def test_an_unfinished_build_is_removed_and_built_again(tools: Tools):
     (tools.actionlint_dir / "actionlint").write_text("half")
     again = tools.run("install-actionlint.sh")
     assert "an unfinished build" in again.stderr and not tools.actionlint_dir.exists()
-    assert again.returncode == 1 and tools.go_calls.exists()  # it tried to build (the fake go fails)
+    assert again.returncode == 1 and tools.go_calls.read_text().startswith("path: build ")  # the fake go fails
+
+
+def test_in_ci_a_go_first_on_path_is_never_run_and_only_a_root_owned_toolchain_is(tools: Tools):
+    """What an earlier job can leave on a runner: a `go` first on the user's PATH, or one (or its GOROOT) that is
+    not root's alone. The deploying runner's build runs none of them; it says which and why."""
+    require(os.geteuid() == 0, "the deploying runner's build takes only a root-owned go: run as root")
+    bad = {
+        "owned by another user": lambda: os.chown(tools.system_go, 65534, -1),
+        "group-writable go": lambda: tools.system_go.chmod(0o775),
+        "a file of GOROOT writable by others": lambda: (tools.goroot / "VERSION").touch(mode=0o666) or
+        (tools.goroot / "VERSION").chmod(0o666),
+        "GOROOT group-writable": lambda: tools.goroot.chmod(0o775),
+        "a folder above it writable by others": lambda: tools.goroot.parent.chmod(0o777),
+    }
+    for case, spoil in bad.items():
+        tools.go_calls.unlink(missing_ok=True)
+        spoil()
+        try:
+            ci = tools.run("install-actionlint.sh", GITHUB_ACTIONS="true", SMTPS_GO=str(tools.system_go))
+        finally:
+            os.chown(tools.system_go, 0, -1)
+            tools.system_go.chmod(0o755)
+            (tools.goroot / "VERSION").unlink(missing_ok=True)
+            tools.goroot.chmod(0o755)
+            tools.goroot.parent.chmod(0o700)
+        assert ci.returncode == 1, (case, ci.stderr)
+        assert f"CI: refusing the Go toolchain {tools.system_go}" in ci.stderr, (case, ci.stderr)
+        assert "not root's alone" in ci.stderr and not tools.go_calls.exists(), (case, ci.stderr)
+    relative = tools.run("install-actionlint.sh", GITHUB_ACTIONS="true", SMTPS_GO="go")
+    assert "CI: SMTPS_GO=go is not an absolute path: refused" in relative.stderr and not tools.go_calls.exists()
+    # Unset, the go is the system's: the one first on the user's PATH is not asked, even for its version.
+    system = tools.run("install-actionlint.sh", GITHUB_ACTIONS="true", SMTPS_GO="/nonexistent/bin/go")
+    assert "CI: /nonexistent/bin/go cannot be resolved: refused" in system.stderr and not tools.go_calls.exists()
+    probe = subprocess.run(["bash", "-c", f". {tools.project}/tools/lib.sh && command -v go; echo \"$PATH\""],
+                           capture_output=True, text=True, env={"PATH": f"{tools.bin}:/usr/bin:/bin",
+                                                                "GITHUB_ACTIONS": "true"})
+    assert str(tools.bin) not in probe.stdout and probe.stdout.splitlines()[-1] == SYSTEM_PATH, probe.stdout
 
 
 @pytest.mark.parametrize(("tool", "script", "variable", "module"), [

@@ -57,19 +57,19 @@ fi
 # warns on every run), in WORK.
 build() {  # build WORK
     local work=$1 sdk plugin source
-    command -v go >/dev/null || die "no Go toolchain to build the Pulumi CLI with"
+    find_go "the Pulumi CLI"
     say "building the Pulumi CLI $PULUMI_VERSION (about 5 minutes the first time)"
     # Each step joined by &&: `set -e` does not hold inside a subshell whose status is tested.
     # What the build compiled came from the module cache: `go mod verify` then checks that each module there still
     # hashes as go.sum says (a shared cache can have been changed after the download that go.sum checked).
     (
         cd "$PINS" &&
-        go build -trimpath \
+        "$GO" build -trimpath \
             -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
             -o "$work/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi &&
-        go mod verify >&2
+        "$GO" mod verify >&2
     ) || die "building the Pulumi CLI failed: see the messages above"
-    sdk=$(cd "$PINS" && go list -m -f '{{.Dir}}' "github.com/pulumi/pulumi/sdk/v3") && [ -n "$sdk" ] ||
+    sdk=$(cd "$PINS" && "$GO" list -m -f '{{.Dir}}' "github.com/pulumi/pulumi/sdk/v3") && [ -n "$sdk" ] ||
         die "go list gave no folder for github.com/pulumi/pulumi/sdk/v3 (tools/engine/go.mod)"
     for plugin in "${PLUGINS[@]}"; do
         for source in "$sdk/python/dist/$plugin" "$sdk/python/cmd/$plugin"; do

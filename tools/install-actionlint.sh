@@ -12,12 +12,12 @@ PINS="$PROJECT/tools/actionlint"
 tools_cache
 dir="$CACHE/actionlint-$VERSION-$(pins_id "$PINS")"
 if ! take_cached "$dir" actionlint; then
-    command -v go >/dev/null || die "no Go toolchain to build actionlint with"
+    find_go actionlint
     say "building actionlint $VERSION"
     work=$(mktemp -d "$dir.new.XXXXXX")
     trap 'rm -rf "$work"' EXIT
-    (cd "$PINS" && go build -trimpath -o "$work/actionlint" github.com/rhysd/actionlint/cmd/actionlint &&
-        go mod verify >&2) || die "building actionlint failed: see the messages above"
+    (cd "$PINS" && "$GO" build -trimpath -o "$work/actionlint" github.com/rhysd/actionlint/cmd/actionlint &&
+        "$GO" mod verify >&2) || die "building actionlint failed: see the messages above"
     seal "$work" "$dir"
     trap - EXIT
 fi

@@ -6,7 +6,8 @@
 # added that the repository does not list).
 #
 # On the runner that deploys (GitHub Actions: GITHUB_ACTIONS=true; or SMTPS_TOOLS_FRESH=1 anywhere) nothing an
-# earlier job left on the machine is used: no installed pulumi, no shared cache. A test-only CI run (.ci/run, CI=true,
+# earlier job left on the machine is used: no installed pulumi, no shared cache, no `go` but a root-owned one in the
+# system's folders (find_go). A test-only CI run (.ci/run, CI=true,
 # which holds no key) takes the verified cache like a developer's machine, so `make test` does not rebuild the engine. Each tool is built in a folder made for this job (under $RUNNER_TEMP, which the runner empties for every job),
 # with its own module and build caches (a planted compiled package in a shared GOCACHE could not be seen), with the
 # user's go env file ignored (GOENV=off: it could name another compiler or proxy) and no C compiler (CGO_ENABLED=0).
@@ -16,8 +17,7 @@
 # plugins) match the hashes kept in this repository, and no other user could have changed any of it.
 
 export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
-# Go lives in /usr/local/go on these machines; a login shell may not have it on PATH.
-export PATH="$PATH:/usr/local/go/bin"
+SYSTEM_PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 say() { printf 'tools: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -25,6 +25,52 @@ die() { say "$*"; exit 1; }
 in_ci() {
     case "$(printf '%s' "${SMTPS_TOOLS_FRESH:-}" | tr '[:upper:]' '[:lower:]')" in 1|true|yes) return 0 ;; esac
     [ "$(printf '%s' "${GITHUB_ACTIONS:-}" | tr '[:upper:]' '[:lower:]')" = true ]
+}
+
+if in_ci; then
+    # The runner user's own folders (~/bin, ~/.local/bin, ~/go/bin), where an earlier job could leave a `go`, are
+    # not searched: only the system's, which only root can write.
+    export PATH=$SYSTEM_PATH
+else
+    # Go lives in /usr/local/go on these machines; a login shell may not have it on PATH.
+    export PATH="$PATH:/usr/local/go/bin"
+fi
+
+# Nobody but root can have written PATH: owned by root and not writable by group or others, and so is everything in
+# it (a folder) and every folder above it (one with the sticky bit, /tmp, may be writable: others cannot rename or
+# remove root's entries in it).
+root_only() {  # root_only PATH
+    local path=$1 found mode dir
+    found=$(find "$path" ! -type l \( ! -uid 0 -o -perm /022 \) -printf '%p (uid %U, mode %m)\n' -quit 2>&1) ||
+        { say "$path cannot be checked: $found"; return 1; }
+    [ -z "$found" ] || { say "$found: not root's alone (owned by root, not writable by group or others)"; return 1; }
+    dir=$(dirname "$path")
+    while :; do
+        mode=$(stat -c %a "$dir")
+        [ "$(stat -c %u "$dir")" = 0 ] && { (( (8#$mode & 8#022) == 0 )) || [ -k "$dir" ]; } ||
+            { say "$dir (uid $(stat -c %u "$dir"), mode $mode), above $path: not root's alone"; return 1; }
+        [ "$dir" != / ] || break
+        dir=$(dirname "$dir")
+    done
+}
+
+# Sets GO, the go command the tools are built with. On the deploying runner: found in the system's folders (or named
+# by SMTPS_GO), by its absolute path, and refused unless it and its GOROOT (the folder above its bin/) are root's
+# alone. Elsewhere: SMTPS_GO, or the first `go` on PATH, the developer's choice.
+find_go() {  # find_go WHAT
+    local what=$1 real
+    GO=${SMTPS_GO:-$(command -v go || true)}
+    [ -n "$GO" ] || die "no Go toolchain to build $what with (searched: $PATH)"
+    in_ci || return 0
+    case $GO in /*) ;; *) die "CI: SMTPS_GO=$GO is not an absolute path: refused" ;; esac
+    real=$(realpath -e "$GO") || die "CI: $GO cannot be resolved: refused"
+    root_only "$real" && root_only "$(dirname "$(dirname "$real")")" ||
+        die "CI: refusing the Go toolchain $GO ($real): an earlier job could have changed it; install Go as root" \
+            "(in /usr/local/go), not writable by others"
+    # The GOROOT just checked, whatever the environment says (a GOROOT variable would name another standard library).
+    export GOROOT
+    GOROOT=$(dirname "$(dirname "$real")")
+    say "CI: building with $GO (GOROOT $GOROOT, root's alone)"
 }
 
 # Sets CACHE: on the deploying runner a fresh folder of this job's (with the Go caches inside it), else the shared cache.
