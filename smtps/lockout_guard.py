@@ -495,15 +495,34 @@ def written_whole(own: dict[str, str]) -> frozenset[str]:
                      if os.path.dirname(target) == f"{ETC}/services")
 
 
+def _copy_regular(source: str, target: str) -> None:
+    """copytree's copy function for as_before: a regular file only (a link's target is read, as firewalld reads it);
+    a FIFO or a device would hang the guard or feed it without end."""
+    import shutil
+    import stat
+
+    if not stat.S_ISREG(os.stat(source).st_mode):
+        raise Undecidable(f"{source} is not a regular file, which firewalld would not load as configuration")
+    shutil.copy2(source, target)
+
+
 def as_before(own: dict[str, str], folder: str) -> str:
-    """A copy of /etc/firewalld in `folder` with this run's files as they were before it: what the running
-    configuration should be if nobody else left an edit pending."""
+    """A private copy of /etc/firewalld in `folder` with this run's files as they were before it: what the running
+    configuration should be if nobody else left an edit pending. The guard only reads the host's files: links are
+    copied as what they point to (a zones/ folder that is a link to elsewhere is copied, never written through), and
+    each file put back must land inside the copy."""
     import shutil
 
     copy = os.path.join(folder, "firewalld")
-    shutil.copytree(ETC, copy, symlinks=True)
+    try:
+        shutil.copytree(ETC, copy, symlinks=False, copy_function=_copy_regular)
+    except shutil.Error as err:  # a dangling link, an unreadable file: firewalld's own reading of it is unknown
+        raise Undecidable(f"{ETC} cannot be read whole ({err.args[0][0][2]})") from None
+    inside = os.path.realpath(copy)
     for target, before in own.items():
         path = os.path.join(copy, os.path.relpath(target, ETC))
+        if os.path.commonpath([os.path.realpath(os.path.dirname(path)), inside]) != inside:
+            raise Undecidable(f"{target} does not resolve inside the copy of {ETC}")
         if os.path.lexists(path):
             os.unlink(path)
         if before != "-":

@@ -3,6 +3,9 @@ it still allows it. The lab tests run the same program on real hosts with firewa
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from smtps import lockout_guard
@@ -244,3 +247,45 @@ def test_this_runs_files_are_taken_as_they_were_before_it(tmp_path, monkeypatch)
     assert (etc / "services" / "smtps.xml").read_text() == "new"  # the host's own files are not touched
     with pytest.raises(Undecidable, match="without its copy from before the run"):
         own_files([f"{etc}/services/smtps.xml"])
+
+
+# --- the guard only reads the host's files ---------------------------------------------------------------------------
+def test_a_linked_zones_folder_is_copied_never_written_through(tmp_path, monkeypatch):
+    """The review's case: with /etc/firewalld/zones a link (a configuration-management layout), putting this run's
+    zone file back as it was before, in the copy, once rewrote the real file (and deleted one the run had created)."""
+    real = tmp_path / "srv-zones"
+    real.mkdir()
+    etc = tmp_path / "etc-firewalld"
+    etc.mkdir()
+    (etc / "zones").symlink_to(real)
+    (real / "iredmail.xml").write_text("<zone>this run's change: service smtps</zone>\n")
+    (real / "new.xml").write_text("<zone>created by this run</zone>\n")
+    (tmp_path / "srv-one.xml").write_text("<zone>a linked file, changed by this run</zone>\n")
+    (real / "one.xml").symlink_to(tmp_path / "srv-one.xml")
+    before = tmp_path / "before.xml"
+    before.write_text("<zone>before the run</zone>\n")
+    files = [real / "iredmail.xml", real / "new.xml", tmp_path / "srv-one.xml"]
+    seen = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files}
+    monkeypatch.setattr(lockout_guard, "ETC", str(etc))
+    own = own_files([f"{etc}/zones/iredmail.xml", str(before), f"{etc}/zones/new.xml", "-",
+                     f"{etc}/zones/one.xml", str(before)])
+    copy = Path(as_before(own, str(tmp_path / "work")))
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files} == seen
+    assert not (copy / "zones").is_symlink() and not (copy / "zones" / "one.xml").is_symlink()
+    assert (copy / "zones" / "iredmail.xml").read_text() == (copy / "zones" / "one.xml").read_text() == \
+        "<zone>before the run</zone>\n"
+    assert not (copy / "zones" / "new.xml").exists()
+
+
+def test_what_the_guard_cannot_copy_as_a_file_is_a_refusal_naming_it(tmp_path, monkeypatch):
+    etc = tmp_path / "etc"
+    (etc / "zones").mkdir(parents=True)
+    monkeypatch.setattr(lockout_guard, "ETC", str(etc))
+    (etc / "zones" / "gone.xml").symlink_to(tmp_path / "nowhere.xml")
+    with pytest.raises(Undecidable, match=f"{etc} cannot be read whole .*gone.xml"):
+        as_before({}, str(tmp_path / "one"))
+    (etc / "zones" / "gone.xml").unlink()
+    os.mkfifo(etc / "zones" / "pipe.xml")  # read, it would hang the guard
+    with pytest.raises(Undecidable, match="pipe.xml is not a regular file"):
+        as_before({}, str(tmp_path / "two"))
+
