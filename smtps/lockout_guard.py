@@ -516,8 +516,8 @@ def conf_problem(path: str, started: float) -> str:
     then shows in its folder's time."""
     import time
 
-    try:
-        changed, what = os.stat(path).st_mtime, "was changed"
+    try:  # a link swapped for one to an older file shows in the link's own time
+        changed, what = max(os.stat(path).st_mtime, os.lstat(path).st_mtime), "was changed"
     except FileNotFoundError:
         changed, what = os.stat(os.path.dirname(path)).st_mtime, "is missing, and its folder was changed"
     if changed < started:

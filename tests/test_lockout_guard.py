@@ -304,6 +304,12 @@ def test_a_firewalld_conf_changed_after_the_daemon_started_is_refused_naming_it(
     problem = conf_problem(str(conf), changed - 60)
     assert problem.startswith(f"{conf} was changed at ") and "after firewalld started" in problem, problem
     assert "only DefaultZone, LogDenied, Lockdown and IPv6_rpfilter" in problem
+    old = tmp_path / "old.conf"
+    old.write_text("FlushAllOnReload=yes\n")
+    os.utime(old, (changed - 3600, changed - 3600))
+    conf.unlink()
+    conf.symlink_to(old)  # the link is new, what it points to is old
+    assert conf_problem(str(conf), changed - 60).startswith(f"{conf} was changed at ")
     conf.unlink()
     assert conf_problem(str(conf), time.time() + 1) == ""
     assert conf_problem(str(conf), changed - 60).startswith(f"{conf} is missing, and its folder was changed at ")
