@@ -190,12 +190,11 @@ PENDING_CASES = {
         "zone iredmail, ports: 8080 tcp pending (permanent only), 9090 tcp running only"),
     # A reload re-reads firewalld.conf: a setting the daemon shows as it runs it is compared by value ...
     "LogDenied edited in firewalld.conf": (
-        "sed -i '/^LogDenied=/d' /etc/firewalld/firewalld.conf && echo LogDenied=all >> /etc/firewalld/firewalld.conf",
+        "sed -i 's/^LogDenied=.*/LogDenied=all/' /etc/firewalld/firewalld.conf",
         "firewalld.conf, LogDenied: all pending (running: off)"),
     # ... one it hides by the file's time against the daemon's start.
     "FlushAllOnReload edited in firewalld.conf": (
-        "sed -i '/^FlushAllOnReload=/d' /etc/firewalld/firewalld.conf && "
-        "echo FlushAllOnReload=no >> /etc/firewalld/firewalld.conf",
+        "sed -i 's/^FlushAllOnReload=.*/FlushAllOnReload=no/' /etc/firewalld/firewalld.conf",
         "/etc/firewalld/firewalld.conf was changed at "),
 }
 
