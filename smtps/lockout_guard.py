@@ -27,7 +27,11 @@ And it refuses a reload that would make live anything this run did not write: a 
 pending, or a runtime-only change a reload would drop, is named, and nothing is reloaded (`pending`). The reload is
 then never the moment someone else's edit goes live unseen. The caller names the files it changed, each with its
 copy from before the run ("-": there was none): those are compared as they were, but for a service file, which
-the run writes whole (an edit pending in it is replaced, never made live).
+the run writes whole (an edit pending in it is replaced, never made live). Compared: every object firewalld's
+loader reads, the default zone, the firewalld.conf settings the daemon shows as it runs them (LogDenied, Lockdown,
+IPv6_rpfilter) and the lockdown whitelist; firewalld.conf's other settings are judged by the file's time against
+the daemon's start (`conf_problem`). The guard writes nothing under /etc/firewalld: its "before" view is a
+private copy.
 
 `--pending=drop-runtime-only` (the host's firewalldPending) lets the reload drop what only the running
 configuration has in rich rules, ipset entries and direct rules: fail2ban's firewalld actions keep their bans
@@ -46,6 +50,8 @@ import sys
 from dataclasses import dataclass, field
 
 ETC = "/etc/firewalld"
+FIREWALLD_CONF = "firewalld.conf"  # the names of the two files in the pending comparison
+WHITELIST = "the lockdown whitelist"
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 
 
@@ -328,7 +334,9 @@ def pending(expected: dict[str, dict], live: dict[str, dict], ours: frozenset[st
                 running = (running or frozenset()) & (permanent or frozenset()) or None
             if permanent == running:
                 continue
-            setting = {"rules_str": "rich rules"}.get(name, name.replace("_", " "))
+            # firewalld's own fields read as words (forward_ports: forward ports); firewalld.conf's keep their name.
+            words = name.replace("_", " ") if name.islower() else name
+            setting = {"rules_str": "rich rules"}.get(name, words)
             if isinstance(permanent, frozenset) or isinstance(running, frozenset):
                 only_permanent = (permanent or frozenset()) - (running or frozenset())
                 only_running = (running or frozenset()) - (permanent or frozenset())
@@ -447,8 +455,8 @@ def load(fw, runtime_zone: str) -> Config:  # noqa: ANN001
                tuple(_rule(text) for text in policy.rules_str), int(policy.priority))
         for name in fw.policy.get_policies_not_derived_from_zone()
         for policy in [fw.policy.get_policy(name)])
-    direct = fw.config.get_direct()
-    config.direct_rules = len(direct.get_all_rules()) + len(direct.get_all_passthroughs())
+    direct = _direct_listed(fw.config.get_direct())  # counted rule by rule (the loader nests them by chain)
+    config.direct_rules = len(direct["rules"]) + len(direct["passthroughs"])
     return config
 
 
@@ -469,11 +477,29 @@ def expected_of(fw) -> dict[str, dict]:  # noqa: ANN001
     found = {f"{kind} {name}": read(name) for kind, (names, read) in _kinds(fw).items() for name in names}
     for key in [key for key in found if key.startswith("zone ")]:
         found[key] = {**found[key], "target": _target(found[key].get("target", ""))}
-    direct = fw.config.get_direct()
-    found["direct configuration"] = {"chains": direct.get_all_chains(), "rules": direct.get_all_rules(),
-                                     "passthroughs": direct.get_all_passthroughs()}
+    found["direct configuration"] = _direct_listed(fw.config.get_direct())
     found["the default zone"] = {"name": fw.get_default_zone()}
+    rpfilter = (fw._firewalld_conf.get("IPv6_rpfilter") or "yes").lower()  # noqa: SLF001 - as firewalld reads it
+    found[FIREWALLD_CONF] = {"LogDenied": fw.get_log_denied(), "Lockdown": _yes(fw.policies.query_lockdown()),
+                             "IPv6_rpfilter": _yes(rpfilter not in ("no", "false"))}
+    whitelist = fw.policies.lockdown_whitelist
+    found[WHITELIST] = {"commands": whitelist.get_commands(), "contexts": whitelist.get_contexts(),
+                        "uids": whitelist.get_uids(), "users": whitelist.get_users()}
     return found
+
+
+def _yes(value: object) -> str:
+    return "yes" if value is True else "no" if value is False else f"unknown ({value!r})"
+
+
+def _direct_listed(direct) -> dict[str, list]:  # noqa: ANN001
+    """The loader's direct configuration (nested by family and table) in the flat lists D-Bus answers with, so that
+    the two layers compare, and a difference reads as the rule itself."""
+    return {"chains": [(*key, chain) for key, chains in direct.get_all_chains().items() for chain in chains],
+            "rules": [(*key, priority, *args) for key, rules in direct.get_all_rules().items()
+                      for priority, args in rules.keys()],
+            "passthroughs": [(ipv, *args) for ipv, passthroughs in direct.get_all_passthroughs().items()
+                             for args in passthroughs]}
 
 
 def live_of(client) -> dict[str, dict]:  # noqa: ANN001
@@ -497,10 +523,53 @@ def live_of(client) -> dict[str, dict]:  # noqa: ANN001
             else:
                 fields = [field for field, _ in listed[kind].IMPORT_EXPORT_STRUCTURE]
                 found[f"{kind} {name}"] = dict(zip(fields, settings.settings))  # noqa: B905 - hosts' Python may predate strict=
-    found["direct configuration"] = {"chains": client.getAllChains(), "rules": client.getAllRules(),
-                                     "passthroughs": client.getAllPassthroughs()}
+    found["direct configuration"] = {
+        "chains": [tuple(chain) for chain in client.getAllChains()],
+        "rules": [(*rule[:4], *rule[4]) for rule in client.getAllRules()],
+        "passthroughs": [(ipv, *args) for ipv, args in client.getAllPassthroughs()]}
     found["the default zone"] = {"name": client.getDefaultZone()}
+    # The settings of firewalld.conf the daemon shows as it runs them (its config properties show the file instead).
+    found[FIREWALLD_CONF] = {"LogDenied": client.getLogDenied(), "Lockdown": _yes(client.queryLockdown()),
+                             "IPv6_rpfilter": _yes(client.get_property("IPv6_rpfilter"))}
+    found[WHITELIST] = {"commands": client.getLockdownWhitelistCommands(),
+                        "contexts": client.getLockdownWhitelistContexts(),
+                        "uids": client.getLockdownWhitelistUids(), "users": client.getLockdownWhitelistUsers()}
     return found
+
+
+def conf_problem(path: str, started: float) -> str:
+    """firewalld.conf's other settings (FlushAllOnReload, AllowZoneDrifting, FirewallBackend, ...) are re-read by a
+    reload, but the daemon shows only the file's values, never the ones it runs with: a change to the file since
+    the daemon started (`started`, wall clock) may be pending, and is refused naming the file. A file removed since
+    then shows in its folder's time."""
+    import time
+
+    try:  # a link swapped for one to an older file shows in the link's own time
+        changed, what = max(os.stat(path).st_mtime, os.lstat(path).st_mtime), "was changed"
+    except FileNotFoundError:
+        changed, what = os.stat(os.path.dirname(path)).st_mtime, "is missing, and its folder was changed"
+    if changed < started:
+        return ""
+
+    def when(moment: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(moment))
+
+    return (f"{path} {what} at {when(changed)}, after firewalld started ({when(started)}); a reload re-reads it, "
+            "and of its settings the guard can compare with the running ones only DefaultZone, LogDenied, Lockdown "
+            "and IPv6_rpfilter, so any other edit in it would go live unseen. Check the file; once firewalld runs "
+            "with it (restart firewalld, your own step), run this again")
+
+
+def daemon_started(bus) -> float:  # noqa: ANN001 - dbus-python's bus, on the host only
+    """When the running firewalld started (wall clock), from its process as D-Bus names it: /proc gives the start
+    in clock ticks since boot, rounded down, so a file written as it started counts as changed after (fail closed)."""
+    import time
+
+    pid = int(bus.get_object("org.freedesktop.DBus", "/org/freedesktop/DBus").GetConnectionUnixProcessID(
+        "org.fedoraproject.FirewallD1", dbus_interface="org.freedesktop.DBus"))
+    with open(f"/proc/{pid}/stat") as stat:
+        ticks = int(stat.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime (the name may hold spaces)
+    return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME) + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def own_files(args: list[str]) -> dict[str, str]:
@@ -523,15 +592,34 @@ def written_whole(own: dict[str, str]) -> frozenset[str]:
                      if os.path.dirname(target) == f"{ETC}/services")
 
 
+def _copy_regular(source: str, target: str) -> None:
+    """copytree's copy function for as_before: a regular file only (a link's target is read, as firewalld reads it);
+    a FIFO or a device would hang the guard or feed it without end."""
+    import shutil
+    import stat
+
+    if not stat.S_ISREG(os.stat(source).st_mode):
+        raise Undecidable(f"{source} is not a regular file, which firewalld would not load as configuration")
+    shutil.copy2(source, target)
+
+
 def as_before(own: dict[str, str], folder: str) -> str:
-    """A copy of /etc/firewalld in `folder` with this run's files as they were before it: what the running
-    configuration should be if nobody else left an edit pending."""
+    """A private copy of /etc/firewalld in `folder` with this run's files as they were before it: what the running
+    configuration should be if nobody else left an edit pending. The guard only reads the host's files: links are
+    copied as what they point to (a zones/ folder that is a link to elsewhere is copied, never written through), and
+    each file put back must land inside the copy."""
     import shutil
 
     copy = os.path.join(folder, "firewalld")
-    shutil.copytree(ETC, copy, symlinks=True)
+    try:
+        shutil.copytree(ETC, copy, symlinks=False, copy_function=_copy_regular)
+    except shutil.Error as err:  # a dangling link, an unreadable file: firewalld's own reading of it is unknown
+        raise Undecidable(f"{ETC} cannot be read whole ({err.args[0][0][2]})") from None
+    inside = os.path.realpath(copy)
     for target, before in own.items():
         path = os.path.join(copy, os.path.relpath(target, ETC))
+        if os.path.commonpath([os.path.realpath(os.path.dirname(path)), inside]) != inside:
+            raise Undecidable(f"{target} does not resolve inside the copy of {ETC}")
         if os.path.lexists(path):
             os.unlink(path)
         if before != "-":
@@ -575,7 +663,8 @@ def main(args: list[str]) -> int:
         if not problem:
             with tempfile.TemporaryDirectory(prefix="smtps-guard.") as folder:
                 before = offline(as_before(own, folder)) if own else fw
-                problem = pending_problem(expected_of(before), live_of(firewalld), written_whole(own), mode)
+                problem = pending_problem(expected_of(before), live_of(firewalld), written_whole(own), mode) or \
+                    conf_problem(f"{ETC}/firewalld.conf", daemon_started(firewalld.bus))
     except Undecidable as err:
         problem = (f"cannot tell whether SSH survives a firewalld reload: {err}. Check it, or allow SSH so that "
                    "the guard can see it (a zone's port or service)")

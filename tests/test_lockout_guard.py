@@ -3,6 +3,12 @@ it still allows it. The lab tests run the same program on real hosts with firewa
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
 
 from smtps import lockout_guard
@@ -14,6 +20,7 @@ from smtps.lockout_guard import (
     Undecidable,
     Zone,
     as_before,
+    conf_problem,
     interface_matches,
     own_files,
     pending,
@@ -22,6 +29,7 @@ from smtps.lockout_guard import (
     written_whole,
     zones_of,
 )
+from tests.conftest import require
 
 SSH = (("22", "tcp"),)
 CONN = Connection(client="10.1.0.5", server="10.1.0.6", port=22, interface="eth0")
@@ -297,3 +305,147 @@ def test_this_runs_files_are_taken_as_they_were_before_it(tmp_path, monkeypatch)
     assert (etc / "services" / "smtps.xml").read_text() == "new"  # the host's own files are not touched
     with pytest.raises(Undecidable, match="without its copy from before the run"):
         own_files([f"{etc}/services/smtps.xml"])
+
+
+# --- the guard only reads the host's files ---------------------------------------------------------------------------
+def test_a_linked_zones_folder_is_copied_never_written_through(tmp_path, monkeypatch):
+    """The review's case: with /etc/firewalld/zones a link (a configuration-management layout), putting this run's
+    zone file back as it was before, in the copy, once rewrote the real file (and deleted one the run had created)."""
+    real = tmp_path / "srv-zones"
+    real.mkdir()
+    etc = tmp_path / "etc-firewalld"
+    etc.mkdir()
+    (etc / "zones").symlink_to(real)
+    (real / "iredmail.xml").write_text("<zone>this run's change: service smtps</zone>\n")
+    (real / "new.xml").write_text("<zone>created by this run</zone>\n")
+    (tmp_path / "srv-one.xml").write_text("<zone>a linked file, changed by this run</zone>\n")
+    (real / "one.xml").symlink_to(tmp_path / "srv-one.xml")
+    before = tmp_path / "before.xml"
+    before.write_text("<zone>before the run</zone>\n")
+    files = [real / "iredmail.xml", real / "new.xml", tmp_path / "srv-one.xml"]
+    seen = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files}
+    monkeypatch.setattr(lockout_guard, "ETC", str(etc))
+    own = own_files([f"{etc}/zones/iredmail.xml", str(before), f"{etc}/zones/new.xml", "-",
+                     f"{etc}/zones/one.xml", str(before)])
+    copy = Path(as_before(own, str(tmp_path / "work")))
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in files} == seen
+    assert not (copy / "zones").is_symlink() and not (copy / "zones" / "one.xml").is_symlink()
+    assert (copy / "zones" / "iredmail.xml").read_text() == (copy / "zones" / "one.xml").read_text() == \
+        "<zone>before the run</zone>\n"
+    assert not (copy / "zones" / "new.xml").exists()
+
+
+def test_what_the_guard_cannot_copy_as_a_file_is_a_refusal_naming_it(tmp_path, monkeypatch):
+    etc = tmp_path / "etc"
+    (etc / "zones").mkdir(parents=True)
+    monkeypatch.setattr(lockout_guard, "ETC", str(etc))
+    (etc / "zones" / "gone.xml").symlink_to(tmp_path / "nowhere.xml")
+    with pytest.raises(Undecidable, match=f"{etc} cannot be read whole .*gone.xml"):
+        as_before({}, str(tmp_path / "one"))
+    (etc / "zones" / "gone.xml").unlink()
+    os.mkfifo(etc / "zones" / "pipe.xml")  # read, it would hang the guard
+    with pytest.raises(Undecidable, match="pipe.xml is not a regular file"):
+        as_before({}, str(tmp_path / "two"))
+
+
+# --- firewalld.conf and the lockdown whitelist, which a reload re-reads -----------------------------------------------
+def test_a_firewalld_conf_changed_after_the_daemon_started_is_refused_naming_it(tmp_path):
+    conf = tmp_path / "firewalld.conf"
+    conf.write_text("FlushAllOnReload=no\n")
+    changed = conf.stat().st_mtime
+    assert conf_problem(str(conf), changed + 1) == ""  # the daemon started after the edit: it runs with it
+    problem = conf_problem(str(conf), changed - 60)
+    assert problem.startswith(f"{conf} was changed at ") and "after firewalld started" in problem, problem
+    assert "only DefaultZone, LogDenied, Lockdown and IPv6_rpfilter" in problem
+    old = tmp_path / "old.conf"
+    old.write_text("FlushAllOnReload=yes\n")
+    os.utime(old, (changed - 3600, changed - 3600))
+    conf.unlink()
+    conf.symlink_to(old)  # the link is new, what it points to is old
+    assert conf_problem(str(conf), changed - 60).startswith(f"{conf} was changed at ")
+    conf.unlink()
+    assert conf_problem(str(conf), time.time() + 1) == ""
+    assert conf_problem(str(conf), changed - 60).startswith(f"{conf} is missing, and its folder was changed at ")
+
+
+HOST_PYTHON = "/usr/bin/python3"  # firewalld's library belongs to the distribution's Python, as on a mail host
+_PENDING = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("lockout_guard", sys.argv[1])
+guard = importlib.util.module_from_spec(spec)
+sys.modules["lockout_guard"] = guard
+spec.loader.exec_module(guard)
+loaded, running = (guard.offline(etc) for etc in sys.argv[2:])
+print(json.dumps({"pending": guard.pending(guard.expected_of(loaded), guard.expected_of(running)),
+                  "direct_rules": guard.load(loaded, "").direct_rules}))
+"""
+CONF = "DefaultZone=public\nLogDenied=off\nLockdown=no\nIPv6_rpfilter=yes\n"
+
+
+def offline_read(tmp_path: Path, permanent: dict[str, str], running: dict[str, str]) -> dict:
+    """pending() between two /etc/firewalld folders (each FILE: its text), both read by firewalld's own offline
+    loader from the machine's firewalld: what a reload would load against what runs."""
+    have = Path(HOST_PYTHON).exists() and subprocess.run(
+        [HOST_PYTHON, "-c", "import firewall.core.fw"], capture_output=True, check=False).returncode == 0
+    require(have, f"firewalld's Python library for {HOST_PYTHON} is needed (apt package firewalld)")
+    folders = []
+    for name, files in (("permanent", permanent), ("running", running)):
+        etc = tmp_path / name
+        for file, text in files.items():
+            (etc / file).parent.mkdir(parents=True, exist_ok=True)
+            (etc / file).write_text(text)
+        folders.append(str(etc))
+    out = subprocess.run([HOST_PYTHON, "-c", _PENDING, lockout_guard.__file__, *folders], capture_output=True,
+                         text=True, check=False, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def offline_pending(tmp_path: Path, permanent: dict[str, str], running: dict[str, str]) -> list[str]:
+    return offline_read(tmp_path, permanent, running)["pending"]
+
+
+def test_firewalld_conf_settings_the_daemon_shows_are_compared_by_value(tmp_path):
+    edited = CONF.replace("LogDenied=off", "LogDenied=all").replace("Lockdown=no", "Lockdown=yes") \
+        .replace("IPv6_rpfilter=yes", "IPv6_rpfilter=no")
+    assert offline_pending(tmp_path, {"firewalld.conf": edited}, {"firewalld.conf": CONF}) == [
+        "firewalld.conf, IPv6_rpfilter: no pending (running: yes)",
+        "firewalld.conf, Lockdown: yes pending (running: no)",
+        "firewalld.conf, LogDenied: all pending (running: off)"]
+
+
+def test_firewalld_conf_settings_the_daemon_hides_are_left_to_the_files_time(tmp_path):
+    """FlushAllOnReload and the like: no running value to compare, so the comparison sees nothing and
+    `conf_problem` (the file's time against the daemon's start) is what refuses them."""
+    hidden = CONF + "FlushAllOnReload=no\nAllowZoneDrifting=yes\nRFC3964_IPv4=no\n"
+    assert offline_pending(tmp_path, {"firewalld.conf": hidden}, {"firewalld.conf": CONF}) == []
+
+
+def test_a_lockdown_whitelist_edit_is_named(tmp_path):
+    whitelist = ('<?xml version="1.0" encoding="utf-8"?>\n<whitelist><user id="4242"/>'
+                 '<command name="/usr/bin/python3 -s /usr/bin/firewall-cmd*"/></whitelist>\n')
+    assert offline_pending(tmp_path, {"firewalld.conf": CONF, "lockdown-whitelist.xml": whitelist},
+                           {"firewalld.conf": CONF}) == [
+        "the lockdown whitelist, commands: /usr/bin/python3 -s /usr/bin/firewall-cmd* pending (permanent only)",
+        "the lockdown whitelist, uids: 4242 pending (permanent only)"]
+
+
+DIRECT = ('<?xml version="1.0" encoding="utf-8"?>\n<direct><chain ipv="ipv4" table="filter" chain="ops"/>'
+          '<rule ipv="ipv4" table="filter" chain="INPUT" priority="0">-p tcp --dport 22 -j DROP</rule></direct>\n')
+
+
+def test_direct_rules_are_named_as_rules_and_the_same_ones_in_both_layers_are_no_difference(tmp_path):
+    assert offline_pending(tmp_path / "a", {"firewalld.conf": CONF, "direct.xml": DIRECT},
+                           {"firewalld.conf": CONF}) == [
+        "direct configuration, chains: ipv4 filter ops pending (permanent only)",
+        "direct configuration, rules: ipv4 filter INPUT 0 -p tcp --dport 22 -j DROP pending (permanent only)"]
+    same = {"firewalld.conf": CONF, "direct.xml": DIRECT}
+    assert offline_pending(tmp_path / "b", same, same) == []
+
+
+def test_direct_rules_are_counted_rule_by_rule(tmp_path):
+    two = DIRECT.replace("</direct>", '<rule ipv="ipv4" table="filter" chain="INPUT" priority="1">-j DROP</rule>'
+                                      '</direct>')
+    read = offline_read(tmp_path, {"firewalld.conf": CONF, "direct.xml": two}, {"firewalld.conf": CONF})
+    assert read["direct_rules"] == 2  # both in chain INPUT, which the loader keeps as one entry
+

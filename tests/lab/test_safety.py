@@ -188,6 +188,14 @@ PENDING_CASES = {
         "firewall-cmd --zone=iredmail --add-port=9090/tcp",
         "differs from the running one in what this run did not write, and a reload would make that live unseen: "
         "zone iredmail, ports: 8080 tcp pending (permanent only), 9090 tcp running only"),
+    # A reload re-reads firewalld.conf: a setting the daemon shows as it runs it is compared by value ...
+    "LogDenied edited in firewalld.conf": (
+        "sed -i 's/^LogDenied=.*/LogDenied=all/' /etc/firewalld/firewalld.conf",
+        "firewalld.conf, LogDenied: all pending (running: off)"),
+    # ... one it hides by the file's time against the daemon's start.
+    "FlushAllOnReload edited in firewalld.conf": (
+        "sed -i 's/^FlushAllOnReload=.*/FlushAllOnReload=no/' /etc/firewalld/firewalld.conf",
+        "/etc/firewalld/firewalld.conf was changed at "),
 }
 
 
