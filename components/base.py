@@ -13,6 +13,7 @@ What the engine hands each method (Pulumi's dynamic provider protocol):
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,6 +36,7 @@ from smtps import firewall as fw
 from smtps.credentials import CREDENTIAL, SSH_KEY_FILE_ENV
 from smtps.model import Model
 from smtps.settings import Connection, Firewall, Reader, labelled, read_connection
+from smtps.shown import shown
 from smtps.stacks import PROJECT, SSH_KEY
 from smtps.templating import Action
 
@@ -151,9 +153,19 @@ class HostFailure(Exception):
     """A script failed on a host: the message is the script's own, which names the host and the reason."""
 
 
+def pass_warnings(host: str, stdout: str) -> None:
+    """A host script's warnings (its lines `smtps: HOST: warning: ...`: an earlier change that stood although never
+    confirmed, a binding a rollback could not make again) reach the operator. Nothing else would show them: a
+    script's stdout is data. The engine shows what a provider writes to its stderr, in the run's output."""
+    for line in stdout.splitlines():
+        if line.startswith(f"smtps: {host}: warning: "):
+            print(shown(line), file=sys.stderr, flush=True)
+
+
 def run_script(host: str, connection: Connection, script: str, what: str) -> str:
     """Run a script on the host over its pooled connection; its stdout, or HostFailure with its own words."""
     result = _Ssh.get().run(host, connection, script)
+    pass_warnings(host, result.stdout)
     if result.status != 0:
         raise HostFailure(result.stderr.strip() or f"{host}: {what}: exit status {result.status}")
     return result.stdout

@@ -252,3 +252,26 @@ def test_check_accepts_the_entry_a_named_certificate_makes():
     assert result.failures == []
     host, _, (master, tls) = MasterServiceProvider()._parse(news)
     assert dict(master.options)["smtpd_tls_key_file"] == "/etc/ssl/mx.key" and tls.cert == "/etc/ssl/mx.crt"
+
+
+def test_a_host_scripts_warning_lines_reach_the_operator_and_nothing_else_does(monkeypatch, capsys):
+    """A warning a host script says (an earlier change that stood unconfirmed) is written to the provider's stderr,
+    which the engine shows in the run's output; the script's other lines are data, and stay quiet."""
+    from components import base
+    from smtps.ssh import Result
+
+    stdout = ("smtps: mail1: warning: an earlier firewalld change here (0123456789abcdef) was never confirmed\n"
+              "smtps: mail1: an earlier firewalld change here was never confirmed: its previous configuration\n"
+              "smtps: mail2: warning: another host's line\n"
+              "smtps: mail1: warning: ::stop-commands::x \x1b[2J\n"
+              "firewall=firewalld\n")
+
+    class Pool:
+        def run(self, host, connection, script):
+            return Result(0, stdout, "")
+
+    monkeypatch.setattr(base._Ssh, "get", classmethod(lambda cls: Pool()))
+    assert base.run_script("mail1", None, "true", "master.cf") == stdout
+    assert capsys.readouterr().err == (
+        "smtps: mail1: warning: an earlier firewalld change here (0123456789abcdef) was never confirmed\n"
+        "smtps: mail1: warning: ::stop-commands::x \\x1b[2J\n")
