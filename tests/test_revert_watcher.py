@@ -330,3 +330,26 @@ def test_a_change_whose_watcher_is_gone_stands_with_a_warning(host: Path):
             ) in stood.stdout
     assert not folder.exists() and "firewall-cmd" not in calls(host)
     assert (host / "etc/firewalld/services/smtps.xml").read_text() == "<service>this run</service>\n"
+
+
+@pytest.mark.parametrize(("copy", "why"), [
+    ("<service>before</service\n", "well-formed XML"),
+    ("<service>" + "x" * 1048576 + "</service>\n", "at most 1 MiB"),
+])
+def test_a_copy_that_is_no_firewalld_file_is_never_put_back(host: Path, copy: str, why: str):
+    folder = arm(host, found=copy, left="<service>this run</service>\n")
+    zone = host / "etc/firewalld/zones/iredmail.xml"
+    zone.write_text("<zone>this run</zone>\n")
+    with (folder / "targets").open("a") as targets:
+        targets.write(f"{zone}\n")
+    (folder / "1").write_text("<zone>before</zone>\n")
+    (folder / "left-1").write_text("<zone>this run</zone>\n")
+    failed = watcher(host)
+    target = host / "etc/firewalld/services/smtps.xml"
+    assert failed.returncode == 1
+    # Checked before any goes back: the good copy of the zone file stays a copy too, and nothing is reloaded.
+    assert target.read_text() == "<service>this run</service>\n" and zone.read_text() == "<zone>this run</zone>\n"
+    assert "firewall-cmd" not in calls(host)
+    report = (folder / "report").read_text()
+    assert f"the copy of {target} is no firewalld file (a plain file of at most 1 MiB, well-formed XML)" in report
+    assert str(zone) not in report and (folder / "token.failed").exists()

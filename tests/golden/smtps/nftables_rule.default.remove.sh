@@ -199,6 +199,16 @@ back() { if [ -e "$A/$1" ]; then [ -e "$2" ] && cmp -s "$A/$1" "$2"; else [ ! -e
 as_left() { if [ -e "$A/left-$1" ]; then [ -e "$2" ] && cmp -s "$A/left-$1" "$2"; else [ ! -e "$2" ]; fi; }
 failed=""
 theirs=""
+# A copy goes back only as a file firewalld can read: a plain file of at most 1 MiB that parses as XML (firewalld
+# skips a zone file it cannot parse, and its interfaces fall to the default zone). All are checked before any goes
+# back. SMTPS_PY: the interpreter of firewalld, from the script that started this one (never from the folder).
+py=${SMTPS_PY:-python3}
+pyflags=-I
+"$py" -I -c "" </dev/null >/dev/null 2>&1 || pyflags="-E -s"
+copy_ok() {
+    [ -f "$1" ] && [ ! -L "$1" ] && [ "$(wc -c < "$1")" -le 1048576 ] &&
+        "$py" $pyflags -c "import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])" "$1" </dev/null >/dev/null 2>&1
+}
 [ -f "$A/targets" ] || failed="; the list of files is missing"
 n=0
 while IFS= read -r target; do
@@ -209,7 +219,14 @@ while IFS= read -r target; do
     esac
     if [ "$ok" = no ]; then failed="$failed; $target is no firewalld file, not touched"
     elif [ -L "$A/$n" ] || [ -L "$A/left-$n" ]; then failed="$failed; the copy of $target is a link, not followed"
-    elif back "$n" "$target"; then :
+    elif [ -e "$A/$n" ] && ! copy_ok "$A/$n"; then
+        failed="$failed; the copy of $target is no firewalld file (a plain file of at most 1 MiB, well-formed XML)"
+    fi
+    n=$((n + 1))
+done < "$A/targets"
+n=0
+[ -n "$failed" ] || while IFS= read -r target; do
+    if back "$n" "$target"; then :
     elif ! as_left "$n" "$target"; then theirs="$theirs $target"
     elif [ -e "$A/$n" ]; then
         if ! { cp -p "$A/$n" "$target.smtps-tmp" && mv -f "$target.smtps-tmp" "$target"; }; then
@@ -310,7 +327,8 @@ pending_confirm() {
     if watcher_alive "$pid" "$tok"; then
         # Its watcher's own revert, a moment early (its time is up): the run that armed it had the guard judge it.
         kill -TERM -"$pid" 2>/dev/null || true
-        SMTPS_REVERT=$tok /bin/sh -c "$REVERT" smtps-revert "$ARM" 0 held </dev/null >/dev/null 2>&1 || fail "$(unsettled)"
+        SMTPS_REVERT=$tok SMTPS_PY=$FWPY /bin/sh -c "$REVERT" smtps-revert "$ARM" 0 held </dev/null >/dev/null 2>&1 ||
+            fail "$(unsettled)"
         say "an earlier firewalld change here was never confirmed: its previous configuration is back"
         [ ! -d "$ARM" ] || { say "$(cat "$ARM/report" 2>/dev/null)"; rm -rf "$ARM"; }
         return 0
@@ -327,7 +345,6 @@ confirmed_state() {
         rmdir "$STATE" 2>/dev/null || true
     fi
 }
-pending_confirm
 # firewalld's own Python: the interpreter on firewall-cmd's first line (a distribution's platform-python, where
 # python3 may not even be installed) has firewalld's library. A firewall-cmd that is a wrapper (its first line is no
 # Python) leaves python3 from PATH.
@@ -335,6 +352,7 @@ FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null 
 case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
 
 
+pending_confirm
 # zone_op permanent|runtime add|remove service|port VALUE ZONE: one change to a zone, in one layer. Its words come
 # from this script or from a run's journal on this host (data): each is checked before firewall-cmd sees it.
 zone_op() {
