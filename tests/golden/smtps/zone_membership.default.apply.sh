@@ -311,13 +311,15 @@ pending_confirm() {
     case "$until" in *[!0-9]*|'') until=0 ;; esac
     now=$(date +%s)
     [ "$until" -le $((now + 3600)) ] || until=$((now + 3600))
+    # By the clock: a turn of the loop may wait up to 60 s for the lock, so at most WAIT_NOTE + 61 s pass unsaid.
     WAIT_NOTE=60
-    waited=0
+    note=0
     while [ -f "$ARM/token" ] && watcher_alive "$pid" "$tok" && [ "$(date +%s)" -lt "$until" ]; do
-        if [ $((waited % WAIT_NOTE)) -eq 0 ]; then
-            say "waiting for another run's firewalld change ($tok) to be confirmed by its controller, or put back by its watcher, $((until - $(date +%s))) s at most"
+        now=$(date +%s)
+        if [ "$now" -ge "$note" ]; then
+            say "waiting for another run's firewalld change ($tok) to be confirmed by its controller, or put back by its watcher, $((until - now)) s at most"
+            note=$((now + WAIT_NOTE))
         fi
-        waited=$((waited + 1))
         flock -u 9
         sleep 1
         flock -w 60 9 || fail "another smtps-iredmail run holds this host's lock ($(cat "$LOCK" 2>/dev/null || echo unknown)); nothing was changed"
