@@ -353,3 +353,21 @@ def test_a_copy_that_is_no_firewalld_file_is_never_put_back(host: Path, copy: st
     report = (folder / "report").read_text()
     assert f"the copy of {target} is no firewalld file (a plain file of at most 1 MiB, well-formed XML)" in report
     assert str(zone) not in report and (folder / "token.failed").exists()
+
+
+def test_an_armed_change_nobody_confirms_is_put_back_by_its_watcher_alone(host: Path):
+    """The whole path as a run arms it: `arm` starts the watcher (detached, its own token and interpreter in its
+    environment), nobody confirms, and after its seconds it takes the lock, checks the copy and puts it back."""
+    zone = host / "etc/firewalld/zones/iredmail.xml"
+    folder = host / "run/smtps-iredmail/confirm"
+    zone.write_text("<zone>before</zone>\n")
+    armed = next_run(host, then=arm_code(host) + f'CONFIRM=1\nFWPY=python3\ncp "{zone}" "{host}/before"\n'
+                                                   f'printf "<zone>after</zone>\\n" > "{zone}"\n'
+                                                   f'arm "{zone}" "{host}/before"\n')
+    assert armed.returncode == 0, armed.stderr
+    pid = int((folder / "pid").read_text())
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert zone.read_text() == "<zone>before</zone>\n"
+    assert not folder.exists() and calls(host).count("firewall-cmd --reload") == 1
