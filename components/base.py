@@ -195,6 +195,10 @@ def run_confirmed(host: str, connection: Connection, script: str, what: str) -> 
             problem = (result.stdout + result.stderr).strip() or f"exit status {result.status}"
             if result.status == 3:
                 break  # already reverted: nothing left to confirm
+            if result.status == 5:  # the host's own revert of it failed: no waiting makes that better
+                raise HostFailure(f"{host}: {what}: the firewalld reload was not confirmed in time, and the host's "
+                                  f"revert of it failed ({problem}); the next run there stops, saying how to settle "
+                                  "it, until someone has")
         if time.monotonic() + 2 >= deadline:
             break
         time.sleep(2)

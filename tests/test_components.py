@@ -275,3 +275,34 @@ def test_a_host_scripts_warning_lines_reach_the_operator_and_nothing_else_does(m
     assert capsys.readouterr().err == (
         "smtps: mail1: warning: an earlier firewalld change here (0123456789abcdef) was never confirmed\n"
         "smtps: mail1: warning: ::stop-commands::x \\x1b[2J\n")
+
+
+def test_a_confirmation_that_finds_the_hosts_revert_failed_says_so_at_once(monkeypatch):
+    """The fresh login finds the watcher came first and failed (confirm.sh exits 5 with its report): the run fails
+    with that, at once, and never says the previous configuration is back."""
+    from components import base
+    from smtps.settings import Connection
+    from smtps.ssh import Result
+
+    logins = []
+
+    class Pool:
+        def run(self, host, connection, script):
+            return Result(0, "smtps-confirm=0123456789abcdef\n", "")
+
+        def fresh(self, host, connection, script, timeout=60.0):
+            logins.append(script)
+            return Result(5, "reverting the unconfirmed firewalld change 0123456789abcdef failed; putting back "
+                             "/etc/firewalld/zones/iredmail.xml failed; its copies are kept in "
+                             "/run/smtps-iredmail/confirm\n", "")
+
+    monkeypatch.setattr(base._Ssh, "get", classmethod(lambda cls: Pool()))
+    monkeypatch.setattr(base.time, "sleep", lambda seconds: pytest.fail("waited for nothing"))
+    with pytest.raises(base.HostFailure) as failed:
+        base.run_confirmed("mail1", Connection("10.0.0.1", 22, "root", KEY), "true", "zone")
+    assert len(logins) == 1
+    assert str(failed.value) == (
+        "mail1: zone: the firewalld reload was not confirmed in time, and the host's revert of it failed (reverting "
+        "the unconfirmed firewalld change 0123456789abcdef failed; putting back /etc/firewalld/zones/iredmail.xml "
+        "failed; its copies are kept in /run/smtps-iredmail/confirm); the next run there stops, saying how to "
+        "settle it, until someone has")
