@@ -306,3 +306,26 @@ def test_a_confirmation_that_finds_the_hosts_revert_failed_says_so_at_once(monke
         "the unconfirmed firewalld change 0123456789abcdef failed; putting back /etc/firewalld/zones/iredmail.xml "
         "failed; its copies are kept in /run/smtps-iredmail/confirm); the next run there stops, saying how to "
         "settle it, until someone has")
+
+
+@pytest.mark.parametrize(("nft", "rendered"), [
+    ({"firewall": "nftables", "nftFamily": "inet", "nftTable": "filter", "nftChain": "input"},
+     "NFT_CHAIN='inet filter input'\n"),
+    ({"firewall": "firewalld", "nftFamily": "inet", "nftTable": "filter", "nftChain": "input"}, "NFT_CHAIN=''\n"),
+    ({}, "NFT_CHAIN=''\n"),  # a state written before the setting: no nftables line is taken as this run's
+    ({"firewall": "nftables", "nftFamily": "inet", "nftTable": "filter", "nftChain": "input;reboot"}, None),
+])
+def test_a_rollback_names_the_nftables_chain_only_of_a_host_whose_firewall_is_nftables(monkeypatch, nft, rendered):
+    from components import verification
+
+    scripts = []
+    monkeypatch.setattr(verification, "run_confirmed",
+                        lambda host, connection, script, what: scripts.append(script) or "smtps-rollback=done\n")
+    props = {"stack": "lab", "host": "mail1", "address": "10.0.0.1", "hostKey": KEY,
+             "ssh": {"port": 22, "user": "root", "confirmSeconds": 60},
+             "rollbackZone": {"zone": "iredmail", "service": "smtps"}, "rollbackNft": nft}
+    said = VerificationProvider()._roll_back(props)
+    if rendered is None:  # read back from the state like a setting, and refused like one
+        assert not scripts and said.startswith("and rolling back this run's changes failed: ") and "nftChain" in said
+    else:
+        assert len(scripts) == 1 and rendered in scripts[0] and "undone" in said
