@@ -544,7 +544,8 @@ fi
 # that could open the host. An interface is named whole (a name ending in + is every interface starting so); a
 # source is one address, a network no wider than /8 (IPv4) or /32 (IPv6) written with a prefix length (a dotted
 # mask is refused, not read), or a MAC address; never an ipset. A binding to a zone that accepts everything (target
-# ACCEPT, as trusted) is never made again by a rollback: it is named, for a person to make if it should be.
+# ACCEPT, and trusted by its name), or one whose target cannot be read, is never made again by a rollback: it is
+# named, for a person to make if it should be.
 # SOURCE_CHECK SOURCE...: each source that is none of those, with why, one a line. Python 2 or 3 (firewalld's own
 # interpreter), and the address read by the C library, as firewalld reads it (socket.inet_pton).
 SOURCE_CHECK='import re, socket, sys
@@ -693,7 +694,7 @@ undo() {
 # each one is made again, in the runtime layer, as it was.
 rebind() {
     [ -z "$ACCEPTING" ] ||
-        say "warning: not bound again, to a zone that accepts everything (bind it yourself if it should be):${ACCEPTING#;}"
+        say "warning: not bound again, to a zone that accepts everything or whose target could not be read (bind it yourself if it should be):${ACCEPTING#;}"
     printf '%s' "$REBIND" | while read -r zone kind name; do
         [ "$(firewall-cmd --get-zone-of-"$kind"="$name" 2>/dev/null)" = "$zone" ] ||
             firewall-cmd --zone="$zone" --change-"$kind"="$name" >/dev/null 2>&1 ||
