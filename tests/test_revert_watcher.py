@@ -335,7 +335,7 @@ def test_a_change_whose_watcher_is_gone_stands_with_a_warning(host: Path):
 @pytest.mark.parametrize(("copy", "why"), [
     ("<service>before</service\n", "well-formed XML"),
     ("<service>" + "x" * 1048576 + "</service>\n", "at most 1 MiB"),
-])
+], ids=["not-well-formed", "over-1-MiB"])
 def test_a_copy_that_is_no_firewalld_file_is_never_put_back(host: Path, copy: str, why: str):
     folder = arm(host, found=copy, left="<service>this run</service>\n")
     zone = host / "etc/firewalld/zones/iredmail.xml"

@@ -170,7 +170,7 @@ def test_the_nftables_chain_renders_quoted_and_only_for_an_nftables_host():
 @pytest.mark.parametrize(("copy", "why"), [
     ("<zone>before</zone\n", "that is not well-formed XML"),
     ("<zone>" + "x" * 1048576 + "</zone>\n", "larger than 1 MiB"),
-])
+], ids=["not-well-formed", "over-1-MiB"])
 def test_a_copy_that_is_no_firewalld_file_is_refused(snapshot: Path, copy: str, why: str):
     (snapshot / "targets").write_text("/etc/firewalld/zones/iredmail.xml\n")
     (snapshot / "0").write_text(copy)
