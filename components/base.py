@@ -13,6 +13,7 @@ What the engine hands each method (Pulumi's dynamic provider protocol):
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,6 +36,7 @@ from smtps import firewall as fw
 from smtps.credentials import CREDENTIAL, SSH_KEY_FILE_ENV
 from smtps.model import Model
 from smtps.settings import Connection, Firewall, Reader, labelled, read_connection
+from smtps.shown import shown
 from smtps.stacks import PROJECT, SSH_KEY
 from smtps.templating import Action
 
@@ -151,9 +153,19 @@ class HostFailure(Exception):
     """A script failed on a host: the message is the script's own, which names the host and the reason."""
 
 
+def pass_warnings(host: str, stdout: str) -> None:
+    """A host script's warnings (its lines `smtps: HOST: warning: ...`: an earlier change that stood although never
+    confirmed, a binding a rollback could not make again) reach the operator. Nothing else would show them: a
+    script's stdout is data. The engine shows what a provider writes to its stderr, in the run's output."""
+    for line in stdout.splitlines():
+        if line.startswith(f"smtps: {host}: warning: "):
+            print(shown(line), file=sys.stderr, flush=True)
+
+
 def run_script(host: str, connection: Connection, script: str, what: str) -> str:
     """Run a script on the host over its pooled connection; its stdout, or HostFailure with its own words."""
     result = _Ssh.get().run(host, connection, script)
+    pass_warnings(host, result.stdout)
     if result.status != 0:
         raise HostFailure(result.stderr.strip() or f"{host}: {what}: exit status {result.status}")
     return result.stdout
@@ -183,6 +195,10 @@ def run_confirmed(host: str, connection: Connection, script: str, what: str) -> 
             problem = (result.stdout + result.stderr).strip() or f"exit status {result.status}"
             if result.status == 3:
                 break  # already reverted: nothing left to confirm
+            if result.status == 5:  # the host's own revert of it failed: no waiting makes that better
+                raise HostFailure(f"{host}: {what}: the firewalld reload was not confirmed in time, and the host's "
+                                  f"revert of it failed ({problem}); the next run there stops, saying how to settle "
+                                  "it, until someone has")
         if time.monotonic() + 2 >= deadline:
             break
         time.sleep(2)

@@ -56,6 +56,10 @@ class SmtpsHost(pulumi.ComponentResource):
                      "firewalldPending": settings.connection.firewalld_pending},
              # The firewalld zone and service a rollback may find in this run's snapshot (not watched either).
              "rollbackZone": {"zone": settings.zone.zone, "service": settings.zone.service},
+             # The nftables chain it may find there, on a host whose firewall is nftables (the one its apply used).
+             "rollbackNft": {"firewall": made[0].firewallUsed,  # type: ignore[attr-defined]
+                             "nftFamily": settings.nftables.family, "nftTable": settings.nftables.table,
+                             "nftChain": settings.nftables.chain},
              # The certificate file's SHA-256 as the master.cf apply read it on the host: what 465 must serve.
              "certSha256": made[0].certSha256,  # type: ignore[attr-defined]
              "certMinDays": settings.check.min_days, "tlsName": settings.check.tls_name,

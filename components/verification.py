@@ -27,7 +27,16 @@ from pulumi.dynamic import (
 )
 
 from smtps import credentials, ports, profile, rollback
-from smtps.settings import Reader, SettingsError, labelled, read_connection, read_jump
+from smtps.settings import (
+    Firewall,
+    PortPolicy,
+    Reader,
+    SettingsError,
+    labelled,
+    read_connection,
+    read_jump,
+    read_nftables,
+)
 from smtps.verify import Verification as Seen
 from smtps.verify import verify
 
@@ -143,7 +152,15 @@ class VerificationProvider(ResourceProvider):
         try:
             read.finish()
             zone = props.get("rollbackZone") or {}
-            script = rollback.script(host, RUN, connection, str(zone.get("zone") or ""), str(zone.get("service") or ""))
+            nft = props.get("rollbackNft") or {}
+            chain = None
+            if nft.get("firewall") == Firewall.NFTABLES.value:
+                # Read back from the state, so checked like the settings it came from.
+                read_nft = Reader(str(props.get("stack", "?")), host, {k: v for k, v in nft.items() if k != "firewall"})
+                chain = read_nftables(read_nft, Firewall.NFTABLES, PortPolicy.KEEP)
+                read_nft.finish()
+            script = rollback.script(host, RUN, connection, str(zone.get("zone") or ""), str(zone.get("service") or ""),
+                                     chain)
             stdout = run_confirmed(host, connection, script, "rollback")
         except (HostFailure, SettingsError) as err:
             return f"and rolling back this run's changes failed: {err}"

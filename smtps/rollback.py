@@ -9,7 +9,7 @@ import os
 import re
 import secrets
 
-from .settings import Connection, reload_values
+from .settings import Connection, NftablesSettings, reload_values
 from .templating import lockout_guard, nft_rule, render
 from .zone_membership import PORT
 
@@ -27,14 +27,18 @@ def enabled() -> bool:
     return os.environ.get(NO_ROLLBACK_ENV, "") in ("", "0")
 
 
-def script(host: str, run: str, connection: Connection | None = None, zone: str = "", service: str = "") -> str:
+def script(host: str, run: str, connection: Connection | None = None, zone: str = "", service: str = "",
+           nft: NftablesSettings | None = None) -> str:
     """The rollback of `run` on `host`. `zone`, `service`: the host's firewalld zone and service, the only ones a
-    journal line or a firewalld file of the snapshot may name (none: no firewalld change is taken as this run's)."""
+    journal line or a firewalld file of the snapshot may name (none: no firewalld change is taken as this run's).
+    `nft`: the chain of a host whose firewall is nftables, the only one an nftables journal line may name (none:
+    a firewalld host, where no such line is this run's)."""
     if not _RUN.fullmatch(run):
         raise ValueError(f"malformed run name {run[:40]!r}")
     return render("rollback.sh.j2", kind="rollback", host=host, action="rollback", reloads_firewalld=True,
                   guard=lockout_guard(), nft_rule=nft_rule(), run=run,
                   zone=zone, service=service, port=PORT,
+                  nft_chain=f"{nft.family} {nft.table} {nft.chain}" if nft else "",
                   **reload_values(connection))
 
 

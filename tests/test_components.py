@@ -268,3 +268,80 @@ def test_an_option_applied_before_a_rule_refused_it_is_still_removed_and_read_bu
     with pytest.raises(Exception, match="allowOptions: \\[smtpd_banner\\]"):
         MasterServiceProvider().update("id", props, old)
     assert len(ran) == 1
+
+
+def test_a_host_scripts_warning_lines_reach_the_operator_and_nothing_else_does(monkeypatch, capsys):
+    """A warning a host script says (an earlier change that stood unconfirmed) is written to the provider's stderr,
+    which the engine shows in the run's output; the script's other lines are data, and stay quiet."""
+    from components import base
+    from smtps.ssh import Result
+
+    stdout = ("smtps: mail1: warning: an earlier firewalld change here (0123456789abcdef) was never confirmed\n"
+              "smtps: mail1: an earlier firewalld change here was never confirmed: its previous configuration\n"
+              "smtps: mail2: warning: another host's line\n"
+              "smtps: mail1: warning: ::stop-commands::x \x1b[2J\n"
+              "firewall=firewalld\n")
+
+    class Pool:
+        def run(self, host, connection, script):
+            return Result(0, stdout, "")
+
+    monkeypatch.setattr(base._Ssh, "get", classmethod(lambda cls: Pool()))
+    assert base.run_script("mail1", None, "true", "master.cf") == stdout
+    assert capsys.readouterr().err == (
+        "smtps: mail1: warning: an earlier firewalld change here (0123456789abcdef) was never confirmed\n"
+        "smtps: mail1: warning: ::stop-commands::x \\x1b[2J\n")
+
+
+def test_a_confirmation_that_finds_the_hosts_revert_failed_says_so_at_once(monkeypatch):
+    """The fresh login finds the watcher came first and failed (confirm.sh exits 5 with its report): the run fails
+    with that, at once, and never says the previous configuration is back."""
+    from components import base
+    from smtps.settings import Connection
+    from smtps.ssh import Result
+
+    logins = []
+
+    class Pool:
+        def run(self, host, connection, script):
+            return Result(0, "smtps-confirm=0123456789abcdef\n", "")
+
+        def fresh(self, host, connection, script, timeout=60.0):
+            logins.append(script)
+            return Result(5, "reverting the unconfirmed firewalld change 0123456789abcdef failed; putting back "
+                             "/etc/firewalld/zones/iredmail.xml failed; its copies are kept in "
+                             "/run/smtps-iredmail/confirm\n", "")
+
+    monkeypatch.setattr(base._Ssh, "get", classmethod(lambda cls: Pool()))
+    monkeypatch.setattr(base.time, "sleep", lambda seconds: pytest.fail("waited for nothing"))
+    with pytest.raises(base.HostFailure) as failed:
+        base.run_confirmed("mail1", Connection("10.0.0.1", 22, "root", KEY), "true", "zone")
+    assert len(logins) == 1
+    assert str(failed.value) == (
+        "mail1: zone: the firewalld reload was not confirmed in time, and the host's revert of it failed (reverting "
+        "the unconfirmed firewalld change 0123456789abcdef failed; putting back /etc/firewalld/zones/iredmail.xml "
+        "failed; its copies are kept in /run/smtps-iredmail/confirm); the next run there stops, saying how to "
+        "settle it, until someone has")
+
+
+@pytest.mark.parametrize(("nft", "rendered"), [
+    ({"firewall": "nftables", "nftFamily": "inet", "nftTable": "filter", "nftChain": "input"},
+     "NFT_CHAIN='inet filter input'\n"),
+    ({"firewall": "firewalld", "nftFamily": "inet", "nftTable": "filter", "nftChain": "input"}, "NFT_CHAIN=''\n"),
+    ({}, "NFT_CHAIN=''\n"),  # a state written before the setting: no nftables line is taken as this run's
+    ({"firewall": "nftables", "nftFamily": "inet", "nftTable": "filter", "nftChain": "input;reboot"}, None),
+])
+def test_a_rollback_names_the_nftables_chain_only_of_a_host_whose_firewall_is_nftables(monkeypatch, nft, rendered):
+    from components import verification
+
+    scripts = []
+    monkeypatch.setattr(verification, "run_confirmed",
+                        lambda host, connection, script, what: scripts.append(script) or "smtps-rollback=done\n")
+    props = {"stack": "lab", "host": "mail1", "address": "10.0.0.1", "hostKey": KEY,
+             "ssh": {"port": 22, "user": "root", "confirmSeconds": 60},
+             "rollbackZone": {"zone": "iredmail", "service": "smtps"}, "rollbackNft": nft}
+    said = VerificationProvider()._roll_back(props)
+    if rendered is None:  # read back from the state like a setting, and refused like one
+        assert not scripts and said.startswith("and rolling back this run's changes failed: ") and "nftChain" in said
+    else:
+        assert len(scripts) == 1 and rendered in scripts[0] and "undone" in said

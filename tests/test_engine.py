@@ -47,6 +47,9 @@ def test_a_throwaway_stack_through_the_front_end_and_the_plain_cli(project, tmp_
 
     up = project.smtps("up", "-s", "t1", "--yes")
     outputs.append(up.stdout + up.stderr)
+    # A provider's warning (a host script's `warning:` line) is in the run's output; its other lines are not.
+    assert "smtps: greeting: warning: wrote hello" in up.stdout + up.stderr
+    assert "smtps: greeting: quiet" not in up.stdout + up.stderr
     lines = target.read_text().splitlines()
     assert lines[0] == "hello"
     # The provider saw the secret through `configure` (its digest is in the file), never as an input.

@@ -392,7 +392,8 @@ def test_a_tampered_snapshot_is_data_and_is_refused(lab: Lab):
                  "permanent add port 1-65535/tcp public",
                  "permanent add port 1-65535/tcp iredmail",
                  "runtime add service ssh iredmail",
-                 "runtime remove service smtps iredmail extra"):
+                 "runtime remove service smtps iredmail extra",
+                 "nft add inet firewalld filter_INPUT"):  # a firewalld host: no nftables line is this tool's
         refused(f"printf '%s\\n' '{line}' > {snap}/journal", "holds a journal line that is no change of this tool's")
     # Links: a copy that is a link to a file elsewhere, a state folder that holds one, a second name of a file.
     refused(f"rm {snap}/0 && ln -s /etc/shadow {snap}/0", f"holds {snap}/0, which is not a plain file or folder")
@@ -400,11 +401,14 @@ def test_a_tampered_snapshot_is_data_and_is_refused(lab: Lab):
             f"holds {snap}/state/master/orig, which is not a plain file or folder")
     refused(f"rm {snap}/0 && ln /etc/shadow {snap}/0 2>/dev/null || ln {snap}/id {snap}/0",
             "which is not a plain file or folder")
-    # Bindings: every address into trusted, and an interface the reload never dropped.
-    refused(f": > {snap}/reloaded && printf 'trusted\\n  sources: 0.0.0.0/0\\n' > {snap}/bindings && "
-            f"echo 'trusted source 0.0.0.0/0' > {snap}/dropped", "holds a binding its reload did not drop")
+    # Bindings: every address (spelt as firewalld reads it; tests/test_rollback_rules.py has the other spellings),
+    # an ipset, every interface, and an interface the reload never dropped.
+    for kind, name in (("source", "0.0.0.0/000"), ("source", "0.0.0.0/0.0.0.0"), ("source", "ipset:all"),
+                       ("interface", "eth+")):
+        refused(f": > {snap}/reloaded && printf 'public\\n  {kind}s: {name}\\n' > {snap}/bindings && "
+                f"echo 'public {kind} {name}' > {snap}/dropped", f"{name}")
     refused(f": > {snap}/reloaded && : > {snap}/bindings && echo 'trusted interface eth0' > {snap}/dropped",
-            "holds a binding its reload did not drop (trusted interface eth0)")
+            "holds a binding its reload did not drop, or that this tool never makes (trusted interface eth0)")
     lab.sh("mail3", f"rm -rf {snap}")
 
 

@@ -165,6 +165,7 @@ trap 'exit 143' TERM
 # that reload firewalld arm one.
 ARM=/run/smtps-iredmail/confirm
 ARMED=""
+WATCHER=0
 # The watcher: $1 the arm folder, $2 the seconds to wait; SMTPS_REVERT in its environment, the token it was armed
 # with (so that it is told from any other process at a reused pid). A third argument "held" means: run now, by a
 # script that holds the host's lock already. It reads the targets from the folder (data, never code: only
@@ -172,25 +173,42 @@ ARMED=""
 # left it (left-N; none: the run left no file): one changed since is someone else's, and is named. When a step
 # fails, the copies stay, firewalld is not reloaded (a mix of two configurations never goes live), the token is
 # renamed token.failed (a rename needs no free space: the mark holds on a full disk) and the next run here reports
-# it and tries again. It says what it did in syslog, and in the folder's report when there is more than "reverted".
+# it and stops (pending_confirm). It says what it did in syslog, and in the folder's report when there is more than
+# "reverted".
+# It acts only on its own change: the folder's token must be its SMTPS_REVERT. A watcher whose change was settled
+# without it (its run killed before the folder was complete, a change taken as stood) must never revert the next
+# run's change, armed at the same path. It checks before it marks anything, and under the lock, where nothing else
+# touches the folder (a run, a confirmation, a rollback: each holds the lock while it changes it).
 REVERT='sleep "$2"
 A=$1
+mine() { [ -n "${SMTPS_REVERT:-}" ] && [ -f "$A/token" ] && [ "$(cat "$A/token")" = "$SMTPS_REVERT" ]; }
 if [ "${3:-}" != held ]; then
     exec 9>>/run/smtps-iredmail/lock
     # Bounded: a run holding the lock settles this change itself (pending_confirm), and then this one is gone.
     if ! flock -w 600 9; then
+        mine || exit 0
         mv -f "$A/token" "$A/token.failed"
         echo "the host lock stayed busy for 600 s: nothing was put back" > "$A/report"
         logger -t smtps-iredmail "an unconfirmed firewalld change was NOT reverted (lock busy): see $A" 2>/dev/null
         exit 1
     fi
 fi
-[ -f "$A/token" ] || exit 0
-tok=$(cat "$A/token")
+mine || exit 0
+tok=$SMTPS_REVERT
 back() { if [ -e "$A/$1" ]; then [ -e "$2" ] && cmp -s "$A/$1" "$2"; else [ ! -e "$2" ]; fi; }
 as_left() { if [ -e "$A/left-$1" ]; then [ -e "$2" ] && cmp -s "$A/left-$1" "$2"; else [ ! -e "$2" ]; fi; }
 failed=""
 theirs=""
+# A copy goes back only as a file firewalld can read: a plain file of at most 1 MiB that parses as XML (firewalld
+# skips a zone file it cannot parse, and its interfaces fall to the default zone). All are checked before any goes
+# back. SMTPS_PY: the interpreter of firewalld, from the script that started this one (never from the folder).
+py=${SMTPS_PY:-python3}
+pyflags=-I
+"$py" -I -c "" </dev/null >/dev/null 2>&1 || pyflags="-E -s"
+copy_ok() {
+    [ -f "$1" ] && [ ! -L "$1" ] && [ "$(wc -c < "$1")" -le 1048576 ] &&
+        "$py" $pyflags -c "import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])" "$1" </dev/null >/dev/null 2>&1
+}
 [ -f "$A/targets" ] || failed="; the list of files is missing"
 n=0
 while IFS= read -r target; do
@@ -201,7 +219,14 @@ while IFS= read -r target; do
     esac
     if [ "$ok" = no ]; then failed="$failed; $target is no firewalld file, not touched"
     elif [ -L "$A/$n" ] || [ -L "$A/left-$n" ]; then failed="$failed; the copy of $target is a link, not followed"
-    elif back "$n" "$target"; then :
+    elif [ -e "$A/$n" ] && ! copy_ok "$A/$n"; then
+        failed="$failed; the copy of $target is no firewalld file (a plain file of at most 1 MiB, well-formed XML)"
+    fi
+    n=$((n + 1))
+done < "$A/targets"
+n=0
+[ -n "$failed" ] || while IFS= read -r target; do
+    if back "$n" "$target"; then :
     elif ! as_left "$n" "$target"; then theirs="$theirs $target"
     elif [ -e "$A/$n" ]; then
         if ! { cp -p "$A/$n" "$target.smtps-tmp" && mv -f "$target.smtps-tmp" "$target"; }; then
@@ -245,23 +270,31 @@ watcher_alive() {
     [ "$1" -gt 0 ] 2>/dev/null && [ -n "$2" ] &&
         tr '\0' '\n' < "/proc/$1/environ" 2>/dev/null | grep -qxF "SMTPS_REVERT=$2"
 }
+# A revert that failed (token.failed), told in words: what failed, each file with its kept copy, and the two ways
+# to settle it. It is never tried again here: putting the copies back means a firewalld reload, days later maybe,
+# which would make live every edit left pending since, unjudged by the lockout guard and with nothing armed to
+# revert it if SSH is cut. A person settles it, from a console.
+unsettled() {
+    why=$(cat "$ARM/report" 2>/dev/null || echo "reverting an unconfirmed firewalld change failed")
+    files=""
+    n=0
+    if [ -f "$ARM/targets" ]; then
+        while IFS= read -r target; do
+            if [ -e "$ARM/$n" ]; then files="$files $target (as it was before: $ARM/$n);"
+            else files="$files $target (there was none before);"; fi
+            n=$((n + 1))
+        done < "$ARM/targets"
+    fi
+    s=$(cat "$ARM/state" 2>/dev/null || true)
+    printf '%s' "an earlier firewalld change here was never confirmed, and putting it back failed ($why). Nothing was reloaded, and no run goes on here until this is settled by hand, from a console (SSH may be cut): this tool reloads firewalld only behind its lockout guard, with a revert armed. The change's files:${files:- (the list of files is missing)} Either put it back: copy each kept file over its file (remove a file that had none before)${s:+, move $s.pending back to $s}, then run firewall-cmd --check-config and firewall-cmd --reload; or accept the change as it stands${s:+ and remove $s.pending}. Then remove $ARM."
+}
 # An earlier change still waiting for its confirmation: its watcher would revert files under this run. Nothing
 # confirmed it, so it is reverted now, as the watcher would do a little later. If the watcher is gone (killed, or
-# the host was rebooted), the change has stood since, and this very login proves SSH works with it. A watcher that
-# failed (token.failed) is reported, and its revert tried again; one that reverted but left files to someone else
-# is reported.
+# the host was rebooted), the change has stood since, and this very login proves SSH works with it: said as a
+# warning. One that reverted but left files to someone else is reported.
 pending_confirm() {
     [ -d "$ARM" ] || return 0
-    if [ -f "$ARM/token.failed" ]; then
-        say "warning: $(cat "$ARM/report" 2>/dev/null || echo "the revert of an unconfirmed firewalld change failed"); trying it again"
-        mv -f "$ARM/token.failed" "$ARM/token"
-        /bin/sh -c "$REVERT" smtps-revert "$ARM" 0 held </dev/null >/dev/null 2>&1 ||
-            fail "$(cat "$ARM/report" 2>/dev/null || echo "reverting an unconfirmed firewalld change failed again"): check the host"
-        say "an earlier firewalld change here was never confirmed: its previous configuration is back"
-        [ ! -f "$ARM/report" ] || say "$(cat "$ARM/report")"
-        rm -rf "$ARM"
-        return 0
-    fi
+    [ ! -f "$ARM/token.failed" ] || fail "$(unsettled)"
     if [ ! -f "$ARM/token" ]; then
         [ ! -f "$ARM/report" ] || say "$(cat "$ARM/report")"
         rm -rf "$ARM"
@@ -272,11 +305,21 @@ pending_confirm() {
     # Another run's change, armed moments ago (two stacks naming this host, or a rollback): its controller is about
     # to confirm it over a fresh login, which needs this lock. So wait, the lock released, until it is confirmed or
     # its watcher's time is up (at most an hour, whatever the folder says); only then put it back ourselves.
+    # Said when the wait starts, and every WAIT_NOTE seconds: the controller gives up on a session silent for
+    # 300 s (smtps/ssh.py, COMMAND_TIMEOUT), and a change may wait up to 600 s (confirmSeconds).
     until=$(cat "$ARM/until" 2>/dev/null || echo 0)
     case "$until" in *[!0-9]*|'') until=0 ;; esac
     now=$(date +%s)
     [ "$until" -le $((now + 3600)) ] || until=$((now + 3600))
+    # By the clock: a turn of the loop may wait up to 60 s for the lock, so at most WAIT_NOTE + 61 s pass unsaid.
+    WAIT_NOTE=60
+    note=0
     while [ -f "$ARM/token" ] && watcher_alive "$pid" "$tok" && [ "$(date +%s)" -lt "$until" ]; do
+        now=$(date +%s)
+        if [ "$now" -ge "$note" ]; then
+            say "waiting for another run's firewalld change ($tok) to be confirmed by its controller, or put back by its watcher, $((until - now)) s at most"
+            note=$((now + WAIT_NOTE))
+        fi
         flock -u 9
         sleep 1
         flock -w 60 9 || fail "another smtps-iredmail run holds this host's lock ($(cat "$LOCK" 2>/dev/null || echo unknown)); nothing was changed"
@@ -284,13 +327,15 @@ pending_confirm() {
     [ -d "$ARM" ] || return 0  # confirmed meanwhile, or reverted by its watcher
     if [ ! -f "$ARM/token" ] || [ "$(cat "$ARM/token")" != "$tok" ]; then pending_confirm; return 0; fi
     if watcher_alive "$pid" "$tok"; then
+        # Its watcher's own revert, a moment early (its time is up): the run that armed it had the guard judge it.
         kill -TERM -"$pid" 2>/dev/null || true
-        /bin/sh -c "$REVERT" smtps-revert "$ARM" 0 held </dev/null >/dev/null 2>&1 ||
-            fail "$(cat "$ARM/report" 2>/dev/null || echo "an earlier firewalld change here was never confirmed, and putting it back failed"): check the host"
+        SMTPS_REVERT=$tok SMTPS_PY=$FWPY /bin/sh -c "$REVERT" smtps-revert "$ARM" 0 held </dev/null >/dev/null 2>&1 ||
+            fail "$(unsettled)"
         say "an earlier firewalld change here was never confirmed: its previous configuration is back"
         [ ! -d "$ARM" ] || { say "$(cat "$ARM/report" 2>/dev/null)"; rm -rf "$ARM"; }
         return 0
     fi
+    say "warning: an earlier firewalld change here ($tok) was never confirmed, and its watcher is gone (killed, or the host restarted) before it could put it back: the change stands, and this login shows SSH works with it"
     confirmed_state
     rm -rf "$ARM"
 }
@@ -302,7 +347,6 @@ confirmed_state() {
         rmdir "$STATE" 2>/dev/null || true
     fi
 }
-pending_confirm
 # firewalld's own Python: the interpreter on firewall-cmd's first line (a distribution's platform-python, where
 # python3 may not even be installed) has firewalld's library. A firewall-cmd that is a wrapper (its first line is no
 # Python) leaves python3 from PATH.
@@ -310,6 +354,7 @@ FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null 
 case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
 
 
+pending_confirm
 # zone_op permanent|runtime add|remove service|port VALUE ZONE: one change to a zone, in one layer. Its words come
 # from this script or from a run's journal on this host (data): each is checked before firewall-cmd sees it.
 zone_op() {
@@ -361,9 +406,12 @@ arm() {
     ARMED=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
     printf '%s\n' "$ARMED" > "$ARM.new/token"
     printf '%s\n' "$(($(date +%s) + CONFIRM))" > "$ARM.new/until"
+    # The watcher starts before its folder is in place, so that the folder is whole (its pid in it) from the start:
+    # killed before the rename, this run leaves no folder, and its watcher wakes to find no change of its own.
+    SMTPS_REVERT=$ARMED SMTPS_PY=$FWPY setsid /bin/sh -c "$REVERT" smtps-revert "$ARM" "$CONFIRM" </dev/null >/dev/null 2>&1 9>&- &
+    WATCHER=$!
+    printf '%s\n' "$WATCHER" > "$ARM.new/pid"
     mv -T "$ARM.new" "$ARM"
-    SMTPS_REVERT=$ARMED setsid /bin/sh -c "$REVERT" smtps-revert "$ARM" "$CONFIRM" </dev/null >/dev/null 2>&1 9>&- &
-    printf '%s\n' "$!" > "$ARM/pid"
 }
 # bindings_of FILE: what `firewall-cmd --get-active-zones` wrote, one binding a line: ZONE interface|source NAME.
 bindings_of() {
@@ -393,10 +441,9 @@ fw_reload() {
 }
 # This run's own undo already put the files back: the watcher has nothing left to do.
 disarm() {
-    [ -n "$ARMED" ] && [ -d "$ARM" ] || return 0
-    pid=$(cat "$ARM/pid" 2>/dev/null || echo 0)
-    rm -rf "$ARM"
-    if watcher_alive "$pid" "$ARMED"; then kill -TERM -"$pid" 2>/dev/null || true; fi
+    [ -n "$ARMED" ] || return 0
+    rm -rf "$ARM" "$ARM.new"
+    if watcher_alive "${WATCHER:-0}" "$ARMED"; then kill -TERM -"$WATCHER" 2>/dev/null || true; fi
     ARMED=""
 }
 # The controller reads this line, logs in afresh and confirms with the token.
@@ -424,6 +471,9 @@ MASTER="$CONF/master.cf"
 ZONE=''
 SERVICE=''
 PORT=465/tcp
+# The nftables chain of this host's settings, where the host's firewall is nftables: the only chain a run of this
+# tool changes live. Empty (a firewalld host): no nftables change is this run's.
+NFT_CHAIN=''
 if [ -z "$RUN" ] || [ ! -d "$RUNDIR" ] || [ "$(cat "$RUNDIR/id" 2>/dev/null)" != "$RUN" ]; then
     say "nothing of this run to undo here"
     echo "smtps-rollback=none"
@@ -452,14 +502,27 @@ target_ok() {
 while IFS= read -r target; do
     target_ok "$target" || refuse "names $target, which is not a file this tool changes"
 done < "$RUNDIR/targets"
+# Each copy goes back as it is, so it must be what that file can be: at most 1 MiB, and a firewalld file parses as
+# XML (firewalld would skip a zone file it cannot parse, and its interfaces would fall to the default zone).
+n=0
+while IFS= read -r target; do
+    if [ -e "$RUNDIR/$n" ]; then
+        [ "$(wc -c < "$RUNDIR/$n")" -le 1048576 ] || refuse "holds a copy of $target larger than 1 MiB"
+        case "$target" in
+            *.xml | *.xml.old)
+                py "$FWPY" -c "import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])" "$RUNDIR/$n" \
+                    </dev/null >/dev/null 2>&1 || refuse "holds a copy of $target that is not well-formed XML" ;;
+        esac
+    fi
+    n=$((n + 1))
+done < "$RUNDIR/targets"
 # The journal: only changes this tool makes, and so undoes: the service or the port 465/tcp in this host's zone,
 # in one layer; this tool's nftables rule in the live chain.
 journal_ok() {  # LAYER OP WHAT VALUE ZONE
     case "$1" in
         nft)
             case "$2" in add|delete) ;; *) return 1 ;; esac
-            case "$3" in inet|ip|ip6) ;; *) return 1 ;; esac
-            case "$4$5" in *[!A-Za-z0-9_.-]*|'') return 1 ;; esac
+            [ -n "$NFT_CHAIN" ] && [ "$3 $4 $5" = "$NFT_CHAIN" ] || return 1
             return 0 ;;
         permanent|runtime) ;;
         *) return 1 ;;
@@ -476,10 +539,41 @@ if [ -s "$RUNDIR/journal" ]; then
     done < "$RUNDIR/journal"
 fi
 # The bindings this run's first reload dropped (fw_reload): only those are made again, each one a binding that
-# was there before that reload (bindings), to a zone firewalld has, and never a source that is every address.
+# was there before that reload (bindings), to a zone firewalld has. Both files are this host's, and anyone with root
+# here could have written them since: so each binding made again is read as firewalld reads it, and none is made
+# that could open the host. An interface is named whole (a name ending in + is every interface starting so); a
+# source is one address, a network no wider than /8 (IPv4) or /32 (IPv6) written with a prefix length (a dotted
+# mask is refused, not read), or a MAC address; never an ipset. A binding to a zone that accepts everything (target
+# ACCEPT, and trusted by its name), or one whose target cannot be read, is never made again by a rollback: it is
+# named, for a person to make if it should be.
+# SOURCE_CHECK SOURCE...: each source that is none of those, with why, one a line. Python 2 or 3 (firewalld's own
+# interpreter), and the address read by the C library, as firewalld reads it (socket.inet_pton).
+SOURCE_CHECK='import re, socket, sys
+for src in sys.argv[1:]:
+    addr, slash, bits = src.partition("/")
+    v6 = ":" in addr
+    why = ""
+    if re.match(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$", src):
+        continue
+    try:
+        socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, addr)
+    except (socket.error, ValueError):
+        why = "not an address"
+    if not why and slash:
+        if not bits.isdigit():
+            why = "not a prefix length"
+        elif int(bits) > (128 if v6 else 32):
+            why = "a prefix longer than an address"
+        elif int(bits) < (32 if v6 else 8):
+            why = "a network of /%d, wider than /%d" % (int(bits), 32 if v6 else 8)
+    if why:
+        print("%s (%s)" % (src, why))'
+REBIND=""
+ACCEPTING=""
 if [ -s "$RUNDIR/dropped" ]; then
     zones=" $(firewall-cmd --get-zones 2>/dev/null) "
     before=$(bindings_of "$RUNDIR/bindings" 2>/dev/null) || before=""
+    sources=""
     while IFS= read -r line; do
         set -f
         # shellcheck disable=SC2086 # split on purpose: three words
@@ -489,12 +583,27 @@ if [ -s "$RUNDIR/dropped" ]; then
         if [ "$#" -eq 3 ] && printf '%s\n' "$before" | grep -qxF -- "$line"; then
             case "$1" in *[!A-Za-z0-9_.+-]*|'') ;; *) case "$zones" in *" $1 "*) ok=yes ;; esac ;; esac
             case "$2:$3" in
-                interface:*[!A-Za-z0-9_.:@+-]* | source:*[!A-Za-z0-9_.:/-]* | source:*/0 | source:*/00) ok=no ;;
-                interface:?* | source:?*) ;;
+                interface:*[!A-Za-z0-9_.:@-]* | source:*[!A-Za-z0-9_.:/-]* | source:-*) ok=no ;;
+                interface:?*) ;;
+                source:?*) sources="$sources $3" ;;
                 *) ok=no ;;
             esac
         fi
-        [ "$ok" = yes ] || refuse "holds a binding its reload did not drop ($line)"
+        [ "$ok" = yes ] || refuse "holds a binding its reload did not drop, or that this tool never makes ($line)"
+    done < "$RUNDIR/dropped"
+    set -f
+    # shellcheck disable=SC2086 # split on purpose: each source checked above, no space in any
+    wide=$(py "$FWPY" -c "$SOURCE_CHECK" $sources) || refuse "holds sources that could not be read ($sources)"
+    set +f
+    [ -z "$wide" ] || refuse "holds a binding of a source that is not one address or a narrow network: $wide"
+    while read -r zone kind name; do
+        target=$(firewall-cmd --permanent --zone="$zone" --get-target 2>/dev/null) || target=unknown
+        case "$zone:$target" in
+            trusted:*) ACCEPTING="$ACCEPTING; $kind $name to zone $zone" ;;
+            *:default | *:DROP | *:REJECT | *:%%REJECT%%) REBIND="$REBIND$zone $kind $name
+" ;;
+            *) ACCEPTING="$ACCEPTING; $kind $name to zone $zone (target $target)" ;;
+        esac
     done < "$RUNDIR/dropped"
 fi
 same_as_found() {  # same_as_found N TARGET: is TARGET as this run found it?
@@ -584,12 +693,13 @@ undo() {
 # The bindings of interfaces and sources to zones that the run's first reload dropped (fw_reload; checked above):
 # each one is made again, in the runtime layer, as it was.
 rebind() {
-    [ -s "$RUNDIR/dropped" ] || return 0
-    while read -r zone kind name; do
+    [ -z "$ACCEPTING" ] ||
+        say "warning: not bound again, to a zone that accepts everything or whose target could not be read (bind it yourself if it should be):${ACCEPTING#;}"
+    printf '%s' "$REBIND" | while read -r zone kind name; do
         [ "$(firewall-cmd --get-zone-of-"$kind"="$name" 2>/dev/null)" = "$zone" ] ||
             firewall-cmd --zone="$zone" --change-"$kind"="$name" >/dev/null 2>&1 ||
             say "warning: could not bind $kind $name to zone $zone again"
-    done < "$RUNDIR/dropped"
+    done
 }
 # nft_undo add|delete FAMILY TABLE CHAIN: this tool's rule back in (or out of) the live chain, by the rule's own
 # program; the names come from the journal (data) and are checked first.
