@@ -319,7 +319,9 @@ def test_a_reload_that_locks_ssh_out_is_reverted_by_the_host_itself(lab: Lab, pr
             revert = times[1] - times[0]
             print(f"mail2 reverted by itself {revert:.1f} s after the unconfirmed reload (confirmSeconds {CONFIRM}); "
                   f"the run took {took:.1f} s")
-            assert CONFIRM - 1 <= revert <= CONFIRM + 5
+            # The watcher's deadline is whole seconds from when it was armed, just before the reload: the revert
+            # can come up to a second early, plus the time the reload took to start on a busy host.
+            assert CONFIRM - 2 <= revert <= CONFIRM + 5
         assert firewalld_files(lab, "mail2") == before
         assert lab.sh("mail2", "test ! -e /run/smtps-iredmail/confirm", check=False).returncode == 0
         assert ssh_answers(lab, "mail2")
