@@ -80,11 +80,11 @@ lab-down: venv
 demo: system-deps venv tools
 	$(PY) -m lab up --hosts 3 --variants mail2=iredmail-debian,mail3=iredmail-1.5
 	$(PY) -m lab stack
-	$(PY) -m smtps up -s lab --yes
-	$(PY) -m smtps verify -s lab
+	$(PY) -m smtps_iredmail up -s lab --yes
+	$(PY) -m smtps_iredmail verify -s lab
 	@echo
-	@echo "The lab and the stack stay up. Try: $(PY) -m smtps preview -s lab --diff, $(PY) -m smtps drift -s lab"
-	@echo "Undo SMTPS on the hosts: $(PY) -m smtps destroy -s lab --yes"
+	@echo "The lab and the stack stay up. Try: $(PY) -m smtps_iredmail preview -s lab --diff, $(PY) -m smtps_iredmail drift -s lab"
+	@echo "Undo SMTPS on the hosts: $(PY) -m smtps_iredmail destroy -s lab --yes"
 	@echo "Then remove the lab: make lab-down"
 
 # pyinfra, the benchmark's bar, in a virtualenv of its own outside the repo (it pins a paramiko older than ours).

@@ -1,6 +1,6 @@
 """`pulumi up` entry point where a full Pulumi install (with its Python language host) runs the program. Here the
-same program runs through `python -m smtps`, which serves it to the engine with the Automation API."""
+same program runs through `smtps`, which serves it to the engine with the Automation API."""
 
-from components.program import program
+from smtps_iredmail.program import program
 
 program()

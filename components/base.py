@@ -12,7 +12,11 @@ What the engine hands each method (Pulumi's dynamic provider protocol):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import pickletools
+import re
 import sys
 import threading
 import time
@@ -30,15 +34,15 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
-
-from smtps import confirm, facts, ports, profile, rollback
-from smtps import firewall as fw
-from smtps.credentials import CREDENTIAL, SSH_KEY_FILE_ENV
-from smtps.model import Model
-from smtps.settings import Connection, Firewall, Reader, labelled, read_connection
-from smtps.shown import shown
-from smtps.stacks import PROJECT, SSH_KEY
-from smtps.templating import Action
+from pulumi.runtime import rpc
+from smtps_iredmail.core import confirm, facts, ports, profile, rollback
+from smtps_iredmail.core import firewall as fw
+from smtps_iredmail.core.credentials import CREDENTIAL, SSH_KEY_FILE_ENV
+from smtps_iredmail.core.model import Model
+from smtps_iredmail.core.settings import Connection, Firewall, Reader, labelled, read_connection
+from smtps_iredmail.core.shown import shown
+from smtps_iredmail.core.stacks import PROJECT, SSH_KEY
+from smtps_iredmail.core.templating import Action
 
 # The stack's secret SSH key, handed to each explicit provider as its only input: an explicit provider's
 # `configure` sees only its own inputs (README, "The Pulumi engine"), the state keeps it encrypted, and no SMTPS
@@ -67,7 +71,7 @@ RUN = rollback.new_run()
 
 
 if TYPE_CHECKING:
-    from smtps.ssh import Pool
+    from smtps_iredmail.core.ssh import Pool
 
 
 class _Ssh:
@@ -88,7 +92,7 @@ class _Ssh:
     def get(cls) -> Pool:
         # Imported on first use: preview and a no-op up start every provider process but never open SSH, and
         # paramiko is a fifth of a provider process's start-up.
-        from smtps.ssh import Pool, SshError
+        from smtps_iredmail.core.ssh import Pool, SshError
 
         with cls.lock:
             if cls.pool is None:
@@ -147,6 +151,38 @@ def from_wire(props: dict[str, Any]) -> dict[str, Any]:
         return from_wire(item) if isinstance(item, dict) else item
 
     return {key: value(item) for key, item in props.items()}
+
+
+def unknown(value: Any) -> bool:
+    """Whether an input is, or holds, a value not known yet (an Output of a resource still to be made, at preview)."""
+    if isinstance(value, str):
+        return value == rpc.UNKNOWN
+    if isinstance(value, dict):
+        return any(unknown(item) for item in value.values())
+    if isinstance(value, list):
+        return any(unknown(item) for item in value)
+    return False
+
+
+# The engine keeps each resource's provider serialized in its state (`__provider`), and loads it again from there for
+# a refresh or a delete. Before the library was a package, its classes lived in top-level modules `components.*`;
+# a state written then names them, and they no longer exist.
+PROVIDER_KEY = "__provider"
+_OLD_MODULE = re.compile(r"components\.[a-z_]+")
+
+
+def stale_provider(olds: dict[str, Any]) -> bool:
+    """Whether the state's serialized provider names the modules of the release before the package: its diff then
+    reports a change, and the update (which runs nothing on the host) stores the provider as it is now. Read from the
+    pickle's strings, never loaded."""
+    serialized = olds.get(PROVIDER_KEY)
+    if not isinstance(serialized, str):
+        return False
+    try:
+        raw = base64.b64decode(serialized, validate=True)
+        return any(isinstance(arg, str) and _OLD_MODULE.fullmatch(arg) for _, arg, _ in pickletools.genops(raw))
+    except (binascii.Error, ValueError):
+        return False
 
 
 class HostFailure(Exception):
@@ -265,11 +301,15 @@ class HostProvider(ResourceProvider):
                            judge_options=False)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Every input, in the settings' own words (an Output a program gave is checked here, as soon as it is
+        known, before any SSH connection). An input not known yet (at preview) is checked when it is."""
         read = self._reader(news)
         read_connection(read)
         self.model.parse(read)
         read.choice(FIREWALL, tuple(f.value for f in Firewall))
-        failures = [CheckFailure(key, read.message(key, problem)) for key, problem in read.problems]
+        later = {key for key, value in news.items() if unknown(value)}
+        failures = [CheckFailure(key, read.message(key, problem)) for key, problem in read.problems
+                    if key.split(".")[0] not in later]
         return CheckResult(news, failures)
 
     def _changed(self, olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
@@ -320,6 +360,8 @@ class HostProvider(ResourceProvider):
         changed = self._changed(olds, news, (*self.settings, *CONNECTION_INPUTS))
         if new_fw is not None and old_fw is not None and new_fw != old_fw:
             changed.append(FIREWALL)
+        if stale_provider(olds):
+            changed.append(PROVIDER_KEY)
         replaces = [key for key in changed if key in self.model.identity]
         # Delete before replace, on purpose: the old thing is taken off the host (as found) before the new one is
         # made. Create-first would run the old delete after the new create, and where both touch the same file (the

@@ -3,7 +3,7 @@ identity, scripts and reading are its model's (smtps/firewalld_service.py)."""
 
 from __future__ import annotations
 
-from smtps import firewalld_service
+from smtps_iredmail.core import firewalld_service
 
 from .base import HostProvider, HostResource
 

@@ -1,14 +1,31 @@
-"""One mail host's SMTPS: its resources (one per kind) in a safe order, then the check from outside."""
+"""The public component: `SmtpsHost` turns on SMTPS on one mail host, from `SmtpsHostArgs` whose connection fields
+may be Outputs of other resources (a VM's address, a host key the program generated).
+
+Plain values are parsed when the program runs, before anything registers, in the same words as a stack's YAML
+(smtps/settings.py). A field given as an Output is passed to the resources as it is, and their providers' `check`
+refuses a bad value with those same words as soon as it is known, before any SSH connection (base.py)."""
 
 from __future__ import annotations
 
+import base64
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pulumi
+from smtps_iredmail.core.model import camel
+from smtps_iredmail.core.settings import (
+    DEFAULTS,
+    SMTPS_PORT,
+    TLS_OPTIONS,
+    HostSettings,
+    SettingsError,
+    parse_bastions,
+    parse_host,
+)
 
-from smtps.settings import SMTPS_PORT, HostSettings
-
-from .base import FIREWALL
+from .base import CREDENTIAL_CONFIG, FIREWALL, SSH_KEY_CONFIG
 from .kinds import COMPONENT_TYPE, kinds_for
 from .verification import Verification
 
@@ -16,63 +33,326 @@ from .verification import Verification
 VERIFY_SUFFIX = "verify"
 
 
-def jump_input(settings: HostSettings) -> dict[str, Any]:
-    """The host's bastion as an input ({} when it is reached directly)."""
-    jump = settings.connection.jump
-    if jump is None:
-        return {}
-    return {"name": jump.name, "address": jump.address, "port": jump.port, "user": jump.user, "hostKey": jump.host_key}
+@dataclass
+class JumpArgs:
+    """The bastion (SSH jump host) a mail host is reached through: SSH and the check of 465 both go through it, by
+    TCP forwarding. Nothing is configured on it."""
+
+    address: pulumi.Input[str]
+    """Where to SSH to: an IP address or a DNS name (may be an Output)."""
+    host_key: pulumi.Input[str]
+    """The bastion's pinned SSH host key, `TYPE BASE64` (may be an Output)."""
+    port: pulumi.Input[int] = 22
+    """Its SSH port (may be an Output)."""
+    user: pulumi.Input[str] = "root"
+    """The user to log in as there (may be an Output)."""
+    name: str = "bastion"
+    """Its name in messages."""
 
 
-def connection_inputs(stack: str, settings: HostSettings) -> dict[str, Any]:
-    conn = settings.connection
-    return {"stack": stack, "host": settings.name, "address": conn.address, "port": conn.port, "user": conn.user,
-            "hostKey": conn.host_key, "jump": jump_input(settings), "confirmSeconds": conn.confirm_seconds,
-            "firewalldPending": conn.firewalld_pending, FIREWALL: settings.firewall.value}
+@dataclass
+class SmtpsHostArgs:
+    """One mail host's settings: one field per setting of the README's table, with the same defaults and meaning.
+
+    The fields marked "may be an Output" take a value from another resource. The others must be plain values: they
+    decide which resources exist (`firewall`), what the preview shows per setting, or are checked together before
+    anything registers (`options` against `allow_options` and `tls_cert`)."""
+
+    address: pulumi.Input[str]
+    """Where to SSH to and where to check 465: an IP address or a DNS name (may be an Output)."""
+    host_key: pulumi.Input[str]
+    """The host's pinned SSH host key, `TYPE BASE64` (may be an Output)."""
+    port: pulumi.Input[int] = DEFAULTS["port"]
+    """The SSH port (may be an Output)."""
+    user: pulumi.Input[str] = DEFAULTS["user"]
+    """The SSH user; any other than root runs every script through `sudo -n` (may be an Output)."""
+    ssh_private_key: pulumi.Input[str] | None = None
+    """The deploy key for this host (may be an Output; kept as a secret). None: `set_deploy_key`'s, else the file
+    named by SMTPS_SSH_KEY_FILE on the machine running Pulumi (what CI uses: then the key never enters Pulumi)."""
+    jump: JumpArgs | None = None
+    """The bastion the host is reached through (None: directly)."""
+    confirm_seconds: int = DEFAULTS["confirmSeconds"]
+    """After a firewalld reload, how long the host waits for a fresh SSH login before it reverts the reload."""
+    firewalld_pending: str = DEFAULTS["firewalldPending"]
+    """`refuse` or `drop-runtime-only`: what happens before a reload with runtime-only state this run did not write."""
+    service_key: str = DEFAULTS["serviceKey"]
+    """The master.cf key: `465`, `smtps` or `submissions`."""
+    options: Mapping[str, str | None] | None = None
+    """master.cf `-o` options, merged by parameter over iRedMail's five; None for a parameter removes it."""
+    cert_min_days: int = DEFAULTS["certMinDays"]
+    """The check from outside fails a certificate that expires within this many days."""
+    tls_name: str | None = None
+    """Strict mode, with `ca_bundle`: the name the served chain must verify for."""
+    ca_bundle: str | None = None
+    """Strict mode, with `tls_name`: the CA file (on the machine running Pulumi) the chain must verify against."""
+    allow_options: Sequence[str] = ()
+    """Options allowed on purpose although they are off the allow-list or open relaying."""
+    chroot: str = DEFAULTS["chroot"]
+    """The master.cf chroot column: `y`, `n` or `-`."""
+    maxproc: str = DEFAULTS["maxproc"]
+    """The master.cf maxproc column: `-` or a number."""
+    tls_cert: pulumi.Input[str] | None = None
+    """The certificate file 465 serves (absolute path on the host; may be an Output). None: main.cf's."""
+    tls_key: pulumi.Input[str] | None = None
+    """Its key file (absolute path on the host; may be an Output). None: main.cf's."""
+    firewalld_service: str = DEFAULTS["firewalldService"]
+    """The firewalld service file written to /etc/firewalld/services/."""
+    service_short: str = DEFAULTS["serviceShort"]
+    """The service's `<short>`."""
+    service_description: str = DEFAULTS["serviceDescription"]
+    """The service's `<description>`."""
+    zone: str = DEFAULTS["zone"]
+    """The firewalld zone the service joins."""
+    existing_port_policy: str = DEFAULTS["existingPortPolicy"]
+    """`keep` or `replace`: a zone that already opens 465 by a raw port."""
+    firewall: str = DEFAULTS["firewall"]
+    """`auto`, `firewalld` or `nftables`: what opens 465 on the host (plain: it decides which resources exist)."""
+    nft_family: str = DEFAULTS["nftFamily"]
+    """On nftables hosts: the table's family."""
+    nft_table: str = DEFAULTS["nftTable"]
+    """On nftables hosts: the table."""
+    nft_chain: str = DEFAULTS["nftChain"]
+    """On nftables hosts: the chain that gets the rule."""
+
+
+# The fields that may be Outputs, as the settings they are.
+OUTPUT_FIELDS = ("address", "hostKey", "port", "user", "tlsCert", "tlsKey")
+JUMP_OUTPUT_FIELDS = ("address", "hostKey", "port", "user")
+# What stands in for an Output's value while the plain values are parsed (any valid value: it is never used).
+_ED25519 = base64.b64encode(b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + bytes(32)).decode()
+STAND_IN: dict[str, Any] = {"address": "192.0.2.1", "hostKey": f"ssh-ed25519 {_ED25519}", "port": 22,
+                            "user": "root", "tlsCert": "/stand-in.crt", "tlsKey": "/stand-in.key"}
+
+
+def _deferred(value: Any) -> bool:
+    """A value another resource gives (an Output or an awaitable), known only when the engine runs."""
+    return isinstance(value, pulumi.Output) or hasattr(value, "__await__")
+
+
+def _raw(name: str, args: SmtpsHostArgs) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the host's settings as a stack's host entry would give them, with stand-ins for Outputs; the Outputs by
+    setting)."""
+    raw: dict[str, Any] = {"name": name}
+    deferred: dict[str, Any] = {}
+    for item in fields(args):
+        key, value = camel(item.name), getattr(args, item.name)
+        if key in ("sshPrivateKey", "jump") or value is None:
+            continue
+        if key in OUTPUT_FIELDS and _deferred(value):
+            deferred[key], value = value, STAND_IN[key]
+        elif key == "allowOptions" and not isinstance(value, str):
+            value = list(value)
+        raw[key] = value
+    if args.jump is not None:
+        raw["jump"] = args.jump.name
+    return raw, deferred
+
+
+def _bastion(args: JumpArgs) -> tuple[dict[str, Any], dict[str, Any]]:
+    entry: dict[str, Any] = {"name": args.name}
+    deferred: dict[str, Any] = {}
+    for key in JUMP_OUTPUT_FIELDS:
+        value = getattr(args, {"hostKey": "host_key"}.get(key, key))
+        if _deferred(value):
+            deferred[key], value = value, STAND_IN[key]
+        entry[key] = value
+    return entry, deferred
+
+
+def parse_args(stack: str, name: str, args: SmtpsHostArgs) -> tuple[HostSettings, dict[str, Any], dict[str, Any]]:
+    """The host's settings from its plain values (stand-ins for the Outputs), or SettingsError naming stack, host
+    and setting; and the Outputs, by setting, of the host and of its bastion."""
+    if not isinstance(args, SmtpsHostArgs):
+        raise SettingsError(f"stack {stack}, host {name}: expected SmtpsHostArgs, got {type(args).__name__}")
+    raw, deferred = _raw(name, args)
+    problems: list[str] = []
+    bastions: dict[str, Any] = {}
+    jump_deferred: dict[str, Any] = {}
+    if args.jump is not None:
+        if not isinstance(args.jump, JumpArgs):
+            raise SettingsError(f"stack {stack}, host {name}, setting jump: expected JumpArgs, got "
+                                f"{type(args.jump).__name__}")
+        entry, jump_deferred = _bastion(args.jump)
+        bastions = parse_bastions(stack, [entry], problems)
+    try:
+        settings = parse_host(stack, {}, raw, name, bastions)
+    except SettingsError as err:
+        problems.append(str(err))
+    if problems:
+        raise SettingsError("\n".join(problems))
+    return settings, deferred, jump_deferred
+
+
+def connection_inputs(stack: str, settings: HostSettings, deferred: Mapping[str, Any] | None = None,
+                      jump_deferred: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The inputs every resource of the host has: its labels, how to reach it, its firewall; Outputs in place."""
+    conn, deferred = settings.connection, deferred or {}
+    jump: dict[str, Any] = {}
+    if conn.jump is not None:
+        jump = {"name": conn.jump.name, "address": conn.jump.address, "port": conn.jump.port,
+                "user": conn.jump.user, "hostKey": conn.jump.host_key, **(jump_deferred or {})}
+    where = {"address": conn.address, "port": conn.port, "user": conn.user, "hostKey": conn.host_key}
+    return {"stack": stack, "host": settings.name, **where, **{k: v for k, v in deferred.items() if k in where},
+            "jump": jump, "confirmSeconds": conn.confirm_seconds, "firewalldPending": conn.firewalld_pending,
+            FIREWALL: settings.firewall.value}
+
+
+def _options(settings: HostSettings, deferred: Mapping[str, Any]) -> Any:
+    """The entry's options; where the certificate or key is an Output, an Output that puts its value in place."""
+    options = dict(settings.master.options)
+    files = {option: deferred[setting] for option, setting in TLS_OPTIONS.items() if setting in deferred}
+    if not files:
+        return options
+
+    def filled(values: dict[str, Any]) -> dict[str, Any]:
+        mine = {k: v for k, v in options.items() if k not in values}
+        return {**mine, **{option: value for option, value in values.items() if value}}
+
+    return pulumi.Output.all(**files).apply(filled)
+
+
+def _providers() -> dict[Any, pulumi.ProviderResource]:
+    """This program run's providers, made on first use (a program may run more than once in one process)."""
+    root = pulumi.runtime.get_root_resource()
+    if _Fleet.root is not root:
+        _Fleet.root, _Fleet.providers = root, {}
+    return _Fleet.providers
+
+
+class _Fleet:
+    root: Any = None
+    providers: dict[Any, pulumi.ProviderResource] = {}  # noqa: RUF012 - replaced per program run
+    key: pulumi.Input[str] | None = None
+    credential: pulumi.Input[Any] | None = None
+
+
+def set_deploy_key(ssh_private_key: pulumi.Input[str] | None = None,
+                   test_credential: pulumi.Input[Mapping[str, str]] | None = None) -> None:
+    """The deploy key (and the optional test credential `{username, password}` the check from outside logs in
+    with) for every SmtpsHost of this program that names no key of its own. Both are kept as secrets. Call it
+    before the first SmtpsHost."""
+    _Fleet.key, _Fleet.credential = ssh_private_key, test_credential
+
+
+# A dynamic provider process serves 4 calls at a time, and a host's resources run one after another: so a process
+# keeps up to 4 hosts busy. Hosts are spread over a fixed number of provider processes by a hash of their name, so a
+# host's provider never changes when others come or go (a changed provider would make the engine replace its
+# resources). 16 processes keep up to 64 hosts busy at once, at about 32 MiB each.
+PROVIDER_PROCESSES = 16
+
+
+def provider_slot(name: str) -> int:
+    return zlib.crc32(name.encode()) % PROVIDER_PROCESSES
+
+
+def _inputs(key: pulumi.Input[str] | None) -> dict[str, Any]:
+    # An explicit provider gets only its own inputs in `configure`: so the key is one. Secret whatever the caller
+    # made it: the state keeps it encrypted.
+    inputs: dict[str, Any] = {} if key is None else {SSH_KEY_CONFIG: pulumi.Output.secret(key)}
+    if _Fleet.credential is not None:
+        inputs[CREDENTIAL_CONFIG] = pulumi.Output.secret(_Fleet.credential)
+    return inputs
+
+
+def provider_for(name: str, key: pulumi.Input[str] | None, parent: pulumi.Resource) -> pulumi.ProviderResource:
+    """The provider process a host's resources run in. Hosts without a key of their own share `ssh-SLOT`, a
+    fixed one by their name; a host with its own key has `HOST-ssh`, its own."""
+    if key is not None:
+        return pulumi.ProviderResource("pulumi-python", f"{name}-ssh", _inputs(key),
+                                       pulumi.ResourceOptions(parent=parent))
+    providers, slot = _providers(), provider_slot(name)
+    if slot not in providers:
+        providers[slot] = pulumi.ProviderResource("pulumi-python", f"ssh-{slot}", _inputs(_Fleet.key))
+    return providers[slot]
 
 
 class SmtpsHost(pulumi.ComponentResource):
-    """The host's kinds in order (`kinds_for` its firewall), each depending on the ones before it: so 465 is never
-    open with nothing (or something without TLS) behind it, and destroy runs the reverse (the port closes first, the
-    master.cf entry goes last). The check from outside runs after the last, whenever any of them applied something."""
+    """SMTPS (implicit TLS on 465) on one iRedMail/Postfix host, over SSH.
 
-    def __init__(self, stack: str, settings: HostSettings, provider: pulumi.ProviderResource,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(COMPONENT_TYPE, settings.name, None, opts)
-        name, base = settings.name, connection_inputs(stack, settings)
+    Its resources, one per kind (the master.cf service, then the firewalld service and zone membership, or the
+    nftables rule), each after the ones before it: so 465 is never open with nothing (or something without TLS)
+    behind it, and destroy runs the reverse (the port closes first, the master.cf entry goes last). The check from
+    outside runs after the last, whenever any of them applied something; a failed check rolls the host back.
+
+    The resource's name is the host's name in messages, outputs and its resources' names (`NAME-master`, ...).
+    """
+
+    address: pulumi.Output[str]
+    """Where the host was reached."""
+    firewall_used: pulumi.Output[str]
+    """The firewall that opens 465 there: as set, or what `auto` found at the host's first apply."""
+    tls_version: pulumi.Output[str]
+    """The TLS version 465 answered with, seen from outside."""
+    cert_subject: pulumi.Output[str]
+    """The served certificate's subject."""
+    cert_not_after: pulumi.Output[str]
+    """When the served certificate expires."""
+    cert_sha256: pulumi.Output[str]
+    """The served certificate's SHA-256 (the same as the file's on the host)."""
+    cert_days_left: pulumi.Output[int]
+    """Days until the served certificate expires."""
+    auth: pulumi.Output[str]
+    """The AUTH mechanisms offered after EHLO."""
+    relay_without_login: pulumi.Output[str]
+    """What the server said to relaying without logging in (refused, or the check fails)."""
+    ports_before: pulumi.Output[Any]
+    """The mail ports that answered before the first change of the run."""
+    ports_after: pulumi.Output[Any]
+    """The mail ports that answer after it (none of those before may go quiet)."""
+
+    def __init__(self, resource_name: str, args: SmtpsHostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        stack = pulumi.get_stack()
+        try:
+            settings, deferred, jump_deferred = parse_args(stack, resource_name, args)
+        except SettingsError as err:
+            # Before anything registers: the program stops with the settings' own words, and no host is touched.
+            raise pulumi.RunError(f"bad SMTPS settings:\n{err}") from None
+        super().__init__(COMPONENT_TYPE, resource_name, None, opts)
+        provider = provider_for(resource_name, args.ssh_private_key, self)
+        conn, name = settings.connection, settings.name
+        base = connection_inputs(stack, settings, deferred, jump_deferred)
+        where, jump = base, base["jump"]
         made: list[pulumi.Resource] = []
         for kind in kinds_for(settings.firewall):
             inputs = kind.model.wanted(kind.model.part(settings)).props()
+            if "options" in inputs:
+                inputs["options"] = _options(settings, deferred)
+            inputs.update({key: deferred[key] for key in ("tlsCert", "tlsKey") if key in inputs and key in deferred})
             made.append(kind.resource(kind.child_name(name), {**base, **inputs},
                                       pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(made))))
+        master = made[0]
         self.verification = Verification(
             f"{name}-{VERIFY_SUFFIX}",
             # hostKey: a rebuilt machine is checked again even where nothing else about it changed.
-            {"stack": stack, "host": name, "address": settings.connection.address, "port": SMTPS_PORT,
-             "hostKey": settings.connection.host_key, "jump": jump_input(settings),
+            {"stack": stack, "host": name, "address": where["address"], "port": SMTPS_PORT,
+             "hostKey": where["hostKey"], "jump": jump,
              # How to log in for a rollback (not watched: a new SSH port or user is no reason to check again).
-             "ssh": {"port": settings.connection.port, "user": settings.connection.user,
-                     "confirmSeconds": settings.connection.confirm_seconds,
-                     "firewalldPending": settings.connection.firewalld_pending},
+             "ssh": {"port": where["port"], "user": where["user"], "confirmSeconds": conn.confirm_seconds,
+                     "firewalldPending": conn.firewalld_pending},
              # The firewalld zone and service a rollback may find in this run's snapshot (not watched either).
              "rollbackZone": {"zone": settings.zone.zone, "service": settings.zone.service},
              # The nftables chain it may find there, on a host whose firewall is nftables (the one its apply used).
-             "rollbackNft": {"firewall": made[0].firewallUsed,  # type: ignore[attr-defined]
+             "rollbackNft": {"firewall": master.firewallUsed,  # type: ignore[attr-defined]
                              "nftFamily": settings.nftables.family, "nftTable": settings.nftables.table,
                              "nftChain": settings.nftables.chain},
              # The certificate file's SHA-256 as the master.cf apply read it on the host: what 465 must serve.
-             "certSha256": made[0].certSha256,  # type: ignore[attr-defined]
+             "certSha256": master.certSha256,  # type: ignore[attr-defined]
              "certMinDays": settings.check.min_days, "tlsName": settings.check.tls_name,
              "caBundle": settings.check.ca_bundle,
              "trigger": [resource.revision for resource in made]},  # type: ignore[attr-defined]
             pulumi.ResourceOptions(parent=self, provider=provider, depends_on=made[-1:]),
         )
         v = self.verification
-        # The firewall that opens 465 there: as set, or what auto found at the host's first apply.
-        self.outputs = {"address": settings.connection.address, "firewall": made[0].firewallUsed,  # type: ignore[attr-defined]
-                        "tlsVersion": v.tlsVersion,
-                        "certSubject": v.certSubject, "certNotAfter": v.certNotAfter, "auth": v.auth,
-                        "certSha256": v.servedSha256, "certDaysLeft": v.certDaysLeft,
-                        "relayWithoutLogin": v.relayAnonymous, "portsBefore": v.portsBefore,
-                        "portsAfter": v.portsAfter}
+        self.address = pulumi.Output.from_input(where["address"])
+        self.firewall_used = master.firewallUsed  # type: ignore[attr-defined]
+        self.tls_version, self.cert_subject, self.cert_not_after = v.tlsVersion, v.certSubject, v.certNotAfter
+        self.cert_sha256, self.cert_days_left, self.auth = v.servedSha256, v.certDaysLeft, v.auth
+        self.relay_without_login, self.ports_before, self.ports_after = v.relayAnonymous, v.portsBefore, v.portsAfter
+        # The same, under the names the stack's `hosts` output has always used.
+        self.outputs = {"address": self.address, "firewall": self.firewall_used, "tlsVersion": self.tls_version,
+                        "certSubject": self.cert_subject, "certNotAfter": self.cert_not_after, "auth": self.auth,
+                        "certSha256": self.cert_sha256, "certDaysLeft": self.cert_days_left,
+                        "relayWithoutLogin": self.relay_without_login, "portsBefore": self.ports_before,
+                        "portsAfter": self.ports_after}
         self.register_outputs(self.outputs)
+

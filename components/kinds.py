@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smtps.model import Model
-from smtps.settings import Firewall
+from smtps_iredmail.core.model import Model
+from smtps_iredmail.core.settings import Firewall
 
 from .base import HostProvider, HostResource
 from .firewalld_service import FirewalldService, FirewalldServiceProvider

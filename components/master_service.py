@@ -3,7 +3,7 @@ model's (smtps/master_service.py)."""
 
 from __future__ import annotations
 
-from smtps import master_service
+from smtps_iredmail.core import master_service
 
 from .base import HostProvider, HostResource
 

@@ -3,7 +3,7 @@ identity, scripts and reading are its model's (smtps/nftables_rule.py)."""
 
 from __future__ import annotations
 
-from smtps import nftables_rule
+from smtps_iredmail.core import nftables_rule
 
 from .base import HostProvider, HostResource
 

@@ -1,28 +1,17 @@
-"""The Pulumi program: the stack's config parsed once into typed settings, then one SmtpsHost per host."""
+"""The stack-YAML program: the stack's config parsed once into typed settings, then one SmtpsHost per host, built
+through the public API (`SmtpsHostArgs`) like any other program's."""
 
 from __future__ import annotations
 
 import os
-import zlib
 
 import pulumi
+from smtps_iredmail.core import credentials, stacks
+from smtps_iredmail.core.settings import IREDMAIL_OPTIONS, HostSettings, SettingsError
+from smtps_iredmail.core.stacks import PROJECT, SSH_KEY
 
-from smtps import credentials, stacks
-from smtps.settings import SettingsError
-from smtps.stacks import PROJECT, SSH_KEY
-
-from .base import CREDENTIAL, CREDENTIAL_CONFIG, SSH_KEY_CONFIG, SSH_KEY_FILE_ENV
-from .host import SmtpsHost
-
-# A dynamic provider process serves 4 calls at a time, and a host's resources run one after another: so a process
-# keeps up to 4 hosts busy. Hosts are spread over a fixed number of provider processes by a hash of their name, so a
-# host's provider never changes when others come or go (a changed provider would make the engine replace its
-# resources). 16 processes keep up to 64 hosts busy at once, at about 32 MiB each.
-PROVIDER_PROCESSES = 16
-
-
-def provider_slot(name: str) -> int:
-    return zlib.crc32(name.encode()) % PROVIDER_PROCESSES
+from .base import CREDENTIAL, SSH_KEY_FILE_ENV
+from .host import JumpArgs, SmtpsHost, SmtpsHostArgs, set_deploy_key
 
 
 def missing_key(stack: str) -> str:
@@ -30,7 +19,7 @@ def missing_key(stack: str) -> str:
     if credentials.in_ci():
         return (f"stack {stack}: no deploy key: set {SSH_KEY_FILE_ENV} to the private key's file (in CI the key is "
                 "never stored in the stack: a pull request's preview could decrypt it)")
-    return (f"stack {stack}: no deploy key: store it in the stack with `python -m smtps key -s {stack} --file "
+    return (f"stack {stack}: no deploy key: store it in the stack with `smtps key -s {stack} --file "
             f"KEYFILE` (a single operator's machine only: CI refuses a stack that holds a secret), or set "
             f"{SSH_KEY_FILE_ENV} to the private key's file")
 
@@ -44,6 +33,24 @@ def load(stack: str, config: pulumi.Config) -> stacks.Stack:
         return stacks.load(stack, config.get_object, keys)
     except SettingsError as err:
         raise pulumi.RunError(f"bad SMTPS settings:\n{err}") from None
+
+
+def host_args(settings: HostSettings) -> SmtpsHostArgs:
+    """A host's parsed settings as the component's arguments (parsed again there: the same words either way)."""
+    conn, master, tls, check = settings.connection, settings.master, settings.tls, settings.check
+    jump = conn.jump
+    return SmtpsHostArgs(
+        address=conn.address, host_key=conn.host_key, port=conn.port, user=conn.user,
+        jump=JumpArgs(jump.address, jump.host_key, jump.port, jump.user, jump.name) if jump else None,
+        confirm_seconds=conn.confirm_seconds, firewalld_pending=conn.firewalld_pending, service_key=master.key,
+        # iRedMail's own options the stack removed (null) stay removed.
+        options={**dict.fromkeys(dict(IREDMAIL_OPTIONS)), **dict(master.options)},
+        cert_min_days=check.min_days, tls_name=check.tls_name, ca_bundle=check.ca_bundle,
+        allow_options=master.allowed, chroot=master.chroot, maxproc=master.maxproc, tls_cert=tls.cert,
+        tls_key=tls.key, firewalld_service=settings.service.name, service_short=settings.service.short,
+        service_description=settings.service.description, zone=settings.zone.zone,
+        existing_port_policy=settings.zone.port_policy.value, firewall=settings.firewall.value,
+        nft_family=settings.nftables.family, nft_table=settings.nftables.table, nft_chain=settings.nftables.chain)
 
 
 def program() -> dict[str, SmtpsHost]:
@@ -61,17 +68,7 @@ def program() -> dict[str, SmtpsHost]:
         from_file = credentials.credential_from_file(stack)
     except credentials.CredentialError as err:
         raise pulumi.RunError(str(err)) from None
-    credential = None if from_file else config.get_secret_object(CREDENTIAL)
-    providers: dict[int, pulumi.ProviderResource] = {}
-    components: dict[str, SmtpsHost] = {}
-    for settings in hosts:
-        slot = provider_slot(settings.name)
-        if slot not in providers:
-            # An explicit provider gets only its own inputs in `configure`: so the key is one.
-            inputs = {SSH_KEY_CONFIG: key} if key is not None else {}
-            if credential is not None:
-                inputs[CREDENTIAL_CONFIG] = credential
-            providers[slot] = pulumi.ProviderResource("pulumi-python", f"ssh-{slot}", inputs)
-        components[settings.name] = SmtpsHost(stack, settings, providers[slot])
+    set_deploy_key(key, None if from_file else config.get_secret_object(CREDENTIAL))
+    components = {settings.name: SmtpsHost(settings.name, host_args(settings)) for settings in hosts}
     pulumi.export("hosts", {name: host.outputs for name, host in components.items()})
     return components

@@ -6,7 +6,7 @@ Inputs: host, address, hostKey (the machine: a rebuilt one is checked again), po
 check then connects through it, as the SSH connection does), `ssh` (port, user, confirmSeconds, firewalldPending: how a
 rollback logs in and guards its reload; not watched) and `trigger`, the revisions of the host's resources: any
 apply on the host changes it, so the check runs after every change and never on a no-op. `read` returns what was
-last seen and touches nothing: `python -m smtps verify -s STACK` checks on demand.
+last seen and touches nothing: `smtps verify -s STACK` checks on demand.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
-
-from smtps import credentials, ports, profile, rollback
-from smtps.settings import (
+from smtps_iredmail.core import credentials, ports, profile, rollback
+from smtps_iredmail.core.settings import (
     Firewall,
     PortPolicy,
     Reader,
@@ -37,10 +36,20 @@ from smtps.settings import (
     read_jump,
     read_nftables,
 )
-from smtps.verify import Verification as Seen
-from smtps.verify import verify
+from smtps_iredmail.core.verify import Verification as Seen
+from smtps_iredmail.core.verify import verify
 
-from .base import CREDENTIAL_CONFIG, RUN, SSH_KEY_CONFIG, HostFailure, _Ssh, from_wire, run_confirmed
+from .base import (
+    CREDENTIAL_CONFIG,
+    PROVIDER_KEY,
+    RUN,
+    SSH_KEY_CONFIG,
+    HostFailure,
+    _Ssh,
+    from_wire,
+    run_confirmed,
+    stale_provider,
+)
 
 # How long 465 may take to answer TLS after a change (Postfix's service_throttle_time is 60 s).
 SETTLE_SECONDS = 75
@@ -173,13 +182,20 @@ class VerificationProvider(ResourceProvider):
         return f"{ROLLED_BACK}: this run's changes on it are undone, its previous configuration is back"
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in WATCHED if (olds.get(key) or None) != (news.get(key) or None)]
+        changed = self._watched(olds, news) + ([PROVIDER_KEY] if stale_provider(olds) else [])
         return DiffResult(changes=bool(changed), replaces=[], stables=None, delete_before_replace=False)
+
+    @staticmethod
+    def _watched(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
+        return [key for key in WATCHED if (olds.get(key) or None) != (news.get(key) or None)]
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(f"{props['host']}@{props['address']}:{props['port']}", self._verify(props))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        if not self._watched(olds, news):
+            # Only what is not watched changed (how a rollback logs in, the stored provider): what was seen stands.
+            return UpdateResult({**news, **{key: olds.get(key) for key in (*FIELDS, "portsBefore", "portsAfter")}})
         return UpdateResult(self._verify(news))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:

@@ -3,7 +3,7 @@ identity, scripts and reading are its model's (smtps/zone_membership.py)."""
 
 from __future__ import annotations
 
-from smtps import zone_membership
+from smtps_iredmail.core import zone_membership
 
 from .base import HostProvider, HostResource
 

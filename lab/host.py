@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from smtps import ownfile
+from smtps_iredmail.core import ownfile
 
 from . import render
 from .render import HostPaths

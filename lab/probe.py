@@ -8,7 +8,7 @@ import socket
 import sys
 from dataclasses import asdict, dataclass
 
-from smtps.verify import verify
+from smtps_iredmail.core.verify import verify
 
 
 @dataclass(frozen=True)

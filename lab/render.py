@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from smtps.templating import renderer
+from smtps_iredmail.core.templating import renderer
 
 from .spec import DOMAIN, MAIL_DOMAIN, HostSpec
 

@@ -1,15 +1,15 @@
-"""`python -m smtps`: the commands that run the Pulumi program, and the checks an operator runs against a stack.
+"""`smtps`: the commands that run the Pulumi program, and the checks an operator runs against a stack.
 
-    python -m smtps preview -s STACK [--diff] [--refresh] [--expect-no-changes]
-    python -m smtps up -s STACK [--yes] [--refresh] [--parallel N] [--canary HOST[,HOST] | --no-canary]
+    smtps preview -s STACK [--diff] [--refresh] [--expect-no-changes]
+    smtps up -s STACK [--yes] [--refresh] [--parallel N] [--canary HOST[,HOST] | --no-canary]
                                   [--no-rollback]
-    python -m smtps refresh -s STACK [--yes | --preview-only]   read every host into the state
-    python -m smtps destroy -s STACK [--yes]   take this tool's change off every host, as found
-    python -m smtps key -s STACK --file KEYFILE   store the deploy key in the stack: a single operator's machine only
-    python -m smtps verify -s STACK         TLS and AUTH on 465 of every host, from here
-    python -m smtps drift -s STACK          host, resource, field, desired, live; exit 1 on drift
-    python -m smtps fleet preview|up [--stacks a,b] [--workers N]   many stacks at once, a table at the end
-    python -m smtps pulumi -- ARGS...       plain Pulumi (refresh, destroy, config, stack, cancel) in this project
+    smtps refresh -s STACK [--yes | --preview-only]   read every host into the state
+    smtps destroy -s STACK [--yes]   take this tool's change off every host, as found
+    smtps key -s STACK --file KEYFILE   store the deploy key in the stack: a single operator's machine only
+    smtps verify -s STACK         TLS and AUTH on 465 of every host, from here
+    smtps drift -s STACK          host, resource, field, desired, live; exit 1 on drift
+    smtps fleet preview|up [--stacks a,b] [--workers N]   many stacks at once, a table at the end
+    smtps pulumi -- ARGS...       plain Pulumi (refresh, destroy, config, stack, cancel) in this project
 
 `preview` and `up` run the program through the Automation API, with the project folder as the workspace: the same
 Pulumi.yaml, stacks/Pulumi.<stack>.yaml, backend and secrets as the plain CLI. The CLI's own output is streamed as it
@@ -77,8 +77,8 @@ def _cells(*values: object) -> list[Text]:
 
 def new_run() -> Run:
     """An event collector that knows this project's resource kinds by their child names."""
-    from components.host import VERIFY_SUFFIX
-    from components.kinds import KINDS
+    from smtps_iredmail.host import VERIFY_SUFFIX
+    from smtps_iredmail.kinds import KINDS
 
     return Run({**{k.suffix: k.model.kind for k in KINDS}, VERIFY_SUFFIX: "verification"})
 
@@ -144,7 +144,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def found_firewalls(deployment: dict[str, Any]) -> dict[str, str]:
     """What `firewall: auto` found on each host, from the state (the master.cf resource keeps it): no host is read.
     Values from the state are data: only the two answers count."""
-    from components.kinds import KINDS
+    from smtps_iredmail.kinds import KINDS
 
     master = KINDS[0].type_token()
     found = {}
@@ -229,7 +229,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, targets: list[str] | None = None) -> int:
     """One `up`; hosts that failed their check and were rolled back are then read back into the state."""
-    from components.verification import ROLLED_BACK
+    from smtps_iredmail.verification import ROLLED_BACK
 
     run = new_run()
     status = _engine_call(lambda run: stack.up(target=targets, on_event=run.on_event, **options), summary, run)
@@ -246,7 +246,7 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
         targets = [urn for urn in canary_targets(name, tuple(rolled)) if urn in known]
         if _engine_call(lambda run: stack.refresh(target=targets, on_event=run.on_event, on_output=_engine_out,
                                                   on_error=_engine_err, **NO_SECRETS)):
-            _err(f"smtps: reading {', '.join(rolled)} back failed: run `python -m smtps refresh -s {name} --yes` "
+            _err(f"smtps: reading {', '.join(rolled)} back failed: run `smtps refresh -s {name} --yes` "
                  "before the next up")
     return status
 
@@ -336,10 +336,9 @@ def canary_targets(stack: str, canaries: tuple[str, ...], firewalls: dict[str, F
     """The URNs of the canaries' components, their resources (one per kind of the host's firewall, every kind where
     `firewalls` does not say, and the check) and their providers: `up --target` on these converges and verifies the
     canaries alone."""
-    from components.host import VERIFY_SUFFIX
-    from components.kinds import COMPONENT_TYPE, KINDS, kinds_for
-    from components.program import provider_slot
-    from components.verification import Verification
+    from smtps_iredmail.host import VERIFY_SUFFIX, provider_slot
+    from smtps_iredmail.kinds import COMPONENT_TYPE, KINDS, kinds_for
+    from smtps_iredmail.verification import Verification
 
     base = f"urn:pulumi:{stack}::{stacks.PROJECT}::"
     check = (f"pulumi-python:{Verification._resource_type_name}", VERIFY_SUFFIX)  # noqa: SLF001
@@ -366,7 +365,7 @@ def _in_parallel(hosts: tuple[HostSettings, ...], each: Callable[[HostSettings],
 def _pool(stack: str) -> Pool | None:
     """The SSH pool for the stack's deploy key: SMTPS_SSH_KEY_FILE's file, else the stack's secret (the only value
     decrypted)."""
-    from components.program import missing_key
+    from smtps_iredmail.program import missing_key
 
     path = os.environ.get("SMTPS_SSH_KEY_FILE")
     if path:
@@ -404,7 +403,7 @@ class Checked:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from components.verification import _credential
+    from smtps_iredmail.verification import _credential
 
     from . import master_service, ports
 
@@ -491,7 +490,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
             if d.note:
                 print(shown(f"{d.host}: {d.field} is {d.have}: {d.note}"))
         print(f"{len(found)} difference(s) on {len({d.host for d in found})} of {len(hosts)} host(s). "
-              f"Repair: python -m smtps up -s {args.stack} --refresh")
+              f"Repair: smtps up -s {args.stack} --refresh")
     else:
         print(f"No drift: {len(hosts)} host(s) of stack {args.stack} are as configured.")
     return 1 if found else 0

@@ -5,7 +5,7 @@ pull request's preview, which runs the pull request's own code, needs that passp
 decrypt anything the stack or its state holds. So in CI the stacks hold no secret at all, the passphrase protects
 nothing, and the machine that runs `up` gives both credentials from files: SMTPS_SSH_KEY_FILE (the deploy key) and
 SMTPS_TEST_CREDENTIAL_FILE (the test credential). Neither value then ever enters Pulumi: the provider processes,
-started by the engine from this environment, read the files themselves. Storing them in the stack (`python -m smtps
+started by the engine from this environment, read the files themselves. Storing them in the stack (`smtps
 key`, `pulumi config set --secret`) stays possible on a single operator's machine, never in CI.
 """
 
@@ -78,8 +78,8 @@ def refusal(stack: str, keys: Iterable[str], where: str = "its stack file") -> s
     keys = list(keys)
     # A state can hold one per resource: the first few say enough.
     names = ", ".join(keys[:4]) + (f", and {len(keys) - 4} more" if len(keys) > 4 else "")
-    remove = (f"remove them (`python -m smtps pulumi -- config rm -s {stack} KEY`)" if where != STATE else
-              "outside CI, move the stack to the files below and check that `python -m smtps pulumi -- stack export "
+    remove = (f"remove them (`smtps pulumi -- config rm -s {stack} KEY`)" if where != STATE else
+              "outside CI, move the stack to the files below and check that `smtps pulumi -- stack export "
               f"-s {stack}` shows no \"ciphertext\" before CI runs it")
     if "Pulumi.yaml" in where:
         remove += ", and delete them from Pulumi.yaml's project-level `config:`"
@@ -88,7 +88,7 @@ def refusal(stack: str, keys: Iterable[str], where: str = "its stack file") -> s
             f"{remove[0].upper()}{remove[1:]}; give the machine that runs `up` the deploy key as a file "
             f"({SSH_KEY_FILE_ENV}) and the test credential as a file ({CREDENTIAL_FILE_ENV}); and, as the "
             "backend's history keeps what the stack held, make a new key and a new password (the passphrase opened "
-            "the old ones), give the stack a new passphrase (`python -m smtps pulumi -- stack "
+            "the old ones), give the stack a new passphrase (`smtps pulumi -- stack "
             f"change-secrets-provider passphrase -s {stack}`) and remove the stack's history and backups (README, "
             "\"Using it on your servers\", point 2)")
 
@@ -209,6 +209,6 @@ def history_refusal(stack: str, backend: Path, project: str, files: list[str]) -
             "update's config and state, and a pull request's preview can read it with the same passphrase, so the "
             "old values are still readable. Outside CI: (1) make a new deploy key and a new test password and "
             "retire the old ones (anyone with the passphrase could read them); (2) give the stack a new passphrase "
-            f"(`python -m smtps pulumi -- stack change-secrets-provider passphrase -s {stack}`, and the new one to "
+            f"(`smtps pulumi -- stack change-secrets-provider passphrase -s {stack}`, and the new one to "
             f"CI); (3) then remove the stack's history and backups: rm -r {folders}, and any {name}.json*.bak in "
             f"{states} (README, \"Using it on your servers\", point 2)")

@@ -79,7 +79,7 @@ def differences(host: str, resource: str, wanted: dict[str, Any], live: dict[str
 
 def compare(settings: HostSettings, facts: Any) -> list[Drift]:
     """The host's drift from its facts (smtps.facts.HostFacts), kind by kind, in the order they are applied."""
-    from components.kinds import (  # the one list of kinds (components import Pulumi: only when comparing)
+    from smtps_iredmail.kinds import (  # the one list of kinds (components import Pulumi: only when comparing)
         KINDS,
         kinds_for,
     )

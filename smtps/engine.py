@@ -119,7 +119,7 @@ def own_program() -> bool:
 def _program() -> Callable[[], object]:
     """The project's program, or another one named by SMTPS_PROGRAM=module:function (the engine's own tests run a
     small program of theirs through the same front end)."""
-    module, _, function = (os.environ.get("SMTPS_PROGRAM") or "components.program:program").partition(":")
+    module, _, function = (os.environ.get("SMTPS_PROGRAM") or "smtps_iredmail.program:program").partition(":")
     return getattr(importlib.import_module(module), function)
 
 

@@ -1,5 +1,5 @@
 """The one facts layer: one read-only script turns a host into `field=value` lines, and one parser turns those into
-typed facts. `pulumi refresh` (each provider's `read`), `python -m smtps drift` and the zone script's decisions all
+typed facts. `pulumi refresh` (each provider's `read`), `smtps drift` and the zone script's decisions all
 read a host this way; each resource kind then says which of these facts are its inputs (smtps/<kind>.py, `live`).
 
 What is read, and nothing else:

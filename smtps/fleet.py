@@ -1,6 +1,6 @@
-"""`python -m smtps fleet preview|up [--stacks a,b] [--workers N]`: many stacks (datacenters) at once.
+"""`smtps fleet preview|up [--stacks a,b] [--workers N]`: many stacks (datacenters) at once.
 
-Each stack runs as its own `python -m smtps preview|up -s STACK` process (the Pulumi SDK's runtime state is per
+Each stack runs as its own `smtps preview|up -s STACK` process (the Pulumi SDK's runtime state is per
 process, so inline programs do not share one), at most `--workers` at a time. Progress shows live per stack; the
 end is a table per stack (hosts, changes, failures, duration) and the exit status is non-zero if any stack failed.
 The counts and failures come from each run's engine events (`--summary`, smtps/events.py), never from its text.
@@ -66,8 +66,8 @@ def run(command: str, stacks: list[str], workers: int, extra: list[str]) -> int:
             progress.update(tasks[name], description=f"{name}: {command} running")
             summary = logs / f"{command}-{name}.json"
             summary.unlink(missing_ok=True)
-            argv = [sys.executable, "-m", "smtps", command, "-s", name, *(["--yes"] if command == "up" else []),
-                    "--summary", str(summary), *extra]
+            argv = [sys.executable, "-m", "smtps_iredmail", command, "-s", name,
+                    *(["--yes"] if command == "up" else []), "--summary", str(summary), *extra]
             started = time.monotonic()
             result = subprocess.run(argv, cwd=engine.project_dir(), capture_output=True, text=True, check=False,
                                     stdin=subprocess.DEVNULL)

@@ -694,7 +694,7 @@ def parse_stack(stack: str, defaults: Any, hosts: Any, fleet: Any = None,
     Layers, each overriding the one before setting by setting (`options` parameter by parameter, null removing
     one): built-in DEFAULTS, `fleet` (Pulumi.yaml, for every stack), the stack's `defaults`, the host's entry.
     `bastions` are the stack's jump hosts, which a host (or the defaults) names in `jump`; `canaries` the hosts
-    `python -m smtps up` converges and verifies first (checked here, so a preview already refuses a wrong one)."""
+    `smtps up` converges and verifies first (checked here, so a preview already refuses a wrong one)."""
     problems: list[str] = []
     jumps = parse_bastions(stack, bastions, problems)
     fleet = _layer(stack, "fleet", fleet, problems)

@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+# The host-side templates: package data of smtps_iredmail.templates (the repository's templates/ folder).
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 

@@ -1,6 +1,7 @@
 """Check a host from outside, as a mail client would: implicit TLS on 465, the certificate, then EHLO offering AUTH.
 
-`python -m smtps.verify ADDRESS [--port 465] [--json]` prints what it saw and exits non-zero on any problem.
+`python -m smtps_iredmail.core.verify ADDRESS [--port 465] [--json]` prints what it saw and exits non-zero on any
+problem.
 
 The certificate: by default it is read, not trusted (iRedMail hosts often run self-signed certificates); what
 matters is that it is the one the host is meant to serve (its SHA-256 equals the file's, as the apply read it on the
@@ -280,7 +281,7 @@ def _verify(address: str, port: int, timeout: float, helo: str, opener: Callable
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m smtps.verify", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m smtps_iredmail.core.verify", description=__doc__.splitlines()[0])
     parser.add_argument("address")
     parser.add_argument("--port", type=int, default=465)
     parser.add_argument("--json", action="store_true")

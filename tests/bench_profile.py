@@ -1,7 +1,7 @@
 """One host's converge and no-op, step by step: `make bench-profile` (or `python -m tests.bench_profile`, as root).
 
 A lab of two hosts, one firewalld (RHEL family) and one nftables (Debian), each in a stack of its own. For each it
-runs `python -m smtps up` on a host without SMTPS, then again (nothing to do), with SMTPS_PROFILE set: the front end
+runs `smtps up` on a host without SMTPS, then again (nothing to do), with SMTPS_PROFILE set: the front end
 notes when each engine step begins and ends, the providers note each remote command and probe (smtps/profile.py).
 Meanwhile this process samples, every 20 ms, the CPU seconds used so far on the host (every process in its network
 namespace, with its ended children) and on the controller (the front end and everything it started). Each row is a
@@ -153,7 +153,7 @@ def profiled(project: Project, lab: Lab, host: str, stack: str, path: Path,
         time.sleep(1)
     env = {**project.env, "SMTPS_PROFILE": str(path)}
     started = time.time()
-    process = subprocess.Popen([sys.executable, "-m", "smtps", "up", "-s", stack, "--yes"], cwd=project.folder,
+    process = subprocess.Popen([sys.executable, "-m", "smtps_iredmail", "up", "-s", stack, "--yes"], cwd=project.folder,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sampler = Sampler(netns, process.pid)
     sampler.samples.append((started, *sampler._once()[1:]))
@@ -275,7 +275,7 @@ def main() -> None:
                     for found in runs.values():
                         found.append(profiled(project, lab, host, stack, Path(tmp) / "profile.jsonl"))
                 for step, found in runs.items():
-                    show(console, f"one {firewall} host, {step}: `python -m smtps up` (median of {RUNS} runs)",
+                    show(console, f"one {firewall} host, {step}: `smtps up` (median of {RUNS} runs)",
                          *medians(found))
                 # Once more, with strace following the host's sshd: which programs the converge ran there.
                 project.pulumi("destroy", "-s", stack, "--yes")

@@ -3,11 +3,11 @@
 
 For 1, 5, 10 and 20 hosts, all with firewalld (RHEL family) and then all with nftables (Debian/Ubuntu; BENCH_FIREWALLS
 picks, default "firewalld,nftables"), it times, several runs each:
-  converge   `python -m smtps up` on hosts with no SMTPS (each run ends with `destroy`)
-  no-op      `python -m smtps up` again: nothing changed
-  preview    `python -m smtps preview`
-  drift      `python -m smtps drift`
-  destroy    `python -m smtps destroy --yes`: SMTPS taken off every host again
+  converge   `smtps up` on hosts with no SMTPS (each run ends with `destroy`)
+  no-op      `smtps up` again: nothing changed
+  preview    `smtps preview`
+  drift      `smtps drift`
+  destroy    `smtps destroy --yes`: SMTPS taken off every host again
   floor      one SSH session running `true` on every host at once (paramiko, as the providers connect)
 It counts, per host, the SSH connections and sessions each step opened and the reloads it caused (Postfix from its
 log; firewalld by a runtime-only mark that any reload wipes; nftables hosts are never reloaded, "-"), and samples the
@@ -35,9 +35,9 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from smtps_iredmail.core.settings import parse_host
+from smtps_iredmail.core.ssh import Pool
 
-from smtps.settings import parse_host
-from smtps.ssh import Pool
 from tests import bench_pyinfra
 from tests.enginekit import Project
 from tests.lab.labkit import Lab
@@ -100,10 +100,10 @@ def controller_cpu() -> float:
 
 
 def run_measured(project: Project, *args: str) -> tuple[float, float]:
-    """Wall seconds and peak PSS (MiB) of `python -m smtps ARGS` and everything it starts."""
+    """Wall seconds and peak PSS (MiB) of `smtps ARGS` and everything it starts."""
     # drift exits 1 when it finds drift: a number, not a failure.
-    return measure([sys.executable, "-m", "smtps", *args], project.folder, project.env, (0, 1) if args[0] == "drift"
-                   else (0,))
+    return measure([sys.executable, "-m", "smtps_iredmail", *args], project.folder, project.env,
+                   (0, 1) if args[0] == "drift" else (0,))
 
 
 def measure(argv: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> tuple[float, float]:

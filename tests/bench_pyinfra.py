@@ -1,5 +1,5 @@
 """pyinfra, the bar of the benchmark: the same steps (tests/pyinfra/deploy.py) on the same lab hosts, timed by
-`make bench` beside `python -m smtps`. pyinfra lives in a virtualenv of its own (PYINFRA_VENV), since it pins a
+`make bench` beside `smtps`. pyinfra lives in a virtualenv of its own (PYINFRA_VENV), since it pins a
 paramiko older than this project's; `make bench` makes it (requirements-bench.txt)."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from smtps.firewalld_service import service_xml
-from smtps.settings import parse_host
+from smtps_iredmail.core.firewalld_service import service_xml
+from smtps_iredmail.core.settings import parse_host
+
 from tests.lab.labkit import Lab
 
 DEPLOY = Path(__file__).resolve().parent / "pyinfra" / "deploy.py"
@@ -34,7 +35,7 @@ def binary() -> Path | None:
 
 def write_inventory(lab: Lab, names: list[str], firewall: str, folder: Path) -> Path:
     """A pyinfra inventory of the lab hosts: the deploy key, the pinned host keys, and each host's data from this
-    project's own settings (the same entry and service file `python -m smtps up` writes)."""
+    project's own settings (the same entry and service file `smtps up` writes)."""
     inventory = lab.inventory
     hosts = {h["name"]: h for h in inventory["hosts"]}
     entries = []

@@ -17,8 +17,7 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
-
-from components.base import pass_warnings
+from smtps_iredmail.base import pass_warnings
 
 SECRET_CONFIG = "smtps-iredmail:fileSecret"  # noqa: S105 - a config key, not a secret
 

@@ -1,5 +1,5 @@
 """Running the real Pulumi engine from tests: a project folder of the test's own (Pulumi.yaml, stacks/, a file
-backend and a passphrase), the front end `python -m smtps` and the plain `pulumi`, each as a user runs them."""
+backend and a passphrase), the front end `smtps` and the plain `pulumi`, each as a user runs them."""
 
 from __future__ import annotations
 
@@ -66,10 +66,10 @@ class Project:
         return result
 
     def smtps(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        """`python -m smtps ARGS` as a user runs it."""
-        result = self._run([sys.executable, "-m", "smtps", *args], " ".join(args[:1]), timeout)
+        """`smtps ARGS` as a user runs it."""
+        result = self._run([sys.executable, "-m", "smtps_iredmail", *args], " ".join(args[:1]), timeout)
         if check and result.returncode != 0:
-            raise AssertionError(f"python -m smtps {' '.join(args)} failed ({result.returncode}):\n"
+            raise AssertionError(f"smtps {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
         return result
 
@@ -81,7 +81,7 @@ class Project:
         return result
 
     def pulumi(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        """The plain Pulumi CLI, run through `python -m smtps pulumi --` (the project's environment)."""
+        """The plain Pulumi CLI, run through `smtps pulumi --` (the project's environment)."""
         return self.smtps("pulumi", "--", *args, check=check, timeout=timeout)
 
     def keep_hosts(self, stack: str, names: list[str]) -> None:

@@ -4,7 +4,7 @@ bastion) and the setting. Each file says what is wrong in its first comment and 
 `# expect:` lines.
 
 Twice: through the real program under Pulumi's mocks with every way out to the network booby-trapped (fast, and it
-sees the bastions too); and through the real engine, `python -m smtps up --yes` on each file, with a listener on
+sees the bastions too); and through the real engine, `smtps up --yes` on each file, with a listener on
 every host address of the corpus counting connection attempts."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 import pulumi
 import pytest
 import yaml
+from smtps_iredmail.core.settings import ipv4_inside
+from smtps_iredmail.core.stacks import PROJECT
 
-from smtps.settings import ipv4_inside
-from smtps.stacks import PROJECT
 from tests.enginekit import Project
 from tests.test_hostile_input import Mocks, NoNetwork
 
@@ -66,7 +66,7 @@ def test_the_corpus_is_at_least_thirty_files_each_expecting_stack_host_and_setti
 
 @pytest.mark.parametrize("bad", FILES, ids=[bad.stack for bad in FILES])
 def test_a_bad_stack_file_is_refused_by_the_program_before_any_connection(bad: BadStack, monkeypatch):
-    from components.program import program
+    from smtps_iredmail.program import program
 
     network = NoNetwork(monkeypatch)
     mocks = Mocks()

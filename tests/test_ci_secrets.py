@@ -17,8 +17,8 @@ from pathlib import Path
 import pulumi
 import pytest
 import yaml
+from smtps_iredmail.core import cli, credentials, engine, stacks
 
-from smtps import cli, credentials, engine, stacks
 from tests.lab import test_postgres_backend
 from tests.test_components import KEY, Mocks
 
@@ -182,7 +182,7 @@ def files(tmp_path, monkeypatch):
 
 @pulumi.runtime.test
 def test_with_both_files_the_providers_get_neither_value(files):
-    from components.program import program
+    from smtps_iredmail.program import program
 
     mocks = _program_with({"smtps-iredmail:testCredential": '{"username": "s", "password": "stack-password"}'},
                           ["smtps-iredmail:testCredential"])
@@ -198,7 +198,7 @@ def test_with_both_files_the_providers_get_neither_value(files):
 
 
 def test_a_bad_credential_file_fails_the_program_before_any_resource(files):
-    from components.program import program
+    from smtps_iredmail.program import program
 
     files.write_text("not json")
     mocks = _program_with({}, [])

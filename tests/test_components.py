@@ -7,15 +7,14 @@ import json
 
 import pulumi
 import pytest
-
-from components.firewalld_service import FirewalldServiceProvider
-from components.host import connection_inputs
-from components.master_service import MasterServiceProvider
-from components.nftables_rule import NftablesRuleProvider
-from components.verification import VerificationProvider
-from components.zone_membership import ZoneMembershipProvider
-from smtps import facts, firewalld_service, master_service, nftables_rule, zone_membership
-from smtps.settings import parse_host, parse_stack
+from smtps_iredmail.core import facts, firewalld_service, master_service, nftables_rule, zone_membership
+from smtps_iredmail.core.settings import parse_host, parse_stack
+from smtps_iredmail.firewalld_service import FirewalldServiceProvider
+from smtps_iredmail.host import connection_inputs
+from smtps_iredmail.master_service import MasterServiceProvider
+from smtps_iredmail.nftables_rule import NftablesRuleProvider
+from smtps_iredmail.verification import VerificationProvider
+from smtps_iredmail.zone_membership import ZoneMembershipProvider
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 KINDS = [(MasterServiceProvider, master_service), (FirewalldServiceProvider, firewalld_service),
@@ -154,7 +153,7 @@ def mocks():
 
 @pulumi.runtime.test
 def test_program_registers_each_hosts_resources_with_the_key_only_on_providers(mocks):
-    from components.program import program
+    from smtps_iredmail.program import program
 
     hosts = program()
 
@@ -273,8 +272,8 @@ def test_an_option_applied_before_a_rule_refused_it_is_still_removed_and_read_bu
 def test_a_host_scripts_warning_lines_reach_the_operator_and_nothing_else_does(monkeypatch, capsys):
     """A warning a host script says (an earlier change that stood unconfirmed) is written to the provider's stderr,
     which the engine shows in the run's output; the script's other lines are data, and stay quiet."""
-    from components import base
-    from smtps.ssh import Result
+    from smtps_iredmail import base
+    from smtps_iredmail.core.ssh import Result
 
     stdout = ("smtps: mail1: warning: an earlier firewalld change here (0123456789abcdef) was never confirmed\n"
               "smtps: mail1: an earlier firewalld change here was never confirmed: its previous configuration\n"
@@ -296,9 +295,9 @@ def test_a_host_scripts_warning_lines_reach_the_operator_and_nothing_else_does(m
 def test_a_confirmation_that_finds_the_hosts_revert_failed_says_so_at_once(monkeypatch):
     """The fresh login finds the watcher came first and failed (confirm.sh exits 5 with its report): the run fails
     with that, at once, and never says the previous configuration is back."""
-    from components import base
-    from smtps.settings import Connection
-    from smtps.ssh import Result
+    from smtps_iredmail import base
+    from smtps_iredmail.core.settings import Connection
+    from smtps_iredmail.core.ssh import Result
 
     logins = []
 
@@ -332,7 +331,7 @@ def test_a_confirmation_that_finds_the_hosts_revert_failed_says_so_at_once(monke
     ({"firewall": "nftables", "nftFamily": "inet", "nftTable": "filter", "nftChain": "input;reboot"}, None),
 ])
 def test_a_rollback_names_the_nftables_chain_only_of_a_host_whose_firewall_is_nftables(monkeypatch, nft, rendered):
-    from components import verification
+    from smtps_iredmail import verification
 
     scripts = []
     monkeypatch.setattr(verification, "run_confirmed",

@@ -1,5 +1,5 @@
 """The real Pulumi engine on this machine: a throwaway stack with a small dynamic resource that writes a file,
-driven through `python -m smtps` (the Automation API) and the plain `pulumi` CLI, on a temporary backend."""
+driven through `smtps` (the Automation API) and the plain `pulumi` CLI, on a temporary backend."""
 
 from __future__ import annotations
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 import base64
 
 import pytest
-
-from components.base import FIREWALL
-from components.firewalld_service import FirewalldServiceProvider
-from components.host import connection_inputs
-from components.kinds import KINDS, kinds_for
-from components.master_service import MasterServiceProvider
-from components.nftables_rule import NftablesRuleProvider
-from components.zone_membership import ZoneMembershipProvider
-from smtps import drift, facts, firewalld_service, master_service, nftables_rule, zone_membership
-from smtps import firewall as fw
-from smtps.settings import Firewall, SettingsError, parse_host
+from smtps_iredmail.base import FIREWALL
+from smtps_iredmail.core import drift, facts, firewalld_service, master_service, nftables_rule, zone_membership
+from smtps_iredmail.core import firewall as fw
+from smtps_iredmail.core.settings import Firewall, SettingsError, parse_host
+from smtps_iredmail.firewalld_service import FirewalldServiceProvider
+from smtps_iredmail.host import connection_inputs
+from smtps_iredmail.kinds import KINDS, kinds_for
+from smtps_iredmail.master_service import MasterServiceProvider
+from smtps_iredmail.nftables_rule import NftablesRuleProvider
+from smtps_iredmail.zone_membership import ZoneMembershipProvider
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 FIREWALLD_KINDS = [(FirewalldServiceProvider, firewalld_service), (ZoneMembershipProvider, zone_membership)]
@@ -146,8 +145,8 @@ def test_the_auto_read_script_reads_only_the_firewall_it_finds():
 
 
 def test_the_front_end_shows_what_auto_found_from_the_state_and_trusts_only_the_two_answers():
-    from components.kinds import KINDS
-    from smtps.cli import firewall_lines, found_firewalls
+    from smtps_iredmail.core.cli import firewall_lines, found_firewalls
+    from smtps_iredmail.kinds import KINDS
 
     master = KINDS[0].type_token()
     deployment = {"resources": [

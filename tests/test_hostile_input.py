@@ -16,10 +16,9 @@ import pulumi
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-
-from smtps import drift, firewalld_service, master_service, zone_membership
-from smtps.settings import KNOWN, HostSettings, SettingsError, parse_stack
-from smtps.templating import Action
+from smtps_iredmail.core import drift, firewalld_service, master_service, zone_membership
+from smtps_iredmail.core.settings import KNOWN, HostSettings, SettingsError, parse_stack
+from smtps_iredmail.core.templating import Action
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 RSA_BLOB = base64.b64encode(b"\x00\x00\x00\x07ssh-rsa" + b"\x01" * 40).decode()
@@ -177,7 +176,7 @@ class Mocks(pulumi.runtime.Mocks):
 
 def run_program(defaults: dict, hosts: list) -> tuple[Exception | None, Mocks]:
     """The real program under mocks: it must refuse before registering anything."""
-    from components.program import program
+    from smtps_iredmail.program import program
 
     mocks = Mocks()
     pulumi.runtime.set_all_config({

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from smtps import lockout_guard
-from smtps.lockout_guard import (
+from smtps_iredmail.core import lockout_guard
+from smtps_iredmail.core.lockout_guard import (
     Config,
     Connection,
     Policy,
@@ -29,6 +28,7 @@ from smtps.lockout_guard import (
     written_whole,
     zones_of,
 )
+
 from tests.conftest import require
 
 SSH = (("22", "tcp"),)

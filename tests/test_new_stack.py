@@ -1,6 +1,6 @@
 """A new stack by the README's steps, through the real engine, with no lab: a stack file written by hand, a preview
 (no key needed), an `up` without a key (refused in this project's words, naming the stack and the command), the key
-stored with `python -m smtps key` (which creates the stack), and an `up` whose host does not answer: its failure is
+stored with `smtps key` (which creates the stack), and an `up` whose host does not answer: its failure is
 one line naming host, resource, step and the reason, drawn from the engine's events."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def test_a_new_stack_by_the_readme_steps(project: Project, tmp_path: Path):
     up = project.smtps("up", "-s", STACK, "--yes", check=False)
     assert up.returncode != 0
     said = up.stdout + up.stderr
-    assert f"stack {STACK}: no deploy key: store it in the stack with `python -m smtps key -s {STACK} --file " \
+    assert f"stack {STACK}: no deploy key: store it in the stack with `smtps key -s {STACK} --file " \
            "KEYFILE`" in said
     assert "Missing required configuration" not in said and "Traceback" not in said
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from smtps_iredmail.core import nft_rule
+from smtps_iredmail.core.nft_rule import RULE, NftError, chain_lines, file_facts, live_facts, with_rule, without_rule
 
-from smtps import nft_rule
-from smtps.nft_rule import RULE, NftError, chain_lines, file_facts, live_facts, with_rule, without_rule
 from tests.conftest import require
 
 DATA = Path(__file__).parent.parent / "lab" / "files"
@@ -102,8 +102,8 @@ def test_nft_accepts_the_edited_file(tmp_path):
 
 
 def test_a_chain_that_cannot_be_read_is_drift_not_silence():
-    from smtps import facts, nftables_rule
-    from smtps.settings import NftablesSettings
+    from smtps_iredmail.core import facts, nftables_rule
+    from smtps_iredmail.core.settings import NftablesSettings
 
     chain = NftablesSettings("inet", "filter", "input")
     for line, words in (("nft.live.chain=unreadable", "cannot be read"), ("nft.live.chain=no-nft", "not installed"),
@@ -253,9 +253,9 @@ def test_the_host_program_names_the_file_and_line_and_keeps_every_byte(tmp_path,
 
 def test_facts_of_a_refused_file_say_why_and_drift_names_it(tmp_path, capsys, monkeypatch):
     """A file the reader refuses is a fact with its reason, not "cannot be read": drift then says which line."""
-    from smtps.facts import parse
-    from smtps.nftables_rule import live
-    from smtps.settings import NftablesSettings
+    from smtps_iredmail.core.facts import parse
+    from smtps_iredmail.core.nftables_rule import live
+    from smtps_iredmail.core.settings import NftablesSettings
 
     source = tmp_path / "nftables.conf"
     source.write_text(_file(extra="include \"x.nft\"\n"))

@@ -4,9 +4,8 @@ and as the settings apply it: refused naming stack, host and setting, unless all
 from __future__ import annotations
 
 import pytest
-
-from smtps.option_rules import host_filter_checks, risk
-from smtps.settings import SettingsError, parse_host
+from smtps_iredmail.core.option_rules import host_filter_checks, risk
+from smtps_iredmail.core.settings import SettingsError, parse_host
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 
@@ -199,8 +198,8 @@ def test_the_program_refuses_them_before_registering_anything(monkeypatch, optio
 
 
 def test_the_host_check_is_in_the_apply_unless_the_filter_is_allowed_on_purpose():
-    from smtps import master_service
-    from smtps.templating import Action
+    from smtps_iredmail.core import master_service
+    from smtps_iredmail.core.templating import Action
 
     def apply(**extra):
         s = parse_host("dc1", {}, {"name": "mx1", "address": "10.0.0.1", "hostKey": KEY, **extra})
@@ -214,8 +213,8 @@ def test_the_host_check_is_in_the_apply_unless_the_filter_is_allowed_on_purpose(
 
 
 def test_the_entrys_own_port_is_the_smtps_port():
-    from smtps.option_rules import OWN_PORT
-    from smtps.settings import SMTPS_PORT
+    from smtps_iredmail.core.option_rules import OWN_PORT
+    from smtps_iredmail.core.settings import SMTPS_PORT
 
     assert OWN_PORT == SMTPS_PORT
 
@@ -244,8 +243,9 @@ def test_the_host_compares_ports_as_numbers(port, refused):
     import shutil
     import subprocess
 
-    from smtps import master_service
-    from smtps.templating import Action
+    from smtps_iredmail.core import master_service
+    from smtps_iredmail.core.templating import Action
+
     from tests.conftest import require
 
     require(shutil.which("dash") is not None, "dash is needed to run the host's check")
@@ -309,9 +309,9 @@ def test_a_restriction_class_needs_allow_options_for_the_classes_and_for_the_cla
 def test_every_option_of_the_default_entry_and_of_the_example_stacks_is_on_the_list():
     from pathlib import Path
 
-    from smtps import stacks
-    from smtps.option_rules import known
-    from smtps.settings import IREDMAIL_OPTIONS
+    from smtps_iredmail.core import stacks
+    from smtps_iredmail.core.option_rules import known
+    from smtps_iredmail.core.settings import IREDMAIL_OPTIONS
 
     assert all(known(name) for name, _ in IREDMAIL_OPTIONS)
     root = Path(__file__).parent.parent

@@ -13,12 +13,11 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from smtps import cli
-from smtps.drift import Drift
-from smtps.events import Run
-from smtps.shown import shown, shown_json
-from smtps.verify import Verification
+from smtps_iredmail.core import cli
+from smtps_iredmail.core.drift import Drift
+from smtps_iredmail.core.events import Run
+from smtps_iredmail.core.shown import shown, shown_json
+from smtps_iredmail.core.verify import Verification
 
 HOSTILE = {
     "clear screen": "postconf: fatal: \x1b[2J\x1b[Hall good",
@@ -165,7 +164,7 @@ def test_verify_json_holds_no_command(monkeypatch, capsys):
 
 
 def test_the_verify_modules_json_holds_no_command(monkeypatch, capsys):
-    from smtps import verify as module
+    from smtps_iredmail.core import verify as module
 
     seen = Verification("10.0.0.1", 465, False, "", problem="banner ##[error]fake")
     monkeypatch.setattr(module, "verify", lambda _address, _port: seen)

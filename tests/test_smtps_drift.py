@@ -6,10 +6,9 @@ import base64
 import subprocess
 
 import pytest
-
-from smtps import drift, facts
-from smtps.firewalld_service import service_xml
-from smtps.settings import parse_host
+from smtps_iredmail.core import drift, facts
+from smtps_iredmail.core.firewalld_service import service_xml
+from smtps_iredmail.core.settings import parse_host
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from smtps import stacks
-from smtps.settings import SettingsError, parse_stack
+from smtps_iredmail.core import stacks
+from smtps_iredmail.core.settings import SettingsError, parse_stack
 
 STACKS = sorted(p for p in (Path(__file__).parent.parent / "stacks").glob("Pulumi.*.yaml") if p.name !=
                 "Pulumi.lab.yaml")
@@ -112,8 +111,8 @@ def test_the_program_refuses_a_key_it_does_not_read_before_registering_anything(
     import json
 
     import pulumi
+    from smtps_iredmail.program import program
 
-    from components.program import program
     from tests.test_hostile_input import Mocks, NoNetwork
 
     network, mocks = NoNetwork(monkeypatch), Mocks()

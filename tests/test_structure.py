@@ -6,18 +6,21 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from components.kinds import KINDS
-from smtps.model import Inputs
+from smtps_iredmail.core.model import Inputs
+from smtps_iredmail.kinds import KINDS
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("components", "smtps", "lab")
+# The folders' names once installed (pyproject.toml's package-dir).
+INSTALLED = {"components": "smtps_iredmail", "smtps": "smtps_iredmail.core", "lab": "lab"}
 
 
 def _imports() -> dict[str, set[str]]:
-    modules = {f"{p.parent.name}.{p.stem}": p for package in PACKAGES for p in (REPO / package).glob("*.py")}
+    modules = {f"{INSTALLED[p.parent.name]}.{p.stem}": p for package in PACKAGES
+               for p in (REPO / package).glob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
-        package = name.split(".")[0]
+        package = INSTALLED[path.parent.name]
         found = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
@@ -57,7 +60,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_cycles():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c", "a"]]  # the check works
     graph = _imports()
-    assert "smtps.cli" in graph and graph["smtps.cli"]
+    assert "smtps_iredmail.core.cli" in graph and graph["smtps_iredmail.core.cli"]
     assert cycles(graph) == []
 
 
@@ -82,8 +85,7 @@ def test_each_kind_is_one_descriptor_with_typed_inputs_that_diff_compares():
 
 def test_failures_read_from_events_name_host_resource_step_and_the_scripts_words():
     from pulumi.automation import events as ev
-
-    from smtps.events import Run
+    from smtps_iredmail.core.events import Run
 
     run = Run({"master": "master.cf service", "verify": "verification"})
     urn = ("urn:pulumi:dc1::smtps-iredmail::smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService"
@@ -91,7 +93,7 @@ def test_failures_read_from_events_name_host_resource_step_and_the_scripts_words
     stack = "urn:pulumi:dc1::smtps-iredmail::pulumi:pulumi:Stack::smtps-iredmail-dc1"
     traceback = ("Exception calling application: Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
                  "    raise HostFailure(message)\n"
-                 "components.base.HostFailure: smtps: mx1: TLS certificate /etc/nope.crt does not exist\n")
+                 "smtps_iredmail.base.HostFailure: smtps: mx1: TLS certificate /etc/nope.crt does not exist\n")
     meta = ev.StepEventMetadata(op=ev.OpType.UPDATE, urn=urn, type="t", provider="p")
     for event in (ev.EngineEvent(sequence=1, timestamp=0, resource_pre_event=ev.ResourcePreEvent(meta)),
                   ev.EngineEvent(sequence=2, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
@@ -109,10 +111,10 @@ def test_failures_read_from_events_name_host_resource_step_and_the_scripts_words
 
 
 def test_plain_pulumi_keeps_a_later_double_dash(monkeypatch):
-    """`python -m smtps pulumi -- config set --secret -- KEY -VALUE`: only the first `--` is the front end's."""
+    """`smtps pulumi -- config set --secret -- KEY -VALUE`: only the first `--` is the front end's."""
     import subprocess
 
-    from smtps import cli, engine
+    from smtps_iredmail.core import cli, engine
 
     seen = []
     monkeypatch.setattr(engine, "pulumi_binary", lambda: "pulumi")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from components.verification import _credential
-from smtps.verify import _relay_problems
+from smtps_iredmail.core.verify import _relay_problems
+from smtps_iredmail.verification import _credential
 
 
 @pytest.mark.parametrize(("anonymous", "authenticated", "credential", "words"), [
@@ -33,7 +32,7 @@ def test_the_test_credential_comes_as_json_or_a_mapping():
 
 
 def test_a_port_that_answered_before_and_not_after_is_named():
-    from smtps import ports
+    from smtps_iredmail.core import ports
 
     assert ports.lost(frozenset({25, 587}), frozenset({25, 587, 465})) == ""
     assert ports.lost(frozenset({25, 587, 465}), frozenset({465})) == (
@@ -43,7 +42,7 @@ def test_a_port_that_answered_before_and_not_after_is_named():
 def test_ports_answer_when_something_listens(tmp_path):
     import socket
 
-    from smtps import ports
+    from smtps_iredmail.core import ports
 
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -62,7 +61,7 @@ def test_the_probe_before_a_change_stops_waiting_for_a_silent_port_and_the_probe
     import socket
     import time
 
-    from smtps import ports
+    from smtps_iredmail.core import ports
 
     def opener(port: int):
         def connect():
@@ -84,7 +83,7 @@ def test_a_connection_still_waiting_never_holds_up_the_process_exit():
     only when that connection times out."""
     import threading
 
-    from smtps import ports
+    from smtps_iredmail.core import ports
 
     release = threading.Event()
 

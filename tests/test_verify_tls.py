@@ -18,9 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-from smtps import verify as verify_module
-from smtps.verify import Served, verify
+from smtps_iredmail.core import verify as verify_module
+from smtps_iredmail.core.verify import Served, verify
 
 CREDENTIAL = ("probe@example.test", "s3cret-Passw0rd")
 
@@ -205,7 +204,7 @@ def test_any_exception_inside_the_check_is_a_failed_check(monkeypatch):
 
 def test_a_failed_check_that_raises_still_rolls_the_host_back(monkeypatch):
     """An exception the check did not expect (here from verify itself) goes through the rollback like any failure."""
-    from components import verification
+    from smtps_iredmail import verification
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("no way to read that date")
@@ -222,7 +221,7 @@ def test_a_failed_check_that_raises_still_rolls_the_host_back(monkeypatch):
 
 
 def test_a_rollback_that_raises_is_said_with_the_failure(monkeypatch):
-    from components import verification
+    from smtps_iredmail import verification
 
     def broken_rollback(self, props):
         raise ConnectionResetError("the bastion went away")

@@ -8,9 +8,10 @@ import ssl
 import subprocess
 import time
 
-from smtps import confirm, firewalld_service, master_service, zone_membership
-from smtps.settings import HostSettings, parse_host
-from smtps.templating import Action
+from smtps_iredmail.core import confirm, firewalld_service, master_service, zone_membership
+from smtps_iredmail.core.settings import HostSettings, parse_host
+from smtps_iredmail.core.templating import Action
+
 from tests.lab.labkit import Lab
 
 

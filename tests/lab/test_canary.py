@@ -1,11 +1,11 @@
-"""Canary rollout: `python -m smtps up -s STACK --canary HOST[,HOST]` converges and verifies the canaries first, and
+"""Canary rollout: `smtps up -s STACK --canary HOST[,HOST]` converges and verifies the canaries first, and
 goes on with the rest only if they pass."""
 
 from __future__ import annotations
 
 import pytest
+from smtps_iredmail.core import verify
 
-from smtps import verify
 from tests.enginekit import Project
 from tests.lab.labkit import TEST_PREFIX, Lab, running_lab
 from tests.lab.smtpskit import snapshot, ssh_counts

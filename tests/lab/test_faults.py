@@ -1,4 +1,4 @@
-"""Faults during `python -m smtps up` on four lab hosts, through the real engine. For each: the fault is on one
+"""Faults during `smtps up` on four lab hosts, through the real engine. For each: the fault is on one
 host; the other hosts converge; the run fails naming the host and the cause; the host's files are as they were or
 complete; and once the fault is gone a re-run converges it. Also the lockout guard, and Ctrl-C."""
 
@@ -13,8 +13,8 @@ import threading
 import time
 
 import pytest
+from smtps_iredmail.core import verify
 
-from smtps import verify
 from tests.enginekit import Project
 from tests.lab.faultkit import daemon_down, failing_tool, full_disk, host_pids, wrapped_tool
 from tests.lab.labkit import TEST_PREFIX, Lab, running_lab
@@ -161,7 +161,7 @@ def test_a_fault_on_one_host_fails_it_alone_and_a_rerun_converges(lab: Lab, proj
 
 def test_ctrl_c_during_up_stops_cleanly_and_a_rerun_converges(lab: Lab, project: Project):
     project.pulumi("destroy", "-s", STACK, "--yes")
-    up = subprocess.Popen([sys.executable, "-m", "smtps", "up", "-s", STACK, "--yes"], cwd=project.folder,
+    up = subprocess.Popen([sys.executable, "-m", "smtps_iredmail", "up", "-s", STACK, "--yes"], cwd=project.folder,
                           env=project.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           start_new_session=True)
     time.sleep(4)  # the providers are applying

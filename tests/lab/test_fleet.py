@@ -1,11 +1,11 @@
-"""`python -m smtps fleet`: three stacks (datacenters) of 3, 3 and 4 lab hosts, run together through the real
+"""`smtps fleet`: three stacks (datacenters) of 3, 3 and 4 lab hosts, run together through the real
 engine with a bounded number of workers."""
 
 from __future__ import annotations
 
 import pytest
+from smtps_iredmail.core import verify
 
-from smtps import verify
 from tests.enginekit import Project
 from tests.lab.labkit import Lab, running_lab
 from tests.lab.smtpskit import ssh_counts

@@ -12,10 +12,10 @@ import shlex
 import time
 
 import pytest
+from smtps_iredmail.core import master_service, nft_rule, nftables_rule, rollback
+from smtps_iredmail.core.templating import Action
 
 from lab.render import FILES
-from smtps import master_service, nft_rule, nftables_rule, rollback
-from smtps.templating import Action
 from tests.enginekit import Project
 from tests.lab.faultkit import failing_tool, kill_remote, start_script, wait_gone
 from tests.lab.labkit import TEST_PREFIX, Lab, running_lab
@@ -233,9 +233,9 @@ def test_a_new_nftables_host_that_fails_its_check_is_rolled_back_as_found(lab: L
 
 def test_remove_refuses_when_this_connection_came_in_on_465_or_cannot_tell(lab: Lab, project: Project):
     """The rule accepts 465 only: taking it out can cut only a connection on 465. Judged on this connection."""
-    from smtps import nftables_rule
-    from smtps.settings import NftablesSettings
-    from smtps.templating import Action
+    from smtps_iredmail.core import nftables_rule
+    from smtps_iredmail.core.settings import NftablesSettings
+    from smtps_iredmail.core.templating import Action
 
     remove = nftables_rule.script("mail1", NftablesSettings("inet", "filter", "input"), Action.REMOVE)
     before = nft_state(lab, "mail1")

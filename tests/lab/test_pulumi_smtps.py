@@ -1,4 +1,4 @@
-"""The product, end to end: `python -m smtps` and plain `pulumi` with the real engine against three lab hosts (mail1
+"""The product, end to end: `smtps` and plain `pulumi` with the real engine against three lab hosts (mail1
 and mail2 like iRedMail 1.4, mail3 like iRedMail 1.5). The tests run in order on one stack, as an operator would:
 up, a no-op, a changed option, a hand edit, a bad cert path, destroy. Each checks the hosts themselves."""
 
@@ -10,9 +10,9 @@ import socket
 
 import pytest
 import yaml
+from smtps_iredmail.core import verify
 
 from lab import probe
-from smtps import verify
 from tests.enginekit import Project
 from tests.lab.labkit import Lab, running_lab
 from tests.lab.smtpskit import (
@@ -138,7 +138,7 @@ def test_hand_edits_show_in_refresh_and_drift_and_up_refresh_repairs_them(lab: L
     assert {host for host, _, _ in rows} == {"mail1"}
     table = project.smtps("drift", "-s", STACK, check=False)
     assert table.returncode == 1 and "mail1" in table.stdout
-    assert f"python -m smtps up -s {STACK} --refresh" in table.stdout
+    assert f"smtps up -s {STACK} --refresh" in table.stdout
     said(project, project.smtps("up", "-s", STACK, "--yes", "--refresh"))
     assert project.smtps("drift", "-s", STACK).returncode == 0
     assert verify.verify(lab.hosts()[0]["address"]).ok

@@ -12,8 +12,8 @@ import time
 
 import pytest
 import yaml
+from smtps_iredmail.core import credentials
 
-from smtps import credentials
 from tests.conftest import require
 from tests.enginekit import Project
 from tests.lab.labkit import Lab, running_lab
@@ -71,7 +71,8 @@ def test_with_the_test_credential_relaying_is_accepted_and_a_submission_reaches_
     assert check["outputs"]["relayAuthenticated"].startswith("250")
     assert sasl["password"] not in json.dumps(state)  # the credential is kept encrypted
     marker = f"smtps-relay-test-{time.time_ns()}"
-    sent = swaks(lab, "--auth", "PLAIN", "--auth-user", sasl["username"], "--auth-password", sasl["password"],
+    # `--opt=value`: a generated password may start with a dash, which swaks would take for an option.
+    sent = swaks(lab, "--auth", "PLAIN", f"--auth-user={sasl['username']}", f"--auth-password={sasl['password']}",
                  "--from", sasl["username"], "--to", f"postmaster@{lab.inventory['mail_domain']}",
                  "--header", f"Subject: {marker}")
     assert sent.returncode == 0, sent.stdout

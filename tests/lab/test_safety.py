@@ -14,10 +14,10 @@ import time
 
 import pytest
 import yaml
+from smtps_iredmail.core import master_service
+from smtps_iredmail.core.templating import Action
 
 from lab import probe
-from smtps import master_service
-from smtps.templating import Action
 from tests.enginekit import Project
 from tests.lab.faultkit import FAULTS, failing_tool, host_pids, start_script, wait_gone, wrapped_tool
 from tests.lab.labkit import TEST_SUBNET, Lab, running_lab
@@ -254,7 +254,7 @@ def test_a_runtime_only_ban_is_refused_by_default_and_dropped_by_the_reload_with
 def test_the_guard_refuses_when_it_cannot_tell_which_connection_to_protect(lab: Lab, project: Project):
     """Run without SSH_CONNECTION (here: from a shell inside the host), the guard does not guess."""
     project.pulumi("destroy", "-s", STACK, "--yes")
-    from smtps import firewalld_service
+    from smtps_iredmail.core import firewalld_service
 
     s = settings_for(lab, "mail2")
     result = lab.sh("mail2", firewalld_service.script("mail2", s.service, Action.APPLY), check=False)
@@ -340,7 +340,8 @@ def test_a_controller_killed_before_it_confirms_leaves_a_host_that_reverts_by_it
     set_host(project, "mail2", confirmSeconds=CONFIRM)
     try:
         with lockout_after_reload(lab, "mail2") as reloads:
-            up = subprocess.Popen([sys.executable, "-m", "smtps", "up", "-s", STACK, "--yes"], cwd=project.folder,
+            up = subprocess.Popen([sys.executable, "-m", "smtps_iredmail", "up", "-s", STACK, "--yes"],
+                                  cwd=project.folder,
                                   env=project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
             try:
@@ -555,7 +556,7 @@ def test_zz_a_stack_without_the_key_previews_and_converges_with_the_key_from_a_f
     project.smtps("preview", "-s", "keyfile")  # a pull request's preview: no key anywhere
     refused = project.smtps("up", "-s", "keyfile", "--yes", check=False)
     assert refused.returncode != 0
-    assert "stack keyfile: no deploy key: store it in the stack with `python -m smtps key -s keyfile" in \
+    assert "stack keyfile: no deploy key: store it in the stack with `smtps key -s keyfile" in \
         text_of(refused)
     keyed = Project(project.folder, {**project.env, "SMTPS_SSH_KEY_FILE": lab.inventory["private_key_path"]})
     try:
