@@ -34,7 +34,9 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
+
 from smtps_iredmail.core import confirm, facts, ports, profile, rollback
 from smtps_iredmail.core import firewall as fw
 from smtps_iredmail.core.credentials import CREDENTIAL, SSH_KEY_FILE_ENV
@@ -154,7 +156,10 @@ def from_wire(props: dict[str, Any]) -> dict[str, Any]:
 
 
 def unknown(value: Any) -> bool:
-    """Whether an input is, or holds, a value not known yet (an Output of a resource still to be made, at preview)."""
+    """Whether an input is, or holds, a value not known yet (an Output of a resource still to be made, at preview):
+    the SDK hands `check` such a value as `Unknown` (or, serialized, as its sentinel string)."""
+    if isinstance(value, Unknown):
+        return True
     if isinstance(value, str):
         return value == rpc.UNKNOWN
     if isinstance(value, dict):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import pulumi
+
 from smtps_iredmail.core.model import camel
 from smtps_iredmail.core.settings import (
     DEFAULTS,

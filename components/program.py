@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pulumi
+
 from smtps_iredmail.core import credentials, stacks
 from smtps_iredmail.core.settings import IREDMAIL_OPTIONS, HostSettings, SettingsError
 from smtps_iredmail.core.stacks import PROJECT, SSH_KEY

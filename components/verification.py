@@ -25,6 +25,7 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+
 from smtps_iredmail.core import credentials, ports, profile, rollback
 from smtps_iredmail.core.settings import (
     Firewall,

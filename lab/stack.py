@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 from pulumi import automation as auto
+
 from smtps_iredmail.core import engine, stacks
 
 HEADER = """\

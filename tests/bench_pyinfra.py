@@ -10,7 +10,6 @@ from pathlib import Path
 
 from smtps_iredmail.core.firewalld_service import service_xml
 from smtps_iredmail.core.settings import parse_host
-
 from tests.lab.labkit import Lab
 
 DEPLOY = Path(__file__).resolve().parent / "pyinfra" / "deploy.py"

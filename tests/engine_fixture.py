@@ -17,6 +17,7 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+
 from smtps_iredmail.base import pass_warnings
 
 SECRET_CONFIG = "smtps-iredmail:fileSecret"  # noqa: S105 - a config key, not a secret
@@ -75,3 +76,48 @@ def secret_while_set() -> None:
     secret = pulumi.Config("smtps-iredmail").get_secret("fileSecret")
     if secret is not None:
         pulumi.export("secret", secret)
+
+
+class EchoProvider(ResourceProvider):
+    """Gives back its input `given` as the output `value` once created: a value another resource makes, unknown at
+    preview (the engine plans an output that is not an input as unknown)."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult("echo", {**props, "value": props["given"]})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return DiffResult(changes=olds.get("given") != news.get("given"))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult({**news, "value": news["given"]})
+
+
+class Echo(Resource, module="test", name="Echo"):
+    value: pulumi.Output[Any]
+
+    def __init__(self, name: str, given: Any) -> None:
+        super().__init__(EchoProvider(), name, {"given": given, "value": None})
+
+
+def smtps_host_from_outputs() -> None:
+    """One SmtpsHost whose address, host key and SSH port are Outputs of another resource (the config's values)."""
+    from smtps_iredmail import SmtpsHost, SmtpsHostArgs
+
+    config = pulumi.Config("smtps-iredmail")
+    made = Echo("server", {"address": config.require("address"), "hostKey": config.require("hostKey"),
+                           "port": config.require_int("sshPort")})
+    host = SmtpsHost("mx1", SmtpsHostArgs(address=made.value["address"], host_key=made.value["hostKey"],
+                                          port=made.value["port"], firewall="firewalld"))
+    pulumi.export("tls", host.tls_version)
+
+
+def smtps_host_plain() -> None:
+    """The same host with plain values: checked when the program runs, before anything registers."""
+    from smtps_iredmail import SmtpsHost, SmtpsHostArgs
+
+    config = pulumi.Config("smtps-iredmail")
+    SmtpsHost("mx1", SmtpsHostArgs(address=config.require("address"), host_key=GOOD_KEY,
+                                   port=config.require_int("sshPort"), firewall="firewalld"))
+
+
+GOOD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"

@@ -21,9 +21,9 @@ from pathlib import Path
 import pulumi
 import pytest
 import yaml
+
 from smtps_iredmail.core.settings import ipv4_inside
 from smtps_iredmail.core.stacks import PROJECT
-
 from tests.enginekit import Project
 from tests.test_hostile_input import Mocks, NoNetwork
 

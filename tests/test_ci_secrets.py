@@ -17,8 +17,8 @@ from pathlib import Path
 import pulumi
 import pytest
 import yaml
-from smtps_iredmail.core import cli, credentials, engine, stacks
 
+from smtps_iredmail.core import cli, credentials, engine, stacks
 from tests.lab import test_postgres_backend
 from tests.test_components import KEY, Mocks
 

@@ -7,6 +7,7 @@ import json
 
 import pulumi
 import pytest
+
 from smtps_iredmail.core import facts, firewalld_service, master_service, nftables_rule, zone_membership
 from smtps_iredmail.core.settings import parse_host, parse_stack
 from smtps_iredmail.firewalld_service import FirewalldServiceProvider

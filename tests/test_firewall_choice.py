@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+
 from smtps_iredmail.base import FIREWALL
 from smtps_iredmail.core import drift, facts, firewalld_service, master_service, nftables_rule, zone_membership
 from smtps_iredmail.core import firewall as fw

@@ -12,12 +12,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from smtps_iredmail.core import confirm, drift, master_service, rollback
 from smtps_iredmail.core.firewall import script as firewall_script
 from smtps_iredmail.core.settings import Firewall, TlsSettings
 from smtps_iredmail.core.ssh import remote_command
 from smtps_iredmail.core.templating import Action, render
-
 from tests.conftest import require
 from tests.test_smtps_render import _scripts, _settings
 

@@ -16,6 +16,7 @@ import pulumi
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
 from smtps_iredmail.core import drift, firewalld_service, master_service, zone_membership
 from smtps_iredmail.core.settings import KNOWN, HostSettings, SettingsError, parse_stack
 from smtps_iredmail.core.templating import Action

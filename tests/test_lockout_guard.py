@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from smtps_iredmail.core import lockout_guard
 from smtps_iredmail.core.lockout_guard import (
     Config,
@@ -28,7 +29,6 @@ from smtps_iredmail.core.lockout_guard import (
     written_whole,
     zones_of,
 )
-
 from tests.conftest import require
 
 SSH = (("22", "tcp"),)

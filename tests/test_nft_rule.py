@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from smtps_iredmail.core import nft_rule
 from smtps_iredmail.core.nft_rule import RULE, NftError, chain_lines, file_facts, live_facts, with_rule, without_rule
-
 from tests.conftest import require
 
 DATA = Path(__file__).parent.parent / "lab" / "files"

@@ -4,6 +4,7 @@ and as the settings apply it: refused naming stack, host and setting, unless all
 from __future__ import annotations
 
 import pytest
+
 from smtps_iredmail.core.option_rules import host_filter_checks, risk
 from smtps_iredmail.core.settings import SettingsError, parse_host
 
@@ -245,7 +246,6 @@ def test_the_host_compares_ports_as_numbers(port, refused):
 
     from smtps_iredmail.core import master_service
     from smtps_iredmail.core.templating import Action
-
     from tests.conftest import require
 
     require(shutil.which("dash") is not None, "dash is needed to run the host's check")

@@ -9,6 +9,7 @@ import stat
 from types import SimpleNamespace
 
 import pytest
+
 from smtps_iredmail.core import cli, events, profile
 from smtps_iredmail.core.profile import PROFILE_ENV, ProfileError, script_label
 from smtps_iredmail.core.ssh import Result

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
+
 from smtps_iredmail.core import firewalld_service
 from smtps_iredmail.core.settings import parse_host
 from smtps_iredmail.core.templating import Action
-
 from tests.conftest import require
 
 ARMED_WITH = "0123456789abcdef"

@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from smtps_iredmail.core import rollback
 from smtps_iredmail.core.settings import NftablesSettings
-
 from tests.conftest import require
 
 

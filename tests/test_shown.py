@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from smtps_iredmail.core import cli
 from smtps_iredmail.core.drift import Drift
 from smtps_iredmail.core.events import Run

@@ -6,6 +6,7 @@ import base64
 import subprocess
 
 import pytest
+
 from smtps_iredmail.core import drift, facts
 from smtps_iredmail.core.firewalld_service import service_xml
 from smtps_iredmail.core.settings import parse_host

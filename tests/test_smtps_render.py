@@ -6,10 +6,10 @@ import shlex
 import subprocess
 
 import pytest
+
 from smtps_iredmail.core import drift, firewalld_service, master_service, nftables_rule, rollback, zone_membership
 from smtps_iredmail.core.settings import parse_host
 from smtps_iredmail.core.templating import Action, lockout_guard, nft_rule, render, zone_probe
-
 from tests.goldens import GOLDEN, check_golden
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from smtps_iredmail.core.settings import IREDMAIL_OPTIONS, PortPolicy, SettingsError, parse_stack
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from smtps_iredmail.core import stacks
 from smtps_iredmail.core.settings import SettingsError, parse_stack
 
@@ -111,8 +112,8 @@ def test_the_program_refuses_a_key_it_does_not_read_before_registering_anything(
     import json
 
     import pulumi
-    from smtps_iredmail.program import program
 
+    from smtps_iredmail.program import program
     from tests.test_hostile_input import Mocks, NoNetwork
 
     network, mocks = NoNetwork(monkeypatch), Mocks()

@@ -85,6 +85,7 @@ def test_each_kind_is_one_descriptor_with_typed_inputs_that_diff_compares():
 
 def test_failures_read_from_events_name_host_resource_step_and_the_scripts_words():
     from pulumi.automation import events as ev
+
     from smtps_iredmail.core.events import Run
 
     run = Run({"master": "master.cf service", "verify": "verification"})

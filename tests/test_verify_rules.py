@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from smtps_iredmail.core.verify import _relay_problems
 from smtps_iredmail.verification import _credential
 

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
 from smtps_iredmail.core import verify as verify_module
 from smtps_iredmail.core.verify import Served, verify
 

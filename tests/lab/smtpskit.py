@@ -11,7 +11,6 @@ import time
 from smtps_iredmail.core import confirm, firewalld_service, master_service, zone_membership
 from smtps_iredmail.core.settings import HostSettings, parse_host
 from smtps_iredmail.core.templating import Action
-
 from tests.lab.labkit import Lab
 
 

@@ -4,8 +4,8 @@ goes on with the rest only if they pass."""
 from __future__ import annotations
 
 import pytest
-from smtps_iredmail.core import verify
 
+from smtps_iredmail.core import verify
 from tests.enginekit import Project
 from tests.lab.labkit import TEST_PREFIX, Lab, running_lab
 from tests.lab.smtpskit import snapshot, ssh_counts

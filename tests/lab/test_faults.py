@@ -13,8 +13,8 @@ import threading
 import time
 
 import pytest
-from smtps_iredmail.core import verify
 
+from smtps_iredmail.core import verify
 from tests.enginekit import Project
 from tests.lab.faultkit import daemon_down, failing_tool, full_disk, host_pids, wrapped_tool
 from tests.lab.labkit import TEST_PREFIX, Lab, running_lab

@@ -4,8 +4,8 @@ engine with a bounded number of workers."""
 from __future__ import annotations
 
 import pytest
-from smtps_iredmail.core import verify
 
+from smtps_iredmail.core import verify
 from tests.enginekit import Project
 from tests.lab.labkit import Lab, running_lab
 from tests.lab.smtpskit import ssh_counts

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 import yaml
-from smtps_iredmail.core import verify
 
+from smtps_iredmail.core import verify
 from tests.enginekit import Project
 from tests.lab.faultkit import daemon_down
 from tests.lab.labkit import Lab, running_lab

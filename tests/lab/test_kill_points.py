@@ -17,9 +17,9 @@ import random
 import time
 
 import pytest
+
 from smtps_iredmail.core import confirm, firewalld_service, master_service, rollback, zone_membership
 from smtps_iredmail.core.templating import Action
-
 from tests.enginekit import Project
 from tests.lab.faultkit import failing_tool, kill_remote, start_script, wait_gone
 from tests.lab.labkit import Lab, running_lab

@@ -12,10 +12,10 @@ import shlex
 import time
 
 import pytest
-from smtps_iredmail.core import master_service, nft_rule, nftables_rule, rollback
-from smtps_iredmail.core.templating import Action
 
 from lab.render import FILES
+from smtps_iredmail.core import master_service, nft_rule, nftables_rule, rollback
+from smtps_iredmail.core.templating import Action
 from tests.enginekit import Project
 from tests.lab.faultkit import failing_tool, kill_remote, start_script, wait_gone
 from tests.lab.labkit import TEST_PREFIX, Lab, running_lab

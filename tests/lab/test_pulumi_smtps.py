@@ -10,9 +10,9 @@ import socket
 
 import pytest
 import yaml
-from smtps_iredmail.core import verify
 
 from lab import probe
+from smtps_iredmail.core import verify
 from tests.enginekit import Project
 from tests.lab.labkit import Lab, running_lab
 from tests.lab.smtpskit import (

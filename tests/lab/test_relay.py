@@ -12,8 +12,8 @@ import time
 
 import pytest
 import yaml
-from smtps_iredmail.core import credentials
 
+from smtps_iredmail.core import credentials
 from tests.conftest import require
 from tests.enginekit import Project
 from tests.lab.labkit import Lab, running_lab

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 
 import pytest
 import yaml
+
 from smtps_iredmail.core import firewalld_service, master_service, rollback, stacks
 from smtps_iredmail.core.templating import Action
-
 from tests.enginekit import Project
 from tests.lab.labkit import Lab, running_lab
 from tests.lab.smtpskit import mark_runtime, runtime_mark_survived, settings_for, snapshot

@@ -14,10 +14,10 @@ import time
 
 import pytest
 import yaml
-from smtps_iredmail.core import master_service
-from smtps_iredmail.core.templating import Action
 
 from lab import probe
+from smtps_iredmail.core import master_service
+from smtps_iredmail.core.templating import Action
 from tests.enginekit import Project
 from tests.lab.faultkit import FAULTS, failing_tool, host_pids, start_script, wait_gone, wrapped_tool
 from tests.lab.labkit import TEST_SUBNET, Lab, running_lab

@@ -12,11 +12,11 @@ import signal
 import subprocess
 
 import pytest
+
+from lab import probe
 from smtps_iredmail.core import drift, facts, firewalld_service, master_service, verify, zone_membership
 from smtps_iredmail.core.settings import HostSettings, PortPolicy
 from smtps_iredmail.core.templating import Action
-
-from lab import probe
 from tests.lab.labkit import Lab, running_lab
 from tests.lab.smtpskit import (
     as_found_except_edited_zone,
