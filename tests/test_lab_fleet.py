@@ -7,9 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from pulumi.output import Unknown
 
 from lab import host as hostops
 from lab import lab
+from lab.pulumi_host import LabHostProvider, LabProvider
 from lab.render import HostPaths
 from lab.spec import SpecError, host_spec, lab_spec
 
@@ -53,3 +55,27 @@ def test_hosts_recorded_at_once_all_stay_and_a_removed_one_leaves_a_gap(tmp_path
 def test_a_host_made_alone_is_checked_by_the_labs_rules(index, variant, message):
     with pytest.raises(SpecError, match=message.replace("(", r"\(")):
         host_spec(lab_spec(Path("/srv/lab")), index, variant)
+
+
+LAB = {"lab": "fleettest", "subnet": "10.231.9.0/24", "state_dir": "/srv/lab"}
+
+
+def test_the_resources_check_in_the_labs_words_and_leave_unknown_inputs_for_later():
+    assert LabProvider().check({}, LAB).failures == []
+    [failure] = LabProvider().check({}, {**LAB, "subnet": "10.0.0.0/24"}).failures
+    assert "lab subnet 10.0.0.0/24: must be a /24 inside 10.231.0.0/16" in failure.reason
+    host = {**LAB, "index": 2.0, "variant": "iredmail-debian"}  # a number crosses the engine as a float
+    assert LabHostProvider().check({}, host).failures == []
+    [failure] = LabHostProvider().check({}, {**host, "variant": "debian"}).failures
+    assert "host mail2: unknown variant 'debian'" in failure.reason
+    # At preview the lab's outputs are not known yet.
+    assert LabHostProvider().check({}, {**host, "state_dir": Unknown(), "variant": "debian"}).failures == []
+    [failure] = LabHostProvider().check({}, {**LAB, "variant": "iredmail-1.4"}).failures
+    assert failure.property == "index"
+
+
+def test_a_changed_host_is_replaced_the_old_one_removed_first():
+    host = {**LAB, "index": 1, "variant": "iredmail-1.4"}
+    assert not LabHostProvider().diff("id", host, host).changes
+    result = LabHostProvider().diff("id", host, {**host, "variant": "iredmail-debian"})
+    assert result.changes and result.replaces == ["variant"] and result.delete_before_replace
