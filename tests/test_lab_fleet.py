@@ -11,9 +11,10 @@ from pulumi.output import Unknown
 
 from lab import host as hostops
 from lab import lab
+from lab.fleet_example import settings
 from lab.pulumi_host import LabHostProvider, LabProvider
 from lab.render import HostPaths
-from lab.spec import SpecError, host_spec, lab_spec
+from lab.spec import SpecError, Variant, host_spec, lab_spec
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 
@@ -79,3 +80,18 @@ def test_a_changed_host_is_replaced_the_old_one_removed_first():
     assert not LabHostProvider().diff("id", host, host).changes
     result = LabHostProvider().diff("id", host, {**host, "variant": "iredmail-debian"})
     assert result.changes and result.replaces == ["variant"] and result.delete_before_replace
+
+
+def test_the_examples_hosts_alternate_firewalls_unless_its_config_names_variants():
+    config = {"labName": "fleettest", "labSubnet": "10.231.9.0/24", "stateDir": "state", "hosts": "3"}
+    spec = settings(config.get, Path("/srv/example"))
+    assert (spec.name, str(spec.subnet), spec.state_dir) == ("fleettest", "10.231.9.0/24", Path("/srv/example/state"))
+    assert [h.variant for h in spec.hosts] == [Variant.IREDMAIL_14, Variant.IREDMAIL_DEBIAN, Variant.IREDMAIL_14]
+    chosen = settings({**config, "variants": "mail1=iredmail-1.5"}.get, Path("/srv/example"))
+    assert [h.variant.firewall for h in chosen.hosts] == ["firewalld", "nftables", "firewalld"]
+    assert chosen.hosts[0].variant is Variant.IREDMAIL_15
+    assert settings({}.get, Path("/srv/example")).deploy_key == Path("/srv/example/.lab/deploy_key")
+    with pytest.raises(SpecError, match="hosts 'two': a whole number"):
+        settings({"hosts": "two"}.get, Path("/srv/example"))
+    with pytest.raises(SpecError, match="no host mail3 in a lab of 2"):
+        settings({"variants": "mail3=iredmail-1.5"}.get, Path("/srv/example"))
