@@ -12,12 +12,13 @@ VARIANTS ?=
 BEHIND ?=
 
 .PHONY: help system-deps venv lint test test-full unit-test lab-test lab-up lab-status lab-down demo bench bench-profile bench-scale bench-lab bench-smtps \
-	tools
+	tools example-lab-fleet
 
 help:
 	@echo "make test         install what is missing, then lint, unit tests and lab integration tests (as root)"
 	@echo "make test-full    the same with the long counts: 100 kill points, 5000 property-test examples"
 	@echo "make demo         bring up the local lab (3 hosts) and turn on SMTPS on it with pulumi up"
+	@echo "make example-lab-fleet [STEP=preview|up|destroy]  examples/lab-fleet: lab hosts made by Pulumi, SMTPS on each"
 	@echo "make lab-up       HOSTS=N [VARIANTS=mail2=iredmail-1.5] [BEHIND=mail3=mail1]: create or converge the lab"
 	@echo "make lab-status   one line per lab host"
 	@echo "make lab-down     remove everything the lab made"
@@ -86,6 +87,12 @@ demo: system-deps venv tools
 	@echo "The lab and the stack stay up. Try: $(PY) -m smtps_iredmail preview -s lab --diff, $(PY) -m smtps_iredmail drift -s lab"
 	@echo "Undo SMTPS on the hosts: $(PY) -m smtps_iredmail destroy -s lab --yes"
 	@echo "Then remove the lab: make lab-down"
+
+# examples/lab-fleet, a Pulumi program of its own: its lab hosts are Pulumi resources, and SMTPS is turned on each
+# with the public component. STEP=preview, up (the default) or destroy (which also removes its hosts).
+STEP ?= up
+example-lab-fleet: system-deps venv tools
+	$(PY) -m lab.fleet_example $(STEP)
 
 # pyinfra, the benchmark's bar, in a virtualenv of its own outside the repo (it pins a paramiko older than ours).
 PYINFRA_VENV ?= $(HOME)/.cache/smtps-iredmail/pyinfra

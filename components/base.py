@@ -156,8 +156,9 @@ def from_wire(props: dict[str, Any]) -> dict[str, Any]:
 
 
 def unknown(value: Any) -> bool:
-    """Whether an input is, or holds, a value not known yet (an Output of a resource still to be made, at preview):
-    the SDK hands `check` such a value as `Unknown` (or, serialized, as its sentinel string)."""
+    """Whether an input is, or holds, a value not known yet (an Output of a resource still to be made, at preview).
+    The dynamic provider server hands `check` and `diff` their inputs with unknowns kept as `Unknown` objects; the
+    wire's own sentinel string is recognised too."""
     if isinstance(value, Unknown):
         return True
     if isinstance(value, str):

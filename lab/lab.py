@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import secrets
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import host as hostops
@@ -20,6 +23,8 @@ INVENTORY_VERSION = 1
 REPO = Path(__file__).resolve().parent.parent
 # Booting runs firewalld (Python) and ssh-keygen/openssl per host; more than a few at once only queue on 2 cores.
 PARALLEL_BOOTS = 4
+# In the state dir: held while the lab-wide files or the inventory change (hosts made one by one may be made at once).
+LOCK = ".lock"
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,24 @@ def _sasl_password(spec: LabSpec) -> str:
     return hostops.read_secret(path)
 
 
+@contextmanager
+def locked(spec: LabSpec) -> Iterator[None]:
+    """The lab's state dir to this caller alone, against other threads and processes (an flock: each holder opens
+    the file anew, so two threads of one process exclude each other too)."""
+    spec.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(spec.state_dir / LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def prerequisites(spec: LabSpec) -> tuple[str, str]:
+    """What every host of the lab shares, made by the first caller and read by the others: the subnet's guard, the
+    deploy key and the SASL password. Returns (the deploy key's public half, the SASL password)."""
+    with locked(spec):
+        hostops.guard_subnet(str(spec.subnet))
+        return _deploy_key(spec), _sasl_password(spec)
+
+
 def read_inventory(state_dir: Path) -> dict | None:
     try:
         return json.loads(hostops.read_secret(state_dir / "inventory.json"))
@@ -55,9 +78,15 @@ def spec_from_inventory(state_dir: Path) -> LabSpec | None:
     inventory = read_inventory(state_dir)
     if inventory is None:
         return None
+    names = {h["name"] for h in inventory["hosts"]}
+    if not names:
+        return None
     variants = ",".join(f"{h['name']}={h['variant']}" for h in inventory["hosts"])
     behind = ",".join(f"{h['name']}={h['jump']}" for h in inventory["hosts"] if h.get("jump"))
-    return build_spec(state_dir, len(inventory["hosts"]), variants, inventory["lab"], inventory["subnet"], behind)
+    # Hosts made one by one (lab/pulumi_host.py) may leave gaps in the numbering: mail1 and mail3, no mail2.
+    count = max(int(name.removeprefix("mail")) for name in names)
+    spec = build_spec(state_dir, count, variants, inventory["lab"], inventory["subnet"], behind)
+    return replace(spec, hosts=tuple(h for h in spec.hosts if h.name in names))
 
 
 def _host_running(spec: LabSpec, host: HostSpec) -> bool:
@@ -73,12 +102,10 @@ def up(spec: LabSpec, log=print) -> list[HostTiming]:
         for old in previous.hosts:
             if old.name not in wanted or wanted[old.name] != old:
                 log(f"{old.name}: removing ({'not wanted' if old.name not in wanted else 'changed'})")
-                _remove_host(spec, old)
+                remove_host(spec, old)
         if previous.subnet != spec.subnet:
             hostops.unguard_subnet(str(previous.subnet))
-    hostops.guard_subnet(str(spec.subnet))
-    pubkey = _deploy_key(spec)
-    password = _sasl_password(spec)
+    pubkey, password = prerequisites(spec)
     todo = [h for h in spec.hosts if not _host_running(spec, h)]
     # A host behind a bastion that is made anew lost its veth with the bastion's old namespace: make it anew too.
     remade = {h.index for h in todo}
@@ -90,16 +117,7 @@ def up(spec: LabSpec, log=print) -> list[HostTiming]:
     by_index = {h.index: h for h in spec.hosts}
 
     def create(h: HostSpec) -> HostTiming:
-        started = time.monotonic()
-        _remove_host(spec, h)  # whatever a crashed attempt left of this host
-        paths = hostops.prepare(spec, h, pubkey, password)
-        bastion = by_index[h.bastion] if h.bastion else None
-        hostops.create_network(h, bastion.netns if bastion else None)
-        hostops.boot(h, paths)
-        timing = HostTiming(h.name, time.monotonic() - started)
-        via = f", only through {bastion.name}" if bastion else ""
-        log(f"{h.name}: up at {h.address} ({h.variant.value}{via}) in {timing.seconds:.1f} s")
-        return timing
+        return create_host(spec, h, pubkey, password, by_index[h.bastion] if h.bastion else None, log)
 
     timings: list[HostTiming] = []
     # Two waves: a host behind a bastion puts its veth into the bastion's namespace, which must exist first.
@@ -120,7 +138,22 @@ def up(spec: LabSpec, log=print) -> list[HostTiming]:
     return timings
 
 
-def _remove_host(spec: LabSpec, h: HostSpec) -> None:
+def create_host(spec: LabSpec, h: HostSpec, pubkey: str, password: str, bastion: HostSpec | None = None,
+                log: Callable[[str], object] = print) -> HostTiming:
+    """Make one host of the lab and wait until it answers; nothing of the other hosts is touched. `pubkey` and
+    `password` are the lab's (`prerequisites`); `bastion` is the host it hides behind, which must be up."""
+    started = time.monotonic()
+    remove_host(spec, h)  # whatever a crashed attempt left of this host
+    paths = hostops.prepare(spec, h, pubkey, password)
+    hostops.create_network(h, bastion.netns if bastion else None)
+    hostops.boot(h, paths)
+    timing = HostTiming(h.name, time.monotonic() - started)
+    via = f", only through {bastion.name}" if bastion else ""
+    log(f"{h.name}: up at {h.address} ({h.variant.value}{via}) in {timing.seconds:.1f} s")
+    return timing
+
+
+def remove_host(spec: LabSpec, h: HostSpec) -> None:
     # By the host's own lab name: a host of an earlier lab in the same state dir may carry another one.
     if h.netns in hostops.lab_namespaces(h.lab_name):
         hostops.stop_namespace(h.netns)
@@ -135,19 +168,9 @@ def write_inventory(spec: LabSpec, sasl_password: str) -> None:
     hosts = []
     known_hosts = []
     for h in spec.hosts:
-        paths = HostPaths(spec.host_dir(h))
-        host_key = " ".join(paths.host_key.with_suffix(".pub").read_text().split()[:2])
-        known_hosts.append(f"{h.address} {host_key}")
-        hosts.append({
-            "name": h.name, "fqdn": h.fqdn, "address": h.address, "port": 22, "user": "root",
-            "variant": h.variant.value, "netns": h.netns, "host_key": host_key,
-            # The host this one is reached through (no route from the machine), or null.
-            "jump": f"mail{h.bastion}" if h.bastion else None,
-            # Non-root accounts: `sudo_user` has passwordless sudo, `plain_user` has none (for its refusal).
-            "sudo_user": hostops.SUDO_USER, "plain_user": hostops.PLAIN_USER,
-            "tls_cert": "/etc/" + h.variant.tls_cert, "tls_key": "/etc/" + h.variant.tls_key,
-            "firewall": h.variant.firewall,
-        })
+        entry = host_entry(spec, h)
+        known_hosts.append(f"{h.address} {entry['host_key']}")
+        hosts.append(entry)
     spec.known_hosts.write_text("\n".join(known_hosts) + "\n")
     inventory = {
         "version": INVENTORY_VERSION,
@@ -164,6 +187,38 @@ def write_inventory(spec: LabSpec, sasl_password: str) -> None:
     # It holds the SASL password: 0600 from its creation, then renamed into place whole.
     hostops.write_secret(tmp, json.dumps(inventory, indent=2) + "\n")
     tmp.replace(spec.inventory_path)
+
+
+def host_entry(spec: LabSpec, h: HostSpec) -> dict:
+    """One host's part of the inventory: how to reach it (its host key to pin), its accounts, certificate, firewall."""
+    host_key = " ".join(HostPaths(spec.host_dir(h)).host_key.with_suffix(".pub").read_text().split()[:2])
+    return {
+        "name": h.name, "fqdn": h.fqdn, "address": h.address, "port": 22, "user": "root",
+        "variant": h.variant.value, "netns": h.netns, "host_key": host_key,
+        # The host this one is reached through (no route from the machine), or null.
+        "jump": f"mail{h.bastion}" if h.bastion else None,
+        # Non-root accounts: `sudo_user` has passwordless sudo, `plain_user` has none (for its refusal).
+        "sudo_user": hostops.SUDO_USER, "plain_user": hostops.PLAIN_USER,
+        "tls_cert": "/etc/" + h.variant.tls_cert, "tls_key": "/etc/" + h.variant.tls_key,
+        "firewall": h.variant.firewall,
+    }
+
+
+def record_host(spec: LabSpec, h: HostSpec, present: bool = True) -> None:
+    """Add one host to the inventory (or, `present` false, take it out), keeping the others: for hosts made and
+    removed one by one, several at once (lab/pulumi_host.py). An inventory left with no host is removed."""
+    with locked(spec):
+        previous = spec_from_inventory(spec.state_dir)
+        hosts = {old.index: old for old in previous.hosts} if previous else {}
+        hosts.pop(h.index, None)
+        if present:
+            hosts[h.index] = h
+        if hosts:
+            write_inventory(replace(spec, hosts=tuple(sorted(hosts.values(), key=lambda x: x.index))),
+                            _sasl_password(spec))
+        else:
+            spec.inventory_path.unlink(missing_ok=True)
+            spec.known_hosts.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -237,7 +292,7 @@ def down(state_dir: Path, lab_name: str = DEFAULT_NAME, subnet: str = str(DEFAUL
     links = hostops.remove_links(lab_name)
     hostops.unguard_subnet(subnet)
     for item in ("hosts", "inventory.json", "inventory.tmp", "known_hosts", "deploy_key", "deploy_key.pub",
-                 "sasl_password"):
+                 "sasl_password", LOCK):
         path = state_dir / item
         if path.is_dir():
             shutil.rmtree(path)

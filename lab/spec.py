@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -169,18 +169,23 @@ def parse_variants(text: str, count: int) -> dict[int, Variant]:
         index, value = int(match.group(1)), match.group(2)
         if not 1 <= index <= count:
             raise SpecError(f"VARIANTS item {item!r}: there is no host mail{index} in a lab of {count}")
-        try:
-            chosen[index] = Variant(value)
-        except ValueError:
-            allowed = ", ".join(v.value for v in Variant)
-            raise SpecError(f"VARIANTS item {item!r}: unknown variant {value!r} (allowed: {allowed})") from None
+        chosen[index] = variant(value, f"VARIANTS item {item!r}")
     return chosen
 
 
-def build_spec(state_dir: Path, count: int, variants: str = "", name: str = DEFAULT_NAME,
-               subnet: str | ipaddress.IPv4Network = DEFAULT_SUBNET, behind: str = "") -> LabSpec:
-    if not 1 <= count <= MAX_HOSTS:
-        raise SpecError(f"HOSTS={count}: the lab takes 1 to {MAX_HOSTS} hosts")
+def variant(value: str, where: str) -> Variant:
+    """The variant named `value`, or a SpecError that starts with `where` and lists the allowed ones."""
+    try:
+        return Variant(value)
+    except ValueError:
+        allowed = ", ".join(v.value for v in Variant)
+        raise SpecError(f"{where}: unknown variant {value!r} (allowed: {allowed})") from None
+
+
+def lab_spec(state_dir: Path, name: str = DEFAULT_NAME,
+             subnet: str | ipaddress.IPv4Network = DEFAULT_SUBNET) -> LabSpec:
+    """A lab with no hosts yet: its name, subnet and state folder, checked. Hosts join it one by one (`host_spec`,
+    lab/pulumi_host.py) or all at once (`build_spec`)."""
     if not _NAME.match(name):
         raise SpecError(f"lab name {name!r}: 1 to 12 lower-case letters and digits, starting with a letter")
     try:
@@ -199,8 +204,23 @@ def build_spec(state_dir: Path, count: int, variants: str = "", name: str = DEFA
     for covered in (Path("/etc"), Path("/var"), Path("/run")):
         if state_dir == covered or covered in state_dir.parents:
             raise SpecError(f"lab state dir {state_dir} must not lie under {covered}")
+    return LabSpec(name=name, subnet=net, state_dir=state_dir, hosts=())
+
+
+def host_spec(lab: LabSpec, index: int, variant_name: str) -> HostSpec:
+    """One host of `lab`, reached directly (no bastion): mail<index>, of the named variant."""
+    if isinstance(index, bool) or not isinstance(index, int) or not 1 <= index <= MAX_HOSTS:
+        raise SpecError(f"host index {index!r}: the lab numbers its hosts 1 to {MAX_HOSTS}")
+    return HostSpec(index, variant(variant_name, f"host mail{index}"), lab.name, lab.subnet)
+
+
+def build_spec(state_dir: Path, count: int, variants: str = "", name: str = DEFAULT_NAME,
+               subnet: str | ipaddress.IPv4Network = DEFAULT_SUBNET, behind: str = "") -> LabSpec:
+    if not 1 <= count <= MAX_HOSTS:
+        raise SpecError(f"HOSTS={count}: the lab takes 1 to {MAX_HOSTS} hosts")
+    lab = lab_spec(state_dir, name, subnet)
     chosen = parse_variants(variants, count)
     bastions = parse_behind(behind, count)
-    hosts = tuple(HostSpec(i, chosen.get(i, Variant.IREDMAIL_14), name, net, bastions.get(i))
+    hosts = tuple(HostSpec(i, chosen.get(i, Variant.IREDMAIL_14), name, lab.subnet, bastions.get(i))
                   for i in range(1, count + 1))
-    return LabSpec(name=name, subnet=net, state_dir=state_dir, hosts=hosts)
+    return replace(lab, hosts=hosts)

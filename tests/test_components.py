@@ -7,6 +7,9 @@ import json
 
 import pulumi
 import pytest
+from google.protobuf import struct_pb2
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
 
 from smtps_iredmail.core import facts, firewalld_service, master_service, nftables_rule, zone_membership
 from smtps_iredmail.core.settings import parse_host, parse_stack
@@ -53,6 +56,22 @@ def test_check_names_stack_host_and_setting(provider, module, key, value, messag
     [failure] = provider().check({}, news).failures
     key_named = key if key != "options" else "options.smtpd_tls_wrappermode"
     assert failure.property == key_named and message in failure.reason
+
+
+@pytest.mark.parametrize(("provider", "module"), KINDS)
+def test_inputs_not_known_yet_reach_check_as_the_engine_sends_them_and_are_checked_later(provider, module):
+    # A program's Outputs at preview (a host made in the same run): the dynamic provider server deserializes the
+    # wire's unknown sentinel into `Unknown` objects before it calls check.
+    news = inputs(module, tlsCert="/etc/ssl/a.crt", tlsKey="/etc/ssl/a.key")
+    later = [key for key in ("address", "hostKey", "tlsCert", "tlsKey", "options") if key in news]
+    wire = struct_pb2.Struct()
+    wire.update({**news, **dict.fromkeys(later, rpc.UNKNOWN)})
+    received = rpc.deserialize_properties(wire, keep_unknowns=True)
+    assert all(isinstance(received[key], Unknown) for key in later)
+    assert provider().check({}, received).failures == []
+    # A known value beside them is still checked.
+    [failure] = provider().check({}, {**received, "stack": "dc 1"}).failures
+    assert failure.property == "stack"
 
 
 @pytest.mark.parametrize(("provider", "module"), KINDS)
