@@ -361,8 +361,10 @@ class HostProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old_fw, new_fw = self._recorded(olds), self._resolved(olds, news)
         if old_fw is not None and not self._mine(old_fw) and new_fw is not None and not self._mine(new_fw):
-            # Another firewall opens 465 on this host, before and after: nothing of this kind is there to change.
-            return DiffResult(changes=False, replaces=[], stables=None, delete_before_replace=False)
+            # Another firewall opens 465 on this host, before and after: nothing of this kind is there to change. A
+            # stored provider of the old modules is still a change: refresh and destroy load it from the state, idle
+            # kind or not, and the update (which runs nothing here) stores the one of today.
+            return DiffResult(changes=stale_provider(olds), replaces=[], stables=None, delete_before_replace=False)
         changed = self._changed(olds, news, (*self.settings, *CONNECTION_INPUTS))
         if new_fw is not None and old_fw is not None and new_fw != old_fw:
             changed.append(FIREWALL)

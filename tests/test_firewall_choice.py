@@ -104,6 +104,29 @@ def test_delete_and_read_of_an_idle_kind_touch_no_host(provider, module):
     assert read.outs == olds and fw.USED not in read.inputs and "revision" not in read.inputs
 
 
+def old_provider(provider: type) -> str:
+    """A stored provider (`__provider`) as the release before the package wrote it: its class by reference to the
+    top-level `components` modules of then (a pickle's opcodes only: nothing loads it)."""
+
+    def text(value: str) -> bytes:  # SHORT_BINUNICODE
+        return b"\x8c" + bytes([len(value)]) + value.encode()
+
+    module = "components." + provider.__module__.rsplit(".", 1)[1]
+    return base64.b64encode(b"\x80\x04" + text(module) + text(provider.__name__) + b"\x93)\x81.").decode()
+
+
+@pytest.mark.parametrize(("provider", "module", "used"), [(*kind, "nftables") for kind in FIREWALLD_KINDS]
+                         + [(NftablesRuleProvider, nftables_rule, "firewalld")])
+def test_an_idle_kind_whose_stored_provider_names_the_old_modules_is_updated_touching_no_host(provider, module, used):
+    olds = {**state(module, used), "__provider": old_provider(provider)}
+    diff = provider().diff("id", olds, inputs(module))
+    # Refresh and destroy load the stored provider, idle or not: the update stores today's, and replaces nothing.
+    assert diff.changes is True and diff.replaces == []
+    # No SSH key and no pool: any attempt to reach the host would raise.
+    outs = provider().update("id", olds, inputs(module)).outs
+    assert outs["revision"] == 1 and outs[fw.USED] == used
+
+
 @pytest.mark.parametrize("value", ["auto", "", "nftables; reboot", None, 1, {"x": 1}])
 def test_a_tampered_decision_in_the_state_counts_as_none(value):
     assert fw.recorded(value) is None
