@@ -34,6 +34,7 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from smtps_iredmail.core import confirm, facts, ports, profile, rollback
 from smtps_iredmail.core import firewall as fw
@@ -154,7 +155,11 @@ def from_wire(props: dict[str, Any]) -> dict[str, Any]:
 
 
 def unknown(value: Any) -> bool:
-    """Whether an input is, or holds, a value not known yet (an Output of a resource still to be made, at preview)."""
+    """Whether an input is, or holds, a value not known yet (an Output of a resource still to be made, at preview).
+    The dynamic provider server hands the providers such a value as `pulumi.output.Unknown` (it deserializes the
+    inputs keeping unknowns); the wire's sentinel string counts too."""
+    if isinstance(value, Unknown):
+        return True
     if isinstance(value, str):
         return value == rpc.UNKNOWN
     if isinstance(value, dict):
