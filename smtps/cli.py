@@ -517,7 +517,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m smtps", description=__doc__.splitlines()[0],
+    top = argparse.ArgumentParser(prog="smtps", description=__doc__.splitlines()[0],
                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
 

@@ -1,5 +1,6 @@
 """The Pulumi workspace every command of this project runs in: the project folder, its stacks/, its backend and
-secrets, the engine from .tools/bin, and nothing that reaches for the network.
+secrets, the engine from .tools/bin (installed from the wheel: the `pulumi` on PATH), and nothing that reaches for
+the network.
 
 Defaults, each overridable the way Pulumi users expect:
 - state: a file backend in the project folder (`.pulumi-state/`, gitignored), unless PULUMI_BACKEND_URL is set;
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,14 +27,25 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / ".tools"
+# Run from this repository (the editable install), the project is the repository and the engine is `make tools`'s.
+# Installed from the wheel, there is no repository around the package (REPO is then the package's folder): the
+# project is the current folder, and the engine the `pulumi` on PATH.
+IN_REPOSITORY = (REPO / "pyproject.toml").is_file()
 
 
 def project_dir() -> Path:
-    """The folder with Pulumi.yaml and stacks/: this repository, or SMTPS_PROJECT_DIR (the tests use their own)."""
-    return Path(os.environ.get("SMTPS_PROJECT_DIR") or REPO).resolve()
+    """The folder with Pulumi.yaml and stacks/: this repository (installed: the current folder), or
+    SMTPS_PROJECT_DIR (the tests use their own)."""
+    return Path(os.environ.get("SMTPS_PROJECT_DIR") or (REPO if IN_REPOSITORY else Path.cwd())).resolve()
 
 
 def pulumi_binary() -> Path:
+    if not IN_REPOSITORY:
+        found = shutil.which("pulumi")
+        if found is None:
+            raise SystemExit("smtps: no `pulumi` on PATH: install the Pulumi CLI (v3.176 or newer), with "
+                             "pulumi-resource-pulumi-python beside it or on PATH")
+        return Path(found)
     binary = TOOLS / "bin" / "pulumi"
     if not binary.exists():
         raise SystemExit(f"smtps: no Pulumi engine in {binary.parent}: run `make tools` first")
@@ -41,8 +54,8 @@ def pulumi_binary() -> Path:
 
 def _virtualenv() -> Path:
     # The provider processes must run the Python that has this project and its dependencies: this one, when it is
-    # a virtualenv; else the project's.
-    return Path(sys.prefix) if sys.prefix != sys.base_prefix else REPO / ".venv"
+    # a virtualenv or the package is installed in it; else the repository's.
+    return Path(sys.prefix) if sys.prefix != sys.base_prefix or not IN_REPOSITORY else REPO / ".venv"
 
 
 def environment(folder: Path | None = None) -> dict[str, str]:
@@ -131,7 +144,9 @@ def stack(name: str, program: Callable[[], object] | None = None) -> auto.Stack:
     folder = project_dir()
     options = auto.LocalWorkspaceOptions(
         work_dir=str(folder),
-        pulumi_command=auto.PulumiCommand(root=str(pulumi_binary().parent.parent), skip_version_check=True),
+        # The root's bin/pulumi; installed, the `pulumi` that PATH finds (environment() puts its folder first).
+        pulumi_command=auto.PulumiCommand(root=str(pulumi_binary().parent.parent) if IN_REPOSITORY else None,
+                                          skip_version_check=True),
         env_vars=prepare(folder),
         secrets_provider="passphrase",
     )

@@ -206,6 +206,24 @@ def test_numbers_that_crossed_the_engine_as_floats_are_read_as_the_whole_numbers
     assert failure.property == "port"
 
 
+def at_preview(news: dict) -> dict:
+    """Inputs as the dynamic provider server hands them to `check` at preview: through the SDK's own
+    deserialization, which keeps an Output not known yet as `pulumi.output.Unknown`."""
+    wire = struct_pb2.Struct()
+    wire.update(news)
+    return rpc.deserialize_properties(wire, True)
+
+
+@pytest.mark.parametrize(("provider", "module"), KINDS)
+def test_an_address_and_host_key_not_known_at_preview_are_checked_later_and_the_rest_now(provider, module):
+    """A program's host whose address and host key are Outputs of a resource still to be made (a new VM)."""
+    news = at_preview({**inputs(module), "address": rpc.UNKNOWN, "hostKey": rpc.UNKNOWN})
+    assert isinstance(news["address"], Unknown) and isinstance(news["hostKey"], Unknown)
+    assert provider().check({}, news).failures == []
+    [failure] = provider().check({}, {**news, "user": "two words"}).failures
+    assert failure.property == "user"
+
+
 HOST = {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY}
 BASTION = {"name": "jkt-bastion", "address": "10.0.0.9", "port": 2222, "user": "jump", "hostKey": KEY}
 
