@@ -134,6 +134,8 @@ def _stack(args: argparse.Namespace) -> Any:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     stack = _stack(args)
+    if args.refresh and (refused := _before_upgrade(stack, args.stack)):
+        return refused
     status = _engine_call(lambda run: stack.preview(
         diff=args.diff, refresh=args.refresh, expect_no_changes=args.expect_no_changes, parallel=args.parallel,
         on_output=_engine_out, on_error=_engine_err, on_event=run.on_event, **_logging(args)), args.summary)
@@ -192,7 +194,8 @@ def _ask(preview: Callable[[Run], Any], question: str, verb: str, done: str) -> 
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)):
+    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)) or \
+            (args.refresh and _before_upgrade(stack, args.stack)):
         return refused
     # Canaries are this project's program's: another program (SMTPS_PROGRAM, the engine's tests) has no hosts.
     loaded = stacks.from_files(engine.project_dir(), args.stack) if engine.own_program() else None
@@ -251,8 +254,25 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
     return status
 
 
+def _before_upgrade(stack: Any, name: str) -> int:
+    """2 (and why) when the state was written by the release before the package: a refresh or a delete loads each
+    resource's provider from the state, whose modules (`components.*`) no longer exist, and would fail on every
+    resource with ModuleNotFoundError. One plain `up` stores the providers as they are now, running nothing on the
+    hosts (README, "Upgrading from the release before the package")."""
+    from smtps_iredmail.base import stale_provider
+
+    resources = (stack.export_stack().deployment or {}).get("resources") or []
+    if not any(stale_provider(r.get("outputs") or {}) for r in resources):
+        return 0
+    _err(f"smtps: stack {name}: its state was written by the release before the package (its providers name the "
+         f"modules components.*, which no longer exist): run `smtps up -s {name}` once first, without --refresh "
+         "(it updates them in place and runs nothing on the hosts)")
+    return 2
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
-    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)):
+    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)) or \
+            _before_upgrade(stack, args.stack):
         return refused
     if not args.yes and not args.preview_only:
         _err("smtps: refresh writes what it reads into the state: pass --yes, or --preview-only to only show it")
@@ -264,7 +284,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)):
+    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)) or \
+            _before_upgrade(stack, args.stack):
         return refused
     if not args.yes:
         status = _ask(lambda run: stack.preview_destroy(on_output=_engine_out, on_error=_engine_err,
