@@ -216,13 +216,13 @@ def test_the_first_preview_after_the_upgrade_updates_only_the_stored_provider(pr
 
 
 def test_before_that_up_refresh_and_destroy_are_refused_saying_what_to_do(project: Project):
-    before = resources(project)
+    before = state(project)
     for args in (("refresh", "--yes"), ("destroy", "--yes"), ("up", "--yes", "--refresh"), ("preview", "--refresh")):
         refused = project.smtps(args[0], "-s", STACK, *args[1:], check=False)
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert (f"stack {STACK}: its state was written by the release before the package" in refused.stderr
                 and f"run `smtps up -s {STACK}` once first, without --refresh" in refused.stderr), refused.stderr
-    assert resources(project) == before
+    assert state(project) == before
 
 
 def test_the_first_up_stores_the_new_provider_and_runs_nothing_on_the_hosts(lab: Lab, project: Project, tmp_path):
