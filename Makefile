@@ -59,12 +59,15 @@ unit-test: venv
 lab-test: system-deps venv tools
 	$(VENV)/bin/pytest -m lab
 
+# Two processes, each a test file at a time with a lab of its own (tests/lab/labkit.py): most of a lab test is
+# waiting on hosts and the engine, so two run in about the time of one and a half.
+TEST_WORKERS ?= 2
 test: system-deps lint tools
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 # The long counts of what `make test` runs shorter: 100 kill points, 5000 property-test examples.
 test-full: system-deps lint tools
-	SMTPS_KILL_POINTS=100 HYPOTHESIS_PROFILE=full $(VENV)/bin/pytest
+	SMTPS_KILL_POINTS=100 HYPOTHESIS_PROFILE=full $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 lab-up: system-deps venv
 	$(PY) -m lab up --hosts "$(HOSTS)" --variants "$(VARIANTS)" --behind "$(BEHIND)"

@@ -15,7 +15,10 @@ from pathlib import Path
 # The lab's name marks its objects on this machine (namespaces "<name>-mail1", veth links "<name>1"): `lab down`
 # removes exactly what carries it. The tests use a lab of their own name, so they never touch a demo lab.
 DEFAULT_NAME = "smtpslab"
-_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")  # + 2 digits + "i" stays within the 15 characters of a link name
+# + 2 digits + "i" stays within the 15 characters of a link name. It ends in a letter: a lab's links are its name and a
+# host's number, so a name ending in a digit would make lab "lab1"'s link 2 ("lab12") also lab "lab"'s link 12, and
+# one lab's `down` would remove the other's links.
+_NAME = re.compile(r"^[a-z]([a-z0-9]{0,10}[a-z])?$")
 # Only the lab's own namespaces use 10.231.0.0/16; each lab takes a /24 of it. Each host gets a /30 out of that: one
 # address on the machine's end of its veth, one inside the host. No default route inside: Postfix's reverse
 # lookups then fail at once instead of waiting for a DNS timeout (with a default route a TLS handshake took 10 s).
@@ -187,7 +190,8 @@ def lab_spec(state_dir: Path, name: str = DEFAULT_NAME,
     """A lab with no hosts yet: its name, subnet and state folder, checked. Hosts join it one by one (`host_spec`,
     lab/pulumi_host.py) or all at once (`build_spec`)."""
     if not _NAME.match(name):
-        raise SpecError(f"lab name {name!r}: 1 to 12 lower-case letters and digits, starting with a letter")
+        raise SpecError(f"lab name {name!r}: 1 to 12 lower-case letters and digits, starting and ending with a "
+                        "letter")
     try:
         net = ipaddress.IPv4Network(subnet)
     except ValueError as err:

@@ -48,6 +48,7 @@ def test_variants_by_host():
     ({"count": 2, "subnet": "192.168.1.0/24"}, "inside 10.231.0.0/16"),
     ({"count": 2, "subnet": "10.231.0.0/16"}, "must be a /24"),
     ({"count": 2, "subnet": "nonsense"}, "lab subnet 'nonsense'"),
+    ({"count": 2, "name": "lab1"}, "lab name 'lab1': 1 to 12 lower-case letters and digits, starting and ending"),
     ({"count": 2, "behind": "mail2"}, "expected mailN=mailB"),
     ({"count": 2, "behind": "mail2=mail3"}, "no host mail3"),
     ({"count": 2, "behind": "mail2=mail2"}, "cannot be its own bastion"),

@@ -16,8 +16,24 @@ from tests.conftest import require_lab
 REPO = Path(__file__).resolve().parents[2]
 # The tests' labs have a name and subnet of their own, so a demo lab on the same machine is never touched. Two test
 # runs on one machine (two checkouts) each set their own: SMTPS_TEST_LAB and SMTPS_TEST_SUBNET (a /24 of the lab range).
-TEST_LAB = os.environ.get("SMTPS_TEST_LAB", "smtpstest")
-TEST_SUBNET = os.environ.get("SMTPS_TEST_SUBNET", "10.231.1.0/24")
+# `make test` runs the tests in two processes (pytest-xdist, one test file at a time each): each process has a lab
+# of its own, its name and subnet made from the worker's number (gw0, gw1, ...).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_NUMBER = int(_WORKER[2:]) if _WORKER.startswith("gw") and _WORKER[2:].isdigit() else None
+
+
+def _per_worker(name: str, subnet: str) -> tuple[str, str]:
+    if _NUMBER is None:
+        return name, subnet
+    octets = subnet.split(".")
+    # A letter, not a digit: a lab's links are its name and a host's number, so "smtpstest" + "01" would be lab
+    # "smtpstest0"'s link 1 too, and one lab's `down` would take another's.
+    return f"{name}{chr(ord('a') + _NUMBER)}", ".".join([*octets[:2], str(int(octets[2]) + 20 * (_NUMBER + 1)),
+                                                        octets[3]])
+
+
+TEST_LAB, TEST_SUBNET = _per_worker(os.environ.get("SMTPS_TEST_LAB", "smtpstest"),
+                                    os.environ.get("SMTPS_TEST_SUBNET", "10.231.1.0/24"))
 # The first three octets of the test subnet, as hosts' addresses start in messages ("mail1 (10.231.1.").
 TEST_PREFIX = TEST_SUBNET.rsplit(".", 1)[0] + "."
 

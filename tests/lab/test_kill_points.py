@@ -4,7 +4,7 @@ Kill points: the scripts interrupted at random moments, by dropping the SSH sess
 script with the tools it is running, across hosts and resources. After each interruption master.cf and the firewalld
 files are the complete old or the complete new version and pass `postfix check` and `firewall-cmd --check-config`;
 the next run converges and leaves nothing behind. At the end a real `up` and `destroy` through the engine converge
-those hosts and leave them as they were. `make test` runs SMTPS_KILL_POINTS (default 20) interruptions;
+those hosts and leave them as they were. `make test` runs SMTPS_KILL_POINTS (default 8) interruptions;
 `make test-full` runs 100.
 
 Failing writes: each script, both directions, with the tool it changes the host through failing.
@@ -26,7 +26,7 @@ from tests.lab.labkit import Lab, running_lab
 from tests.lab.smtpskit import confirm_pending, settings_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.engine]
-KILL_POINTS = int(os.environ.get("SMTPS_KILL_POINTS", "20"))
+KILL_POINTS = int(os.environ.get("SMTPS_KILL_POINTS", "8"))
 FILES = ("postfix/master.cf", "firewalld/zones/iredmail.xml", "firewalld/services/smtps.xml")
 # One shell call per host: the files' digests, both daemons' own checks, and anything an interrupted run left.
 INSPECT = """cd /etc
