@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pulumi
@@ -67,7 +67,7 @@ class SmtpsHostArgs:
     """The SSH port (may be an Output)."""
     user: pulumi.Input[str] = DEFAULTS["user"]
     """The SSH user; any other than root runs every script through `sudo -n` (may be an Output)."""
-    ssh_private_key: pulumi.Input[str] | None = None
+    ssh_private_key: pulumi.Input[str] | None = field(default=None, repr=False)
     """The deploy key for this host (may be an Output; kept as a secret). None: `set_deploy_key`'s, else the file
     named by SMTPS_SSH_KEY_FILE on the machine running Pulumi (what CI uses: then the key never enters Pulumi)."""
     jump: JumpArgs | None = None
@@ -130,6 +130,11 @@ def _deferred(value: Any) -> bool:
     return isinstance(value, pulumi.Output) or hasattr(value, "__await__")
 
 
+def _output(value: Any) -> pulumi.Output[Any]:
+    # One Output for every resource that takes it: an awaitable can be awaited only once.
+    return value if isinstance(value, pulumi.Output) else pulumi.Output.from_input(value)
+
+
 def _raw(name: str, args: SmtpsHostArgs) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the host's settings as a stack's host entry would give them, with stand-ins for Outputs; the Outputs by
     setting)."""
@@ -140,7 +145,9 @@ def _raw(name: str, args: SmtpsHostArgs) -> tuple[dict[str, Any], dict[str, Any]
         if key in ("sshPrivateKey", "jump") or value is None:
             continue
         if key in OUTPUT_FIELDS and _deferred(value):
-            deferred[key], value = value, STAND_IN[key]
+            deferred[key], value = _output(value), STAND_IN[key]
+        elif key == "allowOptions" and isinstance(value, set | frozenset):
+            value = sorted(value)  # a set's order differs between processes: the same set, the same input
         elif key == "allowOptions" and not isinstance(value, str):
             value = list(value)
         raw[key] = value
@@ -155,7 +162,7 @@ def _bastion(args: JumpArgs) -> tuple[dict[str, Any], dict[str, Any]]:
     for key in JUMP_OUTPUT_FIELDS:
         value = getattr(args, {"hostKey": "host_key"}.get(key, key))
         if _deferred(value):
-            deferred[key], value = value, STAND_IN[key]
+            deferred[key], value = _output(value), STAND_IN[key]
         entry[key] = value
     return entry, deferred
 
@@ -165,14 +172,14 @@ def parse_args(stack: str, name: str, args: SmtpsHostArgs) -> tuple[HostSettings
     and setting; and the Outputs, by setting, of the host and of its bastion."""
     if not isinstance(args, SmtpsHostArgs):
         raise SettingsError(f"stack {stack}, host {name}: expected SmtpsHostArgs, got {type(args).__name__}")
+    if args.jump is not None and not isinstance(args.jump, JumpArgs):
+        raise SettingsError(f"stack {stack}, host {name}, setting jump: expected JumpArgs, got "
+                            f"{type(args.jump).__name__}")
     raw, deferred = _raw(name, args)
     problems: list[str] = []
     bastions: dict[str, Any] = {}
     jump_deferred: dict[str, Any] = {}
     if args.jump is not None:
-        if not isinstance(args.jump, JumpArgs):
-            raise SettingsError(f"stack {stack}, host {name}, setting jump: expected JumpArgs, got "
-                                f"{type(args.jump).__name__}")
         entry, jump_deferred = _bastion(args.jump)
         bastions = parse_bastions(stack, [entry], problems)
     try:
@@ -212,27 +219,58 @@ def _options(settings: HostSettings, deferred: Mapping[str, Any]) -> Any:
     return pulumi.Output.all(**files).apply(filled)
 
 
-def _providers() -> dict[Any, pulumi.ProviderResource]:
-    """This program run's providers, made on first use (a program may run more than once in one process)."""
-    root = pulumi.runtime.get_root_resource()
-    if _Fleet.root is not root:
-        _Fleet.root, _Fleet.providers = root, {}
-    return _Fleet.providers
+@dataclass
+class _Run:
+    """What the SmtpsHosts of one program run share: the deploy key, the providers, the machines so far. A program
+    may run more than once in one process (the Automation API: a preview, then an up, or another stack): nothing of
+    one run may reach the next, least of all its key."""
 
-
-class _Fleet:
     root: Any = None
-    providers: dict[Any, pulumi.ProviderResource] = {}  # noqa: RUF012 - replaced per program run
     key: pulumi.Input[str] | None = None
     credential: pulumi.Input[Any] | None = None
+    providers: dict[int, pulumi.ProviderResource] = field(default_factory=dict)
+    # Each plain address and host key (decoded) so far, with the host that has it: one machine, one host.
+    machines: dict[tuple[str, Any], str] = field(default_factory=dict)
+
+
+_CURRENT = _Run()
+
+
+def _run() -> _Run:
+    """This program run's shared state, new when the run is (its stack resource is another object)."""
+    global _CURRENT
+    root = pulumi.runtime.get_root_resource()
+    if _CURRENT.root is not root:
+        _CURRENT = _Run(root)
+    return _CURRENT
 
 
 def set_deploy_key(ssh_private_key: pulumi.Input[str] | None = None,
                    test_credential: pulumi.Input[Mapping[str, str]] | None = None) -> None:
     """The deploy key (and the optional test credential `{username, password}` the check from outside logs in
-    with) for every SmtpsHost of this program that names no key of its own. Both are kept as secrets. Call it
+    with) for every SmtpsHost of this program run that names no key of its own. Both are kept as secrets. Call it
     before the first SmtpsHost."""
-    _Fleet.key, _Fleet.credential = ssh_private_key, test_credential
+    run = _run()
+    run.key, run.credential = ssh_private_key, test_credential
+
+
+def _one_machine(stack: str, settings: HostSettings, deferred: Mapping[str, Any]) -> None:
+    """SettingsError when another SmtpsHost of this run has the same plain address or host key, in the words a
+    stack uses: one host key on two hosts is one machine under two names (destroying one would take SMTPS off the
+    other), or a cloned image whose keys should not be shared. An Output cannot be compared before it is known."""
+    conn, machines = settings.connection, _run().machines
+    seen = []
+    if "address" not in deferred:
+        seen.append(("address", conn.address, conn.address))
+    if "hostKey" not in deferred:
+        # Compared by its decoded data: base64 accepts padding that is not needed.
+        seen.append(("hostKey", base64.b64decode(conn.host_key.split(" ")[1]), f"the host key {conn.host_key!r}"))
+    problems = [f"stack {stack}, host {settings.name}, setting {key}: {shown} appears twice (first as host "
+                f"{machines[(key, value)]})" for key, value, shown in seen if (key, value) in machines]
+    if problems:
+        raise SettingsError("\n".join(problems))
+    for key, value, _ in seen:
+        machines[(key, value)] = settings.name
 
 
 # A dynamic provider process serves 4 calls at a time, and a host's resources run one after another: so a process
@@ -250,8 +288,8 @@ def _inputs(key: pulumi.Input[str] | None) -> dict[str, Any]:
     # An explicit provider gets only its own inputs in `configure`: so the key is one. Secret whatever the caller
     # made it: the state keeps it encrypted.
     inputs: dict[str, Any] = {} if key is None else {SSH_KEY_CONFIG: pulumi.Output.secret(key)}
-    if _Fleet.credential is not None:
-        inputs[CREDENTIAL_CONFIG] = pulumi.Output.secret(_Fleet.credential)
+    if _run().credential is not None:
+        inputs[CREDENTIAL_CONFIG] = pulumi.Output.secret(_run().credential)
     return inputs
 
 
@@ -261,10 +299,10 @@ def provider_for(name: str, key: pulumi.Input[str] | None, parent: pulumi.Resour
     if key is not None:
         return pulumi.ProviderResource("pulumi-python", f"{name}-ssh", _inputs(key),
                                        pulumi.ResourceOptions(parent=parent))
-    providers, slot = _providers(), provider_slot(name)
-    if slot not in providers:
-        providers[slot] = pulumi.ProviderResource("pulumi-python", f"ssh-{slot}", _inputs(_Fleet.key))
-    return providers[slot]
+    run, slot = _run(), provider_slot(name)
+    if slot not in run.providers:
+        run.providers[slot] = pulumi.ProviderResource("pulumi-python", f"ssh-{slot}", _inputs(run.key))
+    return run.providers[slot]
 
 
 class SmtpsHost(pulumi.ComponentResource):
@@ -305,6 +343,7 @@ class SmtpsHost(pulumi.ComponentResource):
         stack = pulumi.get_stack()
         try:
             settings, deferred, jump_deferred = parse_args(stack, resource_name, args)
+            _one_machine(stack, settings, deferred)
         except SettingsError as err:
             # Before anything registers: the program stops with the settings' own words, and no host is touched.
             raise pulumi.RunError(f"bad SMTPS settings:\n{err}") from None

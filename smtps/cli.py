@@ -236,6 +236,14 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
 
     run = new_run()
     status = _engine_call(lambda run: stack.up(target=targets, on_event=run.on_event, **options), summary, run)
+    stale = sorted({f.host for f in run.failures() if "No module named 'components" in f.message})
+    if stale:
+        # A delete or replace loads the resource's provider from the state; one the release before the package
+        # stored names modules that no longer exist (README, "Upgrading from the release before the package").
+        _err(f"smtps: {', '.join(stale)}: this up removes or replaces resources whose stored provider is from the "
+             "release before the package, which cannot be loaded: put those hosts (or settings) back as they were, "
+             f"run `smtps up -s {name}` once (it updates them in place, running nothing on the hosts), then make "
+             "the change")
     # "; rolled back" is how the check's failure says it (not "...so nothing was rolled back").
     rolled = sorted({f.host for f in run.failures()
                      if f.resource == "verification" and f"; {ROLLED_BACK}" in f.message})

@@ -310,11 +310,16 @@ class Reader:
         # Whether the options are judged (smtps/option_rules.py): not for what a host already has from an earlier
         # run (a remove or a read writes no entry), so that a rule added later never blocks taking it out.
         self.judge_options = True
+        # The bastion named by a `jump` mapping (a resource's inputs): its problems are said as a stack's bastions
+        # are, in its own name, whichever way the value came.
+        self.bastion: str | None = None
 
     def fail(self, key: str, problem: str) -> None:
         self.problems.append((key, problem))
 
     def message(self, key: str, problem: str) -> str:
+        if self.bastion is not None and key.startswith("jump."):
+            return f"stack {self.stack}, bastion {self.bastion}, setting {key.removeprefix('jump.')}: {problem}"
         return f"stack {self.stack}, {self.kind} {self.host}, setting {key}: {problem}"
 
     def finish(self) -> None:
@@ -469,6 +474,8 @@ def read_jump(read: Reader, bastions: Mapping[str, Connection | None] | None = N
             read.fail("jump", f"bastion {value} has bad settings (see its own message)")
         return jump is not None, jump
     if isinstance(value, Mapping):
+        name = value.get("name")
+        read.bastion = name if isinstance(name, str) and _NAME.fullmatch(name) else "#1"
         inner = Reader(read.stack, read.host, {**BASTION_DEFAULTS, **value})
         jump = _read_endpoint(inner, str(value.get("name", "")))
         read.problems.extend((f"jump.{key}", problem) for key, problem in inner.problems)

@@ -15,7 +15,8 @@ import pytest
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from smtps_iredmail import JumpArgs, SmtpsHost, SmtpsHostArgs
+from smtps_iredmail import JumpArgs, SmtpsHost, SmtpsHostArgs, set_deploy_key
+from smtps_iredmail import host as host_module
 from smtps_iredmail.base import stale_provider
 from smtps_iredmail.core import master_service
 from smtps_iredmail.core.model import camel
@@ -29,6 +30,8 @@ from tests.test_components import KEY, Mocks, inputs
 def mocks():
     the_mocks = Mocks()
     pulumi.runtime.set_mocks(the_mocks, project="smtps-iredmail", stack="dc1", preview=False)
+    # Under mocks every test's program has the same root (none): each test is a program run of its own.
+    host_module._CURRENT = host_module._Run()  # noqa: SLF001
     return the_mocks
 
 
@@ -133,3 +136,86 @@ def test_a_state_from_the_release_before_the_package_is_updated_in_place_and_not
     kept = verify.update("id", {"host": "mail1", "tlsVersion": "TLSv1.3", "__provider": old},
                          {"host": "mail1", "__provider": now, "tlsVersion": None})
     assert kept.outs["tlsVersion"] == "TLSv1.3"  # nothing was checked again: what was seen stands
+
+
+# Found by a hostile review, each shown failing on the code before its fix.
+
+
+@pulumi.runtime.test
+def test_a_coroutine_address_is_accepted_as_the_docstring_says(mocks):
+    async def address() -> str:
+        return "10.0.0.7"
+
+    host = SmtpsHost("mx1", SmtpsHostArgs(address=address(), host_key=KEY, firewall="firewalld"))
+
+    def check(_):
+        by_name = {r.name: r for r in mocks.resources}
+        assert by_name["mx1-master"].inputs["address"] == "10.0.0.7"
+        assert by_name["mx1-verify"].inputs["address"] == "10.0.0.7"
+
+    return pulumi.Output.all(host.verification.id, host.address).apply(check)
+
+
+def test_a_jump_given_as_a_mapping_is_refused_in_the_settings_words(mocks):
+    with pytest.raises(pulumi.RunError, match="setting jump: expected JumpArgs"):
+        SmtpsHost("mx1", SmtpsHostArgs(address="10.0.0.1", host_key=KEY,
+                                       jump={"address": "10.0.0.9", "host_key": KEY}))
+
+def _provider_inputs(the_mocks, name):
+    return [dict(r.inputs) for r in the_mocks.resources if r.typ.startswith("pulumi:providers:") and r.name == name]
+
+
+def test_a_second_program_run_in_the_same_process_inherits_the_first_runs_deploy_key():
+    """Automation API: one process runs stack A's program (which calls set_deploy_key) and then stack B's (which
+    does not, its hosts using SMTPS_SSH_KEY_FILE). _Fleet.key is never reset: B's providers get A's key."""
+    import zlib
+
+    slot = f"ssh-{zlib.crc32(b'mx1') % 16}"
+    first = Mocks()
+    pulumi.runtime.set_mocks(first, project="p", stack="a", preview=False)
+
+    @pulumi.runtime.test
+    def run_a():
+        set_deploy_key("PRIVATE-KEY-OF-STACK-A")
+        return SmtpsHost("mx1", SmtpsHostArgs(address="10.0.0.1", host_key=KEY)).verification.id
+
+    run_a()
+    pulumi.runtime.settings.reset_options()  # as the Automation API's language server does between runs
+    second = Mocks()
+    pulumi.runtime.set_mocks(second, project="p", stack="b", preview=False)
+    @pulumi.runtime.test
+    def run_b():
+        # set_mocks made a fresh root (reset_options dropped A's), as run_in_stack does for every run.
+        return SmtpsHost("mx1", SmtpsHostArgs(address="10.0.0.2", host_key=KEY)).verification.id
+
+    run_b()
+    [provider] = _provider_inputs(second, slot)
+    assert "smtps-iredmail:sshPrivateKey" not in provider, provider
+
+
+def test_two_hosts_on_one_machine_are_refused_as_a_stack_refuses_them(mocks):
+    """A stack refuses a second host with the same address or host key ("appears twice": one machine under two
+    names, whose destroy of one takes SMTPS off the other). The component path checks nothing across hosts."""
+    from smtps_iredmail.core.settings import SettingsError, parse_stack
+
+    with pytest.raises(SettingsError, match="appears twice"):
+        parse_stack("dc1", {}, [{"name": "mx1", "address": "10.0.0.1", "hostKey": KEY},
+                                {"name": "mx1b", "address": "10.0.0.1", "hostKey": KEY}])
+    SmtpsHost("mx1", SmtpsHostArgs(address="10.0.0.1", host_key=KEY))
+    with pytest.raises(pulumi.RunError, match="appears twice"):
+        SmtpsHost("mx1b", SmtpsHostArgs(address="10.0.0.1", host_key=KEY))
+
+
+def test_a_bad_bastion_key_from_an_output_is_refused_in_the_same_words_as_written_plainly(mocks):
+    from smtps_iredmail.core import master_service
+    from smtps_iredmail.master_service import MasterServiceProvider
+    from tests.test_components import inputs
+
+    with pytest.raises(pulumi.RunError) as plain:
+        SmtpsHost("mail1", SmtpsHostArgs(address="10.0.0.1", host_key=KEY,
+                                         jump=JumpArgs("10.0.0.9", "garbage", name="b1")))
+    news = {**inputs(master_service), "jump": {"name": "b1", "address": "10.0.0.9", "port": 22, "user": "root",
+                                               "hostKey": "garbage"}}
+    [failure] = MasterServiceProvider().check({}, news).failures
+    print(str(plain.value), "\n", failure.reason)
+    assert failure.reason in str(plain.value)

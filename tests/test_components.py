@@ -243,7 +243,7 @@ def test_a_host_behind_a_bastion_carries_the_bastion_in_its_inputs_and_passes_ch
     assert MasterServiceProvider()._parse(wire)[1].jump.port == 2222
     bad = {**news, "jump": {**BASTION, "hostKey": "AAAA"}}
     [failure] = MasterServiceProvider().check({}, bad).failures
-    assert failure.property == "jump.hostKey" and "stack dc1, host mail1, setting jump.hostKey" in failure.reason
+    assert failure.property == "jump.hostKey" and "stack dc1, bastion jkt-bastion, setting hostKey" in failure.reason
 
 
 @pytest.mark.parametrize(("provider", "module"), KINDS)
