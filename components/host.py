@@ -226,6 +226,7 @@ class _Run:
     one run may reach the next, least of all its key."""
 
     root: Any = None
+    monitor: Any = None
     key: pulumi.Input[str] | None = None
     credential: pulumi.Input[Any] | None = None
     providers: dict[int, pulumi.ProviderResource] = field(default_factory=dict)
@@ -237,11 +238,12 @@ _CURRENT = _Run()
 
 
 def _run() -> _Run:
-    """This program run's shared state, new when the run is (its stack resource is another object)."""
+    """This program run's shared state, new when the run is: its stack resource, or (under Pulumi's mocks, where
+    there is none) the monitor it registers with, is another object."""
     global _CURRENT
-    root = pulumi.runtime.get_root_resource()
-    if _CURRENT.root is not root:
-        _CURRENT = _Run(root)
+    root, monitor = pulumi.runtime.get_root_resource(), pulumi.runtime.settings.SETTINGS.monitor
+    if _CURRENT.root is not root or _CURRENT.monitor is not monitor:
+        _CURRENT = _Run(root, monitor)
     return _CURRENT
 
 

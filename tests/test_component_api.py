@@ -16,7 +16,6 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from smtps_iredmail import JumpArgs, SmtpsHost, SmtpsHostArgs, set_deploy_key
-from smtps_iredmail import host as host_module
 from smtps_iredmail.base import stale_provider
 from smtps_iredmail.core import master_service
 from smtps_iredmail.core.model import camel
@@ -30,8 +29,6 @@ from tests.test_components import KEY, Mocks, inputs
 def mocks():
     the_mocks = Mocks()
     pulumi.runtime.set_mocks(the_mocks, project="smtps-iredmail", stack="dc1", preview=False)
-    # Under mocks every test's program has the same root (none): each test is a program run of its own.
-    host_module._CURRENT = host_module._Run()  # noqa: SLF001
     return the_mocks
 
 
