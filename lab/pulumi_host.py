@@ -14,8 +14,9 @@ its PYTHONPATH (lab/fleet_example.py sets it). The lab is this repository's test
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, Resource, ResourceProvider
@@ -65,15 +66,24 @@ def _diff(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> 
     return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
 
 
-class LabProvider(ResourceProvider):
+class _Provider(ResourceProvider):
+    """A lab resource's provider: its inputs are checked by parsing them (`parse`), and any change replaces it."""
+
     # Nothing secret is captured: the state stays free of secrets (README, "Safety"), as for the SMTPS providers.
     serialize_as_secret_always = False
+    inputs: ClassVar[tuple[str, ...]]
+    parse: ClassVar[Callable[[dict[str, Any]], Any]]
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        return _check(news, LAB_INPUTS, _lab)
+        return _check(news, self.inputs, type(self).parse)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return _diff(olds, news, LAB_INPUTS)
+        return _diff(olds, news, self.inputs)
+
+
+class LabProvider(_Provider):
+    inputs = LAB_INPUTS
+    parse = staticmethod(_lab)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec = _lab(props)
@@ -95,14 +105,9 @@ class LabProvider(ResourceProvider):
         lab.down(spec.state_dir, spec.name, str(spec.subnet))
 
 
-class LabHostProvider(ResourceProvider):
-    serialize_as_secret_always = False
-
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        return _check(news, HOST_INPUTS, _host)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return _diff(olds, news, HOST_INPUTS)
+class LabHostProvider(_Provider):
+    inputs = HOST_INPUTS
+    parse = staticmethod(_host)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec, host = _host(props)
