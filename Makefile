@@ -16,7 +16,7 @@ BEHIND ?=
 
 help:
 	@echo "make test         install what is missing, then lint, unit tests and lab integration tests (as root)"
-	@echo "make test-full    the same with the long counts: 100 kill points, 5000 property-test examples"
+	@echo "make test-full    the same with the long counts: 100 kill points, 5000 property examples, cases marked full"
 	@echo "make demo         bring up the local lab (3 hosts) and turn on SMTPS on it with pulumi up"
 	@echo "make example-lab-fleet [STEP=preview|up|destroy]  examples/lab-fleet: lab hosts made by Pulumi, SMTPS on each"
 	@echo "make lab-up       HOSTS=N [VARIANTS=mail2=iredmail-1.5] [BEHIND=mail3=mail1]: create or converge the lab"
@@ -63,9 +63,10 @@ lab-test: system-deps venv tools
 # waiting on hosts and the engine, so two run in about the time of one and a half.
 TEST_WORKERS ?= 2
 test: system-deps lint tools
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25 -m "not full"
 
-# The long counts of what `make test` runs shorter: 100 kill points, 5000 property-test examples.
+# The long counts of what `make test` runs shorter: 100 kill points, 5000 property-test examples, and the cases
+# marked `full` (each also checked another way in `make test`).
 test-full: system-deps lint tools
 	SMTPS_KILL_POINTS=100 HYPOTHESIS_PROFILE=full $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
