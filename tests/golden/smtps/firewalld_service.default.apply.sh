@@ -119,6 +119,23 @@ begin_state() {  # begin_state DIR: an empty DIR.new to fill; commit_state DIR p
     rm -rf "$1.new" && mkdir "$1.new"
 }
 commit_state() { mv "$1.new" "$1"; }
+# The end of an undo that put back firewalld's files: firewalld reads them again if this run had it reload them,
+# and the watcher is stopped once the files went back (RC 0) and that reload worked. If the reload fails, the armed
+# watcher reloads them when its time comes (or the next run does, at its start): it stays armed, and this returns 1.
+# reload_back RC
+reload_back() {  # (RELOADED is yes only in a script that reloads firewalld)
+    [ "$RELOADED" = yes ] || return 0
+    firewall-cmd --reload >/dev/null 2>&1 || return 1
+    [ "$1" -ne 0 ] || disarm
+}
+# The end of every kind's undo, once its files went back (RC 0): a state folder this run made goes too, and an
+# unfinished one always. undo_state RC: RC, or 1 if the folder could not go.
+undo_state() {
+    rc=$1
+    if [ "$rc" -eq 0 ] && [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S" || rc=1; fi
+    rm -rf "$S.new"
+    return "$rc"
+}
 drop_state() {  # drop_state DIR: gone in one rename; the state root goes with the last resource's
     mv "$1" "$1.gone" && rm -rf "$1.gone"
     rmdir "$STATE" 2>/dev/null || true
@@ -439,6 +456,45 @@ fw_reload() {
         mv -f "$RUNDIR/dropped.new" "$RUNDIR/dropped"
     fi
 }
+# The one way a script has firewalld re-read its files (the service file, the zone, a rollback's), in this order:
+# the lockout guard judges the files as the reload will load them, firewalld's own --check-config checks them,
+# `arm` keeps them to revert by themselves unless a fresh login confirms the change (confirm_needed, at the end),
+# and then the reload. --reload keeps established connections; --complete-reload would drop them.
+# reload_firewalld record|plain TARGET BEFORE... -- TARGET BEFORE...: the pairs the guard judges, then the pairs
+# `arm` keeps. record: what the reload drops of the bindings is kept for the rollback (fw_reload); plain: a
+# rollback's own reload, which binds again itself.
+reload_firewalld() {
+    how=$1
+    shift
+    before_dashes guard_reload "$@"
+    while [ "$1" != -- ]; do shift; done
+    shift
+    check=$(firewall-cmd --check-config 2>&1) || fail "firewall-cmd --check-config failed: $check"
+    arm "$@"
+    RELOADED=yes
+    if [ "$how" = record ]; then fw_reload || fail "firewall-cmd --reload failed"
+    else firewall-cmd --reload >/dev/null || fail "firewall-cmd --reload failed"; fi
+}
+# before_dashes COMMAND ARG... -- MORE...: COMMAND with the ARGs before "--" (sh has no arrays: the ARGs go round
+# to the end of the list, and what was before them is shifted away).
+before_dashes() {
+    run_cmd=$1
+    shift
+    count=0
+    for arg in "$@"; do
+        [ "$arg" != -- ] || break
+        count=$((count + 1))
+    done
+    rest=$(($# - count))
+    i=0
+    while [ "$i" -lt "$count" ]; do
+        set -- "$@" "$1"
+        shift
+        i=$((i + 1))
+    done
+    shift "$rest"
+    "$run_cmd" "$@"
+}
 # This run's own undo already put the files back: the watcher has nothing left to do.
 disarm() {
     [ -n "$ARMED" ] || return 0
@@ -489,14 +545,9 @@ undo() {
     rc=0
     if [ -e "$S.before" ]; then restore "$S.before" "$FILE" || rc=1
     elif [ "$WROTE" = yes ]; then rm -f "$FILE" || rc=1; fi
-    # The files are what must be as before. If firewalld's reload of them fails, the armed watcher reloads them
-    # again when its time comes (or the next run does, at its start): it stays armed.
-    reloaded_back=yes
-    if [ "$RELOADED" = yes ]; then firewall-cmd --reload >/dev/null 2>&1 || reloaded_back=no; fi
-    if [ "$rc" -eq 0 ] && [ "$reloaded_back" = yes ]; then disarm; fi
-    if [ "$rc" -eq 0 ] && [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S" || rc=1; fi
-    rm -rf "$S.new"
-    return "$rc"
+    # The files are what must be as before: a failed reload of them is the armed watcher's to make again.
+    reload_back "$rc" || true
+    undo_state "$rc"
 }
 RELOADED=no
 FIRST=no
@@ -506,16 +557,9 @@ keep_before() {  # this run's starting point of the file (none: the file did not
     [ ! -e "$FILE" ] || put "$FILE" "$S.before"
 }
 before_or_none() { if [ -e "$S.before" ]; then echo "$S.before"; else echo -; fi; }
-# A new or changed service file reaches the running firewall only by a reload: judged first by the lockout guard,
-# then armed to revert by itself unless a fresh login confirms it. --reload keeps established connections;
-# --complete-reload would drop them.
-guarded_reload() {
-    guard_reload "$FILE" "$(before_or_none)"
-    check=$(firewall-cmd --check-config 2>&1) || fail "firewall-cmd --check-config failed: $check"
-    arm "$FILE" "$(before_or_none)"
-    RELOADED=yes
-    fw_reload || fail "firewall-cmd --reload failed"
-}
+# A new or changed service file reaches the running firewall only by a reload (reload_firewalld: guarded, checked,
+# armed).
+guarded_reload() { reload_firewalld record "$FILE" "$(before_or_none)" -- "$FILE" "$(before_or_none)"; }
 
 XML=$(cat <<'SMTPS_SERVICE_XML'
 <?xml version="1.0" encoding="utf-8"?>

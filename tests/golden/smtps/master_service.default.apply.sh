@@ -119,6 +119,23 @@ begin_state() {  # begin_state DIR: an empty DIR.new to fill; commit_state DIR p
     rm -rf "$1.new" && mkdir "$1.new"
 }
 commit_state() { mv "$1.new" "$1"; }
+# The end of an undo that put back firewalld's files: firewalld reads them again if this run had it reload them,
+# and the watcher is stopped once the files went back (RC 0) and that reload worked. If the reload fails, the armed
+# watcher reloads them when its time comes (or the next run does, at its start): it stays armed, and this returns 1.
+# reload_back RC
+reload_back() {  # (RELOADED is yes only in a script that reloads firewalld)
+    [ "$RELOADED" = yes ] || return 0
+    firewall-cmd --reload >/dev/null 2>&1 || return 1
+    [ "$1" -ne 0 ] || disarm
+}
+# The end of every kind's undo, once its files went back (RC 0): a state folder this run made goes too, and an
+# unfinished one always. undo_state RC: RC, or 1 if the folder could not go.
+undo_state() {
+    rc=$1
+    if [ "$rc" -eq 0 ] && [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S" || rc=1; fi
+    rm -rf "$S.new"
+    return "$rc"
+}
 drop_state() {  # drop_state DIR: gone in one rename; the state root goes with the last resource's
     mv "$1" "$1.gone" && rm -rf "$1.gone"
     rmdir "$STATE" 2>/dev/null || true
@@ -414,9 +431,7 @@ undo() {
     restore "$S.before" "$MASTER" || rc=1
     # Best effort: the files are what must be as before (Postfix keeps running on what it last read).
     if [ "$RELOADED" = yes ]; then postfix reload >/dev/null 2>&1 || true; fi
-    if [ "$rc" -eq 0 ] && [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S" || rc=1; fi
-    rm -rf "$S.new"
-    return "$rc"
+    undo_state "$rc"
 }
 RELOADED=no
 FIRST=no

@@ -119,6 +119,23 @@ begin_state() {  # begin_state DIR: an empty DIR.new to fill; commit_state DIR p
     rm -rf "$1.new" && mkdir "$1.new"
 }
 commit_state() { mv "$1.new" "$1"; }
+# The end of an undo that put back firewalld's files: firewalld reads them again if this run had it reload them,
+# and the watcher is stopped once the files went back (RC 0) and that reload worked. If the reload fails, the armed
+# watcher reloads them when its time comes (or the next run does, at its start): it stays armed, and this returns 1.
+# reload_back RC
+reload_back() {  # (RELOADED is yes only in a script that reloads firewalld)
+    [ "$RELOADED" = yes ] || return 0
+    firewall-cmd --reload >/dev/null 2>&1 || return 1
+    [ "$1" -ne 0 ] || disarm
+}
+# The end of every kind's undo, once its files went back (RC 0): a state folder this run made goes too, and an
+# unfinished one always. undo_state RC: RC, or 1 if the folder could not go.
+undo_state() {
+    rc=$1
+    if [ "$rc" -eq 0 ] && [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S" || rc=1; fi
+    rm -rf "$S.new"
+    return "$rc"
+}
 drop_state() {  # drop_state DIR: gone in one rename; the state root goes with the last resource's
     mv "$1" "$1.gone" && rm -rf "$1.gone"
     rmdir "$STATE" 2>/dev/null || true
@@ -412,14 +429,9 @@ $JOURNAL
 SMTPS_JOURNAL
     restore "$S.before" "$ZFILE" || rc=1
     restore "$S.before-old" "$ZFILE.old" || rc=1
-    # The files are what must be as before. If firewalld's reload of them fails, the armed watcher reloads them
-    # again when its time comes (or the next run does, at its start): it stays armed.
-    reloaded_back=yes
-    if [ "$RELOADED" = yes ]; then firewall-cmd --reload >/dev/null 2>&1 || reloaded_back=no; fi
-    if [ "$rc" -eq 0 ] && [ "$reloaded_back" = yes ]; then disarm; fi
-    if [ "$rc" -eq 0 ] && [ "$FIRST" = yes ] && [ -d "$S" ]; then drop_state "$S" || rc=1; fi
-    rm -rf "$S.new"
-    return "$rc"
+    # The files are what must be as before: a failed reload of them is the armed watcher's to make again.
+    reload_back "$rc" || true
+    undo_state "$rc"
 }
 RELOADED=no
 FIRST=no
@@ -427,9 +439,6 @@ keep_before() {  # this run's starting point of the zone file and its .old copy
     rm -f "$S.before" "$S.before-old"
     [ ! -e "$ZFILE" ] || put "$ZFILE" "$S.before"
     [ ! -e "$ZFILE.old" ] || put "$ZFILE.old" "$S.before-old"
-}
-check_config() {
-    check=$(firewall-cmd --check-config 2>&1) || fail "firewall-cmd --check-config failed: $check"
 }
 
 if [ "$POLICY" = keep ] && has permanent port; then
