@@ -106,20 +106,20 @@ $(PYINFRA_VENV)/.installed: requirements-bench.txt
 	touch $@
 
 bench: system-deps venv tools $(PYINFRA_VENV)/.installed
-	PYINFRA_VENV=$(PYINFRA_VENV) $(PY) -m tests.bench_pulumi
-	$(PY) -m tests.bench_profile
+	PYINFRA_VENV=$(PYINFRA_VENV) $(PY) -m bench.bench_pulumi
+	$(PY) -m bench.bench_profile
 
 bench-profile: system-deps venv tools
-	$(PY) -m tests.bench_profile
+	$(PY) -m bench.bench_profile
 
 bench-scale: system-deps venv tools
-	$(PY) -m tests.bench_scale
+	$(PY) -m bench.bench_scale
 
 bench-lab: system-deps venv
-	$(PY) -m tests.bench_lab
+	$(PY) -m bench.bench_lab
 
 bench-smtps: system-deps venv
-	$(PY) -m tests.bench_smtps "$(HOSTS)"
+	$(PY) -m bench.bench_smtps "$(HOSTS)"
 
 tools:
 	tools/build-engine.sh

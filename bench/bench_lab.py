@@ -1,6 +1,6 @@
 """Benchmark: time of `lab up` for 1, 5, 10 and 20 hosts, and the memory each host uses.
 
-Prints numbers; asserts nothing about them. Run as root: `make bench-lab` (or `python -m tests.bench_lab 1 5`).
+Prints numbers; asserts nothing about them. Run as root: `make bench-lab` (or `python -m bench.bench_lab 1 5`).
 Memory is the proportional set size (PSS) of every process in a host's network namespace, so pages shared between
 hosts (the same binaries) are split fairly between them.
 """

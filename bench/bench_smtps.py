@@ -1,6 +1,6 @@
 """Benchmark: the host-side SMTPS scripts on lab hosts: first converge, no-op converge and destroy.
 
-Prints numbers; asserts nothing about them. Run as root: `make bench-smtps` (or `python -m tests.bench_smtps 10`).
+Prints numbers; asserts nothing about them. Run as root: `make bench-smtps` (or `python -m bench.bench_smtps 10`).
 Hosts converge in parallel, as Pulumi would run their resources; each host runs its three scripts in order over
 three SSH sessions.
 """

@@ -1,4 +1,4 @@
-"""pyinfra, the bar of the benchmark: the same steps (tests/pyinfra/deploy.py) on the same lab hosts, timed by
+"""pyinfra, the bar of the benchmark: the same steps (bench/pyinfra/deploy.py) on the same lab hosts, timed by
 `make bench` beside `smtps`. pyinfra lives in a virtualenv of its own (PYINFRA_VENV), since it pins a
 paramiko older than this project's; `make bench` makes it (requirements-bench.txt)."""
 

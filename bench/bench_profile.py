@@ -1,4 +1,4 @@
-"""One host's converge and no-op, step by step: `make bench-profile` (or `python -m tests.bench_profile`, as root).
+"""One host's converge and no-op, step by step: `make bench-profile` (or `python -m bench.bench_profile`, as root).
 
 A lab of two hosts, one firewalld (RHEL family) and one nftables (Debian), each in a stack of its own. For each it
 runs `smtps up` on a host without SMTPS, then again (nothing to do), with SMTPS_PROFILE set: the front end

@@ -1,4 +1,4 @@
-"""Benchmark of the product on the lab, through the real engine: `make bench` (or `python -m tests.bench_pulumi
+"""Benchmark of the product on the lab, through the real engine: `make bench` (or `python -m bench.bench_pulumi
 [SIZES...]`, as root; BENCH_RUNS sets the runs per size, default 3).
 
 For 1, 5, 10 and 20 hosts, all with firewalld (RHEL family) and then all with nftables (Debian/Ubuntu; BENCH_FIREWALLS
@@ -36,9 +36,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bench import bench_pyinfra
 from smtps_iredmail.core.settings import parse_host
 from smtps_iredmail.core.ssh import Pool
-from tests import bench_pyinfra
 from tests.enginekit import Project
 from tests.lab.labkit import Lab
 from tests.lab.smtpskit import mark_runtime, postfix_reloads, runtime_mark_survived, ssh_counts

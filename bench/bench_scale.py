@@ -1,4 +1,4 @@
-"""Beyond the lab's usual size: `make bench-scale` (or `python -m tests.bench_scale [SIZES...]`, as root).
+"""Beyond the lab's usual size: `make bench-scale` (or `python -m bench.bench_scale [SIZES...]`, as root).
 
 One lab of the largest size (default 50 firewalld hosts; about 45 MiB each), and for each size (default 1, 10, 20,
 50) a stack of that many hosts: converge (`up` on hosts without SMTPS), no-op `up`, `preview`, then `destroy`; one
@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from tests.bench_pulumi import controller_cpu, host_counters, run_measured
+from bench.bench_pulumi import controller_cpu, host_counters, run_measured
 from tests.enginekit import Project
 from tests.lab.labkit import Lab
 

@@ -1,5 +1,5 @@
 """The same steps as `smtps up`, as a pyinfra 3 deploy: the bar the benchmark compares against
-(tests/bench_pyinfra.py runs it on the same lab hosts). Run by pyinfra, in its own virtualenv (it pins a paramiko
+(bench/bench_pyinfra.py runs it on the same lab hosts). Run by pyinfra, in its own virtualenv (it pins a paramiko
 older than ours); each host's data (the master.cf entry, the service file, which firewall) comes from the inventory
 that the benchmark writes with this project's own settings.
 
