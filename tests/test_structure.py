@@ -83,34 +83,6 @@ def test_each_kind_is_one_descriptor_with_typed_inputs_that_diff_compares():
         assert set(kind.model.identity) <= set(provider.settings)
 
 
-def test_failures_read_from_events_name_host_resource_step_and_the_scripts_words():
-    from pulumi.automation import events as ev
-
-    from smtps_iredmail.core.events import Run
-
-    run = Run({"master": "master.cf service", "verify": "verification"})
-    urn = ("urn:pulumi:dc1::smtps-iredmail::smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService"
-           "::mx1-master")
-    stack = "urn:pulumi:dc1::smtps-iredmail::pulumi:pulumi:Stack::smtps-iredmail-dc1"
-    traceback = ("Exception calling application: Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
-                 "    raise HostFailure(message)\n"
-                 "smtps_iredmail.base.HostFailure: smtps: mx1: TLS certificate /etc/nope.crt does not exist\n")
-    meta = ev.StepEventMetadata(op=ev.OpType.UPDATE, urn=urn, type="t", provider="p")
-    for event in (ev.EngineEvent(sequence=1, timestamp=0, resource_pre_event=ev.ResourcePreEvent(meta)),
-                  ev.EngineEvent(sequence=2, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
-                      message=traceback, color="never", severity="error", urn=urn)),
-                  ev.EngineEvent(sequence=3, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
-                      message="update failed", color="never", severity="error", urn=stack))):
-        run.on_event(event)
-    assert [str(f) for f in run.failures()] == [
-        "mx1: master.cf service: update: TLS certificate /etc/nope.crt does not exist"]
-    program = Run({})
-    for message in ("stack dc1: no deploy key", "an unhandled error occurred: stack dc1: no deploy key"):
-        program.on_event(ev.EngineEvent(sequence=1, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
-            message=message, color="never", severity="error", urn=stack)))
-    assert [str(f) for f in program.failures()] == ["program: stack dc1: no deploy key"]
-
-
 def test_plain_pulumi_keeps_a_later_double_dash(monkeypatch):
     """`smtps pulumi -- config set --secret -- KEY -VALUE`: only the first `--` is the front end's."""
     import subprocess

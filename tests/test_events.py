@@ -1,0 +1,93 @@
+"""What one engine run did, from the engine's own events (smtps/events.py): failures one line per host and
+resource in the script's own words, and the counts of changes, as the front end and `smtps fleet` read them."""
+
+from __future__ import annotations
+
+import json
+
+from pulumi.automation import events as ev
+
+from smtps_iredmail.core.events import Failure, Run, message_of
+
+MASTER = ("urn:pulumi:dc1::smtps-iredmail::smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService"
+          "::mx1-master")
+STACK = "urn:pulumi:dc1::smtps-iredmail::pulumi:pulumi:Stack::smtps-iredmail-dc1"
+
+
+def error(urn: str, message: str) -> ev.EngineEvent:
+    return ev.EngineEvent(sequence=1, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
+        message=message, color="never", severity="error", urn=urn))
+
+
+def step(urn: str, op: ev.OpType, failed: bool = False) -> ev.EngineEvent:
+    meta = ev.StepEventMetadata(op=op, urn=urn, type="t", provider="p")
+    if failed:
+        return ev.EngineEvent(sequence=1, timestamp=0, res_op_failed_event=ev.ResOpFailedEvent(meta, 1, 1))
+    return ev.EngineEvent(sequence=1, timestamp=0, resource_pre_event=ev.ResourcePreEvent(meta))
+
+
+def test_failures_read_from_events_name_host_resource_step_and_the_scripts_words():
+    run = Run({"master": "master.cf service", "verify": "verification"})
+    urn = ("urn:pulumi:dc1::smtps-iredmail::smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService"
+           "::mx1-master")
+    stack = "urn:pulumi:dc1::smtps-iredmail::pulumi:pulumi:Stack::smtps-iredmail-dc1"
+    traceback = ("Exception calling application: Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
+                 "    raise HostFailure(message)\n"
+                 "smtps_iredmail.base.HostFailure: smtps: mx1: TLS certificate /etc/nope.crt does not exist\n")
+    meta = ev.StepEventMetadata(op=ev.OpType.UPDATE, urn=urn, type="t", provider="p")
+    for event in (ev.EngineEvent(sequence=1, timestamp=0, resource_pre_event=ev.ResourcePreEvent(meta)),
+                  ev.EngineEvent(sequence=2, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
+                      message=traceback, color="never", severity="error", urn=urn)),
+                  ev.EngineEvent(sequence=3, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
+                      message="update failed", color="never", severity="error", urn=stack))):
+        run.on_event(event)
+    assert [str(f) for f in run.failures()] == [
+        "mx1: master.cf service: update: TLS certificate /etc/nope.crt does not exist"]
+    program = Run({})
+    for message in ("stack dc1: no deploy key", "an unhandled error occurred: stack dc1: no deploy key"):
+        program.on_event(ev.EngineEvent(sequence=1, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
+            message=message, color="never", severity="error", urn=stack)))
+    assert [str(f) for f in program.failures()] == ["program: stack dc1: no deploy key"]
+
+
+def test_a_failed_step_without_a_message_of_its_own_and_a_check_naming_its_host_by_address():
+    run = Run({"master": "master.cf service", "verify": "verification"})
+    verify = MASTER.replace("MasterService::mx1-master", "Verification::mx1-verify")
+    for event in (step(MASTER, ev.OpType.CREATE), step(MASTER, ev.OpType.CREATE, failed=True),
+                  step(verify, ev.OpType.UPDATE), error(verify, "mx1 (10.0.0.1): port 465 does not answer TLS"),
+                  error(verify, "mx1 (10.0.0.1): port 465 does not answer TLS")):
+        run.on_event(event)
+    # A resource with messages first, then one that failed without any; a message said twice shows once.
+    assert run.failures() == [Failure("mx1", "verification", "update", "port 465 does not answer TLS"),
+                              Failure("mx1", "master.cf service", "create", "failed (see above)")]
+
+
+def test_a_resource_of_no_known_kind_is_named_by_its_type():
+    run = Run({"master": "master.cf service"})
+    other = "urn:pulumi:dc1::smtps-iredmail::pulumi:providers:pulumi-python::ssh-3"
+    run.on_event(error(other, "error: cannot connect"))
+    assert [str(f) for f in run.failures()] == ["ssh-3: pulumi:providers:pulumi-python: run: cannot connect"]
+
+
+def test_the_exceptions_own_message_is_taken_from_a_traceback():
+    traceback = ("Traceback (most recent call last):\n  File \"x.py\", line 3, in apply\n    raise HostFailure(m)\n"
+                 "smtps_iredmail.base.HostFailure: smtps: mx1: the reload failed:\n  firewalld says no\n")
+    assert message_of(traceback) == "smtps: mx1: the reload failed: firewalld says no"
+    assert message_of("error: plain words\n") == "plain words"
+    # A line that only looks like one, indented inside the traceback, is not the exception.
+    assert message_of("Traceback (most recent call last):\n    ValueError: in the code\nKeyError: 'x'") == "'x'"
+
+
+def test_counts_and_failures_written_as_the_fleet_reads_them(tmp_path):
+    run = Run({"master": "master.cf service"})
+    run.on_event(ev.EngineEvent(sequence=9, timestamp=0, summary_event=ev.SummaryEvent(
+        maybe_corrupt=False, duration_seconds=3, policy_packs={},
+        resource_changes={ev.OpType.CREATE: 4, ev.OpType.SAME: 2, ev.OpType.UPDATE: 1})))
+    run.on_event(step(MASTER, ev.OpType.UPDATE))
+    run.on_event(error(MASTER, "smtps: mx1: no such certificate"))
+    path = tmp_path / "summary.json"
+    run.write(str(path))
+    assert json.loads(path.read_text()) == {
+        "changes": {"create": 4, "same": 2, "update": 1},
+        "failures": [{"host": "mx1", "resource": "master.cf service", "step": "update",
+                      "message": "no such certificate"}]}
