@@ -113,10 +113,6 @@ class LabSpec:
     hosts: tuple[HostSpec, ...]
 
     @property
-    def netns_prefix(self) -> str:
-        return f"{self.name}-"
-
-    @property
     def hosts_dir(self) -> Path:
         return self.state_dir / "hosts"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from .facts import HostFacts, read_script
 from .model import Inputs, Model
-from .settings import Connection, Firewall, FirewalldServiceSettings, HostSettings, read_service, reload_values
+from .settings import Connection, Firewall, FirewalldServiceSettings, read_service, reload_values
 from .templating import Action, lockout_guard, render
 
 # The mode the file is written with (firewalld reads it as root; others may read it, as firewalld's own files).
@@ -60,7 +60,3 @@ MODEL = Model(
     part=lambda settings: settings.service, parse=read_service, wanted=wanted, script=script,
     read_script=lambda host, service: read_script(host, service=service), live=live,
     firewalls=(Firewall.FIREWALLD,))
-
-
-def inputs(settings: HostSettings) -> dict[str, Any]:
-    return wanted(settings.service).props()

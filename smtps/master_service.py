@@ -11,7 +11,6 @@ from .option_rules import host_filter_checks
 from .settings import (
     SERVICE_KEYS,
     Connection,
-    HostSettings,
     MasterServiceSettings,
     Reader,
     TlsSettings,
@@ -102,10 +101,6 @@ MODEL = Model(
     part=lambda settings: (settings.master, settings.tls), parse=parse, wanted=wanted, script=script,
     read_script=lambda host, _part: read_script(host, master=True), live=live, reports=tuple(REPORTS.values()),
     report=report, decides_firewall=True)
-
-
-def inputs(settings: HostSettings) -> dict[str, Any]:
-    return wanted(MODEL.part(settings)).props()
 
 
 def certificate_script(host: str, tls: TlsSettings) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .facts import HostFacts, read_script
 from .model import Inputs, Model
-from .settings import Connection, Firewall, HostSettings, NftablesSettings, read_nftables
+from .settings import Connection, Firewall, NftablesSettings, read_nftables
 from .templating import Action, nft_rule, render
 
 # The file Debian's nftables.service loads at boot (and iRedMail's installer writes).
@@ -59,7 +59,3 @@ MODEL = Model(
     part=lambda settings: settings.nftables, parse=read_nftables, wanted=wanted, script=script,
     read_script=lambda host, nft: read_script(host, nft=nft), live=live,
     firewalls=(Firewall.NFTABLES,))
-
-
-def inputs(settings: HostSettings) -> dict[str, Any]:
-    return wanted(settings.nftables).props()

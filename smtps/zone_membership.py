@@ -11,7 +11,6 @@ from .settings import (
     SMTPS_PORT,
     Connection,
     Firewall,
-    HostSettings,
     PortPolicy,
     ZoneSettings,
     read_zone,
@@ -70,7 +69,3 @@ MODEL = Model(
     part=lambda settings: settings.zone, parse=read_zone, wanted=wanted, script=script,
     read_script=lambda host, zone: read_script(host, zone=zone), live=live,
     firewalls=(Firewall.FIREWALLD,))
-
-
-def inputs(settings: HostSettings) -> dict[str, Any]:
-    return wanted(settings.zone).props()

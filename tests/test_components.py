@@ -27,7 +27,7 @@ KINDS = [(MasterServiceProvider, master_service), (FirewalldServiceProvider, fir
 
 def inputs(module, **extra) -> dict:
     settings = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY, **extra})
-    return {**connection_inputs("dc1", settings), **module.inputs(settings)}
+    return {**connection_inputs("dc1", settings), **module.MODEL.wanted(module.MODEL.part(settings)).props()}
 
 
 @pytest.mark.parametrize(("provider", "module"), KINDS)
@@ -235,7 +235,7 @@ def test_a_host_behind_a_bastion_carries_the_bastion_in_its_inputs_and_passes_ch
                                  bastions=[BASTION])
     assert host.connection.jump.name == "jkt-bastion" and direct.connection.jump is None
     assert connection_inputs("dc1", direct)["jump"] == {}
-    news = {**connection_inputs("dc1", host), **master_service.inputs(host)}
+    news = {**connection_inputs("dc1", host), **master_service.MODEL.wanted(master_service.MODEL.part(host)).props()}
     assert news["jump"] == BASTION
     # The engine hands the bastion's port back as 2222.0; check still reads it as the port it was.
     wire = {**news, "jump": {**BASTION, "port": 2222.0}}

@@ -29,7 +29,7 @@ def host(**extra):
 
 def inputs(module, **extra) -> dict:
     settings = host(**extra)
-    return {**connection_inputs("dc1", settings), **module.inputs(settings)}
+    return {**connection_inputs("dc1", settings), **module.MODEL.wanted(module.MODEL.part(settings)).props()}
 
 
 def state(module, used: str | None, **extra) -> dict:
