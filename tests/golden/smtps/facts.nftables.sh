@@ -1,64 +1,11 @@
-#!/bin/sh
-# The SMTPS facts of mail1, read only: one `field=value` line each (smtps/facts.py parses them). Rendered by
-# smtps-iredmail: every value below was quoted when rendered.
-set -u
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-# From /, whoever starts the script: the login's folder (a deploy user's home, which sudo keeps) would be the
-# current folder of every program below, and relative names would be looked up there.
-cd /
-# py PYTHON ARGS...: PYTHON isolated from the caller. -I (Python 3.4+) ignores the PYTHON* variables, the user's
-# site folder and the current and script folders. An interpreter without it (Python 2, firewalld's on older hosts)
-# gets -E -s: the variables and the user's site folder go, and the current folder is / (above). Which one is asked
-# of the interpreter itself, never guessed from its name.
-py() {
-    py_bin=$1
-    shift
-    if "$py_bin" -I -c '' </dev/null >/dev/null 2>&1; then "$py_bin" -I "$@"; else "$py_bin" -E -s "$@"; fi
-}
-
-
-# postfix_new_enough: `postconf -M NAME/TYPE`, with which everything here reads and edits one master.cf entry, came
-# with Postfix 2.11; older ones (CentOS 7 ships 2.10) read NAME/TYPE as an unknown service. Such a Postfix is refused
-# before anything changes, by its version: the compiled-in mail_version (`postconf -d`), which main.cf cannot
-# override (`mail_version = 3.9.0` there changes what `postconf -h` says, not what the binary does).
-# postfix_version_problem prints why this Postfix will not do (status 0), or nothing (status 1): the read-only facts
-# script reports it, the scripts that change master.cf refuse with it.
-postfix_version_problem() {
-    version=$(postconf -dh mail_version 2>/dev/null) || version=""
-    case "$version" in
-    [01].*|2.[0-9]|2.[0-9][!0-9]*|2.10|2.10[!0-9]*)
-        printf '%s\n' "Postfix $version (mail_version) is older than 2.11, the first that edits one master.cf entry with postconf -M name/type, which this tool needs: upgrade Postfix" ;;
-    [0-9]*.[0-9]*) return 1 ;;
-    *) printf '%s\n' "cannot read Postfix's version (postconf -dh mail_version: '$version'): is Postfix installed?" ;;
-    esac
-}
-postfix_new_enough() {
-    why=$(postfix_version_problem) || return 0
-    fail "$why; nothing was changed"
-}
-
-if postfix status >/dev/null 2>&1; then echo "postfix=running"; else echo "postfix=stopped"; fi
-# A Postfix this tool cannot use: said in words (an older one reads no master.cf entry the way asked below).
-if why=$(postfix_version_problem); then printf 'postfix.unusable=%s\n' "$(printf '%s' "$why" | tr '\n' ' ')"; fi
-for key in 465 smtps submissions; do
-    printf 'master.%s=%s\n' "$key" "$(postconf -M "$key/inet" 2>/dev/null | tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//')"
-done
-
-
-
-
-
-
-
-# The nftables chain: live ruleset and /etc/nftables.conf (smtps/nft_rule.py, as it is, with python3).
-# A host where it cannot be read says so (a silent nothing would read as "no drift").
-if ! command -v nft >/dev/null 2>&1; then
-    echo "nft.live.chain=no-nft"
-elif ! py python3 - facts inet filter input /etc/nftables.conf <<'SMTPS_NFT_RULE'
-<smtps/nft_rule.py, as it is>
-SMTPS_NFT_RULE
-then
-    echo "nft.live.chain=unreadable"
-fi
-
-
+# <facts.sh, changed as below>
+@@ -48,44 +47,0 @@
+-[44 lines of facts.sh: 48 to 91]
+@@ -94 +49,0 @@
+-if [ "$SMTPS_FIREWALL" = firewalld ]; then
+@@ -96,28 +50,0 @@
+-[28 lines of facts.sh: 96 to 123]
+@@ -138 +64,0 @@
+-fi
+@@ -140 +65,0 @@
+-

@@ -1,5 +1,5 @@
 #!/bin/sh
-# 'master.cf service' on mail1: apply. Rendered by smtps-iredmail: every value below was quoted when
+# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # rendered.
 set -eu
 umask 022
@@ -21,7 +21,7 @@ py() {
 # script with SIGPIPE before its EXIT trap has undone what it changed.
 trap '' PIPE
 HOST=mail1
-KIND='master.cf service'
+KIND='zone membership'
 # What the host looked like before the first change, and after the last one: destroy needs both. One folder per
 # resource under it, made whole as NAME.new and renamed into place, so it is always complete or absent.
 STATE=/var/lib/smtps-iredmail
@@ -370,6 +370,12 @@ confirmed_state() {
 FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
 case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
 
+zone_probe() {  # zone_probe ZONE SERVICE PORT: the zone's facts, one field=value per line
+    py "$FWPY" - "$@" <<'SMTPS_ZONE_PROBE'
+<smtps/zone_probe.py, as it is>
+SMTPS_ZONE_PROBE
+}
+
 
 pending_confirm
 # zone_op permanent|runtime add|remove service|port VALUE ZONE: one change to a zone, in one layer. Its words come
@@ -388,169 +394,130 @@ journal_for_run() {
     mv -f "$RUNDIR/journal.new" "$RUNDIR/journal"
 }
 
-
-KEY=465
-ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026'
-OTHER_KEYS='smtps submissions'
-CONF=$(postconf -h config_directory)
-MASTER="$CONF/master.cf"
-# master.cf is edited on a copy (postconf -c WORK) and renamed into place: it changes in one step, never entry by
-# entry, so an interrupted run leaves the complete old or the complete new file.
-WORK="$CONF/.smtps-work"
-S="$STATE/master"
-# postfix_new_enough: `postconf -M NAME/TYPE`, with which everything here reads and edits one master.cf entry, came
-# with Postfix 2.11; older ones (CentOS 7 ships 2.10) read NAME/TYPE as an unknown service. Such a Postfix is refused
-# before anything changes, by its version: the compiled-in mail_version (`postconf -d`), which main.cf cannot
-# override (`mail_version = 3.9.0` there changes what `postconf -h` says, not what the binary does).
-# postfix_version_problem prints why this Postfix will not do (status 0), or nothing (status 1): the read-only facts
-# script reports it, the scripts that change master.cf refuse with it.
-postfix_version_problem() {
-    version=$(postconf -dh mail_version 2>/dev/null) || version=""
-    case "$version" in
-    [01].*|2.[0-9]|2.[0-9][!0-9]*|2.10|2.10[!0-9]*)
-        printf '%s\n' "Postfix $version (mail_version) is older than 2.11, the first that edits one master.cf entry with postconf -M name/type, which this tool needs: upgrade Postfix" ;;
-    [0-9]*.[0-9]*) return 1 ;;
-    *) printf '%s\n' "cannot read Postfix's version (postconf -dh mail_version: '$version'): is Postfix installed?" ;;
-    esac
-}
-postfix_new_enough() {
-    why=$(postfix_version_problem) || return 0
-    fail "$why; nothing was changed"
-}
-
-tidy "$MASTER"
-rm -rf "$WORK"
-# postconf -M pads the columns and may wrap: compare entries with white space folded and the -o overrides sorted
-# (their order does not change what Postfix does, and a stack's options come as a mapping).
-canon() { tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//; s/ -o /\n/g' | { IFS= read -r head || head=""; echo "$head"; sort; }; }
-# The master.cf this run started from goes back, Postfix re-reads it if it was told to, the work copy goes, and a
-# state folder this run made goes too.
-undo() {
-    rc=0
-    rm -rf "$WORK" || rc=1
-    restore "$S.before" "$MASTER" || rc=1
-    # Best effort: the files are what must be as before (Postfix keeps running on what it last read).
-    if [ "$RELOADED" = yes ]; then postfix reload >/dev/null 2>&1 || true; fi
-    undo_state "$rc"
-}
-RELOADED=no
-FIRST=no
-edit_copy() {  # edit_copy POSTCONF-ARGS...: run postconf on the work copy
-    postconf -c "$WORK" "$@"
-}
-start_copy() {
-    mkdir -m 700 "$WORK"
-    cp -p "$CONF/main.cf" "$MASTER" "$WORK/"
-}
-# Put the work copy in place, check it, and have Postfix read it.
-install_copy() {
-    mv -f "$WORK/master.cf" "$MASTER"
-    rm -rf "$WORK"
-    check=$(postfix check 2>&1) || fail "postfix check failed: $check"
-    RELOADED=yes
-    postfix reload >/dev/null 2>&1 || fail "postfix reload failed"
-}
-
-postfix_new_enough
-
-# Before anything changes, what only this host knows of the content filter (smtps/option_rules.py): its transport is
-# a master.cf SMTP client (an LMTP one could hand mail straight to Dovecot), and its port is none of Postfix's own
-# listeners (iRedMail's re-injection on 10025, or 25, 587, 465: Postfix itself, so the mail would skip the filter).
-filter_command=$(postconf -M smtp-amavis/unix 2>/dev/null | awk '{ print $8 }')
-case "$filter_command" in
-    smtp) ;;
-    *) fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': transport smtp-amavis is not a master.cf unix service whose command is smtp on this host, so it is no content filter this check knows; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed" ;;
-esac
-set -f  # a service name is a word, never a pattern
-for service in $(postconf -M 2>/dev/null | awk '$2 == "inet" { print $1 }'); do
-    port=${service##*:}
-    # A named port (smtp, submission) is the one /etc/services gives it, as Postfix reads it.
-    case "$port" in *[!0-9]*) port=$(getent services "$port/tcp" | awk '{ sub("/.*", "", $2); print $2 }') ;; esac
-    # Compared as numbers: Postfix reads 025 as port 25. Leading zeros go (the setting's port has none), so a number
-    # of any length compares exactly, with no overflow.
-    port=${port#"${port%%[!0]*}"}
-    [ "$port" != 10026 ] || fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': port 10026 is a Postfix listener of this host'"'"'s master.cf, not a content filter: mail sent there would be delivered without one; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed"
-done
-set +f
-
-
-
-# No tlsCert: 465 serves main.cf's certificate, as Postfix would; it is checked and reported all the same.
-CERT=$(postconf -xh smtpd_tls_cert_file 2>/dev/null) || CERT=""
-[ -n "$CERT" ] || fail "no TLS certificate: neither tlsCert nor main.cf's smtpd_tls_cert_file names one"
-
-
-
-TLSKEY=$(postconf -xh smtpd_tls_key_file 2>/dev/null) || TLSKEY=""
-[ -n "$TLSKEY" ] || fail "no TLS key: neither tlsKey nor main.cf's smtpd_tls_key_file names one"
-
-
-# A bad TLS setting only shows when a client connects: check the files before Postfix is told to use them.
-[ -f "$CERT" ] || fail "TLS certificate $CERT does not exist"
-[ -f "$TLSKEY" ] || fail "TLS key $TLSKEY does not exist"
-cert_pub=$(openssl x509 -in "$CERT" -noout -pubkey 2>/dev/null) || fail "TLS certificate $CERT is not a PEM certificate"
-key_pub=$(openssl pkey -in "$TLSKEY" -pubout 2>/dev/null) || fail "TLS key $TLSKEY is not a readable private key"
-[ "$cert_pub" = "$key_pub" ] || fail "TLS key $TLSKEY does not belong to certificate $CERT"
-openssl x509 -in "$CERT" -noout -checkend 0 >/dev/null || fail "TLS certificate $CERT has expired"
-# What the check from outside compares the served certificate with: this file, as it is now.
-sha=$(openssl x509 -in "$CERT" -noout -fingerprint -sha256 | sed 's/^[^=]*=//; s/://g' | tr 'A-F' 'a-f')
-printf 'smtps-cert-file=%s\nsmtps-cert-sha256=%s\n' "$CERT" "$sha"
-
-postfix status >/dev/null 2>&1 || fail "postfix is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (postfix start) and run this again"
-
-want=$(printf '%s\n' "$ENTRY" | canon)
-current=$(postconf -M "$KEY/inet" 2>/dev/null | canon)
-# The same port under another key (iRedMail writes 465, Postfix's examples smtps or submissions) is replaced,
-# never kept beside ours: two entries for one port would stop Postfix from starting the second.
-others=""
-for k in $OTHER_KEYS; do
-    [ -z "$(postconf -M "$k/inet" 2>/dev/null)" ] || others="$others $k"
-done
-if [ "$current" = "$want" ] && [ -z "$others" ]; then
-    # An earlier run changed it and was interrupted before recording the result: record it now, for destroy.
-    if [ -d "$S" ] && [ ! -e "$S/applied" ]; then put "$MASTER" "$S/applied"; fi
-    say "master.cf $KEY/inet: up to date"
-    exit 0
-fi
-
-on_failure undo
-keep_for_run "$MASTER"
-if [ ! -d "$S" ]; then
-    # The first change: keep master.cf and the 465 entry as found (under whichever key), for destroy.
-    FIRST=yes
-    begin_state "$S"
-    : > "$S.new/entry"
-    for k in 465 smtps submissions; do
-        line=$(postconf -M "$k/inet" 2>/dev/null) || line=""
-        if [ -n "$line" ]; then
-            printf '%s\n%s\n' "$k" "$line" > "$S.new/entry"
-            break
-        fi
-    done
-    cp -p "$MASTER" "$S.new/orig"
-    commit_state "$S"
-elif changed_since "$S" "$MASTER" "$S.before"; then
-    # Someone changed master.cf since this tool last wrote it: the file as first found is no longer what destroy
-    # may put back (it would drop their change). With no 465 entry in it at all, the file as it is now is the new
-    # "as found"; with one, no file is, and from now on destroy takes out only this tool's entry.
-    rm -f "$S/orig"
-    if [ -z "$current" ] && [ -z "$others" ]; then
-        put "$MASTER" "$S/orig"
-        : > "$S/entry"
+CONFIRM=60
+# settle_state: the end of a remove. Armed: the state folder goes aside until the confirmation; else it goes.
+settle_state() {
+    if [ -n "$ARMED" ]; then
+        printf '%s\n' "$S" > "$ARM/state"
+        rm -rf "$S.pending" && mv "$S" "$S.pending"
+    else
+        drop_state "$S"
     fi
-fi
-put "$MASTER" "$S.before"
-
-start_copy
-for k in $others; do
-    edit_copy -MX "$k/inet"
-done
-edit_copy -M "$KEY/inet=$ENTRY"
-[ "$(edit_copy -M "$KEY/inet" 2>/dev/null | canon)" = "$want" ] || fail "postconf -M $KEY/inet does not read back the entry"
-install_copy
-put "$MASTER" "$S/applied"
-left_for_run "$MASTER"
-on_failure ""
-rm -f "$S.before"
-say "master.cf $KEY/inet: written${others:+ (replaced$others)}; postfix reloaded"
+}
+# arm TARGET BEFORE [TARGET BEFORE...]: before the reload, keep what each TARGET was before this run (BEFORE, a
+# copy of it, or "-" where there was none) and as this run leaves it (left-N), then start the watcher.
+arm() {
+    # An arm folder still here would take ours inside it (mv into a folder): pending_confirm settled any earlier.
+    [ ! -e "$ARM" ] || fail "$ARM is still there: an earlier firewalld change is unsettled; nothing was reloaded"
+    rm -rf "$ARM.new" && mkdir -m 700 "$ARM.new"
+    n=0
+    while [ "$#" -ge 2 ]; do
+        printf '%s\n' "$1" >> "$ARM.new/targets"
+        if [ "$2" != - ]; then cp -p "$2" "$ARM.new/$n"; fi
+        if [ -e "$1" ]; then cp -p "$1" "$ARM.new/left-$n"; fi
+        n=$((n + 1))
+        shift 2
+    done
+    # This run reloads firewalld: its rollback may too (what was only in the runtime layer is gone already). A
+    # reload drops the runtime-only bindings of interfaces and sources to zones (NetworkManager's, on most hosts):
+    # the first reload of the run keeps them as they were, and fw_reload what it dropped, for the rollback to bind
+    # again.
+    if [ -n "$RUN" ] && [ -d "$RUNDIR" ] && [ ! -e "$RUNDIR/reloaded" ]; then
+        firewall-cmd --get-active-zones > "$RUNDIR/bindings" 2>/dev/null || : > "$RUNDIR/bindings"
+        : > "$RUNDIR/reloaded"
+    fi
+    ARMED=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+    printf '%s\n' "$ARMED" > "$ARM.new/token"
+    printf '%s\n' "$(($(date +%s) + CONFIRM))" > "$ARM.new/until"
+    # The watcher starts before its folder is in place, so that the folder is whole (its pid in it) from the start:
+    # killed before the rename, this run leaves no folder, and its watcher wakes to find no change of its own.
+    SMTPS_REVERT=$ARMED SMTPS_PY=$FWPY setsid /bin/sh -c "$REVERT" smtps-revert "$ARM" "$CONFIRM" </dev/null >/dev/null 2>&1 9>&- &
+    WATCHER=$!
+    printf '%s\n' "$WATCHER" > "$ARM.new/pid"
+    mv -T "$ARM.new" "$ARM"
+}
+# bindings_of FILE: what `firewall-cmd --get-active-zones` wrote, one binding a line: ZONE interface|source NAME.
+bindings_of() {
+    zone=""
+    while IFS= read -r line; do
+        case "$line" in
+            " "*"interfaces:"*) kind=interface; names=${line#*interfaces:} ;;
+            " "*"sources:"*) kind=source; names=${line#*sources:} ;;
+            " "*) continue ;;
+            *) zone=${line%% *}; continue ;;  # newer firewalld adds " (default)"
+        esac
+        set -f
+        for name in $names; do printf '%s %s %s\n' "$zone" "$kind" "$name"; done
+        set +f
+    done < "$1"
+}
+# fw_reload: firewall-cmd --reload; after the run's first one, what it dropped of the bindings kept by `arm` (and
+# only that) is what the run's rollback may bind again.
+fw_reload() {
+    firewall-cmd --reload >/dev/null || return 1
+    if [ -n "$RUN" ] && [ -f "$RUNDIR/bindings" ] && [ ! -e "$RUNDIR/dropped" ]; then
+        firewall-cmd --get-active-zones > "$RUNDIR/bindings-after" 2>/dev/null || : > "$RUNDIR/bindings-after"
+        bindings_of "$RUNDIR/bindings-after" > "$RUNDIR/bound-after"
+        bindings_of "$RUNDIR/bindings" | grep -vxF -f "$RUNDIR/bound-after" > "$RUNDIR/dropped.new" || true
+        mv -f "$RUNDIR/dropped.new" "$RUNDIR/dropped"
+    fi
+}
+# The one way a script has firewalld re-read its files (the service file, the zone, a rollback's), in this order:
+# the lockout guard judges the files as the reload will load them, firewalld's own --check-config checks them,
+# `arm` keeps them to revert by themselves unless a fresh login confirms the change (confirm_needed, at the end),
+# and then the reload. --reload keeps established connections; --complete-reload would drop them.
+# reload_firewalld record|plain TARGET BEFORE... -- TARGET BEFORE...: the pairs the guard judges, then the pairs
+# `arm` keeps. record: what the reload drops of the bindings is kept for the rollback (fw_reload); plain: a
+# rollback's own reload, which binds again itself.
+reload_firewalld() {
+    how=$1
+    shift
+    before_dashes guard_reload "$@"
+    while [ "$1" != -- ]; do shift; done
+    shift
+    check=$(firewall-cmd --check-config 2>&1) || fail "firewall-cmd --check-config failed: $check"
+    arm "$@"
+    RELOADED=yes
+    if [ "$how" = record ]; then fw_reload || fail "firewall-cmd --reload failed"
+    else firewall-cmd --reload >/dev/null || fail "firewall-cmd --reload failed"; fi
+}
+# before_dashes COMMAND ARG... -- MORE...: COMMAND with the ARGs before "--" (sh has no arrays: the ARGs go round
+# to the end of the list, and what was before them is shifted away).
+before_dashes() {
+    run_cmd=$1
+    shift
+    count=0
+    for arg in "$@"; do
+        [ "$arg" != -- ] || break
+        count=$((count + 1))
+    done
+    rest=$(($# - count))
+    i=0
+    while [ "$i" -lt "$count" ]; do
+        set -- "$@" "$1"
+        shift
+        i=$((i + 1))
+    done
+    shift "$rest"
+    "$run_cmd" "$@"
+}
+# This run's own undo already put the files back: the watcher has nothing left to do.
+disarm() {
+    [ -n "$ARMED" ] || return 0
+    rm -rf "$ARM" "$ARM.new"
+    if watcher_alive "${WATCHER:-0}" "$ARMED"; then kill -TERM -"$WATCHER" 2>/dev/null || true; fi
+    ARMED=""
+}
+# The controller reads this line, logs in afresh and confirms with the token.
+confirm_needed() { [ -z "$ARMED" ] || printf 'smtps-confirm=%s\n' "$ARMED"; }
+# The lockout guard (a Python program with firewalld's own library, shipped as it is: nothing in it is rendered).
+# It judges the files as the reload will load them, this run's change included, and refuses where it cannot tell,
+# or where the reload would make live an edit this run did not write. guard_reload TARGET BEFORE [...]: this run's
+# files, as `arm` takes them. --pending: the host's firewalldPending (what runtime-only state may do to a reload).
+lockout_guard() {
+    py "$FWPY" - --pending=refuse "$@" <<'SMTPS_LOCKOUT_GUARD'
+<smtps/lockout_guard.py, as it is>
+SMTPS_LOCKOUT_GUARD
+}
+guard_reload() { why=$(lockout_guard "$@" 2>&1) || fail "$why"; }
 

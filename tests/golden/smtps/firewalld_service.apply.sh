@@ -1,0 +1,76 @@
+# <prologue.sh changed as below, then firewalld_service.sh, then the lines below>
+# @@ -2 +2 @@
+# -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
+# +# 'firewalld service' on mail1: apply. Rendered by smtps-iredmail: every value below was quoted when
+# @@ -24 +24 @@
+# -KIND='zone membership'
+# +KIND='firewalld service'
+# @@ -373,6 +372,0 @@
+# -[6 lines of prologue.sh: 373 to 378]
+# </prologue.sh>
+XML=$(cat <<'SMTPS_SERVICE_XML'
+<?xml version="1.0" encoding="utf-8"?>
+<service>
+  <short>Enable SMTPS</short>
+  <description>Enable SMTPS.</description>
+  <port protocol="tcp" port="465"/>
+</service>
+SMTPS_SERVICE_XML
+)
+MODE=644
+# Written earlier and loaded by a reload that completed (`applied` is written last): nothing to do, but the mode.
+# firewalld reads the file as root whatever its mode, so a changed mode is put back without a reload.
+if [ -f "$FILE" ] && printf '%s\n' "$XML" | cmp -s - "$FILE" && [ -e "$S/applied" ] && cmp -s "$FILE" "$S/applied"
+then
+    if [ "$(stat -c %a "$FILE")" != "$MODE" ]; then
+        chmod "$MODE" "$FILE"
+        say "firewalld service $NAME: mode $MODE put back"
+    else
+        say "firewalld service $NAME: up to date"
+    fi
+    exit 0
+fi
+# A name firewalld or someone else already uses for other ports must not be taken over: a file of ours would change
+# every zone that uses that service (`ssh` would close port 22). One that is exactly 465/tcp already may be used.
+ports_of() {  # ports_of FILE: its ports as firewalld reads them (includes count as a port: they add others)
+    py "$FWPY" - "$1" <<'SMTPS_SERVICE_PORTS'
+import os
+import sys
+from firewall.core.io.service import service_reader
+service = service_reader(os.path.basename(sys.argv[1]), os.path.dirname(sys.argv[1]))
+ports = sorted(f"{port}/{protocol}" for port, protocol in service.ports)
+ports += [f"include:{name}" for name in getattr(service, "includes", ()) or ()]
+ports += [f"protocol:{name}" for name in service.protocols]
+print(" ".join(ports) or "none")
+SMTPS_SERVICE_PORTS
+}
+if [ ! -d "$S" ]; then
+    for defined in "$FILE" "$BUILTIN"; do
+        [ -e "$defined" ] || continue
+        ports=$(ports_of "$defined" 2>&1) || fail "cannot read the service definition $defined: $ports"
+        [ "$ports" = "465/tcp" ] || fail "firewalld service $NAME is already defined in $defined for $ports: a file of ours would replace it in every zone that uses it; choose another firewalldService; nothing was changed"
+        break
+    done
+fi
+on_failure undo
+keep_for_run "$FILE"
+if [ ! -d "$S" ]; then
+    # The first change: keep the service file as found (or that there was none), for destroy.
+    FIRST=yes
+    begin_state "$S"
+    if [ -e "$FILE" ]; then cp -p "$FILE" "$S.new/orig"; else : > "$S.new/absent"; fi
+    commit_state "$S"
+fi
+keep_before
+printf '%s\n' "$XML" > "$FILE.smtps-tmp"
+chmod "$MODE" "$FILE.smtps-tmp"
+WROTE=yes
+mv -f "$FILE.smtps-tmp" "$FILE"
+guarded_reload
+put "$FILE" "$S/applied"
+left_for_run "$FILE"
+on_failure ""
+rm -f "$S.before"
+say "firewalld service $NAME: written; firewalld reloaded"
+confirm_needed
+
