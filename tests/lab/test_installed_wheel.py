@@ -48,7 +48,7 @@ OFFLINE = re.compile(r"NewConnectionError|Failed to establish a new connection|C
                      r"Temporary failure in name resolution|Network is unreachable|connection broken by")
 # The one installed name and its metadata; the repository's folders that must not be installed.
 OWN = {"smtps_iredmail", "smtps_iredmail-0.1.0.dist-info"}
-REPO_ONLY = {"components", "smtps", "templates", "lab", "tests", "tools"}
+REPO_ONLY = {"components", "smtps", "templates", "lab", "tests", "bench", "tools"}
 # The commands `smtps --help` lists.
 COMMANDS = "{preview,up,refresh,destroy,key,verify,drift,fleet,pulumi}"
 STACK = "own"
