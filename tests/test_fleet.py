@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,24 +21,26 @@ from smtps_iredmail.core.settings import SettingsError
 class Runs:
     """subprocess.run for the stacks' processes: each stack's answer (exit status, summary or None, output)."""
 
-    def __init__(self, answers: dict[str, tuple[int, dict | None, str]], pause: float = 0.0) -> None:
+    def __init__(self, answers: dict[str, tuple[int, dict | None, str]], linger: float = 0.0) -> None:
         self.answers = answers
-        self.pause = pause
+        # Each run lasts until every stack has started, or this long: all the fleet lets start at once do.
+        self.linger = linger
         self.calls: list[tuple[list[str], dict]] = []
         self.running = 0
         self.most = 0
-        self.lock = threading.Lock()
+        self.changed = threading.Condition()
 
     def __call__(self, argv, **kwargs):
-        with self.lock:
+        with self.changed:
             self.calls.append((argv, kwargs))
             self.running += 1
             self.most = max(self.most, self.running)
-        time.sleep(self.pause)
+            self.changed.notify_all()
+            self.changed.wait_for(lambda: len(self.calls) == len(self.answers), timeout=self.linger)
         code, summary, output = self.answers[argv[argv.index("-s") + 1]]
         if summary is not None:
             Path(argv[argv.index("--summary") + 1]).write_text(json.dumps(summary))
-        with self.lock:
+        with self.changed:
             self.running -= 1
         return subprocess.CompletedProcess(argv, code, output, "stderr of the run\n")
 
@@ -126,7 +127,7 @@ def test_a_failed_exit_status_fails_the_stack_whatever_its_summary_says(project,
 @pytest.mark.parametrize("workers", [1, 2])
 def test_at_most_workers_stacks_run_at_once_and_all_of_them_run(project, monkeypatch, workers):
     names = ["dc1", "dc2", "dc3", "dc4"]
-    runs = Runs({name: (0, summary({}), "") for name in names}, pause=0.2)
+    runs = Runs({name: (0, summary({}), "") for name in names}, linger=0.5)
     monkeypatch.setattr(subprocess, "run", runs)
     assert fleet.run("preview", names, workers, []) == 0
     assert sorted(argv[argv.index("-s") + 1] for argv, _ in runs.calls) == names
