@@ -8,6 +8,7 @@ import random
 import shlex
 import subprocess
 from collections.abc import Callable
+from functools import cache
 from unittest import mock
 
 import pytest
@@ -22,10 +23,17 @@ from smtps_iredmail.core import (
     zone_membership,
 )
 from smtps_iredmail.core.settings import parse_host
-from smtps_iredmail.core.templating import Action, lockout_guard, nft_rule, render, zone_probe
+from smtps_iredmail.core.templating import TEMPLATES, Action, lockout_guard, nft_rule, render, zone_probe
 from tests.goldens import GOLDEN, changes, check_golden, patched
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
+
+
+@cache
+def _template_comments() -> frozenset[str]:
+    """The whole-line comments of the templates that no value is rendered into: the script has them as they are."""
+    return frozenset(line for path in TEMPLATES.glob("*.j2") for line in path.read_text().splitlines()
+                     if line.lstrip().startswith("#") and not line.startswith("#!") and "{" not in line)
 
 
 def _shown(text: str) -> str:
@@ -33,7 +41,10 @@ def _shown(text: str) -> str:
     # such): the goldens show where they go.
     text = text.replace(lockout_guard(), "<smtps/lockout_guard.py, as it is>")
     text = text.replace(nft_rule(), "<smtps/nft_rule.py, as it is>")
-    return text.replace(zone_probe(), "<smtps/zone_probe.py, as it is>")
+    text = text.replace(zone_probe(), "<smtps/zone_probe.py, as it is>")
+    # A comment the template holds as it is reads there, not here; one a value is rendered into (the script's first
+    # lines, naming its kind and host) stays, so that its quoting is compared too.
+    return "".join(line for line in text.splitlines(keepends=True) if line.rstrip("\n") not in _template_comments())
 
 
 def _check(name: str, text: str) -> None:

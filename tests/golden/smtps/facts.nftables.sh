@@ -1,11 +1,11 @@
 # <facts.sh, changed as below>
-@@ -48,44 +47,0 @@
--[44 lines of facts.sh: 48 to 91]
-@@ -94 +49,0 @@
+@@ -34,35 +33,0 @@
+-[35 lines of facts.sh: 34 to 68]
+@@ -71 +35,0 @@
 -if [ "$SMTPS_FIREWALL" = firewalld ]; then
-@@ -96,28 +50,0 @@
--[28 lines of facts.sh: 96 to 123]
-@@ -138 +64,0 @@
+@@ -73,25 +36,0 @@
+-[25 lines of facts.sh: 73 to 97]
+@@ -110 +48,0 @@
 -fi
-@@ -140 +65,0 @@
+@@ -112 +49,0 @@
 -

@@ -2,11 +2,11 @@
 # @@ -2 +2 @@
 # -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # +# 'firewalld service' on mail1: apply. Rendered by smtps-iredmail: every value below was quoted when
-# @@ -24 +24 @@
+# @@ -15 +15 @@
 # -KIND='zone membership'
 # +KIND='firewalld service'
-# @@ -373,6 +372,0 @@
-# -[6 lines of prologue.sh: 373 to 378]
+# @@ -277,6 +276,0 @@
+# -[6 lines of prologue.sh: 277 to 282]
 # </prologue.sh>
 XML=$(cat <<'SMTPS_SERVICE_XML'
 <?xml version="1.0" encoding="utf-8"?>
@@ -18,8 +18,6 @@ XML=$(cat <<'SMTPS_SERVICE_XML'
 SMTPS_SERVICE_XML
 )
 MODE=644
-# Written earlier and loaded by a reload that completed (`applied` is written last): nothing to do, but the mode.
-# firewalld reads the file as root whatever its mode, so a changed mode is put back without a reload.
 if [ -f "$FILE" ] && printf '%s\n' "$XML" | cmp -s - "$FILE" && [ -e "$S/applied" ] && cmp -s "$FILE" "$S/applied"
 then
     if [ "$(stat -c %a "$FILE")" != "$MODE" ]; then
@@ -30,8 +28,6 @@ then
     fi
     exit 0
 fi
-# A name firewalld or someone else already uses for other ports must not be taken over: a file of ours would change
-# every zone that uses that service (`ssh` would close port 22). One that is exactly 465/tcp already may be used.
 ports_of() {  # ports_of FILE: its ports as firewalld reads them (includes count as a port: they add others)
     py "$FWPY" - "$1" <<'SMTPS_SERVICE_PORTS'
 import os
@@ -55,7 +51,6 @@ fi
 on_failure undo
 keep_for_run "$FILE"
 if [ ! -d "$S" ]; then
-    # The first change: keep the service file as found (or that there was none), for destroy.
     FIRST=yes
     begin_state "$S"
     if [ -e "$FILE" ]; then cp -p "$FILE" "$S.new/orig"; else : > "$S.new/absent"; fi

@@ -2,11 +2,11 @@
 # @@ -2 +2 @@
 # -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # +# 'firewalld service' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
-# @@ -24 +24 @@
+# @@ -15 +15 @@
 # -KIND='zone membership'
 # +KIND='firewalld service'
-# @@ -373,6 +372,0 @@
-# -[6 lines of prologue.sh: 373 to 378]
+# @@ -277,6 +276,0 @@
+# -[6 lines of prologue.sh: 277 to 282]
 # </prologue.sh>
 if [ ! -d "$S" ]; then
     say "firewalld service $NAME: nothing of ours to remove"

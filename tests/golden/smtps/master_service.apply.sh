@@ -2,21 +2,18 @@
 # @@ -2 +2 @@
 # -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # +# 'master.cf service' on mail1: apply. Rendered by smtps-iredmail: every value below was quoted when
-# @@ -24 +24 @@
+# @@ -15 +15 @@
 # -KIND='zone membership'
 # +KIND='master.cf service'
-# @@ -373,6 +372,0 @@
-# -[6 lines of prologue.sh: 373 to 378]
-# @@ -397,126 +390,0 @@
-# -[126 lines of prologue.sh: 397 to 522]
-# @@ -524 +391,0 @@
+# @@ -277,6 +276,0 @@
+# -[6 lines of prologue.sh: 277 to 282]
+# @@ -298,98 +291,0 @@
+# -[98 lines of prologue.sh: 298 to 395]
+# @@ -397 +292,0 @@
 # -
 # </prologue.sh>
 postfix_new_enough
 
-# Before anything changes, what only this host knows of the content filter (smtps/option_rules.py): its transport is
-# a master.cf SMTP client (an LMTP one could hand mail straight to Dovecot), and its port is none of Postfix's own
-# listeners (iRedMail's re-injection on 10025, or 25, 587, 465: Postfix itself, so the mail would skip the filter).
 filter_command=$(postconf -M smtp-amavis/unix 2>/dev/null | awk '{ print $8 }')
 case "$filter_command" in
     smtp) ;;
@@ -25,10 +22,7 @@ esac
 set -f  # a service name is a word, never a pattern
 for service in $(postconf -M 2>/dev/null | awk '$2 == "inet" { print $1 }'); do
     port=${service##*:}
-    # A named port (smtp, submission) is the one /etc/services gives it, as Postfix reads it.
     case "$port" in *[!0-9]*) port=$(getent services "$port/tcp" | awk '{ sub("/.*", "", $2); print $2 }') ;; esac
-    # Compared as numbers: Postfix reads 025 as port 25. Leading zeros go (the setting's port has none), so a number
-    # of any length compares exactly, with no overflow.
     port=${port#"${port%%[!0]*}"}
     [ "$port" != 10026 ] || fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': port 10026 is a Postfix listener of this host'"'"'s master.cf, not a content filter: mail sent there would be delivered without one; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed"
 done
@@ -36,7 +30,6 @@ set +f
 
 
 
-# No tlsCert: 465 serves main.cf's certificate, as Postfix would; it is checked and reported all the same.
 CERT=$(postconf -xh smtpd_tls_cert_file 2>/dev/null) || CERT=""
 [ -n "$CERT" ] || fail "no TLS certificate: neither tlsCert nor main.cf's smtpd_tls_cert_file names one"
 
@@ -46,14 +39,12 @@ TLSKEY=$(postconf -xh smtpd_tls_key_file 2>/dev/null) || TLSKEY=""
 [ -n "$TLSKEY" ] || fail "no TLS key: neither tlsKey nor main.cf's smtpd_tls_key_file names one"
 
 
-# A bad TLS setting only shows when a client connects: check the files before Postfix is told to use them.
 [ -f "$CERT" ] || fail "TLS certificate $CERT does not exist"
 [ -f "$TLSKEY" ] || fail "TLS key $TLSKEY does not exist"
 cert_pub=$(openssl x509 -in "$CERT" -noout -pubkey 2>/dev/null) || fail "TLS certificate $CERT is not a PEM certificate"
 key_pub=$(openssl pkey -in "$TLSKEY" -pubout 2>/dev/null) || fail "TLS key $TLSKEY is not a readable private key"
 [ "$cert_pub" = "$key_pub" ] || fail "TLS key $TLSKEY does not belong to certificate $CERT"
 openssl x509 -in "$CERT" -noout -checkend 0 >/dev/null || fail "TLS certificate $CERT has expired"
-# What the check from outside compares the served certificate with: this file, as it is now.
 sha=$(openssl x509 -in "$CERT" -noout -fingerprint -sha256 | sed 's/^[^=]*=//; s/://g' | tr 'A-F' 'a-f')
 printf 'smtps-cert-file=%s\nsmtps-cert-sha256=%s\n' "$CERT" "$sha"
 
@@ -61,14 +52,11 @@ postfix status >/dev/null 2>&1 || fail "postfix is not running: this tool does n
 
 want=$(printf '%s\n' "$ENTRY" | canon)
 current=$(postconf -M "$KEY/inet" 2>/dev/null | canon)
-# The same port under another key (iRedMail writes 465, Postfix's examples smtps or submissions) is replaced,
-# never kept beside ours: two entries for one port would stop Postfix from starting the second.
 others=""
 for k in $OTHER_KEYS; do
     [ -z "$(postconf -M "$k/inet" 2>/dev/null)" ] || others="$others $k"
 done
 if [ "$current" = "$want" ] && [ -z "$others" ]; then
-    # An earlier run changed it and was interrupted before recording the result: record it now, for destroy.
     if [ -d "$S" ] && [ ! -e "$S/applied" ]; then put "$MASTER" "$S/applied"; fi
     say "master.cf $KEY/inet: up to date"
     exit 0
@@ -77,7 +65,6 @@ fi
 on_failure undo
 keep_for_run "$MASTER"
 if [ ! -d "$S" ]; then
-    # The first change: keep master.cf and the 465 entry as found (under whichever key), for destroy.
     FIRST=yes
     begin_state "$S"
     : > "$S.new/entry"
@@ -91,9 +78,6 @@ if [ ! -d "$S" ]; then
     cp -p "$MASTER" "$S.new/orig"
     commit_state "$S"
 elif changed_since "$S" "$MASTER" "$S.before"; then
-    # Someone changed master.cf since this tool last wrote it: the file as first found is no longer what destroy
-    # may put back (it would drop their change). With no 465 entry in it at all, the file as it is now is the new
-    # "as found"; with one, no file is, and from now on destroy takes out only this tool's entry.
     rm -f "$S/orig"
     if [ -z "$current" ] && [ -z "$others" ]; then
         put "$MASTER" "$S/orig"

@@ -2,14 +2,14 @@
 # @@ -2 +2 @@
 # -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # +# 'master.cf service' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
-# @@ -24 +24 @@
+# @@ -15 +15 @@
 # -KIND='zone membership'
 # +KIND='master.cf service'
-# @@ -373,6 +372,0 @@
-# -[6 lines of prologue.sh: 373 to 378]
-# @@ -397,126 +390,0 @@
-# -[126 lines of prologue.sh: 397 to 522]
-# @@ -524 +391,0 @@
+# @@ -277,6 +276,0 @@
+# -[6 lines of prologue.sh: 277 to 282]
+# @@ -298,98 +291,0 @@
+# -[98 lines of prologue.sh: 298 to 395]
+# @@ -397 +292,0 @@
 # -
 # </prologue.sh>
 if [ ! -d "$S" ]; then
@@ -24,11 +24,8 @@ put "$MASTER" "$S.before"
 start_copy
 if [ -e "$S/orig" ] && { { [ -e "$S/applied" ] && cmp -s "$MASTER" "$S/applied"; } || cmp -s "$MASTER" "$S/orig"; }
 then
-    # Nobody changed master.cf since our last change (or an interrupted remove already put it back): put back the
-    # file as it was found, byte for byte.
     cp -p "$S/orig" "$WORK/master.cf"
 else
-    # Someone changed it since: undo only our entry, and put back the entry that was there before, if any.
     [ -z "$(edit_copy -M "$KEY/inet" 2>/dev/null)" ] || edit_copy -MX "$KEY/inet"
     if [ -s "$S/entry" ]; then
         edit_copy -M "$(sed -n 1p "$S/entry")/inet=$(sed -n 2p "$S/entry")"

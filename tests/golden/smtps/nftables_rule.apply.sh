@@ -2,14 +2,14 @@
 # @@ -2 +2 @@
 # -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # +# 'nftables rule' on mail1: apply. Rendered by smtps-iredmail: every value below was quoted when
-# @@ -24 +24 @@
+# @@ -15 +15 @@
 # -KIND='zone membership'
 # +KIND='nftables rule'
-# @@ -373,6 +372,0 @@
-# -[6 lines of prologue.sh: 373 to 378]
-# @@ -397,126 +390,0 @@
-# -[126 lines of prologue.sh: 397 to 522]
-# @@ -524 +391,0 @@
+# @@ -277,6 +276,0 @@
+# -[6 lines of prologue.sh: 277 to 282]
+# @@ -298,98 +291,0 @@
+# -[98 lines of prologue.sh: 298 to 395]
+# @@ -397 +292,0 @@
 # -
 # </prologue.sh>
 fact live.chain=present || fail "there is no $WHERE in the live ruleset: this tool never loads $CONF (it begins with flush ruleset, which would also drop fail2ban's table); load the host's firewall as it does at boot (systemctl restart nftables) and run this again"
@@ -19,12 +19,10 @@ need_file=yes
 fact live.rule=yes && need_live=no
 fact file.rule=yes && need_file=no
 if [ "$POLICY" = keep ]; then
-    # iRedMail >= 1.5 accepts 465 by a rule of its own: left as found, and it counts (existingPortPolicy keep).
     fact live.other=yes && need_live=no
     fact file.other=yes && need_file=no
 fi
 if [ "$need_live$need_file" = nono ]; then
-    # An earlier run changed it and was interrupted before recording the result: record it now, for destroy.
     if [ -d "$S" ] && [ ! -e "$S/applied" ]; then put "$CONF" "$S/applied"; fi
     if fact live.rule=yes || fact file.rule=yes; then
         say "$WHERE: 465 accepted (live and in $CONF): up to date"
@@ -36,14 +34,11 @@ fi
 on_failure undo
 keep_for_run "$CONF"
 if [ ! -d "$S" ]; then
-    # The first change: keep the file as found, for destroy.
     FIRST=yes
     begin_state "$S"
     cp -p "$CONF" "$S.new/orig"
     commit_state "$S"
 elif changed_since "$S" "$CONF" "$S.before"; then
-    # Someone changed the file since this tool last wrote it: what was found then is no longer what destroy may put
-    # back. Without this tool's line in it, the file as it is now is the new "as found"; with it, no file is.
     rm -f "$S/orig"
     if [ "$need_file" = yes ]; then put "$CONF" "$S/orig"; fi
 fi

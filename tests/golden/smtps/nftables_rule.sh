@@ -9,9 +9,6 @@ S="$STATE/nftables-$FAMILY-$TABLE-$CHAIN"
 tidy "$CONF"
 command -v nft >/dev/null 2>&1 || fail "nft is not installed (firewall: nftables)"
 command -v python3 >/dev/null 2>&1 || fail "python3 is needed to read the nftables chain"
-# The rule's reader and editor (smtps/nft_rule.py, shipped as it is): the live chain changes rule by rule, the file
-# line by line. Nothing here loads a whole file: iRedMail's $CONF begins with `flush ruleset`, which would also
-# drop fail2ban's table and its bans.
 nftrule() {  # nftrule COMMAND [ARGS...]
     cmd=$1
     shift
@@ -21,11 +18,9 @@ SMTPS_NFT_RULE
 }
 FACTS=$(nftrule facts "$CONF" 2>&1) || fail "cannot read the $WHERE: $FACTS"
 fact() { printf '%s\n' "$FACTS" | grep -qx "nft.$1"; }
-# A file the reader will not read as nft would (an include, the chain declared twice, ...): named, nothing changed.
 if fact file.chain=refused; then
     fail "cannot read the $WHERE: $(printf '%s\n' "$FACTS" | sed -n 's/^nft\.file\.why=//p') (read as nft reads it; nothing was changed)"
 fi
-# A copy of $CONF with (or without) the rule, checked by nft itself (-c: nothing is loaded), then renamed over it.
 ADDED=no
 DELETED=no
 FIRST=no
@@ -36,7 +31,6 @@ edit_conf() {  # edit_conf with-rule|without-rule
     check=$(nft -c -f "$CONF.smtps-tmp" 2>&1) || fail "nft -c -f refuses $CONF as it would be: $check; nothing was changed in it"
     mv -f "$CONF.smtps-tmp" "$CONF"
 }
-# What this run changed goes back: the live rule it added (or deleted), and the file as this run found it.
 undo() {
     rc=0
     rm -f "$CONF.smtps-tmp"

@@ -2,43 +2,31 @@
 # @@ -2 +2 @@
 # -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # +# rollback on mail1: rollback. Rendered by smtps-iredmail: every value below was quoted when
-# @@ -24 +24 @@
+# @@ -15 +15 @@
 # -KIND='zone membership'
 # +KIND=rollback
-# @@ -35 +35 @@
+# @@ -18 +18 @@
 # -RUN=''
 # +RUN=0123456789abcdef
-# @@ -373,6 +372,0 @@
-# -[6 lines of prologue.sh: 373 to 378]
+# @@ -277,6 +276,0 @@
+# -[6 lines of prologue.sh: 277 to 282]
 # </prologue.sh>
 
-# The host failed the check from outside after this run changed it: put back what this run found (its snapshot,
-# kept by keep_for_run), so the host runs the configuration it had before the run. Only files this run changed are
-# touched, and only where they still differ from what the run found; the state folder goes back with them, so a
-# later destroy knows the host as it was before the run.
 CONF=$(postconf -h config_directory)
 MASTER="$CONF/master.cf"
-# The firewalld zone and service of this host's settings: the only ones a run of this tool changes here. Empty
-# (a host of nftables only, or a script rendered without them): no firewalld file or zone change is this run's.
 ZONE=''
 SERVICE=''
 PORT=465/tcp
-# The nftables chain of this host's settings, where the host's firewall is nftables: the only chain a run of this
-# tool changes live. Empty (a firewalld host): no nftables change is this run's.
 NFT_CHAIN=''
 if [ -z "$RUN" ] || [ ! -d "$RUNDIR" ] || [ "$(cat "$RUNDIR/id" 2>/dev/null)" != "$RUN" ]; then
     say "nothing of this run to undo here"
     echo "smtps-rollback=none"
     exit 0
 fi
-# The snapshot is read as data, and first checked whole: nothing is changed unless all of it is what this tool's
-# scripts write. Only plain files and folders: a link in it (symbolic, or a second name of a file elsewhere) would
-# have the rollback read, or put back, what it points to.
 refuse() { fail "the snapshot of this run $*: nothing was rolled back"; }
 [ ! -L "$RUNDIR" ] || refuse "is a symbolic link"
 odd=$(find "$RUNDIR" \( ! -type f ! -type d \) -o \( -type f -links +1 \) | head -n 1)
 [ -z "$odd" ] || refuse "holds $odd, which is not a plain file or folder"
-# Each target is a path this tool's scripts wrote down; read back, it is data: only the files they change are put back.
 target_ok() {
     case "$1" in
         "$MASTER") return 0 ;;
@@ -54,8 +42,6 @@ target_ok() {
 while IFS= read -r target; do
     target_ok "$target" || refuse "names $target, which is not a file this tool changes"
 done < "$RUNDIR/targets"
-# Each copy goes back as it is, so it must be what that file can be: at most 1 MiB, and a firewalld file parses as
-# XML (firewalld would skip a zone file it cannot parse, and its interfaces would fall to the default zone).
 n=0
 while IFS= read -r target; do
     if [ -e "$RUNDIR/$n" ]; then
@@ -68,8 +54,6 @@ while IFS= read -r target; do
     fi
     n=$((n + 1))
 done < "$RUNDIR/targets"
-# The journal: only changes this tool makes, and so undoes: the service or the port 465/tcp in this host's zone,
-# in one layer; this tool's nftables rule in the live chain.
 journal_ok() {  # LAYER OP WHAT VALUE ZONE
     case "$1" in
         nft)
@@ -90,16 +74,6 @@ if [ -s "$RUNDIR/journal" ]; then
             refuse "holds a journal line that is no change of this tool's ($layer $op $what $value $zone)"
     done < "$RUNDIR/journal"
 fi
-# The bindings this run's first reload dropped (fw_reload): only those are made again, each one a binding that
-# was there before that reload (bindings), to a zone firewalld has. Both files are this host's, and anyone with root
-# here could have written them since: so each binding made again is read as firewalld reads it, and none is made
-# that could open the host. An interface is named whole (a name ending in + is every interface starting so); a
-# source is one address, a network no wider than /8 (IPv4) or /32 (IPv6) written with a prefix length (a dotted
-# mask is refused, not read), or a MAC address; never an ipset. A binding to a zone that accepts everything (target
-# ACCEPT, and trusted by its name), or one whose target cannot be read, is never made again by a rollback: it is
-# named, for a person to make if it should be.
-# SOURCE_CHECK SOURCE...: each source that is none of those, with why, one a line. Python 2 or 3 (firewalld's own
-# interpreter), and the address read by the C library, as firewalld reads it (socket.inet_pton).
 SOURCE_CHECK='import re, socket, sys
 for src in sys.argv[1:]:
     addr, slash, bits = src.partition("/")
@@ -128,7 +102,6 @@ if [ -s "$RUNDIR/dropped" ]; then
     sources=""
     while IFS= read -r line; do
         set -f
-        # shellcheck disable=SC2086 # split on purpose: three words
         set -- $line
         set +f
         ok=no
@@ -144,7 +117,6 @@ if [ -s "$RUNDIR/dropped" ]; then
         [ "$ok" = yes ] || refuse "holds a binding its reload did not drop, or that this tool never makes ($line)"
     done < "$RUNDIR/dropped"
     set -f
-    # shellcheck disable=SC2086 # split on purpose: each source checked above, no space in any
     wide=$(py "$FWPY" -c "$SOURCE_CHECK" $sources) || refuse "holds sources that could not be read ($sources)"
     set +f
     [ -z "$wide" ] || refuse "holds a binding of a source that is not one address or a narrow network: $wide"
@@ -161,12 +133,9 @@ fi
 same_as_found() {  # same_as_found N TARGET: is TARGET as this run found it?
     if [ -e "$RUNDIR/$1" ]; then [ -e "$2" ] && cmp -s "$RUNDIR/$1" "$2"; else [ ! -e "$2" ]; fi
 }
-# What this run left, kept aside: if the rollback itself fails half-way, that goes back (the host stays as the run
-# left it, which passed every step but the check; never half of each).
 AFTER="$RUNDIR/after"
 rm -rf "$AFTER"
 mkdir "$AFTER"
-# still_as_left N TARGET: is TARGET as this run left it (or did no script of the run get to say)?
 still_as_left() {
     if [ -e "$RUNDIR/left-$1" ]; then [ -e "$2" ] && cmp -s "$RUNDIR/left-$1" "$2"
     elif [ -e "$RUNDIR/left-$1.absent" ]; then [ ! -e "$2" ]
@@ -186,9 +155,6 @@ while IFS= read -r target; do
     fi
     n=$((n + 1))
 done < "$RUNDIR/targets"
-# The state folder, one entry per resource: an entry goes back to what this run found only where a script of this
-# run left it (left-state-NAME, by left_state) and it is still that. Another run's resource, or one changed since,
-# stays as it is.
 STATE_CHANGED=""
 for f in "$RUNDIR"/left-state-*; do
     [ -e "$f" ] || continue
@@ -242,8 +208,6 @@ undo() {
     reload_back "$rc" || rc=1
     return "$rc"
 }
-# The bindings of interfaces and sources to zones that the run's first reload dropped (fw_reload; checked above):
-# each one is made again, in the runtime layer, as it was.
 rebind() {
     [ -z "$ACCEPTING" ] ||
         say "warning: not bound again, to a zone that accepts everything or whose target could not be read (bind it yourself if it should be):${ACCEPTING#;}"
@@ -253,8 +217,6 @@ rebind() {
             say "warning: could not bind $kind $name to zone $zone again"
     done
 }
-# nft_undo add|delete FAMILY TABLE CHAIN: this tool's rule back in (or out of) the live chain, by the rule's own
-# program; the names come from the journal (data) and are checked first.
 nft_undo() {
     case "$1" in add) cmd=add-live ;; delete) cmd=delete-live ;; *) return 2 ;; esac
     case "$2" in inet|ip|ip6) ;; *) return 2 ;; esac
@@ -263,10 +225,6 @@ nft_undo() {
 <smtps/nft_rule.py, as it is>
 SMTPS_NFT_RULE
 }
-# firewalld_running: what `firewall-cmd --state` answers (firewalld is on D-Bus and its state is RUNNING), asked over
-# D-Bus with dbus-send where it is installed: a few milliseconds instead of firewall-cmd's Python start (about 0.2 s
-# of CPU, and this is asked up to twice a run). The name's owner is asked first, of the bus itself, so the question
-# never starts a stopped firewalld by D-Bus activation: a firewalld that is stopped was stopped for a reason.
 firewalld_running() {
     if command -v dbus-send >/dev/null 2>&1; then
         dbus-send --system --print-reply=literal --dest=org.freedesktop.DBus /org/freedesktop/DBus \
@@ -285,9 +243,6 @@ on_failure undo
 if [ "$FIREWALLD_CHANGED" = yes ]; then
     firewalld_running || fail "firewalld is not running: the firewall cannot be put back"
 fi
-# The run's changes made in place, newest first: an nftables rule it added (or deleted) in the live chain, and
-# zone changes in both layers where it reloaded nothing (after a reload the zone files below are the truth). The
-# files then go back byte for byte below.
 if [ -s "$RUNDIR/journal" ]; then
     while read -r layer op what value zone; do
         case "$layer" in
@@ -307,8 +262,6 @@ if [ "$MASTER_CHANGED" = yes ]; then
     postfix reload >/dev/null 2>&1 || fail "postfix reload failed"
 fi
 if [ "$RELOAD" = yes ]; then
-    # The run reloaded firewalld: so does its rollback, judged by the lockout guard on the files as they are now
-    # (as before the run), and armed to revert to what the run left unless a fresh login confirms it.
     set --
     for i in $CHANGED; do
         t=$(target_of "$i")

@@ -2,13 +2,12 @@
 # @@ -2 +2 @@
 # -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # +# 'zone membership' on mail1: apply. Rendered by smtps-iredmail: every value below was quoted when
-# @@ -397,126 +396,0 @@
-# -[126 lines of prologue.sh: 397 to 522]
-# @@ -524 +397,0 @@
+# @@ -298,98 +297,0 @@
+# -[98 lines of prologue.sh: 298 to 395]
+# @@ -397 +298,0 @@
 # -
 # </prologue.sh>
 if [ "$POLICY" = keep ] && has permanent port; then
-    # iRedMail >= 1.5 opens 465 by a raw port; the service would only repeat it (existingPortPolicy=keep).
     if ! has runtime port; then
         keep_for_run "$ZFILE" "$ZFILE.old"
         change runtime add port "$PORT"
@@ -26,7 +25,6 @@ if [ "$POLICY" = replace ] && { has permanent port || has runtime port; }; then
     drop_port=yes
 fi
 if [ "$need_perm$need_run$drop_port" = nonono ]; then
-    # An earlier run changed it and was interrupted before recording the result: record it now, for destroy.
     if [ -d "$S" ] && [ ! -e "$S/applied" ] && [ -e "$ZFILE" ]; then put "$ZFILE" "$S/applied"; fi
     say "zone $ZONE: service $SERVICE up to date"
     exit 0
@@ -34,7 +32,6 @@ fi
 on_failure undo
 keep_for_run "$ZFILE" "$ZFILE.old"
 if [ ! -d "$S" ]; then
-    # The first change: keep the zone file and firewalld's .old copy as found, and whether 465 was open by port.
     FIRST=yes
     begin_state "$S"
     if [ -e "$ZFILE" ]; then cp -p "$ZFILE" "$S.new/orig"; else : > "$S.new/absent"; fi
@@ -42,10 +39,6 @@ if [ ! -d "$S" ]; then
     if has permanent port; then : > "$S.new/had-port"; fi
     commit_state "$S"
 elif [ -e "$ZFILE" ] && changed_since "$S" "$ZFILE" "$S.before"; then
-    # Someone changed the zone since this tool last wrote it: what was found then is no longer what destroy may
-    # put back (it would drop their change). Without the service in its permanent layer, the file as it is now is
-    # the new "as found"; with it, no file is, and from now on destroy takes out only this tool's part.
-    # (A raw 465 port this tool took out, and that is not back, keeps destroy on its part-by-part path too.)
     rm -f "$S/orig" "$S/absent" "$S/old-orig" "$S/old-absent"
     if [ "$need_perm" = yes ] && { [ ! -e "$S/had-port" ] || has permanent port; }; then
         put "$ZFILE" "$S/orig"
@@ -53,15 +46,12 @@ elif [ -e "$ZFILE" ] && changed_since "$S" "$ZFILE" "$S.before"; then
     fi
 fi
 keep_before
-# The service goes in before the raw port comes out: a kill in between leaves 465 open twice, never closed.
 [ "$need_perm" = no ] || change permanent add service "$SERVICE"
 [ "$need_run" = no ] || change runtime add service "$SERVICE"
 if [ "$drop_port" = yes ]; then
     ! has permanent port || change permanent remove port "$PORT"
     ! has runtime port || change runtime remove port "$PORT"
 fi
-# No --check-config here: nothing is reloaded, and firewalld checked each change itself before it took it (an
-# unknown service or a bad port is refused, in both layers). It runs before each reload of firewalld's files.
 [ ! -e "$ZFILE" ] || put "$ZFILE" "$S/applied"
 journal_for_run "$JOURNAL"
 left_for_run "$ZFILE" "$ZFILE.old"

@@ -6,16 +6,11 @@ PORT=465/tcp
 ZFILE="/etc/firewalld/zones/$ZONE.xml"
 S="$STATE/zone-$ZONE"
 tidy "$ZFILE" "$ZFILE.old"
-# The zone's facts, read by the same probe as `pulumi refresh` and `drift`: one process, both layers.
 FACTS=$(zone_probe "$ZONE" "$SERVICE" "$PORT" 2>&1) || fail "cannot read firewalld zone $ZONE: $FACTS"
 fact() { printf '%s\n' "$FACTS" | grep -qx "$1"; }
 has() { fact "zone.$1.$2=yes"; }  # has permanent|runtime service|port
 fact firewalld=running || fail "firewalld is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (systemctl start firewalld) and run this again"
 fact zone=present || fail "firewalld zone $ZONE does not exist (the zone setting names the zone that gets the service)"
-# Zone changes are made in both layers with firewall-cmd, so no reload is needed. Each one is journaled with its
-# inverse (LAYER OP WHAT VALUE ZONE, run by zone_op); on failure the inverses run in reverse order, then the zone
-# file (and firewalld's .old copy of it) goes back byte for byte. A run that succeeds leaves its journal to the
-# run's snapshot, for a rollback.
 JOURNAL=""
 change() {  # change permanent|runtime add|remove service|port VALUE
     zone_op "$1" "$2" "$3" "$4" "$ZONE"
@@ -25,7 +20,6 @@ $JOURNAL"
 }
 undo() {
     rc=0
-    # A redirected loop runs in this shell (not a pipeline's subshell), so a failed inverse reaches rc.
     while read -r layer op what value zone; do
         [ -z "$layer" ] || zone_op "$layer" "$op" "$what" "$value" "$zone" 2>/dev/null || rc=1
     done <<SMTPS_JOURNAL
@@ -33,7 +27,6 @@ $JOURNAL
 SMTPS_JOURNAL
     restore "$S.before" "$ZFILE" || rc=1
     restore "$S.before-old" "$ZFILE.old" || rc=1
-    # The files are what must be as before: a failed reload of them is the armed watcher's to make again.
     reload_back "$rc" || true
     undo_state "$rc"
 }
