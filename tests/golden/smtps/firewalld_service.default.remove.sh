@@ -523,9 +523,9 @@ BUILTIN="/usr/lib/firewalld/services/$NAME.xml"
 S="$STATE/service-$NAME"
 tidy "$FILE"
 # firewalld_running: what `firewall-cmd --state` answers (firewalld is on D-Bus and its state is RUNNING), asked over
-# D-Bus with dbus-send where it is installed: a few milliseconds instead of firewall-cmd's Python start (about 0.2 s
-# of CPU, and this is asked up to twice a run). The name's owner is asked first, of the bus itself, so the question
-# never starts a stopped firewalld by D-Bus activation: a firewalld that is stopped was stopped for a reason.
+# D-Bus with dbus-send where it is installed: a few milliseconds instead of firewall-cmd's Python start (its cost:
+# docs/benchmark.md; this is asked up to twice a run). The name's owner is asked first, of the bus itself, so the
+# question never starts a stopped firewalld by D-Bus activation: a firewalld that is stopped was stopped for a reason.
 firewalld_running() {
     if command -v dbus-send >/dev/null 2>&1; then
         dbus-send --system --print-reply=literal --dest=org.freedesktop.DBus /org/freedesktop/DBus \
