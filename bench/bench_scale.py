@@ -1,11 +1,11 @@
 """Beyond the lab's usual size: `make bench-scale` (or `python -m bench.bench_scale [SIZES...]`, as root).
 
-One lab of the largest size (default 50 firewalld hosts; about 45 MiB each), and for each size (default 1, 10, 20,
-50) a stack of that many hosts: converge (`up` on hosts without SMTPS), no-op `up`, `preview`, then `destroy`; one
-run each. Beside the wall times: the engine's state after the converge (the stack's checkpoint in the file backend,
-bytes), the peak memory of the whole process tree, controller CPU, and the most SSH sessions a no-op or preview
-opened on any host (0 expected). Then the growth per host between the smallest and the largest size, which is what
-a bigger datacenter's stack adds. It prints numbers and asserts nothing.
+One lab of the largest size (default 50 firewalld hosts; memory per host: docs/benchmark.md), and for each size
+(default 1, 10, 20, 50) a stack of that many hosts: converge (`up` on hosts without SMTPS), no-op `up`, `preview`,
+then `destroy`; one run each. Beside the wall times: the engine's state after the converge (the stack's checkpoint
+in the file backend, bytes), the peak memory of the whole process tree, controller CPU, and the most SSH sessions a
+no-op or preview opened on any host (0 expected). Then the growth per host between the smallest and the largest
+size, which is what a bigger datacenter's stack adds. It prints numbers and asserts nothing.
 """
 
 from __future__ import annotations

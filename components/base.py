@@ -47,15 +47,15 @@ from smtps_iredmail.core.stacks import PROJECT, SSH_KEY
 from smtps_iredmail.core.templating import Action
 
 # The stack's secret SSH key, handed to each explicit provider as its only input: an explicit provider's
-# `configure` sees only its own inputs (README, "The Pulumi engine"), the state keeps it encrypted, and no SMTPS
-# resource ever has it as an input.
+# `configure` sees only its own inputs (docs/how-it-works.md, "The Pulumi engine"), the state keeps it encrypted,
+# and no SMTPS resource ever has it as an input.
 SSH_KEY_CONFIG = f"{PROJECT}:{SSH_KEY}"
 # The optional test credential ({username, password}, a secret) the check from outside logs in with, handed to the
 # explicit providers like the key; or, in CI, from SMTPS_TEST_CREDENTIAL_FILE (smtps/credentials.py).
 CREDENTIAL_CONFIG = f"{PROJECT}:{CREDENTIAL}"
 # Or the key comes from a file on the machine that runs Pulumi (SSH_KEY_FILE_ENV), and never enters Pulumi at all:
-# what CI uses, so that nothing that can decrypt the stack (a pull request's preview) can get the key (README,
-# "Safety").
+# what CI uses, so that nothing that can decrypt the stack (a pull request's preview) can get the key
+# (docs/safety.md, "Secrets").
 # Inputs that say how to reach a host, not what is on it.
 CONNECTION_INPUTS = ("address", "port", "user", "hostKey", "jump", "confirmSeconds", "firewalldPending")
 # Of those, the ones that say which machine it is: a new host key (or address) is how a rebuilt server looks, so a

@@ -53,7 +53,7 @@ class JumpArgs:
 
 @dataclass
 class SmtpsHostArgs:
-    """One mail host's settings: one field per setting of the README's table, with the same defaults and meaning.
+    """One mail host's settings: one field per setting of docs/settings.md's table, same defaults and meaning.
 
     The fields marked "may be an Output" take a value from another resource. The others must be plain values: they
     decide which resources exist (`firewall`), what the preview shows per setting, or are checked together before
@@ -278,7 +278,7 @@ def _one_machine(stack: str, settings: HostSettings, deferred: Mapping[str, Any]
 # A dynamic provider process serves 4 calls at a time, and a host's resources run one after another: so a process
 # keeps up to 4 hosts busy. Hosts are spread over a fixed number of provider processes by a hash of their name, so a
 # host's provider never changes when others come or go (a changed provider would make the engine replace its
-# resources). 16 processes keep up to 64 hosts busy at once, at about 32 MiB each.
+# resources). 16 processes keep up to 64 hosts busy at once (their memory: docs/benchmark.md).
 PROVIDER_PROCESSES = 16
 
 

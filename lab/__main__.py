@@ -1,4 +1,4 @@
-"""`python -m lab up|status|down|exec`: the local lab of iRedMail-like mail hosts (see README.md)."""
+"""`python -m lab up|status|down|exec`: the local lab of iRedMail-like mail hosts (see docs/lab.md)."""
 
 from __future__ import annotations
 

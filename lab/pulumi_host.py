@@ -69,7 +69,8 @@ def _diff(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> 
 class _Provider(ResourceProvider):
     """A lab resource's provider: its inputs are checked by parsing them (`parse`), and any change replaces it."""
 
-    # Nothing secret is captured: the state stays free of secrets (README, "Safety"), as for the SMTPS providers.
+    # Nothing secret is captured: the state stays free of secrets (docs/safety.md, "Secrets"), as for the SMTPS
+    # providers.
     serialize_as_secret_always = False
     inputs: ClassVar[tuple[str, ...]]
     parse: ClassVar[Callable[[dict[str, Any]], Any]]

@@ -124,11 +124,11 @@ def _logging(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _stack(args: argparse.Namespace) -> Any:
-    """The engine's stack; for a stack with no file in stacks/ yet, say how one starts (README)."""
+    """The engine's stack; for a stack with no file in stacks/ yet, say how one starts (docs/servers.md)."""
     folder = engine.project_dir()
     if not (folder / "stacks" / f"Pulumi.{args.stack}.yaml").exists():
         raise SettingsError(f"stack {args.stack}: no stack file stacks/Pulumi.{args.stack}.yaml: write its hosts "
-                            "there first (README, \"Using it on your servers\")")
+                            "there first (docs/servers.md)")
     return engine.stack(args.stack)
 
 
@@ -239,7 +239,7 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
     stale = sorted({f.host for f in run.failures() if "No module named 'components" in f.message})
     if stale:
         # A delete or replace loads the resource's provider from the state; one the release before the package
-        # stored names modules that no longer exist (README, "Upgrading from the release before the package").
+        # stored names modules that no longer exist (docs/library.md, "Upgrading from the release before the package").
         _err(f"smtps: {', '.join(stale)}: this up removes or replaces resources whose stored provider is from the "
              "release before the package, which cannot be loaded: put those hosts (or settings) back as they were, "
              f"run `smtps up -s {name}` once (it updates them in place, running nothing on the hosts), then make "
@@ -266,7 +266,7 @@ def _before_upgrade(stack: Any, name: str) -> int:
     """2 (and why) when the state was written by the release before the package: a refresh or a delete loads each
     resource's provider from the state, whose modules (`components.*`) no longer exist, and would fail on every
     resource with ModuleNotFoundError. One plain `up` stores the providers as they are now, running nothing on the
-    hosts (README, "Upgrading from the release before the package")."""
+    hosts (docs/library.md, "Upgrading from the release before the package")."""
     from smtps_iredmail.base import stale_provider
 
     resources = (stack.export_stack().deployment or {}).get("resources") or []

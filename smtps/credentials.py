@@ -89,8 +89,8 @@ def refusal(stack: str, keys: Iterable[str], where: str = "its stack file") -> s
             f"({SSH_KEY_FILE_ENV}) and the test credential as a file ({CREDENTIAL_FILE_ENV}); and, as the "
             "backend's history keeps what the stack held, make a new key and a new password (the passphrase opened "
             "the old ones), give the stack a new passphrase (`smtps pulumi -- stack "
-            f"change-secrets-provider passphrase -s {stack}`) and remove the stack's history and backups (README, "
-            "\"Using it on your servers\", point 2)")
+            f"change-secrets-provider passphrase -s {stack}`) and remove the stack's history and backups "
+            "(docs/safety.md, \"Secrets\")")
 
 
 def encrypted_in_state(deployment: Mapping) -> list[str]:
@@ -211,4 +211,4 @@ def history_refusal(stack: str, backend: Path, project: str, files: list[str]) -
             "retire the old ones (anyone with the passphrase could read them); (2) give the stack a new passphrase "
             f"(`smtps pulumi -- stack change-secrets-provider passphrase -s {stack}`, and the new one to "
             f"CI); (3) then remove the stack's history and backups: rm -r {folders}, and any {name}.json*.bak in "
-            f"{states} (README, \"Using it on your servers\", point 2)")
+            f"{states} (docs/safety.md, \"Secrets\")")

@@ -7,8 +7,8 @@ thought of, so the rule is turned around: only the options below pass, each one 
 submission entry or judged by its value; every other option is refused at preview unless the stack names it in
 `allowOptions`. The check from outside catches what these miss.
 
-Known to be harmless, whatever their value (HARMLESS; README, "Settings", says which iRedMail and Postfix files use
-each): `syslog_name`, `smtpd_tls_wrappermode`, the `smtpd_tls_*` options that say how the TLS session is made
+Known to be harmless, whatever their value (HARMLESS; docs/settings.md, "Options", says which iRedMail and Postfix
+files use each): `syslog_name`, `smtpd_tls_wrappermode`, the `smtpd_tls_*` options that say how the TLS session is made
 (HARMLESS_TLS; the certificate and key come from tlsCert/tlsKey), `smtpd_tls_auth_only`,
 `smtpd_reject_unlisted_recipient`, `milter_macro_daemon_name`, and `smtpd_helo_restrictions` /
 `smtpd_sender_restrictions` (each list is checked on its own: a permit there never lets a client past
@@ -46,7 +46,7 @@ the installer's defaults filled in: 465 and 587 have `content_filter=smtp-amavis
 port for mail from its own users, its "ORIGINATING" policy) and `smtpd_client_restrictions=
 permit_sasl_authenticated,reject`. Amavisd hands scanned mail back to Postfix on `127.0.0.1:10025` (the
 `PH_POSTFIX_MAIL_REINJECT_PORT` listener), and mlmmj's mail re-enters on `127.0.0.1:10028`; both are `smtpd`
-entries with `-o content_filter=` (README, "Settings").
+entries with `-o content_filter=` (docs/settings.md, "Options").
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ RE_INJECTION = (10025, 10028)
 # The port of the entry itself: settings.SMTPS_PORT (settings imports this module, so it is not imported here).
 OWN_PORT = 465
 # Known to be harmless on a 465 submission entry, whatever their value (but `$` and check_*, refused everywhere):
-# what iRedMail's 465 and 587 entries and Postfix's own submission and smtps examples use (README, "Settings").
+# what iRedMail's 465 and 587 entries and Postfix's own submission and smtps examples use (docs/settings.md, "Options").
 HARMLESS = frozenset({
     "syslog_name", "smtpd_tls_wrappermode", "smtpd_tls_security_level", "smtpd_tls_auth_only",
     "smtpd_reject_unlisted_recipient", "milter_macro_daemon_name", "smtpd_helo_restrictions",
@@ -208,9 +208,9 @@ def _mynetworks_risk(value: str) -> str | None:
 # table or a restriction class written inside another value).
 # Postfix reads restriction names in any case (CHECK_CLIENT_ACCESS is check_client_access).
 _LOOKUP = re.compile(r"(?<![A-Za-z0-9_])check_[a-z_]*", re.IGNORECASE)
-UNKNOWN = ("is not on the list of options known to be harmless on a 465 submission entry (README, \"Settings\"): an "
-           "option this check does not know may open relaying, let clients in without logging in, or send mail "
-           "around the content filter")
+UNKNOWN = ("is not on the list of options known to be harmless on a 465 submission entry (docs/settings.md, "
+           "\"Options\"): an option this check does not know may open relaying, let clients in without logging in, "
+           "or send mail around the content filter")
 
 
 def _value_risk(name: str, value: str) -> str | None:

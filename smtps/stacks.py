@@ -119,7 +119,7 @@ def file_config(folder: Path, name: str) -> dict[str, Any]:
     project = yaml.safe_load((folder / "Pulumi.yaml").read_text()) or {}
     path = folder / "stacks" / f"Pulumi.{name}.yaml"
     if not path.exists():
-        raise SettingsError(f"stack {name}: no stack file {path} (README, \"Using it on your servers\")")
+        raise SettingsError(f"stack {name}: no stack file {path} (docs/servers.md)")
     stack = yaml.safe_load(path.read_text()) or {}
     merged = {_qualified(key): _project_value(item) for key, item in (project.get("config") or {}).items()}
     merged.update({_qualified(key): item for key, item in (stack.get("config") or {}).items()})

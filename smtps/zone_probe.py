@@ -8,9 +8,9 @@ It prints `field=value` lines, the zone part of the host's facts (smtps/facts.py
     zone.permanent.service=yes|no   zone.permanent.port=yes|no   (and the same for runtime)
 
 The one reader of a zone: the read behind `pulumi refresh` and `drift`, and the zone script's own decisions, all run
-it. It uses firewalld's client library over D-Bus (what firewall-cmd uses, in one process: one firewall-cmd run costs
-about 0.3 s of a host's CPU). With firewalld stopped there is no runtime layer, and the permanent one is read from
-the zone's file with firewalld's own reader, so a stopped firewalld hides nothing that is on disk.
+it. It uses firewalld's client library over D-Bus (what firewall-cmd uses, in one process: each firewall-cmd run is a
+Python start of its own, docs/benchmark.md). With firewalld stopped there is no runtime layer, and the permanent one
+is read from the zone's file with firewalld's own reader, so a stopped firewalld hides nothing that is on disk.
 
 Standard library and firewalld only: shipped inside the host scripts as it is (never rendered).
 """

@@ -1,4 +1,4 @@
-"""No secret in a stack that CI runs (README, "Using it on your servers", point 2): the deploy key and the test
+"""No secret in a stack that CI runs (docs/safety.md, "Secrets"): the deploy key and the test
 credential come from files on the machine that runs `up`, never through Pulumi; in CI, `up`, `key` and every read of a
 stack's secret refuse a stack that holds one, in words, before the engine or any host is asked anything.
 The same through the real engine and a lab host: tests/lab/test_relay.py."""
@@ -312,18 +312,20 @@ def test_the_older_unscoped_layout_and_gzip_by_content(tmp_path):
 postgres_cluster = test_postgres_backend.postgres
 
 
-def readme_read_only_role() -> list[str]:
-    """The SQL of README's read-only role for the preview ("Shared state"), as its `psql -c` arguments."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    block = next(b for b in readme.split("```sh")[1:] if "CREATE VIEW" in b.split("```")[0]).split("```")[0]
+def documented_read_only_role() -> list[str]:
+    """The SQL of the preview's read-only role as docs/fleet-and-ci.md gives it ("Shared state"), as its `psql -c`
+    arguments."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "fleet-and-ci.md").read_text()
+    block = next(b for b in doc.split("```sh")[1:] if "CREATE VIEW" in b.split("```")[0]).split("```")[0]
     return [" ".join(sql.split()) for sql in re.findall(r'-c "(.*?)"', block, re.S)]
 
 
 @pytest.mark.engine
 def test_the_previews_read_only_postgres_role_reads_the_current_state_and_no_history(postgres_cluster, tmp_path):
-    """README's read-only role, run on a private PostgreSQL cluster: a stack that held a secret (its history and
-    backups rows keep it), then the role and view made by README's own lines. With that role the preview works and
-    sees no change, its view shows no history or backup row, the table itself is refused, and `up` cannot write."""
+    """The documented read-only role, run on a private PostgreSQL cluster: a stack that held a secret (its history
+    and backups rows keep it), then the role and view made by the document's own lines. With that role the preview
+    works and sees no change, its view shows no history or backup row, the table itself is refused, and `up` cannot
+    write."""
     from tests.enginekit import Project
 
     postgres = postgres_cluster
@@ -337,7 +339,7 @@ def test_the_previews_read_only_postgres_role_reads_the_current_state_and_no_his
     project.smtps("up", "-s", "t1", "--yes")
     assert any("/history/" in key for key in postgres.keys())
 
-    role, *owner = readme_read_only_role()
+    role, *owner = documented_read_only_role()
     assert role.startswith("CREATE ROLE smtps_preview LOGIN PASSWORD '…'") and owner
     password = secrets.token_urlsafe(16)
     postgres.psql(role.replace("…", password), "pulumi")

@@ -1,4 +1,4 @@
-"""A new stack by the README's steps, through the real engine, with no lab: a stack file written by hand, a preview
+"""A new stack by docs/servers.md's steps, through the real engine, with no lab: a stack file written by hand, a preview
 (no key needed), an `up` without a key (refused in this project's words, naming the stack and the command), the key
 stored with `smtps key` (which creates the stack), and an `up` whose host does not answer: its failure is
 one line naming host, resource, step and the reason, drawn from the engine's events."""

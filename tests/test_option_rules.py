@@ -279,9 +279,9 @@ def test_an_option_nobody_listed_needs_allow_options_naming_it():
         "authentication server, which may accept any password; refused (to allow it on purpose: allowOptions: "
         "[smtpd_sasl_path])",
         "stack dc1, host mx1, setting options.smtpd_banner: 'hello': is not on the list of options known to be "
-        "harmless on a 465 submission entry (README, \"Settings\"): an option this check does not know may open "
-        "relaying, let clients in without logging in, or send mail around the content filter; refused (to allow it "
-        "on purpose: allowOptions: [smtpd_banner])",
+        "harmless on a 465 submission entry (docs/settings.md, \"Options\"): an option this check does not know may "
+        "open relaying, let clients in without logging in, or send mail around the content filter; refused (to allow "
+        "it on purpose: allowOptions: [smtpd_banner])",
     ]
     allowed = parse_host("dc1", {"allowOptions": ["smtpd_authorized_xclient_hosts", "smtpd_sasl_path",
                                                   "smtpd_banner"]}, host)

@@ -1,4 +1,4 @@
-"""The runner trusts nothing it did not build (README, "The Pulumi engine"): tools/build-engine.sh and
+"""The runner trusts nothing it did not build (docs/safety.md, "What the runner trusts"): tools/build-engine.sh and
 tools/install-actionlint.sh take a cached tool only when every file is the one built there (and the plugins the ones
 this repository pins), refuse one that was changed, and in CI take neither an installed pulumi nor anything cached.
 

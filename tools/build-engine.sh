@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Pulumi engine this project runs on (README, "The Pulumi engine"):
+# The Pulumi engine this project runs on (docs/how-it-works.md, "The Pulumi engine"):
 #   - the Pulumi CLI, built from the Go modules that tools/engine/go.mod and go.sum pin, hash by hash;
 #   - pulumi-resource-pulumi-python, the plugin that runs Python dynamic providers, and pulumi-language-python-exec,
 #     both real files of Pulumi's Python distribution carried by the github.com/pulumi/pulumi/sdk/v3 module, checked

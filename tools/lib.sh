@@ -1,5 +1,5 @@
 # Sourced by build-engine.sh and install-actionlint.sh: where the tools they build are kept, and when a kept one is
-# trusted (README, "The Pulumi engine").
+# trusted (docs/safety.md, "What the runner trusts").
 #
 # What a tool is built from is pinned in this repository: tools/<tool>/go.mod and go.sum hold the hash of every Go
 # module it is made of, and the go command refuses a module whose content differs (-mod=readonly: nothing may be

@@ -1,8 +1,9 @@
 """Not an open relay, shown from outside on a lab host through the real engine: the check from outside asks 465 to
 relay without logging in (refused with 5xx) and, with the stack's test credential, after logging in (accepted); swaks,
 a client nobody here wrote, says the same, and a submission with AUTH reaches the content filter (the lab's Amavisd
-stand-in on 10026). An open-relay option, allowed on purpose, fails the host's check. Last, the README's CI path: the
-key and the credential from files, and nothing in the stack or its state that the preview job's passphrase opens."""
+stand-in on 10026). An open-relay option, allowed on purpose, fails the host's check. Last, the CI path
+(docs/safety.md, "Secrets"): the key and the credential from files, and nothing in the stack or its state that the
+preview job's passphrase opens."""
 
 from __future__ import annotations
 
@@ -159,7 +160,7 @@ def sshd_connections(lab: Lab, name: str) -> int:
     return int(lab.sh(name, "grep -c 'Connection from' /run/lab/log/sshd.log || true").stdout.split()[0])
 
 
-# --- the README's CI path: no secret in the stack or its state; CI refuses a stack that holds one -------------------
+# --- the CI path (docs/safety.md): no secret in the stack or its state; CI refuses a stack that holds one ---------
 def test_zz_the_ci_path_keeps_the_key_and_the_credential_out_of_the_stack_and_its_state(lab: Lab, project: Project,
                                                                                        tmp_path):
     sasl, host = lab.inventory["sasl"], lab.hosts()[0]["name"]
@@ -174,8 +175,8 @@ def test_zz_the_ci_path_keeps_the_key_and_the_credential_out_of_the_stack_and_it
            "smtps-iredmail:testCredential): refused in CI" in refused.stderr
     assert (ssh_counts(lab, host)[0], sshd_connections(lab, host)) == (logins, connections)
 
-    # The same hosts in a stack set up the README's CI way: settings only; the key and the credential as 0600 files
-    # on the machine that runs `up`, and a passphrase that protects nothing (the same for `up` and the preview).
+    # The same hosts in a stack set up the CI way (docs/safety.md): settings only; the key and the credential as 0600
+    # files on the machine that runs `up`, and a passphrase that protects nothing (the same for `up` and the preview).
     project.pulumi("destroy", "-s", STACK, "--yes")
     relay = yaml.safe_load((project.folder / "stacks" / f"Pulumi.{STACK}.yaml").read_text())["config"]
     settings = {key: value for key, value in relay.items() if key.split(":")[1] in ("hosts", "defaults", "bastions")}

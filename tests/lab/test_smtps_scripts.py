@@ -2,7 +2,7 @@
 them). Hosts: mail1 and mail2 like iRedMail 1.4, mail3 like iRedMail 1.5.
 
 These check the scripts alone. The Pulumi components that will run them are not built yet (the command provider
-cannot be built here: see README), so nothing here goes through the Pulumi engine.
+cannot be built here: see docs/how-it-works.md), so nothing here goes through the Pulumi engine.
 """
 
 from __future__ import annotations

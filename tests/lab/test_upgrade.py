@@ -273,7 +273,7 @@ def test_destroy_leaves_each_host_as_found(lab: Lab, project: Project, found):
         name, now, before = host["name"], host_files(lab, host["name"]), dict(found[host["name"]])
         if name == "mail1":
             # The firewalld host's live ruleset lost the interface's runtime binding to the zone at the previous
-            # release's reload, as any reload drops it (README, the lab: eth0 then falls into the default zone, the
+            # release's reload, as any reload drops it (docs/lab.md: eth0 then falls into the default zone, the
             # same iredmail): its files, which are what firewalld loads, are compared.
             del now["ruleset"], before["ruleset"]
         assert now == before, name
