@@ -26,7 +26,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from smtps_iredmail.core import credentials, ports, profile, rollback
+from smtps_iredmail.core import credentials, ports, profile, remote, rollback
 from smtps_iredmail.core.settings import (
     Firewall,
     PortPolicy,
@@ -46,9 +46,7 @@ from .base import (
     RUN,
     SSH_KEY_CONFIG,
     HostFailure,
-    _Ssh,
     from_wire,
-    run_confirmed,
     stale_provider,
 )
 
@@ -91,7 +89,7 @@ class VerificationProvider(ResourceProvider):
     serialize_as_secret_always = False  # as HostProvider's (components/base.py): the state holds no secret
 
     def configure(self, req: ConfigureRequest) -> None:
-        _Ssh.configure(req.config.get(SSH_KEY_CONFIG))  # a bastion is reached with the stack's deploy key
+        remote.SHARED.configure(req.config.get(SSH_KEY_CONFIG))  # a bastion is reached with the stack's deploy key
         # SMTPS_TEST_CREDENTIAL_FILE wins: read here, in the provider process, so the value never enters Pulumi.
         _Credential.value = credentials.credential_from_file() or _credential(req.config.get(CREDENTIAL_CONFIG))
 
@@ -116,15 +114,13 @@ class VerificationProvider(ResourceProvider):
     def _check(self, props: dict[str, Any], host: str,
                address: str) -> tuple[Seen, frozenset[int] | None, frozenset[int], list[str]]:
         """What 465 and the mail ports answered, and the problems found in it."""
-        opener = port_opener = None
+        jump = None
         if props.get("jump"):
             read = Reader(str(props.get("stack", "?")), host, {"jump": props["jump"]})
             _, jump = read_jump(read)
             read.finish()
-            opener = _Ssh.get().opener(host, address, int(props["port"]), jump)
-
-            def port_opener(port: int) -> Any:
-                return _Ssh.get().opener(host, address, port, jump)
+        port_opener = remote.reach(host, address, jump)
+        opener = port_opener(int(props["port"])) if port_opener else None
         started = time.monotonic()
         while True:
             with profile.span("check from outside: TLS, certificate, relay", host):
@@ -171,7 +167,7 @@ class VerificationProvider(ResourceProvider):
                 read_nft.finish()
             script = rollback.script(host, RUN, connection, str(zone.get("zone") or ""), str(zone.get("service") or ""),
                                      chain)
-            stdout = run_confirmed(host, connection, script, "rollback")
+            stdout = remote.run_confirmed(host, connection, script, "rollback")
         except (HostFailure, SettingsError) as err:
             return f"and rolling back this run's changes failed: {err}"
         outcome = rollback.result(stdout) or ""

@@ -28,20 +28,23 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import credentials, engine, facts, profile, rollback, stacks
+from . import credentials, engine, facts, profile, remote, rollback, stacks
 from .drift import Drift, compare, read_host_script
 from .events import Run
 from .firewall import recorded
+from .remote import HostFailure, SshError
 from .settings import SMTPS_PORT, Firewall, HostSettings, SettingsError
 from .shown import shown, shown_json
-from .ssh import Pool, SshError
 from .verify import Verification, verify
+
+if TYPE_CHECKING:
+    from .remote import Pool
 
 # The engine's parallelism: each host is a chain of four steps, so this many hosts can move at once. The provider
 # processes (16 of them, 4 calls each) are the real bound; the engine must not be the tighter one.
@@ -392,22 +395,14 @@ def _in_parallel(hosts: tuple[HostSettings, ...], each: Callable[[HostSettings],
 
 
 def _pool(stack: str) -> Pool | None:
-    """The SSH pool for the stack's deploy key: SMTPS_SSH_KEY_FILE's file, else the stack's secret (the only value
-    decrypted)."""
-    from smtps_iredmail.program import missing_key
-
-    path = os.environ.get("SMTPS_SSH_KEY_FILE")
-    if path:
-        try:
-            return Pool(Path(path).read_text())
-        except OSError as err:
-            _err(f"smtps: stack {stack}: SMTPS_SSH_KEY_FILE={path} cannot be read: {err.strerror}")
-            return None
-    key = engine.stack_secret(stack, stacks.SSH_KEY)
-    if not key:
-        _err(f"smtps: {missing_key(stack)}")
+    """The SSH pool for the stack's deploy key (smtps/remote.py `deploy_key`: SMTPS_SSH_KEY_FILE's file, else the
+    stack's secret, the only value decrypted)."""
+    try:
+        key = remote.deploy_key(lambda: engine.stack_secret(stack, stacks.SSH_KEY), stack)
+    except SshError as err:
+        _err(f"smtps: {err}")
         return None
-    return Pool(key)
+    return remote.pool(key)
 
 
 @dataclass(frozen=True)
@@ -450,12 +445,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     def check(h: HostSettings) -> Checked:
         conn = h.connection
-        opener = pool.opener(h.name, conn.address, SMTPS_PORT, conn.jump) if conn.jump else None
-        port_opener = (lambda port: pool.opener(h.name, conn.address, port, conn.jump)) if conn.jump else None
+        port_opener = remote.reach(h.name, conn.address, conn.jump, lambda: pool)
+        opener = port_opener(SMTPS_PORT) if port_opener else None
         try:
-            read = pool.run(h.name, conn, master_service.certificate_script(h.name, h.tls))
-            file_sha = master_service.report(read.stdout).get("certSha256", "") if read.status == 0 else ""
-            file_problem = "" if read.status == 0 else (read.stderr.strip() or f"exit status {read.status}")
+            read = remote.run(h.name, conn, master_service.certificate_script(h.name, h.tls), "certificate", pool)
+            file_sha, file_problem = master_service.report(read).get("certSha256", ""), ""
+        except HostFailure as err:
+            file_sha, file_problem = "", err.stderr or f"exit status {err.status}"
         except SshError as err:
             file_sha, file_problem = "", f"cannot read the certificate file: {err}"
         # --warn-days: expiry is a warning from N days on, and a failure only once expired.
@@ -496,12 +492,12 @@ def cmd_drift(args: argparse.Namespace) -> int:
     def read(h: HostSettings) -> list[Drift]:
         # One SSH session per host: the read-only script prints the facts every kind reads.
         try:
-            result = pool.run(h.name, h.connection, read_host_script(h))
+            stdout = remote.run(h.name, h.connection, read_host_script(h), "read", pool)
         except SshError as err:
             return [Drift(h.name, "host", "ssh", "reachable", str(err))]
-        if result.status != 0:
-            return [Drift(h.name, "host", "read", "exit 0", f"exit {result.status}: {result.stderr.strip()}")]
-        return compare(h, facts.parse(result.stdout))
+        except HostFailure as err:
+            return [Drift(h.name, "host", "read", "exit 0", f"exit {err.status}: {err.stderr}")]
+        return compare(h, facts.parse(stdout))
 
     try:
         found = [d for drifts in _in_parallel(hosts, read) for d in drifts]

@@ -9,13 +9,15 @@ import os
 import re
 import secrets
 
+from .remote import answers
 from .settings import Connection, NftablesSettings, reload_values
 from .templating import lockout_guard, nft_rule, render
 from .zone_membership import PORT
 
 NO_ROLLBACK_ENV = "SMTPS_NO_ROLLBACK"
 _RUN = re.compile(r"[0-9a-f]{16}")
-_RESULT = re.compile(r"^smtps-rollback=(none|done|partial:.*)$", re.MULTILINE)
+# The rollback script's answer line: smtps-rollback=none|done|partial:FILE...
+REPORT = "smtps-rollback"
 
 
 def new_run() -> str:
@@ -45,5 +47,6 @@ def script(host: str, run: str, connection: Connection | None = None, zone: str 
 def result(stdout: str) -> str | None:
     """"done" (what this run changed is back), "none" (this run changed nothing there), "partial: FILE..." (the
     files named were changed by someone else since this run wrote them, and left as they are), or None."""
-    found = _RESULT.findall(stdout)
+    found = [value for value in answers(stdout).all(REPORT)
+             if value in ("none", "done") or value.startswith("partial:")]
     return found[-1] if found else None

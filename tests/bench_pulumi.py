@@ -36,8 +36,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from smtps_iredmail.core.remote import Pool
 from smtps_iredmail.core.settings import parse_host
-from smtps_iredmail.core.ssh import Pool
 from tests import bench_pyinfra
 from tests.enginekit import Project
 from tests.lab.labkit import Lab
