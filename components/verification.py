@@ -60,11 +60,21 @@ WATCHED = ("host", "address", "port", "hostKey", "jump", "certSha256", "certMinD
 
 
 class VerificationFailed(Exception):
-    pass
+    """The check from outside failed. `rollback`: the rollback script's answer (smtps/rollback.py `result`), None
+    where none ran or it failed."""
+
+    def __init__(self, message: str, rollback: str | None = None) -> None:
+        super().__init__(message)
+        self.rollback = rollback
 
 
-# In the failure's message of a host that was rolled back: the front end then reads its resources back into the
-# state (a refresh of that host), so that the next preview shows the change again instead of nothing.
+class RolledBackFailure(VerificationFailed):
+    """The check failed and this run's changes on the host were undone. The engine's event names the exception's
+    type (the provider's traceback), and that is how the front end knows, as data: it then reads the host's
+    resources back into the state (a refresh of that host), so that the next preview shows the change again."""
+
+
+# How the failure's line says that the host was rolled back.
 ROLLED_BACK = "rolled back"
 
 
@@ -106,8 +116,9 @@ class VerificationProvider(ResourceProvider):
             try:
                 outcome = self._roll_back(props)
             except Exception as err:  # noqa: BLE001 - the failure must still be said, with what became of the host
-                outcome = f"and rolling back this run's changes failed: {type(err).__name__}: {err}"
-            raise VerificationFailed(f"{failed}; {outcome}")
+                outcome = rollback.Outcome(f"and rolling back this run's changes failed: {type(err).__name__}: {err}")
+            failure = RolledBackFailure if outcome.undone else VerificationFailed
+            raise failure(f"{failed}; {outcome.words}", outcome.answer)
         return {**props, **{output: getattr(result, field) for output, field in FIELDS.items()},
                 "portsBefore": sorted(before) if before is not None else None, "portsAfter": sorted(after)}
 
@@ -145,13 +156,13 @@ class VerificationProvider(ResourceProvider):
             problems.append(ports.lost(before, after))
         return result, before, after, problems
 
-    def _roll_back(self, props: dict[str, Any]) -> str:
+    def _roll_back(self, props: dict[str, Any]) -> rollback.Outcome:
         """Undo what this run changed on the host (its snapshot there, RUN), unless --no-rollback: what happened,
-        in words for the failure's line. `ROLLED_BACK` in them tells the front end to read the host back."""
+        as the script answered it and in words for the failure's line."""
         host = str(props["host"])
         if not rollback.enabled():
-            return (f"kept as it is for debugging ({rollback.NO_ROLLBACK_ENV} is set, --no-rollback): run up again, "
-                    "or destroy, when done")
+            return rollback.Outcome(f"kept as it is for debugging ({rollback.NO_ROLLBACK_ENV} is set, --no-rollback): "
+                                    "run up again, or destroy, when done")
         # The SSH connection as the host's resources use it: the address and key from the check's own inputs.
         read = labelled({**props, **(props.get("ssh") or {})})
         connection = read_connection(read)
@@ -169,14 +180,16 @@ class VerificationProvider(ResourceProvider):
                                      chain)
             stdout = remote.run_confirmed(host, connection, script, "rollback")
         except (HostFailure, SettingsError) as err:
-            return f"and rolling back this run's changes failed: {err}"
-        outcome = rollback.result(stdout) or ""
-        if outcome == "none":
-            return "this run changed nothing on it, so nothing was rolled back"
-        if outcome.startswith("partial:"):
-            return (f"{ROLLED_BACK}, except what someone else changed since this run wrote it, left as it is:"
-                    f"{outcome.removeprefix('partial:')}: check it")
-        return f"{ROLLED_BACK}: this run's changes on it are undone, its previous configuration is back"
+            return rollback.Outcome(f"and rolling back this run's changes failed: {err}")
+        answer = rollback.result(stdout)
+        if answer == "none":
+            return rollback.Outcome("this run changed nothing on it, so nothing was rolled back", answer)
+        if answer is not None and answer.startswith("partial:"):
+            return rollback.Outcome(f"{ROLLED_BACK}, except what someone else changed since this run wrote it, left "
+                                    f"as it is:{answer.removeprefix('partial:')}: check it", answer)
+        # The script ran to its end (a failed rollback fails): an answer it did not print is taken as done.
+        return rollback.Outcome(f"{ROLLED_BACK}: this run's changes on it are undone, its previous configuration is "
+                                "back", answer or "done")
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = self._watched(olds, news) + ([PROVIDER_KEY] if stale_provider(olds) else [])

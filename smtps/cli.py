@@ -235,7 +235,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, targets: list[str] | None = None) -> int:
     """One `up`; hosts that failed their check and were rolled back are then read back into the state."""
-    from smtps_iredmail.verification import ROLLED_BACK
+    from smtps_iredmail.verification import RolledBackFailure
 
     run = new_run()
     status = _engine_call(lambda run: stack.up(target=targets, on_event=run.on_event, **options), summary, run)
@@ -247,9 +247,10 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
              "release before the package, which cannot be loaded: put those hosts (or settings) back as they were, "
              f"run `smtps up -s {name}` once (it updates them in place, running nothing on the hosts), then make "
              "the change")
-    # "; rolled back" is how the check's failure says it (not "...so nothing was rolled back").
+    # The check's failure says by its type that the host was rolled back (the rollback script answered done or
+    # partial), never by its words.
     rolled = sorted({f.host for f in run.failures()
-                     if f.resource == "verification" and f"; {ROLLED_BACK}" in f.message})
+                     if f.resource == "verification" and f.error == RolledBackFailure.__name__})
     if rolled:
         # The engine recorded the host's resources as applied before the check failed; the host is back as it was.
         # A refresh of those hosts makes the state say so: the next preview shows the change again, not nothing.

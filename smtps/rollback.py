@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from dataclasses import dataclass
 
 from .remote import answers
 from .settings import Connection, NftablesSettings, reload_values
@@ -42,6 +43,20 @@ def script(host: str, run: str, connection: Connection | None = None, zone: str 
                   zone=zone, service=service, port=PORT,
                   nft_chain=f"{nft.family} {nft.table} {nft.chain}" if nft else "",
                   **reload_values(connection))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a host whose check failed: `answer` is the rollback script's own (`result`: done, none,
+    partial: FILE...), None where no rollback ran or it failed; `words` say it in the failure's line."""
+
+    words: str
+    answer: str | None = None
+
+    @property
+    def undone(self) -> bool:
+        """This run's changes were taken off the host (all, or all but what someone else changed since)."""
+        return self.answer is not None and (self.answer == "done" or self.answer.startswith("partial:"))
 
 
 def result(stdout: str) -> str | None:

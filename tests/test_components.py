@@ -377,7 +377,9 @@ def test_a_rollback_names_the_nftables_chain_only_of_a_host_whose_firewall_is_nf
     props = {"stack": "lab", "host": "mail1", "address": "10.0.0.1", "hostKey": KEY,
              "ssh": {"port": 22, "user": "root", "confirmSeconds": 60},
              "rollbackZone": {"zone": "iredmail", "service": "smtps"}, "rollbackNft": nft}
-    said = VerificationProvider()._roll_back(props)
+    outcome = VerificationProvider()._roll_back(props)
+    said = outcome.words
+    assert outcome.undone is (rendered is not None) and outcome.answer == (None if rendered is None else "done")
     if rendered is None:  # read back from the state like a setting, and refused like one
         assert not scripts and said.startswith("and rolling back this run's changes failed: ") and "nftChain" in said
     else:

@@ -104,6 +104,7 @@ def test_failures_read_from_events_name_host_resource_step_and_the_scripts_words
         run.on_event(event)
     assert [str(f) for f in run.failures()] == [
         "mx1: master.cf service: update: TLS certificate /etc/nope.crt does not exist"]
+    assert [f.error for f in run.failures()] == ["HostFailure"]
     program = Run({})
     for message in ("stack dc1: no deploy key", "an unhandled error occurred: stack dc1: no deploy key"):
         program.on_event(ev.EngineEvent(sequence=1, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
@@ -124,3 +125,24 @@ def test_plain_pulumi_keeps_a_later_double_dash(monkeypatch):
     args = cli.parser().parse_args(["pulumi", "--", "config", "set", "--secret", "--", "k", "-dash"])
     assert args.run(args) == 0
     assert seen == [["pulumi", "config", "set", "--secret", "--", "k", "-dash"]]
+
+
+def test_a_rolled_back_host_is_known_by_the_failures_type_not_its_words():
+    """The front end reads a host back into the state when its check's failure is a RolledBackFailure (the rollback
+    script answered done or partial), whatever the words say; "nothing was rolled back" is not one."""
+    from pulumi.automation import events as ev
+
+    from smtps_iredmail.core.events import Run
+
+    urn = ("urn:pulumi:dc1::smtps-iredmail::smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:Verification"
+           "::{}-verify")
+    said = {"mx1": ("smtps_iredmail.verification.RolledBackFailure", "verification failed: x; rolled back: undone"),
+            "mx2": ("smtps_iredmail.verification.VerificationFailed",
+                    "verification failed: x; this run changed nothing on it, so nothing was rolled back")}
+    run = Run({"verify": "verification"})
+    for sequence, (host, (error, message)) in enumerate(said.items()):
+        text = f"Traceback (most recent call last):\n  File \"x.py\"\n{error}: {message}\n"
+        run.on_event(ev.EngineEvent(sequence=sequence, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
+            message=text, color="never", severity="error", urn=urn.format(host))))
+    assert {(f.host, f.error) for f in run.failures()} == {("mx1", "RolledBackFailure"), ("mx2", "VerificationFailed")}
+    assert [f.message for f in run.failures()] == [m for _, m in said.values()]
