@@ -347,7 +347,19 @@ class HostProvider(ResourceProvider):
         return ReadResult(id_, {**props, **live}, {**inputs, **live})
 
 
-class HostResource(Resource):
+class TypedResource(Resource):
+    """A dynamic resource that knows its own type token, `pulumi-python:dynamic/MODULE:NAME`: the engine's type of
+    it, made from the module and name its class is declared with, as the SDK makes it. Canary targets name a
+    resource by it before the engine has one."""
+
+    type_token: ClassVar[str]
+
+    def __init_subclass__(cls, module: str = "", name: str = "Resource", **kwargs: Any) -> None:
+        super().__init_subclass__(module=module, name=name, **kwargs)
+        cls.type_token = f"pulumi-python:dynamic{f'/{module}' if module else ''}:{name}"
+
+
+class HostResource(TypedResource):
     """One resource kind on one host; `revision` counts its applies (the host's verification depends on it)."""
 
     provider_class: ClassVar[type[HostProvider]]

@@ -21,7 +21,6 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     ReadResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
@@ -46,6 +45,7 @@ from .base import (
     RUN,
     SSH_KEY_CONFIG,
     HostFailure,
+    TypedResource,
     from_wire,
     stale_provider,
 )
@@ -215,7 +215,7 @@ class VerificationProvider(ResourceProvider):
         return None  # nothing on the host belongs to a check
 
 
-class Verification(Resource, module="smtps", name="Verification"):
+class Verification(TypedResource, module="smtps", name="Verification"):
     tlsVersion: pulumi.Output[str]
     certSubject: pulumi.Output[str]
     certNotAfter: pulumi.Output[str]

@@ -256,9 +256,9 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
         # A refresh of those hosts makes the state say so: the next preview shows the change again, not nothing.
         _err(f"smtps: {', '.join(rolled)} rolled back: reading {'them' if len(rolled) > 1 else 'it'} back into the "
              "state")
-        # Only what the state holds: a target it does not know (a check that never passed) fails the refresh.
-        known = {r.get("urn") for r in stack.export_stack().deployment.get("resources", [])}
-        targets = [urn for urn in canary_targets(name, tuple(rolled)) if urn in known]
+        # Only what the state holds (a target it does not know, a check that never passed, fails the refresh): the
+        # URNs are the state's own.
+        targets = host_urns(stack.export_stack().deployment or {}, rolled)
         if _engine_call(lambda run: stack.refresh(target=targets, on_event=run.on_event, on_output=_engine_out,
                                                   on_error=_engine_err, **NO_SECRETS)):
             _err(f"smtps: reading {', '.join(rolled)} back failed: run `smtps refresh -s {name} --yes` "
@@ -374,7 +374,7 @@ def canary_targets(stack: str, canaries: tuple[str, ...], firewalls: dict[str, F
     from smtps_iredmail.verification import Verification
 
     base = f"urn:pulumi:{stack}::{stacks.PROJECT}::"
-    check = (f"pulumi-python:{Verification._resource_type_name}", VERIFY_SUFFIX)  # noqa: SLF001
+    check = (Verification.type_token, VERIFY_SUFFIX)
     targets = []
     for name in canaries:
         kinds = kinds_for(firewalls[name]) if firewalls and name in firewalls else KINDS
@@ -383,6 +383,19 @@ def canary_targets(stack: str, canaries: tuple[str, ...], firewalls: dict[str, F
         targets += [f"{base}{COMPONENT_TYPE}${token}::{name}-{suffix}" for token, suffix in types]
         targets.append(f"{base}pulumi:providers:pulumi-python::ssh-{provider_slot(name)}")
     return targets
+
+
+def host_urns(deployment: dict[str, Any], hosts: list[str]) -> list[str]:
+    """The URNs the state holds of these hosts' components, resources and SSH providers, found by their names."""
+    from smtps_iredmail.host import VERIFY_SUFFIX, provider_slot
+    from smtps_iredmail.kinds import KINDS
+
+    names = set()
+    for host in hosts:
+        names |= {host, f"ssh-{provider_slot(host)}", *(f"{host}-{kind.suffix}" for kind in KINDS),
+                  f"{host}-{VERIFY_SUFFIX}"}
+    urns = [r.get("urn") for r in deployment.get("resources") or []]
+    return [urn for urn in urns if isinstance(urn, str) and urn.rsplit("::", 1)[-1] in names]
 
 
 def stack_settings(name: str) -> stacks.Stack:

@@ -146,3 +146,21 @@ def test_a_rolled_back_host_is_known_by_the_failures_type_not_its_words():
             message=text, color="never", severity="error", urn=urn.format(host))))
     assert {(f.host, f.error) for f in run.failures()} == {("mx1", "RolledBackFailure"), ("mx2", "VerificationFailed")}
     assert [f.message for f in run.failures()] == [m for _, m in said.values()]
+
+
+def test_resource_types_are_the_engines_and_urns_to_read_back_come_from_the_state():
+    """Canary targets name each resource by its type token, recorded from its class's declaration: the one the SDK
+    registers (its private attribute read here only, to hold the two together). A rolled-back host is read back by
+    the URNs its stack's state holds."""
+    from smtps_iredmail.core.cli import host_urns
+    from smtps_iredmail.kinds import KINDS
+    from smtps_iredmail.verification import Verification
+
+    for resource in (*(kind.resource for kind in KINDS), Verification):
+        assert resource.type_token == f"pulumi-python:{resource._resource_type_name}"  # noqa: SLF001
+    base = "urn:pulumi:dc1::smtps-iredmail::"
+    urns = [f"{base}pulumi:pulumi:Stack::smtps-iredmail-dc1", f"{base}smtps-iredmail:index:SmtpsHost::mx1",
+            f"{base}smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService::mx1-master",
+            f"{base}smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:Verification::mx1-verify",
+            f"{base}smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService::mx10-master"]
+    assert host_urns({"resources": [{"urn": urn} for urn in urns]}, ["mx1"]) == urns[1:4]
