@@ -87,11 +87,6 @@ class _Found:
             return cls.hosts.get((host, connection.address))
 
 
-def port_opener(host: str, connection: Connection) -> ports.Opener:
-    """How to reach one of the host's ports from here: through its bastion where it has one, else directly."""
-    return remote.reach(host, connection.address, connection.jump)
-
-
 def from_wire(props: dict[str, Any]) -> dict[str, Any]:
     """Inputs as the program gave them. Every number crosses the engine as a float (a protobuf Value), so a port of
     22 arrives as 22.0 (also inside a mapping: the bastion's port); the program had checked it was a whole number,
@@ -273,9 +268,9 @@ class HostProvider(ResourceProvider):
         the host reverts by itself). Returns what the script printed."""
         # Which mail ports answer before this run first changes the host: none of them may go quiet (the check
         # from outside compares after the host's last change).
+        opener = remote.reach(host, connection.address, connection.jump)
         with profile.span("probe: mail ports before the first change", host):
-            ports.Baseline.record(host, lambda: ports.answering(connection.address, port_opener(host, connection),
-                                                                quick=True))
+            ports.Baseline.record(host, lambda: ports.answering(connection.address, opener, quick=True))
         return remote.run_confirmed(host, connection, script, self.kind)
 
     def _outputs(self, props: dict[str, Any], revision: int, stdout: str | None = None,
