@@ -1,15 +1,15 @@
 """The one remote layer: everything that runs a command on a mail host goes through here.
 
 - the deploy key (`deploy_key`): the stack's secret, or the file SMTPS_SSH_KEY_FILE names;
-- the connection (`reach` for a port behind the host's bastion; the SSH connection itself, bastion included, is the
-  pool's, smtps/ssh.py, which only this module uses); the provider process's one pool (`SHARED`);
+- the connection: `Pool`, one SSH connection per host (through its bastion, if any: `Pool._forward`), and `reach`, a
+  port of the host from here (through the bastion too); the provider process's one pool (`SHARED`);
 - `run` (a script's stdout, or `HostFailure` with the host's own words) and `run_confirmed` (commit-confirmed: the
   script arms the host's revert and reloads; a fresh login then confirms, or the host reverts by itself);
 - `answers`: the host's answer lines (`key=value`), parsed once; facts, the firewall found, the certificate
   reported, the confirmation token and the rollback's result are all read from them.
 
-paramiko is imported only when a connection is first made (smtps/ssh.py): preview and a no-op up start every
-provider process but never open SSH, and paramiko is a fifth of a provider process's start-up.
+paramiko is imported only where a connection is made: preview and a no-op up start every provider process but never
+open SSH, and paramiko is a fifth of a provider process's start-up.
 """
 
 from __future__ import annotations

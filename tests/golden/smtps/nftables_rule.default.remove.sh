@@ -323,7 +323,7 @@ pending_confirm() {
     # to confirm it over a fresh login, which needs this lock. So wait, the lock released, until it is confirmed or
     # its watcher's time is up (at most an hour, whatever the folder says); only then put it back ourselves.
     # Said when the wait starts, and every WAIT_NOTE seconds: the controller gives up on a session silent for
-    # 300 s (smtps/ssh.py, COMMAND_TIMEOUT), and a change may wait up to 600 s (confirmSeconds).
+    # 300 s (smtps/remote.py, COMMAND_TIMEOUT), and a change may wait up to 600 s (confirmSeconds).
     until=$(cat "$ARM/until" 2>/dev/null || echo 0)
     case "$until" in *[!0-9]*|'') until=0 ;; esac
     now=$(date +%s)
