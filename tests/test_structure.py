@@ -164,3 +164,14 @@ def test_resource_types_are_the_engines_and_urns_to_read_back_come_from_the_stat
             f"{base}smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:Verification::mx1-verify",
             f"{base}smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService::mx10-master"]
     assert host_urns({"resources": [{"urn": urn} for urn in urns]}, ["mx1"]) == urns[1:4]
+
+
+def test_only_the_remote_layer_speaks_ssh():
+    """Everything that runs a command on a host goes through smtps/remote.py: no other module of the package
+    imports paramiko or reads the deploy key's file variable itself."""
+    for path in sorted((*REPO.glob("smtps/*.py"), *REPO.glob("components/*.py"))):
+        text = path.read_text()
+        if path.name != "remote.py":
+            assert "import paramiko" not in text, path
+        if path.name != "credentials.py":
+            assert '"SMTPS_SSH_KEY_FILE"' not in text, path
