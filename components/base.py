@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import pickletools
 import re
-import sys
 import threading
-import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import pulumi
 from pulumi.dynamic import (
@@ -37,12 +34,12 @@ from pulumi.dynamic import (
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from smtps_iredmail.core import confirm, facts, ports, profile, rollback
+from smtps_iredmail.core import facts, ports, profile, remote, rollback
 from smtps_iredmail.core import firewall as fw
-from smtps_iredmail.core.credentials import CREDENTIAL, SSH_KEY_FILE_ENV
+from smtps_iredmail.core.credentials import CREDENTIAL
 from smtps_iredmail.core.model import Model
+from smtps_iredmail.core.remote import HostFailure
 from smtps_iredmail.core.settings import Connection, Firewall, Reader, labelled, read_connection
-from smtps_iredmail.core.shown import shown
 from smtps_iredmail.core.stacks import PROJECT, SSH_KEY
 from smtps_iredmail.core.templating import Action
 
@@ -53,65 +50,21 @@ SSH_KEY_CONFIG = f"{PROJECT}:{SSH_KEY}"
 # The optional test credential ({username, password}, a secret) the check from outside logs in with, handed to the
 # explicit providers like the key; or, in CI, from SMTPS_TEST_CREDENTIAL_FILE (smtps/credentials.py).
 CREDENTIAL_CONFIG = f"{PROJECT}:{CREDENTIAL}"
-# Or the key comes from a file on the machine that runs Pulumi (SSH_KEY_FILE_ENV), and never enters Pulumi at all:
-# what CI uses, so that nothing that can decrypt the stack (a pull request's preview) can get the key
-# (docs/safety.md, "Secrets").
+# Or the key comes from a file on the machine that runs Pulumi (SMTPS_SSH_KEY_FILE, smtps/remote.py `deploy_key`), and
+# never enters Pulumi at all: what CI uses, so that nothing that can decrypt the stack (a pull request's preview) can
+# get the key (docs/safety.md, "Secrets").
 # Inputs that say how to reach a host, not what is on it.
 CONNECTION_INPUTS = ("address", "port", "user", "hostKey", "jump", "confirmSeconds", "firewalldPending")
 # Of those, the ones that say which machine it is: a new host key (or address) is how a rebuilt server looks, so a
 # change of one re-runs the idempotent apply and the check from outside. A change of only the others (port, user,
 # bastion, confirmSeconds, firewalldPending) reaches the same machine another way: nothing runs on it.
 MACHINE_INPUTS = ("address", "hostKey")
-# Set by the program, never by the user: which stack and host a resource belongs to, for error messages.
-LABEL_INPUTS = ("stack", "host")
 # The host's `firewall` setting, an input of every kind: auto, firewalld or nftables. What auto found is kept in
 # the outputs (fw.USED); the kinds of the other firewall do nothing on that host.
 FIREWALL = "firewall"
 # This engine run's name: a provider process serves one engine operation, and a host's resources and its check all
 # run in the same one (program.py). The scripts keep their snapshot for a rollback under it.
 RUN = rollback.new_run()
-
-
-if TYPE_CHECKING:
-    from smtps_iredmail.core.ssh import Pool
-
-
-class _Ssh:
-    """The provider process's SSH pool. Module-level on purpose: the engine runs every resource kind of a host
-    in one provider process, each with its own provider object, and they must share the host's one connection."""
-
-    lock = threading.Lock()
-    key: str | None = None
-    pool: Pool | None = None
-
-    @classmethod
-    def configure(cls, key: str | None) -> None:
-        with cls.lock:
-            if key and key != cls.key:
-                cls.key, cls.pool = key, None
-
-    @classmethod
-    def get(cls) -> Pool:
-        # Imported on first use: preview and a no-op up start every provider process but never open SSH, and
-        # paramiko is a fifth of a provider process's start-up.
-        from smtps_iredmail.core.ssh import Pool, SshError
-
-        with cls.lock:
-            if cls.pool is None:
-                key = cls.key
-                path = os.environ.get(SSH_KEY_FILE_ENV)
-                if not key and path:
-                    try:
-                        with open(path) as handle:
-                            key = handle.read()
-                    except OSError as err:
-                        raise SshError(f"the SSH private key file {SSH_KEY_FILE_ENV}={path} cannot be read: "
-                                       f"{err.strerror}") from None
-                if not key:
-                    raise SshError(f"no SSH private key: set {SSH_KEY_FILE_ENV} to a key file, or the stack's secret "
-                                   f"with `pulumi config set --secret sshPrivateKey` (config key {SSH_KEY_CONFIG})")
-                cls.pool = Pool(key)
-            return cls.pool
 
 
 class _Found:
@@ -132,14 +85,6 @@ class _Found:
     def get(cls, host: str, connection: Connection) -> Firewall | None:
         with cls.lock:
             return cls.hosts.get((host, connection.address))
-
-
-def port_opener(host: str, connection: Connection) -> ports.Opener:
-    """How to reach one of the host's ports from here: through its bastion where it has one, else directly."""
-    jump = connection.jump
-    if jump is None:
-        return None
-    return lambda port: _Ssh.get().opener(host, connection.address, port, jump)
 
 
 def from_wire(props: dict[str, Any]) -> dict[str, Any]:
@@ -191,69 +136,6 @@ def stale_provider(olds: dict[str, Any]) -> bool:
         return False
 
 
-class HostFailure(Exception):
-    """A script failed on a host: the message is the script's own, which names the host and the reason."""
-
-
-def pass_warnings(host: str, stdout: str) -> None:
-    """A host script's warnings (its lines `smtps: HOST: warning: ...`: an earlier change that stood although never
-    confirmed, a binding a rollback could not make again) reach the operator. Nothing else would show them: a
-    script's stdout is data. The engine shows what a provider writes to its stderr, in the run's output."""
-    for line in stdout.splitlines():
-        if line.startswith(f"smtps: {host}: warning: "):
-            print(shown(line), file=sys.stderr, flush=True)
-
-
-def run_script(host: str, connection: Connection, script: str, what: str) -> str:
-    """Run a script on the host over its pooled connection; its stdout, or HostFailure with its own words."""
-    result = _Ssh.get().run(host, connection, script)
-    pass_warnings(host, result.stdout)
-    if result.status != 0:
-        raise HostFailure(result.stderr.strip() or f"{host}: {what}: exit status {result.status}")
-    return result.stdout
-
-
-def run_confirmed(host: str, connection: Connection, script: str, what: str) -> str:
-    """Run a script that may reload firewalld; where it did, confirm with a fresh login (or fail, and the host
-    reverts by itself). Returns what the script printed."""
-    started = time.monotonic()
-    stdout = run_script(host, connection, script, what)
-    token = confirm.token(stdout)
-    if token is None:
-        return stdout
-    pool = _Ssh.get()
-    seconds = connection.confirm_seconds
-    # Try until shortly before the host gives up on us: a login a moment late would find the change reverted.
-    deadline = started + seconds - 10
-    problem = ""
-    while True:
-        try:
-            result = pool.fresh(host, connection, confirm.script(host, token))
-        except Exception as err:  # noqa: BLE001 - any failure to log in is what this step exists to catch
-            problem = str(err)
-        else:
-            if result.status == 0:
-                return stdout
-            problem = (result.stdout + result.stderr).strip() or f"exit status {result.status}"
-            if result.status == 3:
-                break  # already reverted: nothing left to confirm
-            if result.status == 5:  # the host's own revert of it failed: no waiting makes that better
-                raise HostFailure(f"{host}: {what}: the firewalld reload was not confirmed in time, and the host's "
-                                  f"revert of it failed ({problem}); the next run there stops, saying how to settle "
-                                  "it, until someone has")
-        if time.monotonic() + 2 >= deadline:
-            break
-        time.sleep(2)
-    # The host reverts by itself: wait for it, then see whether SSH answers again, so the message says so.
-    time.sleep(max(0.0, started + seconds + 5 - time.monotonic()))
-    try:
-        pool.fresh(host, connection, "true", timeout=30)
-        after = "it has put back its previous firewall configuration, and SSH answers again"
-    except Exception as err:  # noqa: BLE001
-        after = f"it should have put back its previous firewall configuration, but SSH still fails ({err})"
-    raise HostFailure(f"{host}: {what}: no fresh SSH login after the firewalld reload ({problem}); {after}")
-
-
 # The settings this tool last applied, kept in the outputs under this name. A refresh puts what it finds on the
 # host into the outputs (so that the next diff shows it per setting); `applied` it never touches. Delete and read
 # act from it: they remove what this tool wrote and read where it wrote, whatever a refresh found meanwhile, and
@@ -280,7 +162,7 @@ class HostProvider(ResourceProvider):
 
     # --- the protocol ----------------------------------------------------------------------------------------------
     def configure(self, req: ConfigureRequest) -> None:
-        _Ssh.configure(req.config.get(SSH_KEY_CONFIG))
+        remote.SHARED.configure(req.config.get(SSH_KEY_CONFIG))
 
     def _reader(self, props: dict[str, Any]) -> Reader:
         # The labels name the host in every message and script: checked like names, since the state that brings
@@ -379,17 +261,17 @@ class HostProvider(ResourceProvider):
                           delete_before_replace=bool(replaces))
 
     def _run(self, host: str, connection: Connection, script: str) -> str:
-        return run_script(host, connection, script, self.kind)
+        return remote.run(host, connection, script, self.kind)
 
     def _change(self, host: str, connection: Connection, script: str) -> str:
         """Run an apply or remove script; where it reloaded firewalld, confirm with a fresh login (or fail, and
         the host reverts by itself). Returns what the script printed."""
         # Which mail ports answer before this run first changes the host: none of them may go quiet (the check
         # from outside compares after the host's last change).
+        opener = remote.reach(host, connection.address, connection.jump)
         with profile.span("probe: mail ports before the first change", host):
-            ports.Baseline.record(host, lambda: ports.answering(connection.address, port_opener(host, connection),
-                                                                quick=True))
-        return run_confirmed(host, connection, script, self.kind)
+            ports.Baseline.record(host, lambda: ports.answering(connection.address, opener, quick=True))
+        return remote.run_confirmed(host, connection, script, self.kind)
 
     def _outputs(self, props: dict[str, Any], revision: int, stdout: str | None = None,
                  olds: dict[str, Any] | None = None, used: Firewall | None = None) -> dict[str, Any]:
@@ -460,7 +342,19 @@ class HostProvider(ResourceProvider):
         return ReadResult(id_, {**props, **live}, {**inputs, **live})
 
 
-class HostResource(Resource):
+class TypedResource(Resource):
+    """A dynamic resource that knows its own type token, `pulumi-python:dynamic/MODULE:NAME`: the engine's type of
+    it, made from the module and name its class is declared with, as the SDK makes it. Canary targets name a
+    resource by it before the engine has one."""
+
+    type_token: ClassVar[str]
+
+    def __init_subclass__(cls, module: str = "", name: str = "Resource", **kwargs: Any) -> None:
+        super().__init_subclass__(module=module, name=name, **kwargs)
+        cls.type_token = f"pulumi-python:dynamic{f'/{module}' if module else ''}:{name}"
+
+
+class HostResource(TypedResource):
     """One resource kind on one host; `revision` counts its applies (the host's verification depends on it)."""
 
     provider_class: ClassVar[type[HostProvider]]

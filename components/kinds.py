@@ -15,9 +15,8 @@ from .master_service import MasterService, MasterServiceProvider
 from .nftables_rule import NftablesRule, NftablesRuleProvider
 from .zone_membership import ZoneMembership, ZoneMembershipProvider
 
-# A component's type token, and the type of every dynamic resource (its module and name follow).
+# A component's type token.
 COMPONENT_TYPE = "smtps-iredmail:index:SmtpsHost"
-DYNAMIC_TYPE = "pulumi-python:dynamic"
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class Kind:
         return f"{host}-{self.suffix}"
 
     def type_token(self) -> str:
-        return f"{DYNAMIC_TYPE}{self.resource._resource_type_name[len('dynamic'):]}"  # noqa: SLF001
+        return self.resource.type_token
 
 
 # In the order they are applied on a host (each after the ones before it); destroy runs the reverse.

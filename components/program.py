@@ -3,26 +3,15 @@ through the public API (`SmtpsHostArgs`) like any other program's."""
 
 from __future__ import annotations
 
-import os
-
 import pulumi
 
 from smtps_iredmail.core import credentials, stacks
+from smtps_iredmail.core.remote import key_configured, missing_key
 from smtps_iredmail.core.settings import IREDMAIL_OPTIONS, HostSettings, SettingsError
 from smtps_iredmail.core.stacks import PROJECT, SSH_KEY
 
-from .base import CREDENTIAL, SSH_KEY_FILE_ENV
+from .base import CREDENTIAL
 from .host import JumpArgs, SmtpsHost, SmtpsHostArgs, set_deploy_key
-
-
-def missing_key(stack: str) -> str:
-    """What to do when a stack has no deploy key, in this project's words (the same for every command)."""
-    if credentials.in_ci():
-        return (f"stack {stack}: no deploy key: set {SSH_KEY_FILE_ENV} to the private key's file (in CI the key is "
-                "never stored in the stack: a pull request's preview could decrypt it)")
-    return (f"stack {stack}: no deploy key: store it in the stack with `smtps key -s {stack} --file "
-            f"KEYFILE` (a single operator's machine only: CI refuses a stack that holds a secret), or set "
-            f"{SSH_KEY_FILE_ENV} to the private key's file")
 
 
 def load(stack: str, config: pulumi.Config) -> stacks.Stack:
@@ -60,7 +49,7 @@ def program() -> dict[str, SmtpsHost]:
     # The deploy key: the stack's secret, or a file named by SMTPS_SSH_KEY_FILE on the machine running Pulumi (then
     # it never enters Pulumi: what CI uses). A preview touches no host and needs neither.
     key = config.get_secret(SSH_KEY)
-    if key is None and not os.environ.get(SSH_KEY_FILE_ENV) and not pulumi.runtime.is_dry_run():
+    if not key_configured(key) and not pulumi.runtime.is_dry_run():
         raise pulumi.RunError(missing_key(stack))
     # The test credential for the relay check after logging in (optional): a file on the machine running Pulumi,
     # which the provider processes read themselves, so it never enters Pulumi (what CI uses); else the stack's secret.

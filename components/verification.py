@@ -21,12 +21,11 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     ReadResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
 
-from smtps_iredmail.core import credentials, ports, profile, rollback
+from smtps_iredmail.core import credentials, ports, profile, remote, rollback
 from smtps_iredmail.core.settings import (
     Firewall,
     PortPolicy,
@@ -46,9 +45,8 @@ from .base import (
     RUN,
     SSH_KEY_CONFIG,
     HostFailure,
-    _Ssh,
+    TypedResource,
     from_wire,
-    run_confirmed,
     stale_provider,
 )
 
@@ -62,11 +60,21 @@ WATCHED = ("host", "address", "port", "hostKey", "jump", "certSha256", "certMinD
 
 
 class VerificationFailed(Exception):
-    pass
+    """The check from outside failed. `rollback`: the rollback script's answer (smtps/rollback.py `result`), None
+    where none ran or it failed."""
+
+    def __init__(self, message: str, rollback: str | None = None) -> None:
+        super().__init__(message)
+        self.rollback = rollback
 
 
-# In the failure's message of a host that was rolled back: the front end then reads its resources back into the
-# state (a refresh of that host), so that the next preview shows the change again instead of nothing.
+class RolledBackFailure(VerificationFailed):
+    """The check failed and this run's changes on the host were undone. The engine's event names the exception's
+    type (the provider's traceback), and that is how the front end knows, as data: it then reads the host's
+    resources back into the state (a refresh of that host), so that the next preview shows the change again."""
+
+
+# How the failure's line says that the host was rolled back.
 ROLLED_BACK = "rolled back"
 
 
@@ -91,7 +99,7 @@ class VerificationProvider(ResourceProvider):
     serialize_as_secret_always = False  # as HostProvider's (components/base.py): the state holds no secret
 
     def configure(self, req: ConfigureRequest) -> None:
-        _Ssh.configure(req.config.get(SSH_KEY_CONFIG))  # a bastion is reached with the stack's deploy key
+        remote.SHARED.configure(req.config.get(SSH_KEY_CONFIG))  # a bastion is reached with the stack's deploy key
         # SMTPS_TEST_CREDENTIAL_FILE wins: read here, in the provider process, so the value never enters Pulumi.
         _Credential.value = credentials.credential_from_file() or _credential(req.config.get(CREDENTIAL_CONFIG))
 
@@ -108,23 +116,22 @@ class VerificationProvider(ResourceProvider):
             try:
                 outcome = self._roll_back(props)
             except Exception as err:  # noqa: BLE001 - the failure must still be said, with what became of the host
-                outcome = f"and rolling back this run's changes failed: {type(err).__name__}: {err}"
-            raise VerificationFailed(f"{failed}; {outcome}")
+                outcome = rollback.Outcome(f"and rolling back this run's changes failed: {type(err).__name__}: {err}")
+            failure = RolledBackFailure if outcome.undone else VerificationFailed
+            raise failure(f"{failed}; {outcome.words}", outcome.answer)
         return {**props, **{output: getattr(result, field) for output, field in FIELDS.items()},
                 "portsBefore": sorted(before) if before is not None else None, "portsAfter": sorted(after)}
 
     def _check(self, props: dict[str, Any], host: str,
                address: str) -> tuple[Seen, frozenset[int] | None, frozenset[int], list[str]]:
         """What 465 and the mail ports answered, and the problems found in it."""
-        opener = port_opener = None
+        jump = None
         if props.get("jump"):
             read = Reader(str(props.get("stack", "?")), host, {"jump": props["jump"]})
             _, jump = read_jump(read)
             read.finish()
-            opener = _Ssh.get().opener(host, address, int(props["port"]), jump)
-
-            def port_opener(port: int) -> Any:
-                return _Ssh.get().opener(host, address, port, jump)
+        port_opener = remote.reach(host, address, jump)
+        opener = port_opener(int(props["port"])) if port_opener else None
         started = time.monotonic()
         while True:
             with profile.span("check from outside: TLS, certificate, relay", host):
@@ -149,13 +156,13 @@ class VerificationProvider(ResourceProvider):
             problems.append(ports.lost(before, after))
         return result, before, after, problems
 
-    def _roll_back(self, props: dict[str, Any]) -> str:
+    def _roll_back(self, props: dict[str, Any]) -> rollback.Outcome:
         """Undo what this run changed on the host (its snapshot there, RUN), unless --no-rollback: what happened,
-        in words for the failure's line. `ROLLED_BACK` in them tells the front end to read the host back."""
+        as the script answered it and in words for the failure's line."""
         host = str(props["host"])
         if not rollback.enabled():
-            return (f"kept as it is for debugging ({rollback.NO_ROLLBACK_ENV} is set, --no-rollback): run up again, "
-                    "or destroy, when done")
+            return rollback.Outcome(f"kept as it is for debugging ({rollback.NO_ROLLBACK_ENV} is set, --no-rollback): "
+                                    "run up again, or destroy, when done")
         # The SSH connection as the host's resources use it: the address and key from the check's own inputs.
         read = labelled({**props, **(props.get("ssh") or {})})
         connection = read_connection(read)
@@ -171,16 +178,18 @@ class VerificationProvider(ResourceProvider):
                 read_nft.finish()
             script = rollback.script(host, RUN, connection, str(zone.get("zone") or ""), str(zone.get("service") or ""),
                                      chain)
-            stdout = run_confirmed(host, connection, script, "rollback")
+            stdout = remote.run_confirmed(host, connection, script, "rollback")
         except (HostFailure, SettingsError) as err:
-            return f"and rolling back this run's changes failed: {err}"
-        outcome = rollback.result(stdout) or ""
-        if outcome == "none":
-            return "this run changed nothing on it, so nothing was rolled back"
-        if outcome.startswith("partial:"):
-            return (f"{ROLLED_BACK}, except what someone else changed since this run wrote it, left as it is:"
-                    f"{outcome.removeprefix('partial:')}: check it")
-        return f"{ROLLED_BACK}: this run's changes on it are undone, its previous configuration is back"
+            return rollback.Outcome(f"and rolling back this run's changes failed: {err}")
+        answer = rollback.result(stdout)
+        if answer == "none":
+            return rollback.Outcome("this run changed nothing on it, so nothing was rolled back", answer)
+        if answer is not None and answer.startswith("partial:"):
+            return rollback.Outcome(f"{ROLLED_BACK}, except what someone else changed since this run wrote it, left "
+                                    f"as it is:{answer.removeprefix('partial:')}: check it", answer)
+        # The script ran to its end (a failed rollback fails): an answer it did not print is taken as done.
+        return rollback.Outcome(f"{ROLLED_BACK}: this run's changes on it are undone, its previous configuration is "
+                                "back", answer or "done")
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = self._watched(olds, news) + ([PROVIDER_KEY] if stale_provider(olds) else [])
@@ -206,7 +215,7 @@ class VerificationProvider(ResourceProvider):
         return None  # nothing on the host belongs to a check
 
 
-class Verification(Resource, module="smtps", name="Verification"):
+class Verification(TypedResource, module="smtps", name="Verification"):
     tlsVersion: pulumi.Output[str]
     certSubject: pulumi.Output[str]
     certNotAfter: pulumi.Output[str]

@@ -28,20 +28,23 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import credentials, engine, facts, profile, rollback, stacks
+from . import credentials, engine, facts, profile, remote, rollback, stacks
 from .drift import Drift, compare, read_host_script
 from .events import Run
 from .firewall import recorded
+from .remote import HostFailure, SshError
 from .settings import SMTPS_PORT, Firewall, HostSettings, SettingsError
 from .shown import shown, shown_json
-from .ssh import Pool, SshError
 from .verify import Verification, verify
+
+if TYPE_CHECKING:
+    from .remote import Pool
 
 # The engine's parallelism: each host is a chain of four steps, so this many hosts can move at once. The provider
 # processes (16 of them, 4 calls each) are the real bound; the engine must not be the tighter one.
@@ -232,7 +235,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, targets: list[str] | None = None) -> int:
     """One `up`; hosts that failed their check and were rolled back are then read back into the state."""
-    from smtps_iredmail.verification import ROLLED_BACK
+    from smtps_iredmail.verification import RolledBackFailure
 
     run = new_run()
     status = _engine_call(lambda run: stack.up(target=targets, on_event=run.on_event, **options), summary, run)
@@ -244,17 +247,18 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
              "release before the package, which cannot be loaded: put those hosts (or settings) back as they were, "
              f"run `smtps up -s {name}` once (it updates them in place, running nothing on the hosts), then make "
              "the change")
-    # "; rolled back" is how the check's failure says it (not "...so nothing was rolled back").
+    # The check's failure says by its type that the host was rolled back (the rollback script answered done or
+    # partial), never by its words.
     rolled = sorted({f.host for f in run.failures()
-                     if f.resource == "verification" and f"; {ROLLED_BACK}" in f.message})
+                     if f.resource == "verification" and f.error == RolledBackFailure.__name__})
     if rolled:
         # The engine recorded the host's resources as applied before the check failed; the host is back as it was.
         # A refresh of those hosts makes the state say so: the next preview shows the change again, not nothing.
         _err(f"smtps: {', '.join(rolled)} rolled back: reading {'them' if len(rolled) > 1 else 'it'} back into the "
              "state")
-        # Only what the state holds: a target it does not know (a check that never passed) fails the refresh.
-        known = {r.get("urn") for r in stack.export_stack().deployment.get("resources", [])}
-        targets = [urn for urn in canary_targets(name, tuple(rolled)) if urn in known]
+        # Only what the state holds (a target it does not know, a check that never passed, fails the refresh): the
+        # URNs are the state's own.
+        targets = host_urns(stack.export_stack().deployment or {}, rolled)
         if _engine_call(lambda run: stack.refresh(target=targets, on_event=run.on_event, on_output=_engine_out,
                                                   on_error=_engine_err, **NO_SECRETS)):
             _err(f"smtps: reading {', '.join(rolled)} back failed: run `smtps refresh -s {name} --yes` "
@@ -370,7 +374,7 @@ def canary_targets(stack: str, canaries: tuple[str, ...], firewalls: dict[str, F
     from smtps_iredmail.verification import Verification
 
     base = f"urn:pulumi:{stack}::{stacks.PROJECT}::"
-    check = (f"pulumi-python:{Verification._resource_type_name}", VERIFY_SUFFIX)  # noqa: SLF001
+    check = (Verification.type_token, VERIFY_SUFFIX)
     targets = []
     for name in canaries:
         kinds = kinds_for(firewalls[name]) if firewalls and name in firewalls else KINDS
@@ -379,6 +383,19 @@ def canary_targets(stack: str, canaries: tuple[str, ...], firewalls: dict[str, F
         targets += [f"{base}{COMPONENT_TYPE}${token}::{name}-{suffix}" for token, suffix in types]
         targets.append(f"{base}pulumi:providers:pulumi-python::ssh-{provider_slot(name)}")
     return targets
+
+
+def host_urns(deployment: dict[str, Any], hosts: list[str]) -> list[str]:
+    """The URNs the state holds of these hosts' components, resources and SSH providers, found by their names."""
+    from smtps_iredmail.host import VERIFY_SUFFIX, provider_slot
+    from smtps_iredmail.kinds import KINDS
+
+    names = set()
+    for host in hosts:
+        names |= {host, f"ssh-{provider_slot(host)}", *(f"{host}-{kind.suffix}" for kind in KINDS),
+                  f"{host}-{VERIFY_SUFFIX}"}
+    urns = [r.get("urn") for r in deployment.get("resources") or []]
+    return [urn for urn in urns if isinstance(urn, str) and urn.rsplit("::", 1)[-1] in names]
 
 
 def stack_settings(name: str) -> stacks.Stack:
@@ -392,22 +409,14 @@ def _in_parallel(hosts: tuple[HostSettings, ...], each: Callable[[HostSettings],
 
 
 def _pool(stack: str) -> Pool | None:
-    """The SSH pool for the stack's deploy key: SMTPS_SSH_KEY_FILE's file, else the stack's secret (the only value
-    decrypted)."""
-    from smtps_iredmail.program import missing_key
-
-    path = os.environ.get("SMTPS_SSH_KEY_FILE")
-    if path:
-        try:
-            return Pool(Path(path).read_text())
-        except OSError as err:
-            _err(f"smtps: stack {stack}: SMTPS_SSH_KEY_FILE={path} cannot be read: {err.strerror}")
-            return None
-    key = engine.stack_secret(stack, stacks.SSH_KEY)
-    if not key:
-        _err(f"smtps: {missing_key(stack)}")
+    """The SSH pool for the stack's deploy key (smtps/remote.py `deploy_key`: SMTPS_SSH_KEY_FILE's file, else the
+    stack's secret, the only value decrypted)."""
+    try:
+        key = remote.deploy_key(lambda: engine.stack_secret(stack, stacks.SSH_KEY), stack)
+    except SshError as err:
+        _err(f"smtps: {err}")
         return None
-    return Pool(key)
+    return remote.pool(key)
 
 
 @dataclass(frozen=True)
@@ -450,12 +459,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     def check(h: HostSettings) -> Checked:
         conn = h.connection
-        opener = pool.opener(h.name, conn.address, SMTPS_PORT, conn.jump) if conn.jump else None
-        port_opener = (lambda port: pool.opener(h.name, conn.address, port, conn.jump)) if conn.jump else None
+        port_opener = remote.reach(h.name, conn.address, conn.jump, lambda: pool)
+        opener = port_opener(SMTPS_PORT) if port_opener else None
         try:
-            read = pool.run(h.name, conn, master_service.certificate_script(h.name, h.tls))
-            file_sha = master_service.report(read.stdout).get("certSha256", "") if read.status == 0 else ""
-            file_problem = "" if read.status == 0 else (read.stderr.strip() or f"exit status {read.status}")
+            read = remote.run(h.name, conn, master_service.certificate_script(h.name, h.tls), "certificate", pool)
+            file_sha, file_problem = master_service.report(read).get("certSha256", ""), ""
+        except HostFailure as err:
+            file_sha, file_problem = "", err.stderr or f"exit status {err.status}"
         except SshError as err:
             file_sha, file_problem = "", f"cannot read the certificate file: {err}"
         # --warn-days: expiry is a warning from N days on, and a failure only once expired.
@@ -496,12 +506,12 @@ def cmd_drift(args: argparse.Namespace) -> int:
     def read(h: HostSettings) -> list[Drift]:
         # One SSH session per host: the read-only script prints the facts every kind reads.
         try:
-            result = pool.run(h.name, h.connection, read_host_script(h))
+            stdout = remote.run(h.name, h.connection, read_host_script(h), "read", pool)
         except SshError as err:
             return [Drift(h.name, "host", "ssh", "reachable", str(err))]
-        if result.status != 0:
-            return [Drift(h.name, "host", "read", "exit 0", f"exit {result.status}: {result.stderr.strip()}")]
-        return compare(h, facts.parse(result.stdout))
+        except HostFailure as err:
+            return [Drift(h.name, "host", "read", "exit 0", f"exit {err.status}: {err.stderr}")]
+        return compare(h, facts.parse(stdout))
 
     try:
         found = [d for drifts in _in_parallel(hosts, read) for d in drifts]

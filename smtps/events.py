@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
 
 # The last line of a traceback that names an exception: `package.module.SomeError: message`.
-_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Failure|Failed|Exception|Exit): ?(.*)$")
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w]*\.)*([A-Za-z_]\w*(?:Error|Failure|Failed|Exception|Exit)): ?(.*)$")
 _PREFIXES = ("error: ", "Exception: ")
 
 
@@ -29,6 +29,9 @@ class Failure:
     resource: str  # the resource kind, "verification", or "program"
     step: str  # create, update, delete, refresh, ...
     message: str
+    # The type of the exception the provider raised (its traceback's last line names it), "" where none: data the
+    # front end acts on (a check whose host was rolled back: RolledBackFailure, components/verification.py).
+    error: str = ""
 
     def __str__(self) -> str:
         if self.host == "-":
@@ -36,15 +39,28 @@ class Failure:
         return f"{self.host}: {self.resource}: {self.step}: {self.message}"
 
 
-def message_of(text: str) -> str:
-    """The exception's own message from a provider's traceback (or the text itself, when it is not one)."""
-    lines = text.strip().splitlines()
+def _raised(lines: list[str]) -> tuple[int, re.Match[str]] | None:
+    """The line of a provider's traceback that names the exception it raised, and its match."""
     if any("Traceback (most recent call last)" in line for line in lines):
         for index in range(len(lines) - 1, -1, -1):
             found = _EXCEPTION.match(lines[index])
             if found and not lines[index].startswith(" "):
-                lines = [found.group(1), *lines[index + 1:]]
-                break
+                return index, found
+    return None
+
+
+def error_of(text: str) -> str:
+    """The type of the exception in a provider's traceback (its name, without its module), or ""."""
+    raised = _raised(text.strip().splitlines())
+    return raised[1].group(1) if raised else ""
+
+
+def message_of(text: str) -> str:
+    """The exception's own message from a provider's traceback (or the text itself, when it is not one)."""
+    lines = text.strip().splitlines()
+    if raised := _raised(lines):
+        index, found = raised
+        lines = [found.group(2), *lines[index + 1:]]
     message = " ".join(line.strip() for line in lines if line.strip())
     for prefix in _PREFIXES:
         message = message.removeprefix(prefix)
@@ -112,7 +128,8 @@ class Run:
                 message = message.removeprefix(prefix)
             # The check names its host with its address ("mail1 (10.0.0.1): ..."): the line names it already.
             message = re.sub(rf"^{re.escape(host)} \([^)]*\): ", "", message)
-            found.append(Failure(host, resource, step, message))
+            errors = [error for text in self.errors.get(urn, []) if (error := error_of(text))]
+            found.append(Failure(host, resource, step, message, errors[-1] if errors else ""))
         # The stack's own catch-all ("update failed") says nothing a host's line does not.
         hosts = [f for f in found if f.host != "-"]
         return hosts or found

@@ -20,6 +20,7 @@ import binascii
 from dataclasses import dataclass
 from xml.etree import ElementTree
 
+from .remote import answers
 from .settings import SERVICE_KEYS, SMTPS_PORT, FirewalldServiceSettings, NftablesSettings, ZoneSettings
 from .templating import nft_rule, render, zone_probe
 
@@ -127,11 +128,7 @@ def parse_service(encoded: str, mode: str) -> ServiceFile:
 
 def parse(text: str) -> HostFacts:
     """The script's output as facts. A part that was not read comes out as absent or stopped."""
-    lines: dict[str, str] = {}
-    for line in text.splitlines():
-        field, sep, value = line.partition("=")
-        if sep:
-            lines[field] = value
+    lines = answers(text).latest()
     master = {key: parse_entry(key, lines[f"master.{key}"]) for key in SERVICE_KEYS if lines.get(f"master.{key}")}
     encoded = lines.get("service.file", "-")
     service = None if encoded == "-" else parse_service(encoded, lines.get("service.mode", ""))

@@ -6,6 +6,7 @@ anything (the first apply on every host), by a firewall kind that has to decide 
 
 from __future__ import annotations
 
+from .remote import answers
 from .settings import Firewall
 from .templating import render
 
@@ -22,11 +23,8 @@ def script(host: str, firewall: Firewall | str) -> str:
 
 def found(stdout: str) -> Firewall | None:
     """What a script found, from its `smtps-firewall=` line (None where it printed none)."""
-    for line in stdout.splitlines():
-        field, _, value = line.partition("=")
-        if field == REPORT:
-            return recorded(value.strip())
-    return None
+    value = answers(stdout).first(REPORT)
+    return None if value is None else recorded(value.strip())
 
 
 def recorded(value: object) -> Firewall | None:

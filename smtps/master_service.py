@@ -8,6 +8,7 @@ from typing import Any
 from .facts import COLUMNS, HostFacts, read_script
 from .model import Inputs, Model
 from .option_rules import host_filter_checks
+from .remote import answers
 from .settings import (
     SERVICE_KEYS,
     Connection,
@@ -88,12 +89,8 @@ REPORTS = {"smtps-cert-file": "certFile", "smtps-cert-sha256": "certSha256"}
 
 
 def report(stdout: str) -> dict[str, Any]:
-    found = {}
-    for line in stdout.splitlines():
-        field, _, value = line.partition("=")
-        if field in REPORTS:
-            found[REPORTS[field]] = value.strip()
-    return found
+    said = answers(stdout)
+    return {output: value.strip() for key, output in REPORTS.items() if (value := said.last(key)) is not None}
 
 
 MODEL = Model(

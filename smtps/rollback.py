@@ -8,14 +8,17 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from dataclasses import dataclass
 
+from .remote import answers
 from .settings import Connection, NftablesSettings, reload_values
 from .templating import lockout_guard, nft_rule, render
 from .zone_membership import PORT
 
 NO_ROLLBACK_ENV = "SMTPS_NO_ROLLBACK"
 _RUN = re.compile(r"[0-9a-f]{16}")
-_RESULT = re.compile(r"^smtps-rollback=(none|done|partial:.*)$", re.MULTILINE)
+# The rollback script's answer line: smtps-rollback=none|done|partial:FILE...
+REPORT = "smtps-rollback"
 
 
 def new_run() -> str:
@@ -42,8 +45,23 @@ def script(host: str, run: str, connection: Connection | None = None, zone: str 
                   **reload_values(connection))
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a host whose check failed: `answer` is the rollback script's own (`result`: done, none,
+    partial: FILE...), None where no rollback ran or it failed; `words` say it in the failure's line."""
+
+    words: str
+    answer: str | None = None
+
+    @property
+    def undone(self) -> bool:
+        """This run's changes were taken off the host (all, or all but what someone else changed since)."""
+        return self.answer is not None and (self.answer == "done" or self.answer.startswith("partial:"))
+
+
 def result(stdout: str) -> str | None:
     """"done" (what this run changed is back), "none" (this run changed nothing there), "partial: FILE..." (the
     files named were changed by someone else since this run wrote them, and left as they are), or None."""
-    found = _RESULT.findall(stdout)
+    found = [value for value in answers(stdout).all(REPORT)
+             if value in ("none", "done") or value.startswith("partial:")]
     return found[-1] if found else None

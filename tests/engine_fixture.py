@@ -18,7 +18,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from smtps_iredmail.base import pass_warnings
+from smtps_iredmail.core.remote import pass_warnings
 
 SECRET_CONFIG = "smtps-iredmail:fileSecret"  # noqa: S105 - a config key, not a secret
 

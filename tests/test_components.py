@@ -310,8 +310,8 @@ def test_an_option_applied_before_a_rule_refused_it_is_still_removed_and_read_bu
 def test_a_host_scripts_warning_lines_reach_the_operator_and_nothing_else_does(monkeypatch, capsys):
     """A warning a host script says (an earlier change that stood unconfirmed) is written to the provider's stderr,
     which the engine shows in the run's output; the script's other lines are data, and stay quiet."""
-    from smtps_iredmail import base
-    from smtps_iredmail.core.ssh import Result
+    from smtps_iredmail.core import remote
+    from smtps_iredmail.core.remote import Result
 
     stdout = ("smtps: mail1: warning: an earlier firewalld change here (0123456789abcdef) was never confirmed\n"
               "smtps: mail1: an earlier firewalld change here was never confirmed: its previous configuration\n"
@@ -323,8 +323,8 @@ def test_a_host_scripts_warning_lines_reach_the_operator_and_nothing_else_does(m
         def run(self, host, connection, script):
             return Result(0, stdout, "")
 
-    monkeypatch.setattr(base._Ssh, "get", classmethod(lambda cls: Pool()))
-    assert base.run_script("mail1", None, "true", "master.cf") == stdout
+    monkeypatch.setattr(remote.SHARED, "get", lambda: Pool())
+    assert remote.run("mail1", None, "true", "master.cf") == stdout
     assert capsys.readouterr().err == (
         "smtps: mail1: warning: an earlier firewalld change here (0123456789abcdef) was never confirmed\n"
         "smtps: mail1: warning: ::stop-commands::x \\x1b[2J\n")
@@ -333,9 +333,9 @@ def test_a_host_scripts_warning_lines_reach_the_operator_and_nothing_else_does(m
 def test_a_confirmation_that_finds_the_hosts_revert_failed_says_so_at_once(monkeypatch):
     """The fresh login finds the watcher came first and failed (confirm.sh exits 5 with its report): the run fails
     with that, at once, and never says the previous configuration is back."""
-    from smtps_iredmail import base
+    from smtps_iredmail.core import remote
+    from smtps_iredmail.core.remote import Result
     from smtps_iredmail.core.settings import Connection
-    from smtps_iredmail.core.ssh import Result
 
     logins = []
 
@@ -349,10 +349,10 @@ def test_a_confirmation_that_finds_the_hosts_revert_failed_says_so_at_once(monke
                              "/etc/firewalld/zones/iredmail.xml failed; its copies are kept in "
                              "/run/smtps-iredmail/confirm\n", "")
 
-    monkeypatch.setattr(base._Ssh, "get", classmethod(lambda cls: Pool()))
-    monkeypatch.setattr(base.time, "sleep", lambda seconds: pytest.fail("waited for nothing"))
-    with pytest.raises(base.HostFailure) as failed:
-        base.run_confirmed("mail1", Connection("10.0.0.1", 22, "root", KEY), "true", "zone")
+    monkeypatch.setattr(remote.SHARED, "get", lambda: Pool())
+    monkeypatch.setattr(remote.time, "sleep", lambda seconds: pytest.fail("waited for nothing"))
+    with pytest.raises(remote.HostFailure) as failed:
+        remote.run_confirmed("mail1", Connection("10.0.0.1", 22, "root", KEY), "true", "zone")
     assert len(logins) == 1
     assert str(failed.value) == (
         "mail1: zone: the firewalld reload was not confirmed in time, and the host's revert of it failed (reverting "
@@ -372,12 +372,14 @@ def test_a_rollback_names_the_nftables_chain_only_of_a_host_whose_firewall_is_nf
     from smtps_iredmail import verification
 
     scripts = []
-    monkeypatch.setattr(verification, "run_confirmed",
+    monkeypatch.setattr(verification.remote, "run_confirmed",
                         lambda host, connection, script, what: scripts.append(script) or "smtps-rollback=done\n")
     props = {"stack": "lab", "host": "mail1", "address": "10.0.0.1", "hostKey": KEY,
              "ssh": {"port": 22, "user": "root", "confirmSeconds": 60},
              "rollbackZone": {"zone": "iredmail", "service": "smtps"}, "rollbackNft": nft}
-    said = VerificationProvider()._roll_back(props)
+    outcome = VerificationProvider()._roll_back(props)
+    said = outcome.words
+    assert outcome.undone is (rendered is not None) and outcome.answer == (None if rendered is None else "done")
     if rendered is None:  # read back from the state like a setting, and refused like one
         assert not scripts and said.startswith("and rolling back this run's changes failed: ") and "nftChain" in said
     else:

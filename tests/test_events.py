@@ -43,6 +43,7 @@ def test_failures_read_from_events_name_host_resource_step_and_the_scripts_words
         run.on_event(event)
     assert [str(f) for f in run.failures()] == [
         "mx1: master.cf service: update: TLS certificate /etc/nope.crt does not exist"]
+    assert [f.error for f in run.failures()] == ["HostFailure"]
     program = Run({})
     for message in ("stack dc1: no deploy key", "an unhandled error occurred: stack dc1: no deploy key"):
         program.on_event(ev.EngineEvent(sequence=1, timestamp=0, diagnostic_event=ev.DiagnosticEvent(

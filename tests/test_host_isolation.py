@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from smtps_iredmail.core import confirm, drift, master_service, rollback
+from smtps_iredmail.core import drift, master_service, remote, rollback
 from smtps_iredmail.core.firewall import script as firewall_script
+from smtps_iredmail.core.remote import remote_command
 from smtps_iredmail.core.settings import Firewall, TlsSettings
-from smtps_iredmail.core.ssh import remote_command
 from smtps_iredmail.core.templating import Action, render
 from tests.conftest import require
 from tests.test_smtps_render import _scripts, _settings
@@ -115,7 +115,7 @@ def scripts() -> dict[str, str]:
     found["rollback"] = rollback.script("mail1", "0123456789abcdef")
     for firewall in ("auto", "firewalld", "nftables"):
         found[f"facts.{firewall}"] = drift.read_host_script(_settings(firewall=firewall))
-    found["confirm"] = confirm.script("mail1", "0123456789abcdef")
+    found["confirm"] = remote.confirm_script("mail1", "0123456789abcdef")
     found["firewall"] = firewall_script("mail1", Firewall.AUTO)
     found["certificate"] = master_service.certificate_script("mail1", TlsSettings(cert=None, key=None))
     return found

@@ -12,7 +12,7 @@ import pytest
 
 from smtps_iredmail.core import cli, events, profile
 from smtps_iredmail.core.profile import PROFILE_ENV, ProfileError, script_label
-from smtps_iredmail.core.ssh import Result
+from smtps_iredmail.core.remote import Result
 
 
 def test_without_the_variable_nothing_is_written(tmp_path, monkeypatch):
@@ -29,7 +29,7 @@ def test_a_remote_command_is_noted_by_its_label_never_its_text(tmp_path, monkeyp
     monkeypatch.setenv(PROFILE_ENV, str(out))
     script = ("#!/bin/sh\n# 'master.cf service' on mail1: apply. Rendered by smtps-iredmail: every value below was\n"
               "SECRET='do-not-log'\n")
-    from smtps_iredmail.core.ssh import Pool
+    from smtps_iredmail.core.remote import Pool
 
     pool = Pool.__new__(Pool)
     pool._client = lambda host, conn: None  # noqa: SLF001 - no connection: only the note is under test

@@ -96,3 +96,53 @@ def test_plain_pulumi_keeps_a_later_double_dash(monkeypatch):
     args = cli.parser().parse_args(["pulumi", "--", "config", "set", "--secret", "--", "k", "-dash"])
     assert args.run(args) == 0
     assert seen == [["pulumi", "config", "set", "--secret", "--", "k", "-dash"]]
+
+
+def test_a_rolled_back_host_is_known_by_the_failures_type_not_its_words():
+    """The front end reads a host back into the state when its check's failure is a RolledBackFailure (the rollback
+    script answered done or partial), whatever the words say; "nothing was rolled back" is not one."""
+    from pulumi.automation import events as ev
+
+    from smtps_iredmail.core.events import Run
+
+    urn = ("urn:pulumi:dc1::smtps-iredmail::smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:Verification"
+           "::{}-verify")
+    said = {"mx1": ("smtps_iredmail.verification.RolledBackFailure", "verification failed: x; rolled back: undone"),
+            "mx2": ("smtps_iredmail.verification.VerificationFailed",
+                    "verification failed: x; this run changed nothing on it, so nothing was rolled back")}
+    run = Run({"verify": "verification"})
+    for sequence, (host, (error, message)) in enumerate(said.items()):
+        text = f"Traceback (most recent call last):\n  File \"x.py\"\n{error}: {message}\n"
+        run.on_event(ev.EngineEvent(sequence=sequence, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
+            message=text, color="never", severity="error", urn=urn.format(host))))
+    assert {(f.host, f.error) for f in run.failures()} == {("mx1", "RolledBackFailure"), ("mx2", "VerificationFailed")}
+    assert [f.message for f in run.failures()] == [m for _, m in said.values()]
+
+
+def test_resource_types_are_the_engines_and_urns_to_read_back_come_from_the_state():
+    """Canary targets name each resource by its type token, recorded from its class's declaration: the one the SDK
+    registers (its private attribute read here only, to hold the two together). A rolled-back host is read back by
+    the URNs its stack's state holds."""
+    from smtps_iredmail.core.cli import host_urns
+    from smtps_iredmail.kinds import KINDS
+    from smtps_iredmail.verification import Verification
+
+    for resource in (*(kind.resource for kind in KINDS), Verification):
+        assert resource.type_token == f"pulumi-python:{resource._resource_type_name}"  # noqa: SLF001
+    base = "urn:pulumi:dc1::smtps-iredmail::"
+    urns = [f"{base}pulumi:pulumi:Stack::smtps-iredmail-dc1", f"{base}smtps-iredmail:index:SmtpsHost::mx1",
+            f"{base}smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService::mx1-master",
+            f"{base}smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:Verification::mx1-verify",
+            f"{base}smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService::mx10-master"]
+    assert host_urns({"resources": [{"urn": urn} for urn in urns]}, ["mx1"]) == urns[1:4]
+
+
+def test_only_the_remote_layer_speaks_ssh():
+    """Everything that runs a command on a host goes through smtps/remote.py: no other module of the package
+    imports paramiko or reads the deploy key's file variable itself."""
+    for path in sorted((*REPO.glob("smtps/*.py"), *REPO.glob("components/*.py"))):
+        text = path.read_text()
+        if path.name != "remote.py":
+            assert "import paramiko" not in text, path
+        if path.name != "credentials.py":
+            assert '"SMTPS_SSH_KEY_FILE"' not in text, path

@@ -206,6 +206,7 @@ def test_any_exception_inside_the_check_is_a_failed_check(monkeypatch):
 def test_a_failed_check_that_raises_still_rolls_the_host_back(monkeypatch):
     """An exception the check did not expect (here from verify itself) goes through the rollback like any failure."""
     from smtps_iredmail import verification
+    from smtps_iredmail.core.rollback import Outcome
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("no way to read that date")
@@ -213,10 +214,10 @@ def test_a_failed_check_that_raises_still_rolls_the_host_back(monkeypatch):
     rolled = []
     monkeypatch.setattr(verification, "verify", broken)
     monkeypatch.setattr(verification.VerificationProvider, "_roll_back",
-                        lambda self, props: rolled.append(props["host"]) or "rolled back: undone")
-    with pytest.raises(verification.VerificationFailed) as failed:
+                        lambda self, props: rolled.append(props["host"]) or Outcome("rolled back: undone", "done"))
+    with pytest.raises(verification.RolledBackFailure) as failed:
         verification.VerificationProvider()._verify({"host": "mail1", "address": "192.0.2.1", "port": 465})
-    assert rolled == ["mail1"]
+    assert rolled == ["mail1"] and failed.value.rollback == "done"
     assert str(failed.value) == ("mail1 (192.0.2.1): verification failed: the check from outside could not finish "
                                  "(RuntimeError: no way to read that date); rolled back: undone")
 
@@ -231,6 +232,7 @@ def test_a_rollback_that_raises_is_said_with_the_failure(monkeypatch):
     monkeypatch.setattr(verification.VerificationProvider, "_roll_back", broken_rollback)
     with pytest.raises(verification.VerificationFailed) as failed:
         verification.VerificationProvider()._verify({"host": "mail1", "address": "192.0.2.1", "port": 465})
+    assert type(failed.value) is verification.VerificationFailed and failed.value.rollback is None
     assert str(failed.value).endswith("(ZeroDivisionError: division by zero); and rolling back this run's changes "
                                       "failed: ConnectionResetError: the bastion went away")
 

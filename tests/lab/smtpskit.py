@@ -1,5 +1,5 @@
-"""Running the host-side SMTPS scripts on lab hosts over SSH, as one SSH command string (as the providers run
-them)."""
+"""Running the host-side SMTPS scripts on lab hosts over SSH, through the providers' own remote layer
+(smtps/remote.py): one SSH command string, and a firewalld reload confirmed over a fresh login."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import ssl
 import subprocess
 import time
 
-from smtps_iredmail.core import confirm, firewalld_service, master_service, zone_membership
-from smtps_iredmail.core.settings import HostSettings, parse_host
+from smtps_iredmail.core import firewalld_service, master_service, remote, zone_membership
+from smtps_iredmail.core.settings import Connection, HostSettings, parse_host
 from smtps_iredmail.core.templating import Action
 from tests.lab.labkit import Lab
 
@@ -20,24 +20,37 @@ def settings_for(lab: Lab, name: str, **overrides) -> HostSettings:
     return parse_host("lab", {}, raw)
 
 
+def _pool(lab: Lab) -> remote.Pool:
+    """A pool of the lab's deploy key: the providers' own connection (the host key pinned), new for each use here."""
+    with open(lab.inventory["private_key_path"]) as key:
+        return remote.pool(key.read())
+
+
 def run(lab: Lab, settings: HostSettings, script: str) -> subprocess.CompletedProcess[str]:
-    """Run a script over SSH as the providers do: where it reloaded firewalld and asks for a confirmation, confirm
-    it over a fresh login (each `ssh` here is a new connection), or the host reverts the change by itself."""
-    host = next(h for h in lab.hosts() if h["name"] == settings.name)
-    result = lab.ssh(host, script)
-    if result.returncode == 0:
-        confirm_pending(lab, host, confirm.token(result.stdout))
-    return result
+    """Run a script as the providers do (smtps/remote.py): where it reloaded firewalld and asks for a confirmation,
+    confirm it over a fresh login (a new connection and authentication), or the host reverts the change by itself."""
+    pool = _pool(lab)
+    try:
+        result = pool.run(settings.name, settings.connection, script)
+        if result.status == 0 and (token := remote.confirm_token(result.stdout)):
+            remote.confirm_fresh(pool, settings.name, settings.connection, token, "confirm")
+    finally:
+        pool.close()
+    return subprocess.CompletedProcess(script, result.status, result.stdout, result.stderr)
 
 
 def confirm_pending(lab: Lab, host: dict, token: str | None = None) -> None:
     """Confirm the host's pending firewalld change (the one with `token`, or whichever is pending) over a fresh
-    login, as the controller does after a reload."""
+    login, as the controller does after a reload (smtps/remote.py: HostFailure where no login confirms it)."""
     if token is None:
         token = lab.sh(host["name"], "cat /run/smtps-iredmail/confirm/token 2>/dev/null || true").stdout.strip()
     if token:
-        done = lab.ssh(host, confirm.script(host["name"], token))
-        assert done.returncode == 0, done.stdout + done.stderr
+        connection = Connection(host["address"], host["port"], host["user"], host["host_key"])
+        pool = _pool(lab)
+        try:
+            remote.confirm_fresh(pool, host["name"], connection, token, "confirm")
+        finally:
+            pool.close()
 
 
 def converge(lab: Lab, settings: HostSettings) -> list[str]:

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from smtps_iredmail.core import confirm, firewalld_service, master_service, rollback, zone_membership
+from smtps_iredmail.core import firewalld_service, master_service, remote, rollback, zone_membership
 from smtps_iredmail.core.templating import Action
 from tests.enginekit import Project
 from tests.lab.faultkit import failing_tool, kill_remote, start_script, wait_gone
@@ -68,7 +68,7 @@ def run_whole(lab: Lab, host: dict, script: str) -> None:
     proc = start_script(lab, host, script)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, f"{host['name']}: {err}"
-    confirm_pending(lab, host, confirm.token(out))  # as the providers do after a firewalld reload
+    confirm_pending(lab, host, remote.confirm_token(out))  # as the providers do after a firewalld reload
 
 
 @pytest.fixture(scope="module")
