@@ -5,7 +5,7 @@ read a host this way; each resource kind then says which of these facts are its 
 What is read, and nothing else:
 - Postfix: whether it runs, and why this tool cannot use it (older than 2.11, by its compiled-in version); the
   master.cf entry of each key 465 may be under (465, smtps, submissions), every column and every -o override, as
-  `postconf -M` reads master.cf;
+  `postconf -M` reads master.cf, through the apply's own reader (smtps/master_cf.py);
 - the firewalld service file: its text, mode, and what firewalld would make of it (short, description, ports);
 - firewalld: whether it runs; the zone's permanent and runtime layer: does each hold the service, and 465 by port
   (the zone probe, smtps/zone_probe.py, with firewalld's own library);
@@ -78,7 +78,8 @@ class HostFacts:
     # neither; None: not asked.
     firewall: str | None = None
     firewall_why: str = ""
-    # Why this tool cannot use the host's Postfix (older than 2.11, or no version to read); "" when it can.
+    # Why this tool cannot use the host's Postfix (older than 2.11, no version to read, or no python3 to read its
+    # master.cf with); "" when it can.
     postfix_unusable: str = ""
 
 

@@ -3,8 +3,10 @@ it: facts in, plan out, no host."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,7 @@ from smtps_iredmail.core.settings import SERVICE_KEYS
 from tests.conftest import require
 
 KEYS = SERVICE_KEYS
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 # An iRedMail host's `postconf -M`, padded as postconf prints it: Debian's stock entries, then iRedMail's own.
 ENTRY_465 = ("465        inet  n       -       n       -       -       smtpd -o syslog_name=postfix/submissions "
              "-o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes "
@@ -219,3 +222,43 @@ def test_the_program_runs_postconf_as_it_is_on_the_host(tmp_path):
     assert out.stdout == b"master.465=465 inet n - n - - smtpd -o smtpd_banner=caf\xe9\nmaster.smtps=\n" \
                          b"master.submissions=\n"
     assert (tmp_path / "args").read_text() == "-M\n"
+
+
+def run_plan(script: str, listing: str, folder: Path, after: str = "") -> subprocess.CompletedProcess:
+    """A rendered master.cf apply script's plan step, run by dash with python3 and a stand-in postconf that prints
+    LISTING: the host program as shipped, and the shell that reads its plan. AFTER: shell run next."""
+    require(shutil.which("dash") is not None and Path("/usr/bin/python3").exists(), "dash and python3 are needed")
+    postconf = folder / "postconf"
+    postconf.write_text(f"#!/bin/sh\ncat <<'EOF'\n{listing}EOF\n")
+    postconf.chmod(0o755)
+    env = re.search(r"\npy\(\) \{\n.*?\n\}\n", script, re.S).group(0)
+    step = re.search(r"\nmaster_cf\(\) \{.*?\n\[ -n \"\$write\" \] \|\| fail [^\n]*\n", script, re.S).group(0)
+    filter_check = re.search(r"\ncase \"\$refuse\" in\n.*?\nesac\n", script, re.S)
+    head = "\n".join(line for line in script.splitlines() if line.startswith(("KEY=", "ENTRY=")))
+    program = (f"set -eu\nfail() {{ echo \"REFUSED: $*\"; exit 1; }}\n{head}\n{env}{step}"
+               f"{filter_check.group(0) if filter_check else ''}{after}")
+    return subprocess.run(["dash", "-c", program], capture_output=True, text=True, check=False,
+                          env={"PATH": f"{folder}:/usr/bin:/bin"})
+
+
+def test_the_script_reads_the_plan_as_planned(tmp_path):
+    """The apply script as rendered: its plan step leaves the shell the plan, the entry found kept line by line."""
+    from smtps_iredmail.core import master_service
+    from smtps_iredmail.core.settings import parse_host
+    from smtps_iredmail.core.templating import Action
+
+    s = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": HOST_KEY})
+    script = master_service.script(s.name, (s.master, s.tls), Action.APPLY)
+    show = 'printf "%s|%s|%s|%s|%s\\n" "$write" "$current" "$others" "$found_key" "$found"\n'
+    wrapped = ENTRY_465.replace("465       ", "smtps     ", 1).replace(" -o ", "\n  -o ", 1)
+    out = run_plan(script, IREDMAIL.replace(ENTRY_465, wrapped), tmp_path, show)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout == f"yes|no|smtps|smtps|{wrapped}\n"
+    out = run_plan(script, without(IREDMAIL, ENTRY_465), tmp_path, show)
+    assert out.stdout == "yes|no|||\n"
+    # Padded as postconf pads it, and the overrides in another order (a stack's options come as a mapping).
+    head, *overrides = s.master.entry.split(" -o ")
+    entry = " -o ".join([head.replace(" ", "     ", 3), *reversed(overrides)])
+    assert entry != s.master.entry and len(overrides) > 1
+    out = run_plan(script, IREDMAIL.replace(ENTRY_465, entry), tmp_path, show)
+    assert out.stdout == f"no|yes||465|{entry}\n"

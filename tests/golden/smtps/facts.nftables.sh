@@ -40,9 +40,14 @@ postfix_new_enough() {
 if postfix status >/dev/null 2>&1; then echo "postfix=running"; else echo "postfix=stopped"; fi
 # A Postfix this tool cannot use: said in words (an older one reads no master.cf entry the way asked below).
 if why=$(postfix_version_problem); then printf 'postfix.unusable=%s\n' "$(printf '%s' "$why" | tr '\n' ' ')"; fi
-for key in 465 smtps submissions; do
-    printf 'master.%s=%s\n' "$key" "$(postconf -M "$key/inet" 2>/dev/null | tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//')"
-done
+# Each key's entry, as postconf -M reads master.cf (smtps/master_cf.py, as it is, with python3: the apply's own
+# reader). A host where it cannot be read says so (a silent nothing would read as "no entry").
+if ! py python3 - facts 465 smtps submissions <<'SMTPS_MASTER_CF'
+<smtps/master_cf.py, as it is>
+SMTPS_MASTER_CF
+then
+    echo "postfix.unusable=its master.cf cannot be read here (python3 is needed)"
+fi
 
 
 

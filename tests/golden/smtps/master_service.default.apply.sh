@@ -391,7 +391,6 @@ journal_for_run() {
 
 KEY=465
 ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026'
-OTHER_KEYS='smtps submissions'
 CONF=$(postconf -h config_directory)
 MASTER="$CONF/master.cf"
 # master.cf is edited on a copy (postconf -c WORK) and renamed into place: it changes in one step, never entry by
@@ -420,9 +419,6 @@ postfix_new_enough() {
 
 tidy "$MASTER"
 rm -rf "$WORK"
-# postconf -M pads the columns and may wrap: compare entries with white space folded and the -o overrides sorted
-# (their order does not change what Postfix does, and a stack's options come as a mapping).
-canon() { tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//; s/ -o /\n/g' | { IFS= read -r head || head=""; echo "$head"; sort; }; }
 # The master.cf this run started from goes back, Postfix re-reads it if it was told to, the work copy goes, and a
 # state folder this run made goes too.
 undo() {
@@ -452,26 +448,36 @@ install_copy() {
 }
 
 postfix_new_enough
+# The entry's reader and planner (smtps/master_cf.py, shipped as it is): it reads master.cf with postconf -M, once,
+# and says what this run does. The files change below, on a copy, with the undo.
+master_cf() {  # master_cf COMMAND [ARGS...]
+    py python3 - "$@" <<'SMTPS_MASTER_CF'
+<smtps/master_cf.py, as it is>
+SMTPS_MASTER_CF
+}
+PLAN=$(master_cf plan "$KEY" "$ENTRY" 465 smtps submissions --filter smtp-amavis 10026 2>&1) || fail "cannot read master.cf: $PLAN"
+refuse="" write="" current="" others="" found_key="" found=""
+while IFS= read -r line; do
+    case "$line" in
+        refuse=*) refuse=${line#*=} ;;
+        write=*) write=${line#*=} ;;
+        current=*) current=${line#*=} ;;
+        others=*) others=${line#*=} ;;
+        found.key=*) found_key=${line#*=} ;;
+        found.line=*) found="${found:+$found
+}${line#*=}" ;;
+    esac
+done <<SMTPS_PLAN
+$PLAN
+SMTPS_PLAN
+[ -n "$write" ] || fail "cannot read master.cf: $PLAN"
 
-# Before anything changes, what only this host knows of the content filter (smtps/option_rules.py): its transport is
-# a master.cf SMTP client (an LMTP one could hand mail straight to Dovecot), and its port is none of Postfix's own
-# listeners (iRedMail's re-injection on 10025, or 25, 587, 465: Postfix itself, so the mail would skip the filter).
-filter_command=$(postconf -M smtp-amavis/unix 2>/dev/null | awk '{ print $8 }')
-case "$filter_command" in
-    smtp) ;;
-    *) fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': transport smtp-amavis is not a master.cf unix service whose command is smtp on this host, so it is no content filter this check knows; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed" ;;
+# Before anything changes, what only this host knows of the content filter (smtps/option_rules.py): its transport and
+# its port, as master.cf has them (smtps/master_cf.py, `refusal`).
+case "$refuse" in
+    no_transport) fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': transport smtp-amavis is not a master.cf unix service whose command is smtp on this host, so it is no content filter this check knows; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed" ;;
+    listener) fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': port 10026 is a Postfix listener of this host'"'"'s master.cf, not a content filter: mail sent there would be delivered without one; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed" ;;
 esac
-set -f  # a service name is a word, never a pattern
-for service in $(postconf -M 2>/dev/null | awk '$2 == "inet" { print $1 }'); do
-    port=${service##*:}
-    # A named port (smtp, submission) is the one /etc/services gives it, as Postfix reads it.
-    case "$port" in *[!0-9]*) port=$(getent services "$port/tcp" | awk '{ sub("/.*", "", $2); print $2 }') ;; esac
-    # Compared as numbers: Postfix reads 025 as port 25. Leading zeros go (the setting's port has none), so a number
-    # of any length compares exactly, with no overflow.
-    port=${port#"${port%%[!0]*}"}
-    [ "$port" != 10026 ] || fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': port 10026 is a Postfix listener of this host'"'"'s master.cf, not a content filter: mail sent there would be delivered without one; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed"
-done
-set +f
 
 
 
@@ -498,15 +504,9 @@ printf 'smtps-cert-file=%s\nsmtps-cert-sha256=%s\n' "$CERT" "$sha"
 
 postfix status >/dev/null 2>&1 || fail "postfix is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (postfix start) and run this again"
 
-want=$(printf '%s\n' "$ENTRY" | canon)
-current=$(postconf -M "$KEY/inet" 2>/dev/null | canon)
 # The same port under another key (iRedMail writes 465, Postfix's examples smtps or submissions) is replaced,
 # never kept beside ours: two entries for one port would stop Postfix from starting the second.
-others=""
-for k in $OTHER_KEYS; do
-    [ -z "$(postconf -M "$k/inet" 2>/dev/null)" ] || others="$others $k"
-done
-if [ "$current" = "$want" ] && [ -z "$others" ]; then
+if [ "$write" = no ]; then
     # An earlier run changed it and was interrupted before recording the result: record it now, for destroy.
     if [ -d "$S" ] && [ ! -e "$S/applied" ]; then put "$MASTER" "$S/applied"; fi
     say "master.cf $KEY/inet: up to date"
@@ -520,13 +520,7 @@ if [ ! -d "$S" ]; then
     FIRST=yes
     begin_state "$S"
     : > "$S.new/entry"
-    for k in 465 smtps submissions; do
-        line=$(postconf -M "$k/inet" 2>/dev/null) || line=""
-        if [ -n "$line" ]; then
-            printf '%s\n%s\n' "$k" "$line" > "$S.new/entry"
-            break
-        fi
-    done
+    if [ -n "$found_key" ]; then printf '%s\n%s\n' "$found_key" "$found" > "$S.new/entry"; fi
     cp -p "$MASTER" "$S.new/orig"
     commit_state "$S"
 elif changed_since "$S" "$MASTER" "$S.before"; then
@@ -534,7 +528,7 @@ elif changed_since "$S" "$MASTER" "$S.before"; then
     # may put back (it would drop their change). With no 465 entry in it at all, the file as it is now is the new
     # "as found"; with one, no file is, and from now on destroy takes out only this tool's entry.
     rm -f "$S/orig"
-    if [ -z "$current" ] && [ -z "$others" ]; then
+    if [ "$current" = no ] && [ -z "$others" ]; then
         put "$MASTER" "$S/orig"
         : > "$S/entry"
     fi
@@ -546,11 +540,11 @@ for k in $others; do
     edit_copy -MX "$k/inet"
 done
 edit_copy -M "$KEY/inet=$ENTRY"
-[ "$(edit_copy -M "$KEY/inet" 2>/dev/null | canon)" = "$want" ] || fail "postconf -M $KEY/inet does not read back the entry"
+master_cf same "$WORK" "$KEY" "$ENTRY" || fail "postconf -M $KEY/inet does not read back the entry"
 install_copy
 put "$MASTER" "$S/applied"
 left_for_run "$MASTER"
 on_failure ""
 rm -f "$S.before"
-say "master.cf $KEY/inet: written${others:+ (replaced$others)}; postfix reloaded"
+say "master.cf $KEY/inet: written${others:+ (replaced $others)}; postfix reloaded"
 

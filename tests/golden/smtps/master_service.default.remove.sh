@@ -391,7 +391,6 @@ journal_for_run() {
 
 KEY=465
 ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026'
-OTHER_KEYS='smtps submissions'
 CONF=$(postconf -h config_directory)
 MASTER="$CONF/master.cf"
 # master.cf is edited on a copy (postconf -c WORK) and renamed into place: it changes in one step, never entry by
@@ -420,9 +419,6 @@ postfix_new_enough() {
 
 tidy "$MASTER"
 rm -rf "$WORK"
-# postconf -M pads the columns and may wrap: compare entries with white space folded and the -o overrides sorted
-# (their order does not change what Postfix does, and a stack's options come as a mapping).
-canon() { tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//; s/ -o /\n/g' | { IFS= read -r head || head=""; echo "$head"; sort; }; }
 # The master.cf this run started from goes back, Postfix re-reads it if it was told to, the work copy goes, and a
 # state folder this run made goes too.
 undo() {
