@@ -46,7 +46,7 @@ if ! py python3 - facts 465 smtps submissions <<'SMTPS_MASTER_CF'
 <smtps/master_cf.py, as it is>
 SMTPS_MASTER_CF
 then
-    echo "postfix.unusable=its master.cf cannot be read here (python3 is needed)"
+    echo "postfix.unusable=its master.cf cannot be read here (that needs python3)"
 fi
 
 
