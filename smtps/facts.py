@@ -5,7 +5,7 @@ read a host this way; each resource kind then says which of these facts are its 
 What is read, and nothing else:
 - Postfix: whether it runs, and why this tool cannot use it (older than 2.11, by its compiled-in version); the
   master.cf entry of each key 465 may be under (465, smtps, submissions), every column and every -o override, as
-  `postconf -M` reads master.cf;
+  `postconf -M` reads master.cf, through the apply's own reader (smtps/master_cf.py);
 - the firewalld service file: its text, mode, and what firewalld would make of it (short, description, ports);
 - firewalld: whether it runs; the zone's permanent and runtime layer: does each hold the service, and 465 by port
   (the zone probe, smtps/zone_probe.py, with firewalld's own library);
@@ -21,11 +21,9 @@ from dataclasses import dataclass
 from xml.etree import ElementTree
 
 from .remote import answers
+from .master_cf import fields
 from .settings import SERVICE_KEYS, SMTPS_PORT, FirewalldServiceSettings, NftablesSettings, ZoneSettings
-from .templating import nft_rule, render, zone_probe
-
-# master.cf's columns after the service name, in order (master(5)).
-COLUMNS = ("type", "private", "unprivileged", "chroot", "wakeup", "maxproc", "command")
+from .templating import master_cf, nft_rule, render, zone_probe
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class MasterEntry:
     """One master.cf entry as Postfix reads it."""
 
     key: str
-    columns: dict[str, str]  # COLUMNS -> value
+    columns: dict[str, str]  # master_cf.COLUMNS -> value
     options: dict[str, str]  # -o name=value overrides
 
 
@@ -81,7 +79,8 @@ class HostFacts:
     # neither; None: not asked.
     firewall: str | None = None
     firewall_why: str = ""
-    # Why this tool cannot use the host's Postfix (older than 2.11, or no version to read); "" when it can.
+    # Why this tool cannot use the host's Postfix (older than 2.11, no version to read, or no python3 to read its
+    # master.cf with); "" when it can.
     postfix_unusable: str = ""
 
 
@@ -91,22 +90,14 @@ def read_script(host: str, *, master: bool = False, service: FirewalldServiceSet
     `auto`: find the host's firewall first (templates/_firewall.sh.j2), and read only that firewall's parts."""
     return render("facts.sh.j2", host=host, keys=SERVICE_KEYS if master else (), service=service, zone=zone,
                   port=f"{SMTPS_PORT}/tcp", zone_probe=zone_probe(), nft=nft, nft_rule=nft_rule(), auto=auto,
-                  firewall="auto")
+                  firewall="auto", master_cf=master_cf())
 
 
 def parse_entry(key: str, line: str) -> MasterEntry:
-    """`465 inet n - n - - smtpd -o a=b ...` (white space folded) into columns and overrides."""
-    head, *overrides = " ".join(line.split()).split(" -o ")
-    fields = head.split()[1:]
-    columns = {name: fields[i] if i < len(fields) else "" for i, name in enumerate(COLUMNS)}
-    if len(fields) > len(COLUMNS):
-        # Arguments of the command other than -o (master.cf allows them): part of what the command is.
-        columns["command"] = " ".join(fields[len(COLUMNS) - 1:])
-    options = {}
-    for part in overrides:
-        name, _, value = part.partition("=")
-        options[name] = value
-    return MasterEntry(key, columns, options)
+    """`465 inet n - n - - smtpd -o a=b ...` into columns and overrides, read as the apply reads it
+    (smtps/master_cf.py: the host prints it with its white space folded)."""
+    _, columns, options = fields(line)
+    return MasterEntry(key, columns, dict(options))
 
 
 def parse_service(encoded: str, mode: str) -> ServiceFile:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .facts import COLUMNS, HostFacts, read_script
+from .facts import HostFacts, read_script
+from .master_cf import COLUMNS
 from .model import Inputs, Model
 from .option_rules import host_filter_checks
 from .remote import answers
@@ -17,7 +18,7 @@ from .settings import (
     TlsSettings,
     read_master_tls,
 )
-from .templating import Action, render
+from .templating import Action, master_cf, render
 
 Part = tuple[MasterServiceSettings, TlsSettings]
 
@@ -48,13 +49,12 @@ def script(host: str, part: Part, action: Action, connection: Connection | None 
     """`firewall`: the apply first checks that this firewall is on the host (auto: finds which one), before it
     changes anything, and prints what it found (smtps/firewall.py)."""
     master, tls = part
-    others = [key for key in SERVICE_KEYS if key != master.key]
     # A content filter the stack did not allow on purpose: the host checks what the settings cannot know.
     value = dict(master.options).get("content_filter")
     checks = host_filter_checks(value) if value is not None and "content_filter" not in master.allowed else None
     return render("master_service.sh.j2", kind=MODEL.kind, host=host, action=action.value,
-                  reloads_firewalld=False, master=master, tls=tls, other_keys=others, run=run, firewall=firewall,
-                  content_filter=checks)
+                  reloads_firewalld=False, master=master, tls=tls, keys=SERVICE_KEYS, master_cf=master_cf(), run=run,
+                  firewall=firewall, content_filter=checks)
 
 
 def wanted(part: Part) -> MasterServiceInputs:

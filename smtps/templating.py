@@ -74,3 +74,7 @@ def zone_probe() -> str:
 
 def nft_rule() -> str:
     return host_python("nft_rule")
+
+
+def master_cf() -> str:
+    return host_python("master_cf")

@@ -206,11 +206,15 @@ def test_the_host_check_is_in_the_apply_unless_the_filter_is_allowed_on_purpose(
         s = parse_host("dc1", {}, {"name": "mx1", "address": "10.0.0.1", "hostKey": KEY, **extra})
         return master_service.script(s.name, (s.master, s.tls), Action.APPLY)
 
-    assert "postconf -M smtp-amavis/unix" in apply()
+    def plan_step(text: str) -> str:
+        return next(line for line in text.splitlines() if line.startswith("PLAN="))
+
+    assert " --filter smtp-amavis 10026 " in plan_step(apply()) and 'case "$refuse" in' in apply()
     allowed = apply(options={"content_filter": "smtp:[127.0.0.1]:587"}, allowOptions=["content_filter"])
-    assert "filter_command" not in allowed and "-o content_filter=smtp:[127.0.0.1]:587" in allowed
+    assert "--filter" not in plan_step(allowed) and "-o content_filter=smtp:[127.0.0.1]:587" in allowed
+    assert 'case "$refuse"' not in allowed
     # Removed on purpose: nothing to check.
-    assert "filter_command" not in apply(options={"content_filter": None}, allowOptions=["content_filter"])
+    assert "--filter" not in plan_step(apply(options={"content_filter": None}, allowOptions=["content_filter"]))
 
 
 def test_the_entrys_own_port_is_the_smtps_port():
@@ -220,46 +224,35 @@ def test_the_entrys_own_port_is_the_smtps_port():
     assert OWN_PORT == SMTPS_PORT
 
 
-# Stand-ins for what the host's filter check asks (postconf -M, getent): a master.cf whose listeners are written with
-# leading zeros, as Postfix accepts them (it reads 0010026 as port 10026).
-HOST_STANDINS = r'''
-fail() { echo "REFUSED: $*"; exit 1; }
-postconf() {
-  case "$*" in
-    "-M smtp-amavis/unix") echo "smtp-amavis unix - - n - 2 smtp" ;;
-    "-M") printf '%s\n' "smtp inet n - n - 1 postscreen" "submission inet n - n - - smtpd" \
-            "127.0.0.1:0010026 inet n - n - - smtpd" "127.0.0.1:00 inet n - n - - smtpd" \
-            "127.0.0.1:99999999999999999999999 inet n - n - - smtpd" ;;
-  esac
-}
-getent() { case "$2" in submission/tcp) echo "submission 587/tcp";; esac; }
-'''
+# What the host's filter check reads (postconf -M): a master.cf whose listeners are written with leading zeros, as
+# Postfix accepts them (it reads 0010026 as port 10026), and by name (/etc/services: submission is 587).
+HOST_MASTER_CF = "\n".join([
+    "smtp inet n - n - 1 postscreen", "submission inet n - n - - smtpd", "127.0.0.1:0010026 inet n - n - - smtpd",
+    "127.0.0.1:00 inet n - n - - smtpd", "127.0.0.1:99999999999999999999999 inet n - n - - smtpd",
+    "smtp-amavis unix - - n - 2 smtp", ""])
 
 
 @pytest.mark.parametrize(("port", "refused"), [("10026", True), ("587", True), ("10027", False), ("2", False)])
-def test_the_host_compares_ports_as_numbers(port, refused):
+def test_the_host_compares_ports_as_numbers(port, refused, tmp_path):
     """A listener written `127.0.0.1:0010026` is port 10026 to Postfix: the host's check refuses a filter on 10026
-    (before the fix, the ports were compared as text and it passed). Run in dash, as on a Debian host."""
-    import re
-    import shutil
-    import subprocess
-
+    (before the fix, the ports were compared as text and it passed). The apply's plan step as rendered, run in dash
+    with python3, as on a Debian host (tests/test_master_cf.py has the plan on data)."""
     from smtps_iredmail.core import master_service
     from smtps_iredmail.core.templating import Action
-    from tests.conftest import require
+    from tests.test_master_cf import run_plan
 
-    require(shutil.which("dash") is not None, "dash is needed to run the host's check")
     value = f"smtp-amavis:[127.0.0.1]:{port}"
     s = parse_host("dc1", {}, {"name": "mx1", "address": "10.0.0.1", "hostKey": KEY,
                                "options": {"content_filter": value}})
     text = master_service.script(s.name, (s.master, s.tls), Action.APPLY)
-    check = re.search(r"\nfilter_command=.*?\nset \+f\n", text, re.S).group(0)
-    out = subprocess.run(["dash", "-c", HOST_STANDINS + check + "echo PASSED\n"], capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin"}, check=False)
+    out = run_plan(text, HOST_MASTER_CF, tmp_path, "echo PASSED\n")
     if refused:
         assert out.returncode == 1 and f"port {port} is a Postfix listener of this host's master.cf" in out.stdout
     else:
         assert (out.returncode, out.stdout.strip()) == (0, "PASSED"), out.stdout + out.stderr
+    # A transport that is no SMTP client: refused with its own words.
+    out = run_plan(text, HOST_MASTER_CF.replace("2 smtp", "2 lmtp"), tmp_path, "echo PASSED\n")
+    assert out.returncode == 1 and "is not a master.cf unix service whose command is smtp" in out.stdout
 
 
 def test_an_option_nobody_listed_needs_allow_options_naming_it():

@@ -23,7 +23,7 @@ from smtps_iredmail.core import (
     zone_membership,
 )
 from smtps_iredmail.core.settings import parse_host
-from smtps_iredmail.core.templating import TEMPLATES, Action, lockout_guard, nft_rule, render, zone_probe
+from smtps_iredmail.core.templating import TEMPLATES, Action, lockout_guard, master_cf, nft_rule, render, zone_probe
 from tests.goldens import GOLDEN, changes, check_golden, patched
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
@@ -37,9 +37,10 @@ def _template_comments() -> frozenset[str]:
 
 
 def _shown(text: str) -> str:
-    # The lockout guard, the zone probe and the nftables rule are Python files of their own (linted and tested as
-    # such): the goldens show where they go.
+    # The lockout guard, the zone probe, the nftables rule and the master.cf reader are Python files of their own
+    # (linted and tested as such): the goldens show where they go.
     text = text.replace(lockout_guard(), "<smtps/lockout_guard.py, as it is>")
+    text = text.replace(master_cf(), "<smtps/master_cf.py, as it is>")
     text = text.replace(nft_rule(), "<smtps/nft_rule.py, as it is>")
     text = text.replace(zone_probe(), "<smtps/zone_probe.py, as it is>")
     # A comment the template holds as it is reads there, not here; one a value is rendered into (the script's first
@@ -224,28 +225,6 @@ def test_odd_values_reach_the_shell_quoted():
 
 def test_service_xml_is_the_seeds():
     _check("smtps.xml", firewalld_service.service_xml(_settings().service))
-
-
-def test_the_entry_compares_as_postconf_prints_it_whatever_the_option_order():
-    """What the script compares: the entry with white space folded and -o overrides sorted. `postconf -M` pads and
-    wraps the entry, and a stack's options arrive as a mapping whose order the engine does not keep."""
-    s = _settings()
-    text = master_service.script(s.name, (s.master, s.tls), Action.APPLY)
-    canon = next(line for line in text.splitlines() if line.startswith("canon() "))
-    wrapped = "465        inet  n       -       n       -       -       smtpd\n  -o syslog_name=postfix/smtps\n" \
-              "  -o smtpd_tls_wrappermode=yes\n"
-    reordered = "465 inet n - n - - smtpd -o smtpd_tls_wrappermode=yes -o syslog_name=postfix/smtps"
-    other = "465 inet n - n - - smtpd -o smtpd_tls_wrappermode=no -o syslog_name=postfix/smtps"
-
-    def run(entry: str) -> str:
-        # Under `set -eu`, as in the script: an absent entry (no output at all) must not end it.
-        return subprocess.run(["sh", "-c", f"set -eu\n{canon}\nout=$(printf '%s' \"$1\" | canon)\necho \"$out\"",
-                               "sh", entry], capture_output=True, text=True, check=True).stdout
-
-    assert run(wrapped) == run(reordered) == "465 inet n - n - - smtpd\nsmtpd_tls_wrappermode=yes\n" \
-                                              "syslog_name=postfix/smtps\n"
-    assert run(other) != run(reordered)
-    assert run("") == "\n"
 
 
 def test_undo_reports_a_failed_restore_and_keeps_its_backup(tmp_path):

@@ -13,20 +13,32 @@
 # -
 # </prologue.sh>
 postfix_new_enough
+master_cf() {  # master_cf COMMAND [ARGS...]
+    py python3 - "$@" <<'SMTPS_MASTER_CF'
+<smtps/master_cf.py, as it is>
+SMTPS_MASTER_CF
+}
+PLAN=$(master_cf plan "$KEY" "$ENTRY" 465 smtps submissions --filter smtp-amavis 10026 2>&1) || fail "cannot read master.cf: $PLAN"
+refuse="" write="" current="" others="" found_key="" found=""
+while IFS= read -r line; do
+    case "$line" in
+        refuse=*) refuse=${line#*=} ;;
+        write=*) write=${line#*=} ;;
+        current=*) current=${line#*=} ;;
+        others=*) others=${line#*=} ;;
+        found.key=*) found_key=${line#*=} ;;
+        found.line=*) found="${found:+$found
+}${line#*=}" ;;
+    esac
+done <<SMTPS_PLAN
+$PLAN
+SMTPS_PLAN
+[ -n "$write" ] || fail "cannot read master.cf: $PLAN"
 
-filter_command=$(postconf -M smtp-amavis/unix 2>/dev/null | awk '{ print $8 }')
-case "$filter_command" in
-    smtp) ;;
-    *) fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': transport smtp-amavis is not a master.cf unix service whose command is smtp on this host, so it is no content filter this check knows; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed" ;;
+case "$refuse" in
+    no_transport) fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': transport smtp-amavis is not a master.cf unix service whose command is smtp on this host, so it is no content filter this check knows; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed" ;;
+    listener) fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': port 10026 is a Postfix listener of this host'"'"'s master.cf, not a content filter: mail sent there would be delivered without one; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed" ;;
 esac
-set -f  # a service name is a word, never a pattern
-for service in $(postconf -M 2>/dev/null | awk '$2 == "inet" { print $1 }'); do
-    port=${service##*:}
-    case "$port" in *[!0-9]*) port=$(getent services "$port/tcp" | awk '{ sub("/.*", "", $2); print $2 }') ;; esac
-    port=${port#"${port%%[!0]*}"}
-    [ "$port" != 10026 ] || fail "setting options.content_filter: "''"'"'smtp-amavis:[127.0.0.1]:10026'"'"': port 10026 is a Postfix listener of this host'"'"'s master.cf, not a content filter: mail sent there would be delivered without one; refused (to allow it on purpose: allowOptions: [content_filter])'"; nothing was changed"
-done
-set +f
 
 
 
@@ -50,13 +62,7 @@ printf 'smtps-cert-file=%s\nsmtps-cert-sha256=%s\n' "$CERT" "$sha"
 
 postfix status >/dev/null 2>&1 || fail "postfix is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (postfix start) and run this again"
 
-want=$(printf '%s\n' "$ENTRY" | canon)
-current=$(postconf -M "$KEY/inet" 2>/dev/null | canon)
-others=""
-for k in $OTHER_KEYS; do
-    [ -z "$(postconf -M "$k/inet" 2>/dev/null)" ] || others="$others $k"
-done
-if [ "$current" = "$want" ] && [ -z "$others" ]; then
+if [ "$write" = no ]; then
     if [ -d "$S" ] && [ ! -e "$S/applied" ]; then put "$MASTER" "$S/applied"; fi
     say "master.cf $KEY/inet: up to date"
     exit 0
@@ -68,18 +74,12 @@ if [ ! -d "$S" ]; then
     FIRST=yes
     begin_state "$S"
     : > "$S.new/entry"
-    for k in 465 smtps submissions; do
-        line=$(postconf -M "$k/inet" 2>/dev/null) || line=""
-        if [ -n "$line" ]; then
-            printf '%s\n%s\n' "$k" "$line" > "$S.new/entry"
-            break
-        fi
-    done
+    if [ -n "$found_key" ]; then printf '%s\n%s\n' "$found_key" "$found" > "$S.new/entry"; fi
     cp -p "$MASTER" "$S.new/orig"
     commit_state "$S"
 elif changed_since "$S" "$MASTER" "$S.before"; then
     rm -f "$S/orig"
-    if [ -z "$current" ] && [ -z "$others" ]; then
+    if [ "$current" = no ] && [ -z "$others" ]; then
         put "$MASTER" "$S/orig"
         : > "$S/entry"
     fi
@@ -91,11 +91,11 @@ for k in $others; do
     edit_copy -MX "$k/inet"
 done
 edit_copy -M "$KEY/inet=$ENTRY"
-[ "$(edit_copy -M "$KEY/inet" 2>/dev/null | canon)" = "$want" ] || fail "postconf -M $KEY/inet does not read back the entry"
+master_cf same "$WORK" "$KEY" "$ENTRY" || fail "postconf -M $KEY/inet does not read back the entry"
 install_copy
 put "$MASTER" "$S/applied"
 left_for_run "$MASTER"
 on_failure ""
 rm -f "$S.before"
-say "master.cf $KEY/inet: written${others:+ (replaced$others)}; postfix reloaded"
+say "master.cf $KEY/inet: written${others:+ (replaced $others)}; postfix reloaded"
 

@@ -1,7 +1,6 @@
 
 KEY=465
 ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026'
-OTHER_KEYS='smtps submissions'
 CONF=$(postconf -h config_directory)
 MASTER="$CONF/master.cf"
 WORK="$CONF/.smtps-work"
@@ -22,7 +21,6 @@ postfix_new_enough() {
 
 tidy "$MASTER"
 rm -rf "$WORK"
-canon() { tr '\t\n' '  ' | tr -s ' ' | sed 's/^ //; s/ $//; s/ -o /\n/g' | { IFS= read -r head || head=""; echo "$head"; sort; }; }
 undo() {
     rc=0
     rm -rf "$WORK" || rc=1
