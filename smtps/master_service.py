@@ -100,7 +100,7 @@ MODEL = Model(
     kind="master.cf service", inputs=MasterServiceInputs, identity=(),
     part=lambda settings: (settings.master, settings.tls), parse=parse, wanted=wanted, script=script,
     read_script=lambda host, _part: read_script(host, master=True), live=live, reports=tuple(REPORTS.values()),
-    report=report, decides_firewall=True)
+    report=report)
 
 
 def certificate_script(host: str, tls: TlsSettings) -> str:
