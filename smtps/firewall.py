@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .templating import render
-
-if TYPE_CHECKING:
-    from .settings import HostSettings
 
 
 class Firewall(StrEnum):
@@ -37,6 +34,16 @@ USED = "firewallUsed"
 SETTING = "firewall"
 # The answers: what a host can use (auto is a question, never an answer).
 ANSWERS = (Firewall.FIREWALLD, Firewall.NFTABLES)
+
+class Host(Protocol):
+    """A host's settings as far as the choice goes (smtps/settings.py's HostSettings, which imports this module)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def firewall(self) -> Firewall: ...
+
 
 # A kind's firewalls: the ones it opens 465 with; empty: it belongs on every host (Postfix).
 Kinds = tuple[Firewall, ...]
@@ -143,7 +150,7 @@ def from_state(deployment: Mapping[str, Any], token: str) -> dict[str, str]:
     return found
 
 
-def lines(hosts: Iterable[HostSettings], found: Mapping[str, str]) -> list[str]:
+def lines(hosts: Iterable[Host], found: Mapping[str, str]) -> list[str]:
     """One line per host whose setting is auto: what was found there, or that its first apply will find it."""
     shown = []
     for host in hosts:
