@@ -324,6 +324,7 @@ class HostProvider(ResourceProvider):
 
     # --- which firewall: decided in smtps/firewall.py, from this kind's firewalls and the host's data -------------
     def _resolved(self, olds: dict[str, Any], news: dict[str, Any]) -> Firewall | None:
+        """The firewall this resource is to act for (None: still to be found); the same machine keeps what it had."""
         return fw.resolved(self.model.firewalls, olds, news, not self._changed(olds, news, MACHINE_INPUTS))
 
     def _find(self, host: str, connection: Connection, firewall: Firewall | None) -> Firewall:
