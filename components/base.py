@@ -60,8 +60,8 @@ CONNECTION_INPUTS = ("address", "port", "user", "hostKey", "jump", "confirmSecon
 # bastion, confirmSeconds, firewalldPending) reaches the same machine another way: nothing runs on it.
 MACHINE_INPUTS = ("address", "hostKey")
 # The host's `firewall` setting, an input of every kind: auto, firewalld or nftables. What auto found is kept in
-# the outputs (fw.USED); the kinds of the other firewall do nothing on that host.
-FIREWALL = "firewall"
+# the outputs (fw.USED); the kinds of the other firewall do nothing on that host (smtps/firewall.py decides).
+FIREWALL = fw.SETTING
 # This engine run's name: a provider process serves one engine operation, and a host's resources and its check all
 # run in the same one (program.py). The scripts keep their snapshot for a rollback under it.
 RUN = rollback.new_run()
@@ -204,51 +204,31 @@ class HostProvider(ResourceProvider):
         # No bastion is None in state written before bastions existed, and {} now: the same thing.
         return [key for key in keys if (olds.get(key) or None) != (news.get(key) or None)]
 
-    # --- which firewall: the host's setting, or what auto found (smtps/firewall.py) ----------------------------------
-    def _mine(self, firewall: Firewall | None) -> bool:
-        """Whether the kind has something on a host with this firewall (not known yet: it may)."""
-        return firewall is None or not self.model.firewalls or firewall in self.model.firewalls
-
-    def _recorded(self, olds: dict[str, Any]) -> Firewall | None:
-        """The host's firewall when this resource last applied; None where it is not known (a master.cf entry
-        applied before the setting existed)."""
-        used = fw.recorded(olds.get(fw.USED))
-        if used is not None:
-            return used
-        if FIREWALL not in olds and len(self.model.firewalls) == 1:
-            # State written before the setting existed: a firewall kind's resource was only declared on its hosts.
-            return self.model.firewalls[0]
-        return fw.recorded(olds.get(FIREWALL))
-
+    # --- which firewall: decided in smtps/firewall.py, from this kind's firewalls and the host's data -------------
     def _resolved(self, olds: dict[str, Any], news: dict[str, Any]) -> Firewall | None:
-        """The firewall this resource is to act for: the setting, else (auto) what was found on the same machine
-        before; None: still to be found (a new resource, or a rebuilt machine, which is found again)."""
-        explicit = fw.recorded(news.get(FIREWALL))
-        if explicit is not None:
-            return explicit
-        if olds and not self._changed(olds, news, MACHINE_INPUTS):
-            return self._recorded(olds)
-        return None
+        """The firewall this resource is to act for (None: still to be found); the same machine keeps what it had."""
+        return fw.resolved(self.model.firewalls, olds, news, not self._changed(olds, news, MACHINE_INPUTS))
 
     def _find(self, host: str, connection: Connection, firewall: Firewall | None) -> Firewall:
-        """The host's firewall for a firewall kind: known, found by this run's master.cf apply, else asked."""
+        """The host's firewall for a kind whose apply does not find it itself: known, found by this run's first
+        apply on the host, else asked (a read-only step of its own, before this kind changes anything)."""
         found = firewall or _Found.get(host, connection)
         if found is None:
-            found = fw.found(self._run(host, connection, fw.script(host, Firewall.AUTO)))
+            found = fw.found(self._run(host, connection, fw.script(host, fw.asked(None))))
             if found is None:
                 raise HostFailure(f"{host}: firewall: auto: the host did not say which firewall it has")
             _Found.put(host, connection, found)
         return found
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        old_fw, new_fw = self._recorded(olds), self._resolved(olds, news)
-        if old_fw is not None and not self._mine(old_fw) and new_fw is not None and not self._mine(new_fw):
+        old_fw, new_fw = fw.recorded_in(self.model.firewalls, olds), self._resolved(olds, news)
+        if fw.idle(self.model.firewalls, old_fw, new_fw):
             # Another firewall opens 465 on this host, before and after: nothing of this kind is there to change. A
             # stored provider of the old modules is still a change: refresh and destroy load it from the state, idle
             # kind or not, and the update (which runs nothing here) stores the one of today.
             return DiffResult(changes=stale_provider(olds), replaces=[], stables=None, delete_before_replace=False)
         changed = self._changed(olds, news, (*self.settings, *CONNECTION_INPUTS))
-        if new_fw is not None and old_fw is not None and new_fw != old_fw:
+        if fw.switched(old_fw, new_fw):
             changed.append(FIREWALL)
         if stale_provider(olds):
             changed.append(PROVIDER_KEY)
@@ -280,30 +260,28 @@ class HostProvider(ResourceProvider):
         # What the apply reported (the certificate it serves), or, where nothing ran, what it reported last.
         reported = self.model.report(stdout) if stdout is not None and self.model.report else {}
         kept = {key: (olds or {}).get(key) for key in self.model.reports if key not in reported}
-        used = used if used is not None else fw.recorded((olds or {}).get(fw.USED))
-        return {**props, **kept, **reported, "revision": revision, APPLIED: applied,
-                fw.USED: used.value if used is not None else None}
+        return {**props, **kept, **reported, "revision": revision, APPLIED: applied, fw.USED: fw.output(used, olds)}
 
     def _apply(self, host: str, connection: Connection, parsed: Any,
-               firewall: Firewall | None, setting: Any) -> tuple[str | None, Firewall | None]:
-        """Apply on the host, for its firewall; (what the script printed, or None where this kind has nothing on a
-        host with that firewall; the firewall)."""
-        if self.model.decides_firewall:
-            # The first kind applied on a host: it finds the firewall (or checks the one set) before any change.
-            script = self.model.script(host, parsed, Action.APPLY, connection, RUN,
-                                       firewall=str(firewall or fw.recorded(setting) or Firewall.AUTO))
+               firewall: Firewall | None) -> tuple[str | None, Firewall | None]:
+        """Apply on the host, for its firewall (`firewall`: the setting, or what was found before; None: not known);
+        (what the script printed, or None where this kind has nothing on a host with that firewall; the firewall).
+        The host's firewall is found, or the one set is checked, before anything changes there."""
+        if fw.found_by_apply(self.model.firewalls):
+            # The apply itself checks the firewall (auto: finds it) as its first step, in the same session.
+            script = self.model.script(host, parsed, Action.APPLY, connection, RUN, firewall=fw.asked(firewall).value)
             stdout = self._change(host, connection, script)
             found = fw.found(stdout)
             _Found.put(host, connection, found)
             return stdout, found
         firewall = self._find(host, connection, firewall)
-        if not self._mine(firewall):
+        if not fw.acts(self.model.firewalls, firewall):
             return None, firewall
         return self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection, RUN)), firewall
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         host, connection, parsed = self._parse(props)
-        stdout, used = self._apply(host, connection, parsed, self._resolved({}, props), props.get(FIREWALL))
+        stdout, used = self._apply(host, connection, parsed, self._resolved({}, props))
         # Revision 0: nothing of this kind was applied (the host's firewall is another).
         return CreateResult(f"{host}@{props['address']}", self._outputs(props, 0 if stdout is None else 1, stdout,
                                                                         used=used))
@@ -311,24 +289,24 @@ class HostProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         host, connection, parsed = self._parse(news)
         revision = int(olds.get("revision") or 0)
-        old_fw, new_fw = self._recorded(olds), self._resolved(olds, news)
+        old_fw, new_fw = fw.recorded_in(self.model.firewalls, olds), self._resolved(olds, news)
         if not self._changed(olds, news, (*self.settings, *MACHINE_INPUTS)) and new_fw == old_fw:
             # Only the way to reach the same machine changed (user, port, bastion): nothing on it changes, so
             # nothing runs on it, and the revision (which triggers the check from outside) stays.
             return UpdateResult(self._outputs(news, revision, olds=olds))
-        stdout, used = self._apply(host, connection, parsed, new_fw, news.get(FIREWALL))
+        stdout, used = self._apply(host, connection, parsed, new_fw)
         if stdout is None:
             return UpdateResult(self._outputs(news, revision, olds=olds, used=used))
         return UpdateResult(self._outputs(news, revision + 1, stdout, olds, used))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        if not self._mine(self._recorded(props)):
+        if not fw.acts(self.model.firewalls, fw.recorded_in(self.model.firewalls, props)):
             return  # another firewall opens 465 on this host: this kind never put anything there
         host, connection, parsed = self._parse_applied(props)
         self._change(host, connection, self.model.script(host, parsed, Action.REMOVE, connection, RUN))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        if not self._mine(self._recorded(props)):
+        if not fw.acts(self.model.firewalls, fw.recorded_in(self.model.firewalls, props)):
             # Nothing of this kind is on the host to read: what the state says stands (the host is not touched).
             return ReadResult(id_, props, {key: value for key, value in props.items()
                                            if key not in ("revision", APPLIED, fw.USED, *self.model.reports)})

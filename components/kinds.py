@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from smtps_iredmail.core import firewall as fw
 from smtps_iredmail.core.model import Model
 from smtps_iredmail.core.settings import Firewall
 
@@ -29,10 +30,9 @@ class Kind:
     def model(self) -> Model:
         return self.provider.model
 
-    def belongs(self, firewall: Firewall) -> bool:
-        """Whether a host with this `firewall` setting declares the kind: auto declares every kind (the one its
-        host does not use does nothing there)."""
-        return firewall is Firewall.AUTO or not self.model.firewalls or firewall in self.model.firewalls
+    def belongs(self, firewall: Firewall | None) -> bool:
+        """Whether a host with this `firewall` declares the kind (smtps/firewall.py decides)."""
+        return fw.declares(self.model.firewalls, firewall)
 
     def child_name(self, host: str) -> str:
         return f"{host}-{self.suffix}"
@@ -52,6 +52,7 @@ KINDS = (
 )
 
 
-def kinds_for(firewall: Firewall) -> tuple[Kind, ...]:
-    """A host's kinds, in order, by its `firewall` setting (or what auto found: for drift, which reads the host)."""
+def kinds_for(firewall: Firewall | None) -> tuple[Kind, ...]:
+    """A host's kinds, in order, by its `firewall` setting (or, for drift, which reads the host, what auto found
+    there: None where it found neither, the kinds of every host)."""
     return tuple(kind for kind in KINDS if kind.belongs(firewall))

@@ -26,6 +26,7 @@ from pulumi.dynamic import (
 )
 
 from smtps_iredmail.core import credentials, ports, profile, remote, rollback
+from smtps_iredmail.core import firewall as fw
 from smtps_iredmail.core.settings import (
     Firewall,
     PortPolicy,
@@ -171,7 +172,7 @@ class VerificationProvider(ResourceProvider):
             zone = props.get("rollbackZone") or {}
             nft = props.get("rollbackNft") or {}
             chain = None
-            if nft.get("firewall") == Firewall.NFTABLES.value:
+            if fw.recorded(nft.get("firewall")) is Firewall.NFTABLES:
                 # Read back from the state, so checked like the settings it came from.
                 read_nft = Reader(str(props.get("stack", "?")), host, {k: v for k, v in nft.items() if k != "firewall"})
                 chain = read_nftables(read_nft, Firewall.NFTABLES, PortPolicy.KEEP)

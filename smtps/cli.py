@@ -34,10 +34,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import credentials, engine, facts, profile, remote, rollback, stacks
+from . import credentials, engine, facts, firewall, profile, remote, rollback, stacks
 from .drift import Drift, compare, read_host_script
 from .events import Run
-from .firewall import recorded
 from .remote import HostFailure, SshError
 from .settings import SMTPS_PORT, Firewall, HostSettings, SettingsError
 from .shown import shown, shown_json
@@ -146,31 +145,6 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return status
 
 
-def found_firewalls(deployment: dict[str, Any]) -> dict[str, str]:
-    """What `firewall: auto` found on each host, from the state (the master.cf resource keeps it): no host is read.
-    Values from the state are data: only the two answers count."""
-    from smtps_iredmail.kinds import KINDS
-
-    master = KINDS[0].type_token()
-    found = {}
-    for resource in deployment.get("resources") or []:
-        outputs = resource.get("outputs") or {}
-        host, used = outputs.get("host"), outputs.get("firewallUsed")
-        if resource.get("type") == master and isinstance(host, str) and recorded(used) is not None:
-            found[host] = str(used)
-    return found
-
-
-def firewall_lines(hosts: tuple[HostSettings, ...], found: dict[str, str]) -> list[str]:
-    """One line per host whose setting is auto: what was found there, or that its first apply will find it."""
-    lines = []
-    for host in hosts:
-        if host.firewall is Firewall.AUTO:
-            what = f"auto, found {found[host.name]}" if host.name in found else "auto (found at its first apply)"
-            lines.append(f"smtps: {host.name}: firewall: {what}")
-    return lines
-
-
 def _show_found(stack: Any, name: str) -> None:
     """After a preview: each auto host's firewall, as recorded (the preview itself shows settings, not this)."""
     if not engine.own_program():
@@ -179,7 +153,11 @@ def _show_found(stack: Any, name: str) -> None:
         hosts = stacks.from_files(engine.project_dir(), name).hosts
     except SettingsError:
         return  # the preview said what is wrong
-    for line in firewall_lines(hosts, found_firewalls(stack.export_stack().deployment or {})):
+    from smtps_iredmail.kinds import KINDS
+
+    # The master.cf resource is on every host: what it recorded is what auto found there (no host is read).
+    found = firewall.from_state(stack.export_stack().deployment or {}, KINDS[0].type_token())
+    for line in firewall.lines(hosts, found):
         _out(line)
 
 
@@ -370,14 +348,14 @@ def canary_targets(stack: str, canaries: tuple[str, ...], firewalls: dict[str, F
     `firewalls` does not say, and the check) and their providers: `up --target` on these converges and verifies the
     canaries alone."""
     from smtps_iredmail.host import VERIFY_SUFFIX, provider_slot
-    from smtps_iredmail.kinds import COMPONENT_TYPE, KINDS, kinds_for
+    from smtps_iredmail.kinds import COMPONENT_TYPE, kinds_for
     from smtps_iredmail.verification import Verification
 
     base = f"urn:pulumi:{stack}::{stacks.PROJECT}::"
     check = (Verification.type_token, VERIFY_SUFFIX)
     targets = []
     for name in canaries:
-        kinds = kinds_for(firewalls[name]) if firewalls and name in firewalls else KINDS
+        kinds = kinds_for((firewalls or {}).get(name, Firewall.AUTO))
         types = [(kind.type_token(), kind.suffix) for kind in kinds] + [check]
         targets.append(f"{base}{COMPONENT_TYPE}::{name}")
         targets += [f"{base}{COMPONENT_TYPE}${token}::{name}-{suffix}" for token, suffix in types]

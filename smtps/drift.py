@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .facts import read_script
-from .firewall import recorded
-from .settings import Firewall, HostSettings
+from .firewall import Firewall, candidates, in_use
+from .settings import HostSettings
 
 # Inputs that `up` checks but never changes: it does not start a daemon an operator may have stopped on purpose.
 NOT_REPAIRED = {
@@ -54,12 +54,11 @@ def show(value: Any) -> str:
 def read_host_script(settings: HostSettings) -> str:
     """Everything one host's drift needs, in one SSH session (auto: the host's firewall found first, by the rule
     the first apply used, and only its parts read)."""
-    if settings.firewall is Firewall.NFTABLES:
-        return read_script(settings.name, master=True, nft=settings.nftables)
-    if settings.firewall is Firewall.FIREWALLD:
-        return read_script(settings.name, master=True, service=settings.service, zone=settings.zone)
-    return read_script(settings.name, master=True, service=settings.service, zone=settings.zone,
-                       nft=settings.nftables, auto=True)
+    may = candidates(settings.firewall)
+    firewalld, nftables = Firewall.FIREWALLD in may, Firewall.NFTABLES in may
+    return read_script(settings.name, master=True, service=settings.service if firewalld else None,
+                       zone=settings.zone if firewalld else None, nft=settings.nftables if nftables else None,
+                       auto=len(may) > 1)
 
 
 def differences(host: str, resource: str, wanted: dict[str, Any], live: dict[str, Any]) -> list[Drift]:
@@ -79,21 +78,15 @@ def differences(host: str, resource: str, wanted: dict[str, Any], live: dict[str
 
 def compare(settings: HostSettings, facts: Any) -> list[Drift]:
     """The host's drift from its facts (smtps.facts.HostFacts), kind by kind, in the order they are applied."""
-    from smtps_iredmail.kinds import (  # the one list of kinds (components import Pulumi: only when comparing)
-        KINDS,
-        kinds_for,
-    )
+    from smtps_iredmail.kinds import kinds_for  # the one list of kinds (components import Pulumi: only when comparing)
 
     found = []
-    firewall: Firewall | None = settings.firewall
-    if firewall is Firewall.AUTO:
-        firewall = recorded(facts.firewall)
-        if firewall is None:
-            # Neither: what a first apply would refuse with. Postfix's part is still compared.
-            found.append(Drift(settings.name, "firewall", "firewall", "auto",
-                               facts.firewall_why or "neither firewalld nor nftables"))
-    # Neither firewall: Postfix's part only (the kinds on every host).
-    kinds = kinds_for(firewall) if firewall is not None else tuple(k for k in KINDS if not k.model.firewalls)
+    firewall = in_use(settings.firewall, facts.firewall)
+    if firewall is None:
+        # Neither: what a first apply would refuse with. Postfix's part is still compared (the kinds of every host).
+        found.append(Drift(settings.name, "firewall", "firewall", "auto",
+                           facts.firewall_why or "neither firewalld nor nftables"))
+    kinds = kinds_for(firewall)
     for kind in kinds:
         part = kind.model.part(settings)
         wanted = kind.model.wanted(part).props()

@@ -20,8 +20,8 @@ import binascii
 from dataclasses import dataclass
 from xml.etree import ElementTree
 
+from .answers import answers
 from .master_cf import fields
-from .remote import answers
 from .settings import SERVICE_KEYS, SMTPS_PORT, FirewalldServiceSettings, NftablesSettings, ZoneSettings
 from .templating import master_cf, nft_rule, render, zone_probe
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .answers import answers
 from .facts import HostFacts, read_script
 from .master_cf import COLUMNS
 from .model import Inputs, Model
 from .option_rules import host_filter_checks
-from .remote import answers
 from .settings import (
     SERVICE_KEYS,
     Connection,
@@ -97,7 +97,7 @@ MODEL = Model(
     kind="master.cf service", inputs=MasterServiceInputs, identity=(),
     part=lambda settings: (settings.master, settings.tls), parse=parse, wanted=wanted, script=script,
     read_script=lambda host, _part: read_script(host, master=True), live=live, reports=tuple(REPORTS.values()),
-    report=report, decides_firewall=True)
+    report=report)
 
 
 def certificate_script(host: str, tls: TlsSettings) -> str:

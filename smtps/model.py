@@ -44,7 +44,8 @@ class Model:
     part: Callable[[HostSettings], Any]
     parse: Callable[[Reader], Any]
     wanted: Callable[[Any], Inputs]
-    # script(host, part, action, connection, run): `run` names the engine run, for its rollback snapshot.
+    # script(host, part, action, connection, run): `run` names the engine run, for its rollback snapshot. A kind whose
+    # apply finds the host's firewall first (smtps/firewall.py, `found_by_apply`) also takes firewall=SETTING.
     script: Callable[[str, Any, Action, Connection, str], str]
     read_script: Callable[[str, Any], str]
     # The inputs as found on the host: every input the facts say something about, and only those.
@@ -54,10 +55,8 @@ class Model:
     reports: tuple[str, ...] = ()
     report: Callable[[str], dict[str, Any]] | None = None
     # The firewall the kind opens 465 with; empty: it belongs on every host (Postfix). On a host whose firewall is
-    # another, the kind's resource is declared where the setting is auto, and does nothing (components/base.py).
+    # another, the kind's resource is declared where the setting is auto, and does nothing (smtps/firewall.py).
     firewalls: tuple[Firewall, ...] = ()
-    # Its apply finds the host's firewall before anything else changes on a host (the first kind applied).
-    decides_firewall: bool = False
 
     @property
     def keys(self) -> tuple[str, ...]:

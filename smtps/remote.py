@@ -5,8 +5,9 @@
   port of the host from here (through the bastion too); the provider process's one pool (`SHARED`);
 - `run` (a script's stdout, or `HostFailure` with the host's own words) and `run_confirmed` (commit-confirmed: the
   script arms the host's revert and reloads; a fresh login then confirms, or the host reverts by itself);
-- `answers`: the host's answer lines (`key=value`), parsed once; facts, the firewall found, the certificate
-  reported, the confirmation token and the rollback's result are all read from them.
+- `answers` (smtps/answers.py, a module of its own that imports nothing, so the settings and the firewall choice can
+  read answers without importing the connection): the host's answer lines (`key=value`), parsed once; facts, the
+  firewall found, the certificate reported, the confirmation token and the rollback's result are all read from them.
 
 paramiko is imported only where a connection is made: preview and a no-op up start every provider process but never
 open SSH, and paramiko is a fifth of a provider process's start-up.
@@ -24,18 +25,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import profile
+from .answers import answers
 from .credentials import SSH_KEY_FILE_ENV, in_ci
-from .settings import Connection
 from .shown import shown
 from .stacks import PROJECT, SSH_KEY
 from .templating import render
 
 if TYPE_CHECKING:
     import paramiko
+
+    # Annotations only: settings reads the firewall choice, which reads its answer lines here.
+    from .settings import Connection
 
 class SshError(Exception):
     """A host could not be reached, refused us, or its key is not the pinned one. Names the host."""
@@ -55,40 +59,6 @@ class Result:
     status: int
     stdout: str
     stderr: str
-
-
-# --- the host's answer lines ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Answers:
-    """What a host script answered: its `key=value` lines, every value of each key in the order printed. What a host
-    printed is data: each reader takes the value it trusts (the last, the first, or exactly one)."""
-
-    values: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def all(self, key: str) -> tuple[str, ...]:
-        return self.values.get(key, ())
-
-    def last(self, key: str, default: str | None = None) -> str | None:
-        found = self.all(key)
-        return found[-1] if found else default
-
-    def first(self, key: str) -> str | None:
-        found = self.all(key)
-        return found[0] if found else None
-
-    def latest(self) -> dict[str, str]:
-        """Each key's last value (a later line says it again, as the facts script does)."""
-        return {key: values[-1] for key, values in self.values.items()}
-
-
-def answers(stdout: str) -> Answers:
-    """A script's stdout as its answer lines; a line without `=` is not one (a message, a warning)."""
-    values: dict[str, list[str]] = {}
-    for line in stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            values.setdefault(key, []).append(value)
-    return Answers({key: tuple(found) for key, found in values.items()})
 
 
 # --- the SSH connection: paramiko, the host key pinned, one connection per host reused for every command -----------

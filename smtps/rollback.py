@@ -10,7 +10,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from .remote import answers
+from .answers import answers
 from .settings import Connection, NftablesSettings, reload_values
 from .templating import lockout_guard, nft_rule, render
 from .zone_membership import PORT

@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from .firewall import Firewall, keep_only
 from .lockout_guard import PENDING_CHOICES
 from .option_rules import KEEP, refusal, removal_risk, risk
 
@@ -64,16 +65,6 @@ class PortPolicy(StrEnum):
 
     KEEP = "keep"
     REPLACE = "replace"
-
-
-class Firewall(StrEnum):
-    """What opens 465 on the host. iRedMail's installer puts firewalld on the RHEL family and iRedMail's own
-    /etc/nftables.conf on Debian and Ubuntu. `auto` is found on the host at its first apply (templates/_firewall.sh.j2)
-    and recorded in the state: the host's resources then keep it, until the machine is rebuilt."""
-
-    AUTO = "auto"
-    FIREWALLD = "firewalld"
-    NFTABLES = "nftables"
 
 
 class SettingsError(ValueError):
@@ -636,15 +627,9 @@ def read_nftables(read: Reader, firewall: Firewall | None = Firewall.NFTABLES,
              read.text("nftChain", _NFT_NAME, what))
     if None in parts or policy is None:
         return None
-    if firewall is Firewall.NFTABLES and policy is not PortPolicy.KEEP:
-        # Taking out a rule someone else wrote (iRedMail 1.5's `tcp dport 465 accept`) is not built for nftables.
-        read.fail("existingPortPolicy", "only keep is available with firewall: nftables (a rule that already accepts "
-                                        "465 is left as found)")
-        return None
-    if firewall is Firewall.AUTO and policy is not PortPolicy.KEEP:
-        # Refused here, before any host is touched, rather than at the apply that finds nftables.
-        read.fail("existingPortPolicy", f"{policy.value} needs firewall: firewalld (auto may find nftables, where only "
-                                        "keep is available)")
+    refused = None if policy is PortPolicy.KEEP else keep_only(firewall, policy.value)
+    if refused is not None:
+        read.fail("existingPortPolicy", refused)
         return None
     return NftablesSettings(parts[0], parts[1], parts[2], policy)
 

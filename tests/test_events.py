@@ -91,4 +91,4 @@ def test_counts_and_failures_written_as_the_fleet_reads_them(tmp_path):
     assert json.loads(path.read_text()) == {
         "changes": {"create": 4, "same": 2, "update": 1},
         "failures": [{"host": "mx1", "resource": "master.cf service", "step": "update",
-                      "message": "no such certificate"}]}
+                      "message": "no such certificate", "error": ""}]}

@@ -169,9 +169,6 @@ def test_the_auto_read_script_reads_only_the_firewall_it_finds():
 
 
 def test_the_front_end_shows_what_auto_found_from_the_state_and_trusts_only_the_two_answers():
-    from smtps_iredmail.core.cli import firewall_lines, found_firewalls
-    from smtps_iredmail.kinds import KINDS
-
     master = KINDS[0].type_token()
     deployment = {"resources": [
         {"type": master, "outputs": {"host": "mail1", "firewallUsed": "nftables"}},
@@ -179,10 +176,10 @@ def test_the_front_end_shows_what_auto_found_from_the_state_and_trusts_only_the_
         {"type": KINDS[1].type_token(), "outputs": {"host": "mail3", "firewallUsed": "firewalld"}},
         {"type": master, "outputs": {"host": "mail5", "firewallUsed": "firewalld"}},
     ]}
-    found = found_firewalls(deployment)
+    found = fw.from_state(deployment, master)
     assert found == {"mail1": "nftables", "mail5": "firewalld"}
     hosts = tuple(host(name=name) for name in ("mail1", "mail2", "mail3"))
     hosts += (parse_host("dc1", {}, {"name": "mail5", "address": "10.0.0.5", "hostKey": KEY, "firewall": "firewalld"}),)
-    assert firewall_lines(hosts, found) == [
+    assert fw.lines(hosts, found) == [
         "smtps: mail1: firewall: auto, found nftables", "smtps: mail2: firewall: auto (found at its first apply)",
         "smtps: mail3: firewall: auto (found at its first apply)"]
