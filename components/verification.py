@@ -65,7 +65,7 @@ class VerificationFailed(Exception):
     where none ran or it failed."""
 
     def __init__(self, message: str, rollback: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(remote.one_line(message))  # the traceback's last line is then this exception's (remote.py)
         self.rollback = rollback
 
 

@@ -40,7 +40,8 @@ class Failure:
 
 
 def _raised(lines: list[str]) -> tuple[int, re.Match[str]] | None:
-    """The line of a provider's traceback that names the exception it raised, and its match."""
+    """The line of a provider's traceback that names the exception it raised, and its match (for the message shown:
+    the last such line, so that a message of several lines is shown whole)."""
     if any("Traceback (most recent call last)" in line for line in lines):
         for index in range(len(lines) - 1, -1, -1):
             found = _EXCEPTION.match(lines[index])
@@ -50,9 +51,15 @@ def _raised(lines: list[str]) -> tuple[int, re.Match[str]] | None:
 
 
 def error_of(text: str) -> str:
-    """The type of the exception in a provider's traceback (its name, without its module), or ""."""
-    raised = _raised(text.strip().splitlines())
-    return raised[1].group(1) if raised else ""
+    """The type of the exception in a provider's traceback (its name, without its module), or "": read from its
+    last line only, where Python prints it. This project's exceptions keep their message on one line (smtps/remote.py
+    `one_line`), so a line further up may be anybody's words (a host's, inside a message) and is never read as the
+    type: the front end acts on it (a host rolled back)."""
+    lines = text.strip().splitlines()
+    if not lines or not any("Traceback (most recent call last)" in line for line in lines):
+        return ""
+    found = _EXCEPTION.match(lines[-1])
+    return found.group(1) if found and not lines[-1].startswith(" ") else ""
 
 
 def message_of(text: str) -> str:

@@ -50,8 +50,16 @@ class HostFailure(Exception):
     and `stderr` are what the host answered (status 0: the failure is this side's, e.g. no confirmation)."""
 
     def __init__(self, message: str, status: int = 0, stderr: str = "") -> None:
-        super().__init__(message)
+        # One line: a provider's exception reaches the front end as its traceback, whose last line must be the
+        # exception's own (smtps/events.py reads its type there); the host's words must not add lines after it.
+        super().__init__(one_line(message))
         self.status, self.stderr = status, stderr
+
+
+def one_line(text: str) -> str:
+    """Text of several lines as one: each line's white space trimmed, blank ones dropped, joined by a space (as the
+    front end shows a failure: smtps/events.py `message_of`)."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 @dataclass(frozen=True)

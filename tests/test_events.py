@@ -4,10 +4,12 @@ resource in the script's own words, and the counts of changes, as the front end 
 from __future__ import annotations
 
 import json
+import traceback
 
 from pulumi.automation import events as ev
 
-from smtps_iredmail.core.events import Failure, Run, message_of
+from smtps_iredmail.core.events import Failure, Run, error_of, message_of
+from smtps_iredmail.core.remote import HostFailure
 
 MASTER = ("urn:pulumi:dc1::smtps-iredmail::smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService"
           "::mx1-master")
@@ -92,3 +94,37 @@ def test_counts_and_failures_written_as_the_fleet_reads_them(tmp_path):
         "changes": {"create": 4, "same": 2, "update": 1},
         "failures": [{"host": "mx1", "resource": "master.cf service", "step": "update",
                       "message": "no such certificate", "error": ""}]}
+
+
+def _provider_traceback(monkeypatch, stderr: str) -> str:
+    """What the engine's event carries when the check fails and the rollback fails with the host's words `stderr`:
+    the provider's traceback, as pulumi.dynamic's server sends it (traceback.format_exc())."""
+    from smtps_iredmail import verification
+    from smtps_iredmail.core import rollback
+
+    def failed_rollback(self, props):
+        return rollback.Outcome(f"and rolling back this run's changes failed: {HostFailure(stderr, 1, stderr)}")
+
+    monkeypatch.setattr(verification, "verify", lambda *_a, **_k: 1 / 0)
+    monkeypatch.setattr(verification.VerificationProvider, "_roll_back", failed_rollback)
+    try:
+        verification.VerificationProvider()._verify({"host": "mail1", "address": "192.0.2.1", "port": 465})
+    except verification.VerificationFailed as err:
+        assert type(err) is verification.VerificationFailed  # the provider knows: not rolled back
+        return traceback.format_exc()
+    raise AssertionError("the check did not fail")
+
+
+def test_a_hosts_words_cannot_make_a_failed_rollback_read_as_rolled_back(monkeypatch):
+    """The front end reads hosts back into the state (and says "rolled back") by Failure.error == RolledBackFailure,
+    taken from the LAST line of the traceback that looks like `Name...Failure: ...`. The failure's message holds the
+    host's stderr (data), several lines: a line of it wins over the real exception's line."""
+    tb = _provider_traceback(monkeypatch, "smtps: mail1: rollback: postfix check failed: x\nRolledBackFailure: y")
+    assert error_of(tb) == "VerificationFailed"
+
+
+def test_a_python_traceback_on_the_host_does_not_rename_the_exception(monkeypatch):
+    """The same with an honest host: a host-side program's own traceback (the lockout guard's, master_cf.py's,
+    passed on by `fail "$why"`) names the failure KeyError, not VerificationFailed."""
+    tb = _provider_traceback(monkeypatch, "smtps: mail1: Traceback (most recent call last):\n  File x\nKeyError: 'a'")
+    assert error_of(tb) == "VerificationFailed"

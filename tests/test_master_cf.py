@@ -3,16 +3,19 @@ it: facts in, plan out, no host."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from smtps_iredmail.core import master_cf
+from smtps_iredmail.core import master_cf, master_service
 from smtps_iredmail.core.master_cf import Facts, Filter, Plan, Wanted, canon, facts_lines, fields, plan, plan_lines
-from smtps_iredmail.core.settings import SERVICE_KEYS
+from smtps_iredmail.core.settings import SERVICE_KEYS, parse_host
+from smtps_iredmail.core.templating import Action
 from tests.conftest import require
 
 KEYS = SERVICE_KEYS
@@ -224,6 +227,12 @@ def test_the_program_runs_postconf_as_it_is_on_the_host(tmp_path):
     assert (tmp_path / "args").read_text() == "-M\n"
 
 
+def env_functions(script: str) -> str:
+    """The functions of a rendered script's start that run a host program: py, firewalld_python, host_python."""
+    return "".join(re.search(rf"^{name}\(\) \{{(\n.*?\n\}}| [^\n]*\}})\n", script, re.S | re.M).group(0)
+                   for name in ("py", "firewalld_python", "host_python"))
+
+
 def run_plan(script: str, listing: str, folder: Path, after: str = "") -> subprocess.CompletedProcess:
     """A rendered master.cf apply script's plan step, run by dash with python3 and a stand-in postconf that prints
     LISTING: the host program as shipped, and the shell that reads its plan. AFTER: shell run next."""
@@ -231,7 +240,7 @@ def run_plan(script: str, listing: str, folder: Path, after: str = "") -> subpro
     postconf = folder / "postconf"
     postconf.write_text(f"#!/bin/sh\ncat <<'EOF'\n{listing}EOF\n")
     postconf.chmod(0o755)
-    env = re.search(r"\npy\(\) \{\n.*?\n\}\n", script, re.S).group(0)
+    env = env_functions(script)
     step = re.search(r"\nmaster_cf\(\) \{.*?\n\[ -n \"\$write\" \] \|\| fail [^\n]*\n", script, re.S).group(0)
     filter_check = re.search(r"\ncase \"\$refuse\" in\n.*?\nesac\n", script, re.S)
     head = "\n".join(line for line in script.splitlines() if line.startswith(("KEY=", "ENTRY=")))
@@ -262,3 +271,29 @@ def test_the_script_reads_the_plan_as_planned(tmp_path):
     assert entry != s.master.entry and len(overrides) > 1
     out = run_plan(script, IREDMAIL.replace(ENTRY_465, entry), tmp_path, show)
     assert out.stdout == f"no|yes||465|{entry}\n"
+
+
+def test_the_apply_reads_master_cf_with_firewallds_python_on_a_host_without_python3(tmp_path):
+    """A RHEL-family host may have firewalld's platform-python and no `python3` command: the plan step then runs the
+    reader with the interpreter on firewall-cmd's first line, as the programs that need firewalld's library do."""
+    s = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": HOST_KEY})
+    script = master_service.script(s.name, (s.master, s.tls), Action.APPLY)
+    postconf = tmp_path / "postconf"
+    postconf.write_text(f"#!/bin/sh\ncat <<'EOF'\n{IREDMAIL}EOF\n")
+    postconf.chmod(0o755)
+    firewall_cmd = tmp_path / "firewall-cmd"
+    firewall_cmd.write_text(f"#!{sys.executable} -s\n")
+    firewall_cmd.chmod(0o755)
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for tool in ("cat", "sed"):
+        os.symlink(shutil.which(tool), tools / tool)
+    functions = env_functions(script)
+    step = re.search(r"\nmaster_cf\(\) \{.*?\n\[ -n \"\$write\" \] \|\| fail [^\n]*\n", script, re.S).group(0)
+    head = "\n".join(line for line in script.splitlines() if line.startswith(("KEY=", "ENTRY=")))
+    program = f"set -eu\nfail() {{ echo \"REFUSED: $*\"; exit 1; }}\n{head}\n{functions}{step}echo \"write=$write\"\n"
+    path = f"{tmp_path}:{tools}"
+    shell = shutil.which("dash") or shutil.which("sh")
+    assert subprocess.run([shell, "-c", "command -v python3"], env={"PATH": path}, check=False).returncode != 0
+    out = subprocess.run([shell, "-c", program], capture_output=True, text=True, check=False, env={"PATH": path})
+    assert out.returncode == 0 and out.stdout.endswith("write=yes\n"), out.stdout + out.stderr

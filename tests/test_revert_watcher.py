@@ -34,7 +34,8 @@ def prologue_part() -> str:
     text = firewalld_service.script("mail1", settings.service, Action.APPLY)
     start = text.index("ARM=/run/smtps-iredmail/confirm")
     end = text.index("pending_confirm\n", text.index("confirmed_state() {"))
-    return text[start:end]
+    # (FWPY, in that part, is firewalld_python's answer: a function of the scripts' start.)
+    return re.search(r"^firewalld_python\(\) \{.*?^\}\n", text, re.S | re.M).group(0) + text[start:end]
 
 
 @pytest.fixture
@@ -371,3 +372,34 @@ def test_an_armed_change_nobody_confirms_is_put_back_by_its_watcher_alone(host: 
         time.sleep(0.2)
     assert zone.read_text() == "<zone>before</zone>\n"
     assert not folder.exists() and calls(host).count("firewall-cmd --reload") == 1
+
+
+def _prologue_function(name: str) -> str:
+    from smtps_iredmail.core.templating import render
+
+    text = render("_prologue.sh.j2", kind="k", host="h", action="apply", run="", reloads_firewalld=True,
+                  confirm_seconds=120, firewalld_pending="refuse", guard="")
+    found = re.search(rf"^{name}\(\) \{{.*?^\}}$", text, re.S | re.M)
+    assert found, name
+    return found.group(0)
+
+
+@pytest.mark.skipif(subprocess.run(["sh", "-c", "command -v dash"], capture_output=True).returncode != 0,
+                    reason="needs dash")
+def test_an_undo_whose_files_went_back_disarms_a_watcher_armed_before_the_reload(tmp_path):
+    """Before the shared partial, the service's and the zone's undo disarmed whenever the files went back (RC 0),
+    reloaded or not: a run stopped between `arm` and `RELOADED=yes` (a signal; a failing write in arm after the
+    watcher started) took its armed change back. reload_back returns at once when RELOADED is not yes: the watcher
+    stays armed for a change that is already undone, and the next run on the host waits for it (pending_confirm)."""
+    script = "\n".join([
+        _prologue_function("reload_back"),
+        "disarm() { echo disarmed; }",
+        "RELOADED=no ARMED=0123456789abcdef",
+        'reload_back 0 || true',
+    ])
+    stub = tmp_path / "firewall-cmd"
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(0o755)
+    out = subprocess.run(["dash", "-c", script], capture_output=True, text=True, check=True,
+                         env={"PATH": f"{tmp_path}:/usr/bin:/bin"}).stdout
+    assert out == "disarmed\n"

@@ -280,7 +280,9 @@ def test_facts_script_of_an_nftables_host():
     check_golden("smtps/facts.nftables.sh",
                  "".join(["# <facts.sh, changed as below>\n", *(f"{line}\n" for line in lines)]))
     subprocess.run(["sh", "-n"], input=text, text=True, check=True)
-    assert "firewall-cmd" not in text and "zone_probe " not in text
+    # (firewall-cmd's first line may name the Python that reads master.cf, where python3 is missing: it is read, never
+    # run.)
+    assert "firewall-cmd --" not in text and "zone_probe " not in text
 
 
 @pytest.mark.parametrize(("version", "refused"), [

@@ -8,6 +8,12 @@ py() {
     shift
     if "$py_bin" -I -c '' </dev/null >/dev/null 2>&1; then "$py_bin" -I "$@"; else "$py_bin" -E -s "$@"; fi
 }
+firewalld_python() {
+    fw_py=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
+    case "${fw_py##*/}" in *python*) if [ -x "$fw_py" ]; then echo "$fw_py"; return 0; fi ;; esac
+    echo python3
+}
+host_python() { if command -v python3 >/dev/null 2>&1; then echo python3; else firewalld_python; fi; }
 
 
 postfix_version_problem() {
@@ -25,13 +31,16 @@ postfix_new_enough() {
 }
 
 if postfix status >/dev/null 2>&1; then echo "postfix=running"; else echo "postfix=stopped"; fi
-if why=$(postfix_version_problem); then printf 'postfix.unusable=%s\n' "$(printf '%s' "$why" | tr '\n' ' ')"; fi
-if ! py python3 - facts 465 smtps submissions <<'SMTPS_MASTER_CF'
+exec 3>&1
+if why=$(postfix_version_problem); then
+    printf 'postfix.unusable=%s\n' "$(printf '%s' "$why" | tr '\n' ' ')"
+elif ! why=$(py "$(host_python)" - facts 465 smtps submissions 2>&1 >&3 3>&- <<'SMTPS_MASTER_CF'
 <smtps/master_cf.py, as it is>
 SMTPS_MASTER_CF
-then
-    echo "postfix.unusable=its master.cf cannot be read here (that needs python3)"
+); then
+    printf 'postfix.unusable=its master.cf cannot be read here: %s\n' "$(printf '%s' "$why" | tr '\n' ' ')"
 fi
+exec 3>&-
 
 
 firewalld_running() {
@@ -83,8 +92,7 @@ else
 fi
 
 
-FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
-case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
+FWPY=$(firewalld_python)
 
 zone_probe() {  # zone_probe ZONE SERVICE PORT: the zone's facts, one field=value per line
     py "$FWPY" - "$@" <<'SMTPS_ZONE_PROBE'

@@ -2,11 +2,11 @@
 # @@ -2 +2 @@
 # -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # +# 'firewalld service' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
-# @@ -15 +15 @@
+# @@ -21 +21 @@
 # -KIND='zone membership'
 # +KIND='firewalld service'
-# @@ -277,6 +276,0 @@
-# -[6 lines of prologue.sh: 277 to 282]
+# @@ -281,6 +280,0 @@
+# -[6 lines of prologue.sh: 281 to 286]
 # </prologue.sh>
 if [ ! -d "$S" ]; then
     say "firewalld service $NAME: nothing of ours to remove"

@@ -2,14 +2,14 @@
 # @@ -2 +2 @@
 # -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # +# 'master.cf service' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
-# @@ -15 +15 @@
+# @@ -21 +21 @@
 # -KIND='zone membership'
 # +KIND='master.cf service'
-# @@ -277,6 +276,0 @@
-# -[6 lines of prologue.sh: 277 to 282]
-# @@ -298,98 +291,0 @@
-# -[98 lines of prologue.sh: 298 to 395]
-# @@ -397 +292,0 @@
+# @@ -281,6 +280,0 @@
+# -[6 lines of prologue.sh: 281 to 286]
+# @@ -302,98 +295,0 @@
+# -[98 lines of prologue.sh: 302 to 399]
+# @@ -401 +296,0 @@
 # -
 # </prologue.sh>
 if [ ! -d "$S" ]; then

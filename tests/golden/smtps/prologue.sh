@@ -9,6 +9,12 @@ py() {
     shift
     if "$py_bin" -I -c '' </dev/null >/dev/null 2>&1; then "$py_bin" -I "$@"; else "$py_bin" -E -s "$@"; fi
 }
+firewalld_python() {
+    fw_py=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
+    case "${fw_py##*/}" in *python*) if [ -x "$fw_py" ]; then echo "$fw_py"; return 0; fi ;; esac
+    echo python3
+}
+host_python() { if command -v python3 >/dev/null 2>&1; then echo python3; else firewalld_python; fi; }
 
 trap '' PIPE
 HOST=mail1
@@ -82,10 +88,9 @@ begin_state() {  # begin_state DIR: an empty DIR.new to fill; commit_state DIR p
     rm -rf "$1.new" && mkdir "$1.new"
 }
 commit_state() { mv "$1.new" "$1"; }
-reload_back() {  # (RELOADED is yes only in a script that reloads firewalld)
-    [ "$RELOADED" = yes ] || return 0
-    firewall-cmd --reload >/dev/null 2>&1 || return 1
-    [ "$1" -ne 0 ] || disarm
+reload_back() {
+    if [ "$RELOADED" = yes ]; then firewall-cmd --reload >/dev/null 2>&1 || return 1; fi
+    [ "$1" -ne 0 ] || [ -z "${ARMED:-}" ] || disarm
 }
 undo_state() {
     rc=$1
@@ -271,8 +276,7 @@ confirmed_state() {
         rmdir "$STATE" 2>/dev/null || true
     fi
 }
-FWPY=$(sed -n '1s/^#! *\([^ ]*\).*/\1/p' "$(command -v firewall-cmd 2>/dev/null || echo /dev/null)" 2>/dev/null || true)
-case "${FWPY##*/}" in *python*) [ -x "$FWPY" ] || FWPY=python3 ;; *) FWPY=python3 ;; esac
+FWPY=$(firewalld_python)
 
 zone_probe() {  # zone_probe ZONE SERVICE PORT: the zone's facts, one field=value per line
     py "$FWPY" - "$@" <<'SMTPS_ZONE_PROBE'

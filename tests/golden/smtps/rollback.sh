@@ -2,14 +2,14 @@
 # @@ -2 +2 @@
 # -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # +# rollback on mail1: rollback. Rendered by smtps-iredmail: every value below was quoted when
-# @@ -15 +15 @@
+# @@ -21 +21 @@
 # -KIND='zone membership'
 # +KIND=rollback
-# @@ -18 +18 @@
+# @@ -24 +24 @@
 # -RUN=''
 # +RUN=0123456789abcdef
-# @@ -277,6 +276,0 @@
-# -[6 lines of prologue.sh: 277 to 282]
+# @@ -281,6 +280,0 @@
+# -[6 lines of prologue.sh: 281 to 286]
 # </prologue.sh>
 
 CONF=$(postconf -h config_directory)

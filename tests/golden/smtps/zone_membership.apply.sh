@@ -2,9 +2,9 @@
 # @@ -2 +2 @@
 # -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # +# 'zone membership' on mail1: apply. Rendered by smtps-iredmail: every value below was quoted when
-# @@ -298,98 +297,0 @@
-# -[98 lines of prologue.sh: 298 to 395]
-# @@ -397 +298,0 @@
+# @@ -302,98 +301,0 @@
+# -[98 lines of prologue.sh: 302 to 399]
+# @@ -401 +302,0 @@
 # -
 # </prologue.sh>
 if [ "$POLICY" = keep ] && has permanent port; then
