@@ -394,7 +394,7 @@ def _pool(stack: str) -> Pool | None:
     except SshError as err:
         _err(f"smtps: {err}")
         return None
-    return remote.pool(key)
+    return remote.Pool(key)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from . import profile
 from .answers import answers
 from .credentials import SSH_KEY_FILE_ENV, in_ci
+from .ports import Opener
 from .shown import shown
 from .stacks import PROJECT, SSH_KEY
 from .templating import render
@@ -345,11 +346,6 @@ def deploy_key(secret: str | None | Callable[[], str | None], stack: str | None 
                    f"config set --secret {SSH_KEY}` (config key {PROJECT}:{SSH_KEY})")
 
 
-def pool(key: str) -> Pool:
-    """A pool of connections that log in with `key` (its own: the front end's, for one command)."""
-    return Pool(key)
-
-
 class SharedPool:
     """The provider process's one SSH pool, process-wide on purpose: the engine runs every resource kind of a host
     (and its check) in one provider process, each with its own provider object, and they must share the host's one
@@ -368,7 +364,7 @@ class SharedPool:
     def get(self) -> Pool:
         with self._lock:
             if self._pool is None:
-                self._pool = pool(deploy_key(self._secret))
+                self._pool = Pool(deploy_key(self._secret))
             return self._pool
 
 
@@ -376,7 +372,6 @@ SHARED = SharedPool()
 
 
 # --- reaching a host's ports ------------------------------------------------------------------------------------------
-Opener = Callable[[int], Callable[[], socket.socket]] | None
 
 
 def reach(host: str, address: str, jump: Connection | None, through: Callable[[], Pool] = SHARED.get) -> Opener:

@@ -23,7 +23,7 @@ def settings_for(lab: Lab, name: str, **overrides) -> HostSettings:
 def _pool(lab: Lab) -> remote.Pool:
     """A pool of the lab's deploy key: the providers' own connection (the host key pinned), new for each use here."""
     with open(lab.inventory["private_key_path"]) as key:
-        return remote.pool(key.read())
+        return remote.Pool(key.read())
 
 
 def run(lab: Lab, settings: HostSettings, script: str) -> subprocess.CompletedProcess[str]:
