@@ -26,7 +26,7 @@ help:
 	@echo "make bench-smtps  time the host-side scripts (converge, no-op, destroy) on HOSTS lab hosts"
 	@echo "make bench        time up/no-op/preview/drift on 1, 5, 10, 20 lab hosts (not part of make test)"
 	@echo "make bench-profile one host's converge and no-op, step by step: wall and CPU on the host and controller"
-	@echo "make bench-scale  converge, no-op, preview, state size on 1, 10, 20, 50 lab hosts (50 need ~2.5 GiB)"
+	@echo "make bench-scale  converge, no-op, preview, state size on 1, 10, 20, 50 lab hosts (memory: docs/benchmark.md)"
 	@echo "make tools        build the Pulumi engine from Go modules (cached outside the repo)"
 
 system-deps:

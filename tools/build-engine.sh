@@ -58,7 +58,7 @@ fi
 build() {  # build WORK
     local work=$1 sdk plugin source
     find_go "the Pulumi CLI"
-    say "building the Pulumi CLI $PULUMI_VERSION (about 5 minutes the first time)"
+    say "building the Pulumi CLI $PULUMI_VERSION (minutes, the first time: docs/benchmark.md)"
     # Each step joined by &&: `set -e` does not hold inside a subshell whose status is tested.
     # What the build compiled came from the module cache: `go mod verify` then checks that each module there still
     # hashes as go.sum says (a shared cache can have been changed after the download that go.sum checked).
