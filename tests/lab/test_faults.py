@@ -170,9 +170,24 @@ def test_ctrl_c_during_up_stops_cleanly_and_a_rerun_converges(lab: Lab, project:
     up = subprocess.Popen([sys.executable, "-m", "smtps_iredmail", "up", "-s", STACK, "--yes"], cwd=project.folder,
                           env=project.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           start_new_session=True)
-    time.sleep(4)  # the providers are applying
+    # The providers are applying (the engine says it creates a resource) before the interrupt: a fixed wait could
+    # strike before the engine has started, on a busy machine.
+    lines: list[str] = []
+    applying = threading.Event()
+
+    def read() -> None:
+        for line in up.stdout:
+            lines.append(line)
+            if "creating" in line.lower():
+                applying.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert applying.wait(timeout=240), "".join(lines)
     os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
-    out, _ = up.communicate(timeout=300)
+    up.wait(timeout=300)
+    reader.join(timeout=30)
+    out = "".join(lines)
     print(out[-2500:])
     assert up.returncode != 0, out
     # The CLI got the interrupt and cancelled: it finished the steps in flight instead of dying mid-step.
