@@ -37,8 +37,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import bench_pyinfra
+from smtps_iredmail.core.hosts import parse_host
 from smtps_iredmail.core.remote import Pool
-from smtps_iredmail.core.settings import parse_host
 from tests.enginekit import Project
 from tests.lab.labkit import Lab
 from tests.lab.smtpskit import mark_runtime, postfix_reloads, runtime_mark_survived, ssh_counts

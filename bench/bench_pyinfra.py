@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from smtps_iredmail.core.firewalld_service import service_xml
-from smtps_iredmail.core.settings import parse_host
+from smtps_iredmail.core.hosts import parse_host
 from tests.lab.labkit import Lab
 
 DEPLOY = Path(__file__).resolve().parent / "pyinfra" / "deploy.py"

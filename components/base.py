@@ -37,9 +37,11 @@ from pulumi.runtime import rpc
 from smtps_iredmail.core import facts, ports, profile, remote, rollback
 from smtps_iredmail.core import firewall as fw
 from smtps_iredmail.core.credentials import CREDENTIAL
+from smtps_iredmail.core.firewall import Firewall
 from smtps_iredmail.core.model import Model
+from smtps_iredmail.core.reader import Reader, labelled, read_connection
 from smtps_iredmail.core.remote import HostFailure
-from smtps_iredmail.core.settings import Connection, Firewall, Reader, labelled, read_connection
+from smtps_iredmail.core.settings import Connection
 from smtps_iredmail.core.stacks import PROJECT, SSH_KEY
 from smtps_iredmail.core.templating import Action
 
@@ -258,7 +260,7 @@ class HostProvider(ResourceProvider):
         # `revision` counts the applies: the host's verification depends on it, so it runs after every change.
         applied = {key: props[key] for key in self.settings if key in props}
         # What the apply reported (the certificate it serves), or, where nothing ran, what it reported last.
-        reported = self.model.report(stdout) if stdout is not None and self.model.report else {}
+        reported = self.model.report(stdout) if stdout is not None else {}
         kept = {key: (olds or {}).get(key) for key in self.model.reports if key not in reported}
         return {**props, **kept, **reported, "revision": revision, APPLIED: applied, fw.USED: fw.output(used, olds)}
 

@@ -2,7 +2,7 @@
 may be Outputs of other resources (a VM's address, a host key the program generated).
 
 Plain values are parsed when the program runs, before anything registers, in the same words as a stack's YAML
-(smtps/settings.py). A field given as an Output is passed to the resources as it is, and their providers' `check`
+(smtps/hosts.py). A field given as an Output is passed to the resources as it is, and their providers' `check`
 refuses a bad value with those same words as soon as it is known, before any SSH connection (base.py)."""
 
 from __future__ import annotations
@@ -15,16 +15,10 @@ from typing import Any
 
 import pulumi
 
+from smtps_iredmail.core.hosts import DEFAULTS, HostSettings, parse_bastions, parse_host
+from smtps_iredmail.core.master_service import TLS_OPTIONS
 from smtps_iredmail.core.model import camel
-from smtps_iredmail.core.settings import (
-    DEFAULTS,
-    SMTPS_PORT,
-    TLS_OPTIONS,
-    HostSettings,
-    SettingsError,
-    parse_bastions,
-    parse_host,
-)
+from smtps_iredmail.core.settings import SMTPS_PORT, SettingsError
 
 from .base import CREDENTIAL_CONFIG, FIREWALL, SSH_KEY_CONFIG
 from .kinds import COMPONENT_TYPE, kinds_for

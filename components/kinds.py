@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smtps_iredmail.core import firewall as fw
+from smtps_iredmail.core.firewall import Firewall
 from smtps_iredmail.core.model import Model
-from smtps_iredmail.core.settings import Firewall
 
 from .base import HostProvider, HostResource
 from .firewalld_service import FirewalldService, FirewalldServiceProvider

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pulumi
 
 from smtps_iredmail.core import credentials, stacks
+from smtps_iredmail.core.hosts import HostSettings
+from smtps_iredmail.core.master_service import IREDMAIL_OPTIONS
 from smtps_iredmail.core.remote import key_configured, missing_key
-from smtps_iredmail.core.settings import IREDMAIL_OPTIONS, HostSettings, SettingsError
+from smtps_iredmail.core.settings import SettingsError
 from smtps_iredmail.core.stacks import PROJECT, SSH_KEY
 
 from .base import CREDENTIAL

@@ -27,16 +27,10 @@ from pulumi.dynamic import (
 
 from smtps_iredmail.core import credentials, ports, profile, remote, rollback
 from smtps_iredmail.core import firewall as fw
-from smtps_iredmail.core.settings import (
-    Firewall,
-    PortPolicy,
-    Reader,
-    SettingsError,
-    labelled,
-    read_connection,
-    read_jump,
-    read_nftables,
-)
+from smtps_iredmail.core.firewall import Firewall
+from smtps_iredmail.core.nftables_rule import read_nftables
+from smtps_iredmail.core.reader import Reader, labelled, read_connection, read_jump
+from smtps_iredmail.core.settings import PortPolicy, SettingsError
 from smtps_iredmail.core.verify import Verification as Seen
 from smtps_iredmail.core.verify import verify
 

@@ -37,8 +37,10 @@ from rich.text import Text
 from . import credentials, engine, facts, firewall, profile, remote, rollback, stacks
 from .drift import Drift, compare, read_host_script
 from .events import Run
+from .firewall import Firewall
+from .hosts import HostSettings
 from .remote import HostFailure, SshError
-from .settings import SMTPS_PORT, Firewall, HostSettings, SettingsError
+from .settings import SMTPS_PORT, SettingsError
 from .shown import shown, shown_json
 from .verify import Verification, verify
 
@@ -441,7 +443,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         opener = port_opener(SMTPS_PORT) if port_opener else None
         try:
             read = remote.run(h.name, conn, master_service.certificate_script(h.name, h.tls), "certificate", pool)
-            file_sha, file_problem = master_service.report(read).get("certSha256", ""), ""
+            file_sha, file_problem = master_service.MODEL.report(read).get("certSha256", ""), ""
         except HostFailure as err:
             file_sha, file_problem = "", err.stderr or f"exit status {err.status}"
         except SshError as err:

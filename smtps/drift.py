@@ -13,7 +13,7 @@ from typing import Any
 
 from .facts import read_script
 from .firewall import Firewall, candidates, in_use
-from .settings import HostSettings
+from .hosts import HostSettings
 
 # Inputs that `up` checks but never changes: it does not start a daemon an operator may have stopped on purpose.
 NOT_REPAIRED = {

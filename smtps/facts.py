@@ -18,11 +18,12 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import Any
 from xml.etree import ElementTree
 
 from .answers import answers
 from .master_cf import fields
-from .settings import SERVICE_KEYS, SMTPS_PORT, FirewalldServiceSettings, NftablesSettings, ZoneSettings
+from .settings import SERVICE_KEYS, SMTPS_PORT
 from .templating import master_cf, nft_rule, render, zone_probe
 
 
@@ -84,9 +85,10 @@ class HostFacts:
     postfix_unusable: str = ""
 
 
-def read_script(host: str, *, master: bool = False, service: FirewalldServiceSettings | None = None,
-                zone: ZoneSettings | None = None, nft: NftablesSettings | None = None, auto: bool = False) -> str:
-    """The read-only script for the parts asked for (a resource's refresh reads its own; drift reads them all).
+def read_script(host: str, *, master: bool = False, service: Any = None, zone: Any = None, nft: Any = None,
+                auto: bool = False) -> str:
+    """The read-only script for the parts asked for (a resource's refresh reads its own; drift reads them all):
+    `service`, `zone` and `nft` are those kinds' settings (smtps/<kind>.py, which import this module).
     `auto`: find the host's firewall first (templates/_firewall.sh.j2), and read only that firewall's parts."""
     return render("facts.sh.j2", host=host, keys=SERVICE_KEYS if master else (), service=service, zone=zone,
                   port=f"{SMTPS_PORT}/tcp", zone_probe=zone_probe(), nft=nft, nft_rule=nft_rule(), auto=auto,

@@ -37,7 +37,7 @@ SETTING = "firewall"
 ANSWERS = (Firewall.FIREWALLD, Firewall.NFTABLES)
 
 class Host(Protocol):
-    """A host's settings as far as the choice goes (smtps/settings.py's HostSettings, which imports this module)."""
+    """A host's settings as far as the choice goes (smtps/hosts.py's HostSettings, which imports this module)."""
 
     @property
     def name(self) -> str: ...

@@ -4,17 +4,27 @@ and which of the host's facts are its inputs as found. components/ wraps each in
 The rule that keeps `pulumi refresh`, `drift` and `up --refresh` in agreement: every fact a kind reads is one of its
 inputs (`live` returns it under the input's key), so a refresh shows it per field and the next `up` puts it back;
 a fact that is not an input is not read at all. Both readers call the same `live` on the same facts.
+
+An input's key is written once, as its inputs dataclass field (`service_short` is the key serviceShort): `live`
+returns values by field name (`Inputs.found`), the readers name a key as `Inputs.key.service_short`, and a setting's
+built-in default is the field's (`setting(DEFAULT)`), from which smtps/hosts.py builds DEFAULTS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import field, fields
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from .facts import HostFacts
-from .settings import Connection, Firewall, HostSettings, Reader
+from .firewall import Firewall
 from .templating import Action
+
+if TYPE_CHECKING:
+    from .facts import HostFacts
+    from .reader import Reader
+    from .settings import Connection
+
+# Where an input's field keeps the built-in default of the setting of the same key.
+DEFAULT = "default"
 
 
 def camel(name: str) -> str:
@@ -23,41 +33,101 @@ def camel(name: str) -> str:
     return first + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
+def setting(default: Any) -> Any:
+    """An input that is also a setting of a stack, whose built-in default is `default` (smtps/hosts.py DEFAULTS)."""
+    return field(metadata={DEFAULT: default})
+
+
+class Keys:
+    """An inputs class's keys by field name: `.service_short` is "serviceShort"; a name that is no field fails."""
+
+    def __init__(self, inputs: type[Inputs]) -> None:
+        self._inputs = inputs
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("_") or name not in {f.name for f in fields(self._inputs)}:  # type: ignore[arg-type]
+            raise AttributeError(f"{self._inputs.__name__} has no input {name}")
+        return camel(name)
+
+
 class Inputs:
     """Base of each kind's inputs dataclass: its fields, in camelCase, are the kind's input keys."""
+
+    key: ClassVar[Keys]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.key = Keys(cls)
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
         return tuple(camel(f.name) for f in fields(cls))  # type: ignore[arg-type]
 
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The built-in defaults of the inputs that are settings with one, by key."""
+        return {camel(f.name): f.metadata[DEFAULT] for f in fields(cls) if DEFAULT in f.metadata}  # type: ignore[arg-type]
+
+    @classmethod
+    def found(cls, **values: Any) -> dict[str, Any]:
+        """Inputs as found on a host (some of them), by field name, under their keys: a name that is no field fails."""
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no input {', '.join(unknown)}")
+        return {camel(name): value for name, value in values.items()}
+
     def props(self) -> dict[str, Any]:
         return {camel(f.name): getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
 class Model:
-    kind: str  # names the kind in messages: "master.cf service"
-    inputs: type[Inputs]
+    """One resource kind: a subclass per kind (smtps/<kind>.py), and one instance of it, the kind's MODEL."""
+
+    kind: ClassVar[str]  # names the kind in messages: "master.cf service"
+    inputs: ClassVar[type[Inputs]]
     # The inputs whose change means another thing on the host (not the same thing changed): replaced, old first.
-    identity: tuple[str, ...]
-    # The kind's part of a host's settings (what its scripts are rendered from), from the settings or the inputs.
-    part: Callable[[HostSettings], Any]
-    parse: Callable[[Reader], Any]
-    wanted: Callable[[Any], Inputs]
-    # script(host, part, action, connection, run): `run` names the engine run, for its rollback snapshot. A kind whose
-    # apply finds the host's firewall first (smtps/firewall.py, `found_by_apply`) also takes firewall=SETTING.
-    script: Callable[[str, Any, Action, Connection, str], str]
-    read_script: Callable[[str, Any], str]
-    # The inputs as found on the host: every input the facts say something about, and only those.
-    live: Callable[[HostFacts, Any], dict[str, Any]]
-    # What an apply reports besides its inputs (outputs named in `reports`, parsed from the script's stdout): the
-    # certificate the master.cf entry serves, for the check from outside.
-    reports: tuple[str, ...] = ()
-    report: Callable[[str], dict[str, Any]] | None = None
+    identity: ClassVar[tuple[str, ...]] = ()
     # The firewall the kind opens 465 with; empty: it belongs on every host (Postfix). On a host whose firewall is
     # another, the kind's resource is declared where the setting is auto, and does nothing (smtps/firewall.py).
-    firewalls: tuple[Firewall, ...] = ()
+    firewalls: ClassVar[tuple[Firewall, ...]] = ()
+    # What an apply reports besides its inputs (outputs named in `reports`, parsed from the script's stdout by
+    # `report`): the certificate the master.cf entry serves, for the check from outside.
+    reports: ClassVar[tuple[str, ...]] = ()
 
     @property
     def keys(self) -> tuple[str, ...]:
         return self.inputs.keys()
+
+    def part(self, settings: Any) -> Any:
+        """The kind's part of a host's settings (smtps/hosts.py HostSettings, which imports the kinds: so not named
+        here), what its scripts are rendered from."""
+        raise NotImplementedError
+
+    def parse(self, read: Reader) -> Any:
+        """The kind's part from settings or inputs (None, with the problems recorded in `read`)."""
+        raise NotImplementedError
+
+    def wanted(self, part: Any) -> Inputs:
+        raise NotImplementedError
+
+    def script(self, host: str, part: Any, action: Action, connection: Connection | None = None, run: str = "",
+               **kw: Any) -> str:
+        """`run` names the engine run, for its rollback snapshot. A kind whose apply finds the host's firewall first
+        (smtps/firewall.py, `found_by_apply`) also takes firewall=SETTING."""
+        raise NotImplementedError
+
+    def read_script(self, host: str, part: Any) -> str:
+        raise NotImplementedError
+
+    def live(self, facts: HostFacts, part: Any) -> dict[str, Any]:
+        """The inputs as found on the host: every input the facts say something about, and only those."""
+        raise NotImplementedError
+
+    def report(self, stdout: str) -> dict[str, Any]:
+        return {}
+
+    def upgrade(self, olds: dict[str, Any]) -> dict[str, Any]:
+        """The kind's state as written by an older release, in today's terms (what a provider decides from; never
+        written back by itself): unchanged where nothing of the kind's state has changed since."""
+        return olds

@@ -11,7 +11,8 @@ import secrets
 from dataclasses import dataclass
 
 from .answers import answers
-from .settings import Connection, NftablesSettings, reload_values
+from .nftables_rule import NftablesSettings
+from .settings import Connection, reload_values
 from .templating import lockout_guard, nft_rule, render
 from .zone_membership import PORT
 

@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from .credentials import CREDENTIAL
-from .settings import HostSettings, SettingsError, canary_problems, parse_stack
+from .hosts import HostSettings, canary_problems, parse_stack
+from .settings import SettingsError
 
 # The Pulumi project's name: the namespace of every config key (`smtps-iredmail:hosts`) and part of every URN.
 PROJECT = "smtps-iredmail"

@@ -1,21 +1,18 @@
-"""The service's membership in the firewalld zone, permanent and runtime."""
+"""The service's membership in the firewalld zone, permanent and runtime: its inputs, its settings and how they are
+read, its decision (wanted and as found) and its script."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from .facts import HostFacts, read_script
-from .model import Inputs, Model
-from .settings import (
-    SMTPS_PORT,
-    Connection,
-    Firewall,
-    PortPolicy,
-    ZoneSettings,
-    read_zone,
-    reload_values,
-)
+from .firewall import Firewall
+from .firewalld_service import SERVICE_NAME, SERVICE_NAME_WHAT
+from .model import Inputs, Model, setting
+from .reader import Reader
+from .settings import SMTPS_PORT, Connection, PortPolicy, reload_values
 from .templating import Action, lockout_guard, render, zone_probe
 
 PORT = f"{SMTPS_PORT}/tcp"
@@ -26,9 +23,9 @@ CLOSED, KEPT, OPEN = "closed", "kept as found", "open"
 
 @dataclass(frozen=True)
 class ZoneMembershipInputs(Inputs):
-    zone: str
+    zone: str = setting("iredmail")
     firewalld_service: str
-    existing_port_policy: str
+    existing_port_policy: str = setting(PortPolicy.KEEP.value)
     # The state wanted, always true: a refresh that finds the service gone from one layer shows exactly that layer.
     permanent: bool
     runtime: bool
@@ -37,35 +34,64 @@ class ZoneMembershipInputs(Inputs):
     firewalld: str
 
 
-def script(host: str, zone: ZoneSettings, action: Action, connection: Connection | None = None,
-           run: str = "") -> str:
-    # Only a remove may reload firewalld (to put the zone file back as found); an apply edits both layers in place.
-    return render("zone_membership.sh.j2", kind=MODEL.kind, host=host, action=action.value, zone=zone,
-                  reloads_firewalld=action is Action.REMOVE, port=PORT, guard=lockout_guard(),
-                  zone_probe=zone_probe(),
-                  **reload_values(connection), run=run)
+KEY = ZoneMembershipInputs.key
+# firewalld's own rule (firewall/core/io/zone.py): letters, digits, _ and -; a zone name at most 17 characters
+# (netfilter's 28 for a chain name, less firewalld's longest prefix and suffix).
+_ZONE = re.compile(r"[A-Za-z0-9_-]{1,17}")
 
 
-def wanted(zone: ZoneSettings) -> ZoneMembershipInputs:
-    return ZoneMembershipInputs(
-        zone=zone.zone, firewalld_service=zone.service, existing_port_policy=zone.port_policy.value,
-        permanent=True, runtime=True, raw_port=CLOSED if zone.port_policy is PortPolicy.REPLACE else KEPT,
-        firewalld="running")
+@dataclass(frozen=True)
+class ZoneSettings:
+    zone: str
+    service: str
+    port_policy: PortPolicy
 
 
-def live(facts: HostFacts, zone: ZoneSettings) -> dict[str, Any]:
-    found: dict[str, Any] = {"firewalld": facts.firewalld}
-    keep = zone.port_policy is PortPolicy.KEEP
-    for name, layer in (("permanent", facts.permanent), ("runtime", facts.runtime)):
+def read_zone(read: Reader) -> ZoneSettings | None:
+    parts = (read.text(KEY.zone, _ZONE, "a firewalld zone name (letters, digits, _ -; at most 17)"),
+             read.text(KEY.firewalld_service, SERVICE_NAME, SERVICE_NAME_WHAT),
+             read.choice(KEY.existing_port_policy, tuple(p.value for p in PortPolicy)))
+    return None if None in parts else ZoneSettings(parts[0], parts[1], PortPolicy(parts[2]))
+
+
+class ZoneMembershipModel(Model):
+    kind = "zone membership"
+    inputs = ZoneMembershipInputs
+    identity = (KEY.zone, KEY.firewalld_service)
+    firewalls = (Firewall.FIREWALLD,)
+
+    def part(self, settings: Any) -> ZoneSettings:
+        return settings.zone
+
+    def parse(self, read: Reader) -> ZoneSettings | None:
+        return read_zone(read)
+
+    def wanted(self, zone: ZoneSettings) -> ZoneMembershipInputs:
+        return ZoneMembershipInputs(
+            zone=zone.zone, firewalld_service=zone.service, existing_port_policy=zone.port_policy.value,
+            permanent=True, runtime=True, raw_port=CLOSED if zone.port_policy is PortPolicy.REPLACE else KEPT,
+            firewalld="running")
+
+    def script(self, host: str, zone: ZoneSettings, action: Action, connection: Connection | None = None,
+               run: str = "", **kw: Any) -> str:
+        # Only a remove may reload firewalld (to put the zone file back as found); an apply edits both layers in
+        # place.
+        return render("zone_membership.sh.j2", kind=self.kind, host=host, action=action.value, zone=zone,
+                      reloads_firewalld=action is Action.REMOVE, port=PORT, guard=lockout_guard(),
+                      zone_probe=zone_probe(),
+                      **reload_values(connection), run=run)
+
+    def read_script(self, host: str, zone: ZoneSettings) -> str:
+        return read_script(host, zone=zone)
+
+    def live(self, facts: HostFacts, zone: ZoneSettings) -> dict[str, Any]:
+        keep = zone.port_policy is PortPolicy.KEEP
         # Under `keep`, a raw 465 port that iRedMail wrote does the service's work and counts as membership.
-        found[name] = layer.service or (keep and layer.port)
-    if not keep:
-        found["rawPort"] = OPEN if facts.permanent.port or facts.runtime.port else CLOSED
-    return found
+        permanent, runtime = (layer.service or (keep and layer.port) for layer in (facts.permanent, facts.runtime))
+        if keep:
+            return self.inputs.found(firewalld=facts.firewalld, permanent=permanent, runtime=runtime)
+        raw = OPEN if facts.permanent.port or facts.runtime.port else CLOSED
+        return self.inputs.found(firewalld=facts.firewalld, permanent=permanent, runtime=runtime, raw_port=raw)
 
 
-MODEL = Model(
-    kind="zone membership", inputs=ZoneMembershipInputs, identity=("zone", "firewalldService"),
-    part=lambda settings: settings.zone, parse=read_zone, wanted=wanted, script=script,
-    read_script=lambda host, zone: read_script(host, zone=zone), live=live,
-    firewalls=(Firewall.FIREWALLD,))
+MODEL = ZoneMembershipModel()

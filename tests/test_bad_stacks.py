@@ -22,7 +22,7 @@ import pulumi
 import pytest
 import yaml
 
-from smtps_iredmail.core.settings import ipv4_inside
+from smtps_iredmail.core.reader import ipv4_inside
 from smtps_iredmail.core.stacks import PROJECT
 from tests.enginekit import Project
 from tests.test_hostile_input import Mocks, NoNetwork

@@ -18,8 +18,8 @@ from pulumi.runtime import rpc
 from smtps_iredmail import JumpArgs, SmtpsHost, SmtpsHostArgs, set_deploy_key
 from smtps_iredmail.base import stale_provider
 from smtps_iredmail.core import master_service
+from smtps_iredmail.core.hosts import DEFAULTS, HOST_ONLY
 from smtps_iredmail.core.model import camel
-from smtps_iredmail.core.settings import DEFAULTS, HOST_ONLY
 from smtps_iredmail.master_service import MasterServiceProvider
 from smtps_iredmail.verification import VerificationProvider
 from tests.test_components import KEY, Mocks, inputs
@@ -193,7 +193,8 @@ def test_a_second_program_run_in_the_same_process_inherits_the_first_runs_deploy
 def test_two_hosts_on_one_machine_are_refused_as_a_stack_refuses_them(mocks):
     """A stack refuses a second host with the same address or host key ("appears twice": one machine under two
     names, whose destroy of one takes SMTPS off the other). The component path checks nothing across hosts."""
-    from smtps_iredmail.core.settings import SettingsError, parse_stack
+    from smtps_iredmail.core.hosts import parse_stack
+    from smtps_iredmail.core.settings import SettingsError
 
     with pytest.raises(SettingsError, match="appears twice"):
         parse_stack("dc1", {}, [{"name": "mx1", "address": "10.0.0.1", "hostKey": KEY},

@@ -12,7 +12,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from smtps_iredmail.core import facts, firewalld_service, master_service, nftables_rule, zone_membership
-from smtps_iredmail.core.settings import parse_host, parse_stack
+from smtps_iredmail.core.hosts import parse_host, parse_stack
 from smtps_iredmail.firewalld_service import FirewalldServiceProvider
 from smtps_iredmail.host import connection_inputs
 from smtps_iredmail.master_service import MasterServiceProvider
@@ -113,11 +113,11 @@ def test_master_live_reads_every_column_and_the_other_entries():
     entry = "smtps inet n n y - 10 smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes"
     found = facts.parse(f"postfix=running\nmaster.465=\nmaster.smtps={entry}\nmaster.submissions=submissions "
                         "inet n - n - - smtpd\n")
-    assert master_service.live(found, part) == {
+    assert master_service.MODEL.live(found, part) == {
         "serviceKey": "smtps", "private": "n", "unprivileged": "n", "chroot": "y", "wakeup": "-", "maxproc": "10",
         "command": "smtpd", "options": {"syslog_name": "postfix/smtps", "smtpd_tls_wrappermode": "yes"},
         "otherEntries": ["submissions"], "postfix": "running"}
-    assert master_service.live(facts.parse("postfix=stopped\n"), part) == {
+    assert master_service.MODEL.live(facts.parse("postfix=stopped\n"), part) == {
         "serviceKey": "", "options": {}, "private": "", "unprivileged": "", "chroot": "", "wakeup": "", "maxproc": "",
         "command": "", "otherEntries": [], "postfix": "stopped"}
 
@@ -137,10 +137,10 @@ def test_zone_live_fields_follow_the_port_policy():
     found = facts.parse("firewalld=running\nzone=present\nzone.permanent.service=no\nzone.permanent.port=yes\n"
                         "zone.runtime.service=no\nzone.runtime.port=no\n")
     keep = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY}).zone
-    assert zone_membership.live(found, keep) == {"firewalld": "running", "permanent": True, "runtime": False}
+    assert zone_membership.MODEL.live(found, keep) == {"firewalld": "running", "permanent": True, "runtime": False}
     replace = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY,
                                      "existingPortPolicy": "replace", "firewall": "firewalld"}).zone
-    assert zone_membership.live(found, replace) == {"firewalld": "running", "permanent": False, "runtime": False,
+    assert zone_membership.MODEL.live(found, replace) == {"firewalld": "running", "permanent": False, "runtime": False,
                                                     "rawPort": "open"}
 
 

@@ -9,7 +9,7 @@ import pytest
 from smtps_iredmail.core import firewall as fw
 from smtps_iredmail.core import master_service
 from smtps_iredmail.core.firewall import Firewall
-from smtps_iredmail.core.settings import parse_host
+from smtps_iredmail.core.hosts import parse_host
 from smtps_iredmail.core.templating import Action
 from smtps_iredmail.kinds import KINDS
 
@@ -111,8 +111,8 @@ def test_what_drift_reads_and_compares():
 def test_the_host_side_rule_is_one_partial_in_the_step_and_in_the_apply_that_finds():
     settings = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": KEY})
     step = fw.script("mail1", AUTO)
-    apply = master_service.script("mail1", (settings.master, settings.tls), Action.APPLY, settings.connection, "run",
-                                  firewall="auto")
+    apply = master_service.MODEL.script("mail1", (settings.master, settings.tls), Action.APPLY, settings.connection,
+                                        "run", firewall="auto")
     for text in (step, apply):
         assert text.count('SMTPS_FIREWALL_WHY="firewall: auto: neither') == 1
         assert "printf 'smtps: %s: %s; nothing was changed\\n' mail1" in text
@@ -120,4 +120,4 @@ def test_the_host_side_rule_is_one_partial_in_the_step_and_in_the_apply_that_fin
     # Before anything changes: the rule runs ahead of the apply's first edit of master.cf.
     assert apply.index('echo "smtps-firewall=$SMTPS_FIREWALL"') < apply.index("start_copy\n")
     # Asked for nothing, an apply has no rule in it (the kinds of one firewall, and a remove).
-    assert "SMTPS_FIREWALL" not in master_service.script("mail1", (settings.master, settings.tls), Action.APPLY)
+    assert "SMTPS_FIREWALL" not in master_service.MODEL.script("mail1", (settings.master, settings.tls), Action.APPLY)

@@ -10,7 +10,9 @@ import pytest
 from smtps_iredmail.base import FIREWALL
 from smtps_iredmail.core import drift, facts, firewalld_service, master_service, nftables_rule, zone_membership
 from smtps_iredmail.core import firewall as fw
-from smtps_iredmail.core.settings import Firewall, SettingsError, parse_host
+from smtps_iredmail.core.firewall import Firewall
+from smtps_iredmail.core.hosts import parse_host
+from smtps_iredmail.core.settings import SettingsError
 from smtps_iredmail.firewalld_service import FirewalldServiceProvider
 from smtps_iredmail.host import connection_inputs
 from smtps_iredmail.kinds import KINDS, kinds_for

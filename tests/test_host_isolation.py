@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from smtps_iredmail.core import drift, master_service, remote, rollback
+from smtps_iredmail.core.firewall import Firewall
 from smtps_iredmail.core.firewall import script as firewall_script
+from smtps_iredmail.core.master_service import TlsSettings
 from smtps_iredmail.core.remote import remote_command
-from smtps_iredmail.core.settings import Firewall, TlsSettings
 from smtps_iredmail.core.templating import Action, render
 from tests.conftest import require
 from tests.test_smtps_render import _scripts, _settings

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from smtps_iredmail.core import drift, firewalld_service, master_service, zone_membership
-from smtps_iredmail.core.settings import KNOWN, HostSettings, SettingsError, parse_stack
+from smtps_iredmail.core.hosts import KNOWN, HostSettings, parse_stack
+from smtps_iredmail.core.settings import SettingsError
 from smtps_iredmail.core.templating import Action
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
@@ -341,9 +342,9 @@ HOST = NEAR_VALID | PERTURBED | JSON
 
 def _render_all(h: HostSettings) -> None:
     for action in Action:
-        master_service.script(h.name, (h.master, h.tls), action)
-        firewalld_service.script(h.name, h.service, action)
-        zone_membership.script(h.name, h.zone, action)
+        master_service.MODEL.script(h.name, (h.master, h.tls), action)
+        firewalld_service.MODEL.script(h.name, h.service, action)
+        zone_membership.MODEL.script(h.name, h.zone, action)
     drift.read_host_script(h)
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from smtps_iredmail.core import master_cf, master_service
+from smtps_iredmail.core.hosts import parse_host
 from smtps_iredmail.core.master_cf import Facts, Filter, Plan, Wanted, canon, facts_lines, fields, plan, plan_lines
-from smtps_iredmail.core.settings import SERVICE_KEYS, parse_host
+from smtps_iredmail.core.settings import SERVICE_KEYS
 from smtps_iredmail.core.templating import Action
 from tests.conftest import require
 
@@ -253,11 +254,11 @@ def run_plan(script: str, listing: str, folder: Path, after: str = "") -> subpro
 def test_the_script_reads_the_plan_as_planned(tmp_path):
     """The apply script as rendered: its plan step leaves the shell the plan, the entry found kept line by line."""
     from smtps_iredmail.core import master_service
-    from smtps_iredmail.core.settings import parse_host
+    from smtps_iredmail.core.hosts import parse_host
     from smtps_iredmail.core.templating import Action
 
     s = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": HOST_KEY})
-    script = master_service.script(s.name, (s.master, s.tls), Action.APPLY)
+    script = master_service.MODEL.script(s.name, (s.master, s.tls), Action.APPLY)
     show = 'printf "%s|%s|%s|%s|%s\\n" "$write" "$current" "$others" "$found_key" "$found"\n'
     wrapped = ENTRY_465.replace("465       ", "smtps     ", 1).replace(" -o ", "\n  -o ", 1)
     out = run_plan(script, IREDMAIL.replace(ENTRY_465, wrapped), tmp_path, show)
@@ -277,7 +278,7 @@ def test_the_apply_reads_master_cf_with_firewallds_python_on_a_host_without_pyth
     """A RHEL-family host may have firewalld's platform-python and no `python3` command: the plan step then runs the
     reader with the interpreter on firewall-cmd's first line, as the programs that need firewalld's library do."""
     s = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": HOST_KEY})
-    script = master_service.script(s.name, (s.master, s.tls), Action.APPLY)
+    script = master_service.MODEL.script(s.name, (s.master, s.tls), Action.APPLY)
     postconf = tmp_path / "postconf"
     postconf.write_text(f"#!/bin/sh\ncat <<'EOF'\n{IREDMAIL}EOF\n")
     postconf.chmod(0o755)

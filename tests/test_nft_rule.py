@@ -103,12 +103,12 @@ def test_nft_accepts_the_edited_file(tmp_path):
 
 def test_a_chain_that_cannot_be_read_is_drift_not_silence():
     from smtps_iredmail.core import facts, nftables_rule
-    from smtps_iredmail.core.settings import NftablesSettings
+    from smtps_iredmail.core.nftables_rule import NftablesSettings
 
     chain = NftablesSettings("inet", "filter", "input")
     for line, words in (("nft.live.chain=unreadable", "cannot be read"), ("nft.live.chain=no-nft", "not installed"),
                         ("nft.live.chain=missing", "chain missing")):
-        live = nftables_rule.live(facts.parse(line + "\n"), chain)
+        live = nftables_rule.MODEL.live(facts.parse(line + "\n"), chain)
         assert words in live["nftables"] and live["runtime"] is False and live["persistent"] is False
 
 
@@ -254,8 +254,7 @@ def test_the_host_program_names_the_file_and_line_and_keeps_every_byte(tmp_path,
 def test_facts_of_a_refused_file_say_why_and_drift_names_it(tmp_path, capsys, monkeypatch):
     """A file the reader refuses is a fact with its reason, not "cannot be read": drift then says which line."""
     from smtps_iredmail.core.facts import parse
-    from smtps_iredmail.core.nftables_rule import live
-    from smtps_iredmail.core.settings import NftablesSettings
+    from smtps_iredmail.core.nftables_rule import MODEL, NftablesSettings
 
     source = tmp_path / "nftables.conf"
     source.write_text(_file(extra="include \"x.nft\"\n"))
@@ -264,7 +263,7 @@ def test_facts_of_a_refused_file_say_why_and_drift_names_it(tmp_path, capsys, mo
     out = capsys.readouterr().out
     assert "nft.file.chain=refused" in out and f"nft.file.why={source} line 16: an include" in out
     facts = parse(out)
-    assert live(facts, NftablesSettings("inet", "filter", "input"))["nftables"].startswith(
+    assert MODEL.live(facts, NftablesSettings("inet", "filter", "input"))["nftables"].startswith(
         f"not read: {source} line 16: an include")
 
 

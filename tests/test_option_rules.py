@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from smtps_iredmail.core.hosts import parse_host
 from smtps_iredmail.core.option_rules import host_filter_checks, risk
-from smtps_iredmail.core.settings import SettingsError, parse_host
+from smtps_iredmail.core.settings import SettingsError
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 
@@ -204,7 +205,7 @@ def test_the_host_check_is_in_the_apply_unless_the_filter_is_allowed_on_purpose(
 
     def apply(**extra):
         s = parse_host("dc1", {}, {"name": "mx1", "address": "10.0.0.1", "hostKey": KEY, **extra})
-        return master_service.script(s.name, (s.master, s.tls), Action.APPLY)
+        return master_service.MODEL.script(s.name, (s.master, s.tls), Action.APPLY)
 
     def plan_step(text: str) -> str:
         return next(line for line in text.splitlines() if line.startswith("PLAN="))
@@ -244,7 +245,7 @@ def test_the_host_compares_ports_as_numbers(port, refused, tmp_path):
     value = f"smtp-amavis:[127.0.0.1]:{port}"
     s = parse_host("dc1", {}, {"name": "mx1", "address": "10.0.0.1", "hostKey": KEY,
                                "options": {"content_filter": value}})
-    text = master_service.script(s.name, (s.master, s.tls), Action.APPLY)
+    text = master_service.MODEL.script(s.name, (s.master, s.tls), Action.APPLY)
     out = run_plan(text, HOST_MASTER_CF, tmp_path, "echo PASSED\n")
     if refused:
         assert out.returncode == 1 and f"port {port} is a Postfix listener of this host's master.cf" in out.stdout
@@ -303,8 +304,8 @@ def test_every_option_of_the_default_entry_and_of_the_example_stacks_is_on_the_l
     from pathlib import Path
 
     from smtps_iredmail.core import stacks
+    from smtps_iredmail.core.master_service import IREDMAIL_OPTIONS
     from smtps_iredmail.core.option_rules import known
-    from smtps_iredmail.core.settings import IREDMAIL_OPTIONS
 
     assert all(known(name) for name, _ in IREDMAIL_OPTIONS)
     root = Path(__file__).parent.parent

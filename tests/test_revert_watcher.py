@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from smtps_iredmail.core import firewalld_service
-from smtps_iredmail.core.settings import parse_host
+from smtps_iredmail.core.hosts import parse_host
 from smtps_iredmail.core.templating import Action
 from tests.conftest import require
 
@@ -31,7 +31,7 @@ HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9ok
 def prologue_part() -> str:
     """The watcher (REVERT) and everything the scripts settle it with, as the scripts render them."""
     settings = parse_host("lab", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": HOST_KEY})
-    text = firewalld_service.script("mail1", settings.service, Action.APPLY)
+    text = firewalld_service.MODEL.script("mail1", settings.service, Action.APPLY)
     start = text.index("ARM=/run/smtps-iredmail/confirm")
     end = text.index("pending_confirm\n", text.index("confirmed_state() {"))
     # (FWPY, in that part, is firewalld_python's answer: a function of the scripts' start.)
@@ -117,7 +117,7 @@ def next_run(root: Path, note_every: int = 60, then: str = "", **kwargs) -> subp
 def arm_code(root: Path) -> str:
     """`arm` and `disarm` as the firewalld scripts render them, the paths moved under `root`."""
     settings = parse_host("lab", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": HOST_KEY})
-    text = firewalld_service.script("mail1", settings.service, Action.APPLY)
+    text = firewalld_service.MODEL.script("mail1", settings.service, Action.APPLY)
     found = [re.search(rf"^{name}\(\) \{{.*?^\}}$", text, re.S | re.M) for name in ("arm", "disarm")]
     assert all(found)
     code = "\n".join(f.group(0) for f in found if f)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from smtps_iredmail.core import rollback
-from smtps_iredmail.core.settings import NftablesSettings
+from smtps_iredmail.core.nftables_rule import NftablesSettings
 from tests.conftest import require
 
 

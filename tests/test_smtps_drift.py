@@ -9,7 +9,7 @@ import pytest
 
 from smtps_iredmail.core import drift, facts
 from smtps_iredmail.core.firewalld_service import service_xml
-from smtps_iredmail.core.settings import parse_host
+from smtps_iredmail.core.hosts import parse_host
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 

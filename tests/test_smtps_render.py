@@ -22,7 +22,7 @@ from smtps_iredmail.core import (
     templating,
     zone_membership,
 )
-from smtps_iredmail.core.settings import parse_host
+from smtps_iredmail.core.hosts import parse_host
 from smtps_iredmail.core.templating import TEMPLATES, Action, lockout_guard, master_cf, nft_rule, render, zone_probe
 from tests.goldens import GOLDEN, changes, check_golden, patched
 
@@ -65,10 +65,10 @@ ODD = {"allowOptions": ["syslog_name"],
        "tlsCert": "/etc/ssl/mx+1.crt", "tlsKey": "/etc/ssl/private/mx_1.key"}
 
 
-KINDS = {"master_service": lambda s, action: master_service.script(s.name, (s.master, s.tls), action),
-         "firewalld_service": lambda s, action: firewalld_service.script(s.name, s.service, action),
-         "zone_membership": lambda s, action: zone_membership.script(s.name, s.zone, action),
-         "nftables_rule": lambda s, action: nftables_rule.script(s.name, s.nftables, action)}
+KINDS = {"master_service": lambda s, action: master_service.MODEL.script(s.name, (s.master, s.tls), action),
+         "firewalld_service": lambda s, action: firewalld_service.MODEL.script(s.name, s.service, action),
+         "zone_membership": lambda s, action: zone_membership.MODEL.script(s.name, s.zone, action),
+         "nftables_rule": lambda s, action: nftables_rule.MODEL.script(s.name, s.nftables, action)}
 # Odd values reach only the master.cf entry and the service XML: golden files for those scripts alone.
 ODD_CASES = [("master_service", Action.APPLY), ("master_service", Action.REMOVE), ("firewalld_service", Action.APPLY)]
 
@@ -216,7 +216,7 @@ def test_facts_script():
 
 def test_odd_values_reach_the_shell_quoted():
     s = _settings(**ODD)
-    text = master_service.script(s.name, (s.master, s.tls), Action.APPLY)
+    text = master_service.MODEL.script(s.name, (s.master, s.tls), Action.APPLY)
     # One single-quoted word: the shell expands nothing in it.
     assert "ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps$HOME;x " in text
     xml = firewalld_service.service_xml(s.service)
@@ -230,7 +230,7 @@ def test_service_xml_is_the_seeds():
 def test_undo_reports_a_failed_restore_and_keeps_its_backup(tmp_path):
     """The prologue's `restore`, run by dash: a put-back that fails returns non-zero and keeps the backup."""
     s = _settings()
-    text = firewalld_service.script("m", s.service, Action.APPLY)
+    text = firewalld_service.MODEL.script("m", s.service, Action.APPLY)
     helpers = "\n".join(line for line in text.splitlines() if line.startswith(("put()", "put_back()", "restore()")))
     (tmp_path / "backup").write_text("old\n")
     failing = subprocess.run(["dash", "-c", f"{helpers}\nrestore {tmp_path}/backup {tmp_path}/missing-dir/file"],
@@ -254,23 +254,23 @@ def test_rollback_script():
 
 def test_a_run_keeps_its_snapshot_only_when_it_is_named():
     s = _settings()
-    named = master_service.script(s.name, (s.master, s.tls), Action.APPLY, None, "0123456789abcdef")
+    named = master_service.MODEL.script(s.name, (s.master, s.tls), Action.APPLY, None, "0123456789abcdef")
     assert "RUN=0123456789abcdef\n" in named and 'keep_for_run "$MASTER"' in named
-    assert "RUN=''\n" in master_service.script(s.name, (s.master, s.tls), Action.APPLY)
+    assert "RUN=''\n" in master_service.MODEL.script(s.name, (s.master, s.tls), Action.APPLY)
 
 
 def test_the_guard_is_told_the_hosts_firewalld_pending_setting_in_every_script_that_reloads():
     s = _settings(firewalldPending="drop-runtime-only")
     assert s.connection.firewalld_pending == "drop-runtime-only"
-    scripts = [firewalld_service.script(s.name, s.service, Action.APPLY, s.connection),
-               zone_membership.script(s.name, s.zone, Action.REMOVE, s.connection),
+    scripts = [firewalld_service.MODEL.script(s.name, s.service, Action.APPLY, s.connection),
+               zone_membership.MODEL.script(s.name, s.zone, Action.REMOVE, s.connection),
                rollback.script(s.name, "0123456789abcdef", s.connection)]
     for text in scripts:
         assert "py \"$FWPY\" - --pending=drop-runtime-only \"$@\" <<'SMTPS_LOCKOUT_GUARD'" in text
     # Unset, and with no connection: refuse, the fail-closed default.
     default = _settings()
     assert default.connection.firewalld_pending == "refuse"
-    assert "- --pending=refuse \"$@\"" in firewalld_service.script(s.name, s.service, Action.APPLY)
+    assert "- --pending=refuse \"$@\"" in firewalld_service.MODEL.script(s.name, s.service, Action.APPLY)
 
 
 def test_facts_script_of_an_nftables_host():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from smtps_iredmail.core.settings import IREDMAIL_OPTIONS, PortPolicy, SettingsError, parse_stack
+from smtps_iredmail.core.hosts import parse_stack
+from smtps_iredmail.core.master_service import IREDMAIL_OPTIONS
+from smtps_iredmail.core.settings import PortPolicy, SettingsError
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
 KEY2 = KEY[:-1] + "Y"  # another machine's key: one host key on two hosts is refused

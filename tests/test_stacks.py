@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from smtps_iredmail.core import stacks
-from smtps_iredmail.core.settings import SettingsError, parse_stack
+from smtps_iredmail.core.hosts import parse_stack
+from smtps_iredmail.core.settings import SettingsError
 
 STACKS = sorted(p for p in (Path(__file__).parent.parent / "stacks").glob("Pulumi.*.yaml") if p.name !=
                 "Pulumi.lab.yaml")

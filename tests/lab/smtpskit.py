@@ -9,7 +9,8 @@ import subprocess
 import time
 
 from smtps_iredmail.core import firewalld_service, master_service, remote, zone_membership
-from smtps_iredmail.core.settings import Connection, HostSettings, parse_host
+from smtps_iredmail.core.hosts import HostSettings, parse_host
+from smtps_iredmail.core.settings import Connection
 from smtps_iredmail.core.templating import Action
 from tests.lab.labkit import Lab
 
@@ -56,9 +57,9 @@ def confirm_pending(lab: Lab, host: dict, token: str | None = None) -> None:
 def converge(lab: Lab, settings: HostSettings) -> list[str]:
     """Postfix listens before the port opens: master.cf first, then the service file, then the zone."""
     outputs = []
-    for script in (master_service.script(settings.name, (settings.master, settings.tls), Action.APPLY),
-                   firewalld_service.script(settings.name, settings.service, Action.APPLY),
-                   zone_membership.script(settings.name, settings.zone, Action.APPLY)):
+    for script in (master_service.MODEL.script(settings.name, (settings.master, settings.tls), Action.APPLY),
+                   firewalld_service.MODEL.script(settings.name, settings.service, Action.APPLY),
+                   zone_membership.MODEL.script(settings.name, settings.zone, Action.APPLY)):
         result = run(lab, settings, script)
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout.strip())
@@ -67,9 +68,9 @@ def converge(lab: Lab, settings: HostSettings) -> list[str]:
 
 def destroy(lab: Lab, settings: HostSettings) -> None:
     """The reverse order: close the port first, then remove the service file and the master.cf entry."""
-    for script in (zone_membership.script(settings.name, settings.zone, Action.REMOVE),
-                   firewalld_service.script(settings.name, settings.service, Action.REMOVE),
-                   master_service.script(settings.name, (settings.master, settings.tls), Action.REMOVE)):
+    for script in (zone_membership.MODEL.script(settings.name, settings.zone, Action.REMOVE),
+                   firewalld_service.MODEL.script(settings.name, settings.service, Action.REMOVE),
+                   master_service.MODEL.script(settings.name, (settings.master, settings.tls), Action.REMOVE)):
         result = run(lab, settings, script)
         assert result.returncode == 0, result.stderr
 

@@ -20,7 +20,7 @@ from pulumi.runtime.rpc import UNKNOWN
 from lab import host as hostops
 from lab.fleet_example import EXAMPLE
 from smtps_iredmail.core import verify
-from smtps_iredmail.core.settings import Firewall
+from smtps_iredmail.core.firewall import Firewall
 from smtps_iredmail.host import VERIFY_SUFFIX
 from smtps_iredmail.kinds import kinds_for
 from tests.conftest import require_lab

@@ -234,10 +234,10 @@ def test_a_new_nftables_host_that_fails_its_check_is_rolled_back_as_found(lab: L
 def test_remove_refuses_when_this_connection_came_in_on_465_or_cannot_tell(lab: Lab, project: Project):
     """The rule accepts 465 only: taking it out can cut only a connection on 465. Judged on this connection."""
     from smtps_iredmail.core import nftables_rule
-    from smtps_iredmail.core.settings import NftablesSettings
+    from smtps_iredmail.core.nftables_rule import NftablesSettings
     from smtps_iredmail.core.templating import Action
 
-    remove = nftables_rule.script("mail1", NftablesSettings("inet", "filter", "input"), Action.REMOVE)
+    remove = nftables_rule.MODEL.script("mail1", NftablesSettings("inet", "filter", "input"), Action.REMOVE)
     before = nft_state(lab, "mail1")
     for env, words in (("", "SSH_CONNECTION is not set"),
                        (f"SSH_CONNECTION='{TEST_PREFIX}1 40000 {TEST_PREFIX}2 465' ", "came in on port 465")):
@@ -265,8 +265,8 @@ def test_interrupted_nftables_runs_leave_old_or_new_and_the_next_run_converges(l
 
     def steps(action: Action) -> list[str]:
         run = rollback.new_run()
-        both = [master_service.script("mail1", (settings.master, settings.tls), action, None, run),
-                nftables_rule.script("mail1", settings.nftables, action, None, run)]
+        both = [master_service.MODEL.script("mail1", (settings.master, settings.tls), action, None, run),
+                nftables_rule.MODEL.script("mail1", settings.nftables, action, None, run)]
         return both if action is Action.APPLY else both[::-1]
 
     def inspect() -> list[str]:

@@ -419,8 +419,8 @@ def test_an_edit_made_after_the_run_wrote_a_file_is_left_to_its_author(lab: Lab)
     settings = settings_for(lab, "mail3", serviceDescription="Changed by this run.",
                             options={"syslog_name": "postfix/smtps-run"})
     before = snapshot(lab, "mail3")
-    for script in (master_service.script("mail3", (settings.master, settings.tls), Action.APPLY, None, run),
-                   firewalld_service.script("mail3", settings.service, Action.APPLY, None, run)):
+    for script in (master_service.MODEL.script("mail3", (settings.master, settings.tls), Action.APPLY, None, run),
+                   firewalld_service.MODEL.script("mail3", settings.service, Action.APPLY, None, run)):
         assert run_script(lab, settings, script).returncode == 0
     lab.sh("mail3", "echo '# an admin was here' >> /etc/postfix/master.cf")
     edited = lab.sh("mail3", "cat /etc/postfix/master.cf").stdout
@@ -433,5 +433,5 @@ def test_an_edit_made_after_the_run_wrote_a_file_is_left_to_its_author(lab: Lab)
     # Put mail3 back for the module's destroy: the admin's line out, this tool's entry as the stack says.
     lab.sh("mail3", "sed -i '/^# an admin was here$/d' /etc/postfix/master.cf")
     plain = settings_for(lab, "mail3")
-    again = master_service.script("mail3", (plain.master, plain.tls), Action.APPLY)
+    again = master_service.MODEL.script("mail3", (plain.master, plain.tls), Action.APPLY)
     assert run_script(lab, plain, again).returncode == 0

@@ -257,7 +257,7 @@ def test_the_guard_refuses_when_it_cannot_tell_which_connection_to_protect(lab: 
     from smtps_iredmail.core import firewalld_service
 
     s = settings_for(lab, "mail2")
-    result = lab.sh("mail2", firewalld_service.script("mail2", s.service, Action.APPLY), check=False)
+    result = lab.sh("mail2", firewalld_service.MODEL.script("mail2", s.service, Action.APPLY), check=False)
     assert result.returncode != 0 and "SSH_CONNECTION is not set" in result.stderr, result.stderr
     assert lab.sh("mail2", "test ! -e /etc/firewalld/services/smtps.xml", check=False).returncode == 0
     project.smtps("up", "-s", STACK, "--yes")
@@ -512,7 +512,7 @@ def stopped_firewalld(lab: Lab, name: str):
 def test_a_second_run_on_a_host_waits_for_the_first(lab: Lab, project: Project):
     project.pulumi("destroy", "-s", STACK, "--yes")
     s = settings_for(lab, "mail3")
-    script = master_service.script("mail3", (s.master, s.tls), Action.APPLY)
+    script = master_service.MODEL.script("mail3", (s.master, s.tls), Action.APPLY)
     target = host(lab, "mail3")
     with wrapped_tool(lab, "mail3", "/usr/sbin/postconf", "*' -M '*=*", "sleep 3"):
         first = start_script(lab, target, script)
@@ -531,7 +531,7 @@ def test_a_failure_after_the_connection_dropped_still_undoes(lab: Lab, project: 
     project.pulumi("destroy", "-s", STACK, "--yes")
     before = snapshot(lab, "mail3")
     s = settings_for(lab, "mail3")
-    script = master_service.script("mail3", (s.master, s.tls), Action.APPLY)
+    script = master_service.MODEL.script("mail3", (s.master, s.tls), Action.APPLY)
     # The first `postfix reload` fails (slowly); the undo's own reload then works.
     once = f"{FAULTS}/reload-failed-once"
     lab.sh("mail3", f"rm -f {once}")

@@ -15,7 +15,8 @@ import pytest
 
 from lab import probe
 from smtps_iredmail.core import drift, facts, firewalld_service, master_service, verify, zone_membership
-from smtps_iredmail.core.settings import HostSettings, PortPolicy
+from smtps_iredmail.core.hosts import HostSettings
+from smtps_iredmail.core.settings import PortPolicy
 from smtps_iredmail.core.templating import Action
 from tests.lab.labkit import Lab, running_lab
 from tests.lab.smtpskit import (
@@ -130,7 +131,7 @@ def test_the_host_refuses_a_content_filter_only_it_can_judge_before_any_change(l
     is none of Postfix's own listeners. Refused in the settings' words, and master.cf is left as it was."""
     files, reloads = snapshot(lab, "mail2"), postfix_reloads(lab, "mail2")
     settings = settings_for(lab, "mail2", options={"content_filter": content_filter})
-    result = run(lab, settings, master_service.script("mail2", (settings.master, settings.tls), Action.APPLY))
+    result = run(lab, settings, master_service.MODEL.script("mail2", (settings.master, settings.tls), Action.APPLY))
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"smtps: mail2: setting options.content_filter: '{content_filter}': {words}" in result.stderr, result.stderr
     assert result.stderr.strip().endswith(REFUSED), result.stderr
@@ -185,7 +186,7 @@ def test_a_bad_tls_setting_fails_before_anything_changes(lab, before, overrides,
     current = snapshot(lab, "mail1")
     reloads = postfix_reloads(lab, "mail1")
     settings = settings_for(lab, "mail1", options={"syslog_name": "postfix/changed"}, **overrides)
-    result = run(lab, settings, master_service.script("mail1", (settings.master, settings.tls), Action.APPLY))
+    result = run(lab, settings, master_service.MODEL.script("mail1", (settings.master, settings.tls), Action.APPLY))
     assert result.returncode != 0
     assert f"smtps: mail1: {reason}" in result.stderr
     assert snapshot(lab, "mail1") == current and postfix_reloads(lab, "mail1") == reloads
@@ -196,7 +197,7 @@ def test_a_bad_tls_setting_fails_before_anything_changes(lab, before, overrides,
 def test_a_key_that_does_not_match_the_cert_is_refused(lab, before):
     lab.sh("mail1", "openssl genpkey -algorithm ed25519 -out /etc/pki/tls/private/other.key 2>/dev/null")
     settings = settings_for(lab, "mail1", tlsKey="/etc/pki/tls/private/other.key")
-    result = run(lab, settings, master_service.script("mail1", (settings.master, settings.tls), Action.APPLY))
+    result = run(lab, settings, master_service.MODEL.script("mail1", (settings.master, settings.tls), Action.APPLY))
     assert result.returncode != 0 and "does not belong to certificate" in result.stderr
     lab.sh("mail1", "rm /etc/pki/tls/private/other.key")
 
@@ -208,7 +209,7 @@ def test_replace_policy_swaps_the_raw_port_for_the_service_and_back(lab, before)
     assert lab.sh("mail3", "firewall-cmd --permanent --zone=iredmail --query-port=465/tcp",
                   check=False).stdout.strip() == "no"
     assert probe.smtps(lab.hosts()[2]["address"]).state == "tls"
-    run(lab, settings, zone_membership.script("mail3", settings.zone, Action.REMOVE))
+    run(lab, settings, zone_membership.MODEL.script("mail3", settings.zone, Action.REMOVE))
     assert snapshot(lab, "mail3")["firewalld/zones/iredmail.xml"] == before["mail3"]["firewalld/zones/iredmail.xml"]
     assert lab.sh("mail3", "firewall-cmd --zone=iredmail --query-port=465/tcp").stdout.strip() == "yes"
 
@@ -231,8 +232,8 @@ def test_stopped_daemons_are_reported_not_worked_around(lab, before):
     os.kill(_firewalld_pid(lab, "mail2"), signal.SIGTERM)  # by PID, inside this lab host only
     lab.sh("mail2", "while firewall-cmd --state >/dev/null 2>&1; do sleep 0.1; done")
     try:
-        for script in (firewalld_service.script("mail2", settings.service, Action.APPLY),
-                       zone_membership.script("mail2", settings.zone, Action.REMOVE)):
+        for script in (firewalld_service.MODEL.script("mail2", settings.service, Action.APPLY),
+                       zone_membership.MODEL.script("mail2", settings.zone, Action.REMOVE)):
             result = run(lab, settings, script)
             assert result.returncode != 0 and "smtps: mail2: firewalld is not running" in result.stderr
     finally:
@@ -240,7 +241,7 @@ def test_stopped_daemons_are_reported_not_worked_around(lab, before):
         lab.sh("mail2", "until firewall-cmd --state >/dev/null 2>&1; do sleep 0.1; done")
     lab.sh("mail2", "postfix stop >/dev/null 2>&1")
     try:
-        result = run(lab, settings, master_service.script("mail2", (settings.master, settings.tls), Action.APPLY))
+        result = run(lab, settings, master_service.MODEL.script("mail2", (settings.master, settings.tls), Action.APPLY))
         assert result.returncode != 0 and "smtps: mail2: postfix is not running" in result.stderr
     finally:
         lab.sh("mail2", "postfix start >/dev/null 2>&1")
