@@ -178,16 +178,22 @@ class HostProvider(ResourceProvider):
         read.finish()
         return read.host, connection, parsed
 
-    def _parse_applied(self, props: dict[str, Any]) -> tuple[str, Connection, Any]:
-        """The host as this tool last applied it: the connection from the outputs, the settings from `applied`
-        (state written before `applied` existed has only the outputs, which were the applied settings then)."""
-        applied = props.get(APPLIED)
+    def _upgraded(self, olds: dict[str, Any]) -> dict[str, Any]:
+        """The state as an older release may have written it, in today's terms: called once by each method that gets
+        the state, for what it decides; what it writes back is the state as it came (smtps/model.py `upgrade`)."""
+        if not isinstance(olds.get(APPLIED), dict):
+            # State written before `applied` existed has only the outputs, which were the applied settings then.
+            olds = {**olds, APPLIED: {key: olds[key] for key in self.settings if key in olds}}
+        return self.model.upgrade(olds)
+
+    def _parse_applied(self, olds: dict[str, Any]) -> tuple[str, Connection, Any]:
+        """The host as this tool last applied it (`olds` upgraded): the connection from the outputs, the settings
+        from `applied`."""
+        applied = olds[APPLIED]
         # What is already on the host is taken out or read whatever today's option rules say of it (a remove or a
         # read writes no entry): an option allowed when it was applied must not block its removal.
-        if not isinstance(applied, dict):
-            return self._parse(props, judge_options=False)
         # Only this kind's settings come from `applied`: the connection (where to go, which key to trust) never.
-        return self._parse({**props, **{key: applied[key] for key in self.settings if key in applied}},
+        return self._parse({**olds, **{key: applied[key] for key in self.settings if key in applied}},
                            judge_options=False)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -223,6 +229,7 @@ class HostProvider(ResourceProvider):
         return found
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        olds = self._upgraded(olds)
         old_fw, new_fw = fw.recorded_in(self.model.firewalls, olds), self._resolved(olds, news)
         if fw.idle(self.model.firewalls, old_fw, new_fw):
             # Another firewall opens 465 on this host, before and after: nothing of this kind is there to change. A
@@ -290,6 +297,7 @@ class HostProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         host, connection, parsed = self._parse(news)
+        olds = self._upgraded(olds)
         revision = int(olds.get("revision") or 0)
         old_fw, new_fw = fw.recorded_in(self.model.firewalls, olds), self._resolved(olds, news)
         if not self._changed(olds, news, (*self.settings, *MACHINE_INPUTS)) and new_fw == old_fw:
@@ -302,17 +310,19 @@ class HostProvider(ResourceProvider):
         return UpdateResult(self._outputs(news, revision + 1, stdout, olds, used))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        if not fw.acts(self.model.firewalls, fw.recorded_in(self.model.firewalls, props)):
+        olds = self._upgraded(props)
+        if not fw.acts(self.model.firewalls, fw.recorded_in(self.model.firewalls, olds)):
             return  # another firewall opens 465 on this host: this kind never put anything there
-        host, connection, parsed = self._parse_applied(props)
+        host, connection, parsed = self._parse_applied(olds)
         self._change(host, connection, self.model.script(host, parsed, Action.REMOVE, connection, RUN))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        if not fw.acts(self.model.firewalls, fw.recorded_in(self.model.firewalls, props)):
+        olds = self._upgraded(props)
+        if not fw.acts(self.model.firewalls, fw.recorded_in(self.model.firewalls, olds)):
             # Nothing of this kind is on the host to read: what the state says stands (the host is not touched).
             return ReadResult(id_, props, {key: value for key, value in props.items()
                                            if key not in ("revision", APPLIED, fw.USED, *self.model.reports)})
-        host, connection, parsed = self._parse_applied(props)
+        host, connection, parsed = self._parse_applied(olds)
         found = facts.parse(self._run(host, connection, self.model.read_script(host, parsed)))
         live = self.model.live(found, parsed)
         # What the apply reported (the certificate) is an output, never an input: as an input, a refresh would make

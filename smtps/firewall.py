@@ -108,15 +108,20 @@ def found_by_apply(kind: Kinds) -> bool:
 
 # --- the state ------------------------------------------------------------------------------------------------------
 def recorded_in(kind: Kinds, olds: Mapping[str, Any]) -> Firewall | None:
-    """The host's firewall when a resource of this kind last applied, from its outputs; None where it is not known
-    (a master.cf entry applied before the setting existed)."""
+    """The host's firewall when a resource of this kind last applied, from its outputs (as `upgrade` reads older
+    state); None where it is not known (a master.cf entry applied before the setting existed)."""
     used = recorded(olds.get(USED))
     if used is not None:
         return used
-    if SETTING not in olds and len(kind) == 1:
-        # State written before the setting existed: a firewall kind's resource was only declared on its hosts.
-        return kind[0]
     return recorded(olds.get(SETTING))
+
+
+def upgrade(kind: Kinds, olds: Mapping[str, Any]) -> dict[str, Any]:
+    """State written before the setting existed, in today's terms: a firewall kind's resource was only declared on
+    its hosts, so the setting was its firewall (a kind's `upgrade`, smtps/model.py)."""
+    if SETTING in olds or len(kind) != 1:
+        return dict(olds)
+    return {**olds, SETTING: kind[0].value}
 
 
 def resolved(kind: Kinds, olds: Mapping[str, Any], news: Mapping[str, Any], same_machine: bool) -> Firewall | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from .facts import HostFacts, read_script
 from .firewall import Firewall
-from .model import Inputs, Model, setting
+from .model import FirewallModel, Inputs, setting
 from .reader import Reader
 from .settings import SMTPS_PORT, Connection, reload_values
 from .templating import Action, lockout_guard, render
@@ -78,7 +78,7 @@ def service_xml(service: FirewalldServiceSettings) -> str:
     return render("firewalld_service.xml.j2", service=service)
 
 
-class FirewalldServiceModel(Model):
+class FirewalldServiceModel(FirewallModel):
     kind = "firewalld service"
     inputs = FirewalldServiceInputs
     identity = (KEY.firewalld_service,)

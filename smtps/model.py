@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from . import firewall
 from .firewall import Firewall
 from .templating import Action
 
@@ -128,6 +129,13 @@ class Model:
         return {}
 
     def upgrade(self, olds: dict[str, Any]) -> dict[str, Any]:
-        """The kind's state as written by an older release, in today's terms (what a provider decides from; never
-        written back by itself): unchanged where nothing of the kind's state has changed since."""
+        """The kind's state as an older release wrote it, in today's terms: what its provider decides from (read once,
+        where the provider gets the state), never written back as such. Unchanged where nothing of it changed."""
         return olds
+
+
+class FirewallModel(Model):
+    """A kind of one firewall (firewalld's or nftables'): its resource does nothing on a host with the other."""
+
+    def upgrade(self, olds: dict[str, Any]) -> dict[str, Any]:
+        return firewall.upgrade(self.firewalls, olds)

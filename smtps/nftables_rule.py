@@ -11,7 +11,7 @@ from typing import Any
 
 from .facts import HostFacts, read_script
 from .firewall import Firewall, keep_only
-from .model import Inputs, Model, setting
+from .model import FirewallModel, Inputs, setting
 from .reader import Reader
 from .settings import Connection, PortPolicy
 from .templating import Action, nft_rule, render
@@ -70,7 +70,7 @@ def read_nftables(read: Reader, firewall: Firewall | None = Firewall.NFTABLES,
     return NftablesSettings(parts[0], parts[1], parts[2], policy)
 
 
-class NftablesRuleModel(Model):
+class NftablesRuleModel(FirewallModel):
     kind = "nftables rule"
     inputs = NftablesRuleInputs
     identity = (KEY.nft_family, KEY.nft_table, KEY.nft_chain)

@@ -10,7 +10,7 @@ from typing import Any
 from .facts import HostFacts, read_script
 from .firewall import Firewall
 from .firewalld_service import SERVICE_NAME, SERVICE_NAME_WHAT
-from .model import Inputs, Model, setting
+from .model import FirewallModel, Inputs, setting
 from .reader import Reader
 from .settings import SMTPS_PORT, Connection, PortPolicy, reload_values
 from .templating import Action, lockout_guard, render, zone_probe
@@ -54,7 +54,7 @@ def read_zone(read: Reader) -> ZoneSettings | None:
     return None if None in parts else ZoneSettings(parts[0], parts[1], PortPolicy(parts[2]))
 
 
-class ZoneMembershipModel(Model):
+class ZoneMembershipModel(FirewallModel):
     kind = "zone membership"
     inputs = ZoneMembershipInputs
     identity = (KEY.zone, KEY.firewalld_service)

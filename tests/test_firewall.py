@@ -56,7 +56,8 @@ def test_what_is_recorded_in_the_outputs():
     assert fw.recorded_in(POSTFIX, {fw.USED: None, fw.SETTING: "firewalld"}) is FIREWALLD
     assert fw.recorded_in(POSTFIX, {fw.USED: None, fw.SETTING: "auto"}) is None
     # State written before the setting existed: a firewall kind was declared only on its own hosts; Postfix anywhere.
-    assert fw.recorded_in(RULE, {"revision": 1}) is NFTABLES and fw.recorded_in(ZONE, {}) is FIREWALLD
+    assert fw.recorded_in(RULE, fw.upgrade(RULE, {"revision": 1})) is NFTABLES
+    assert fw.recorded_in(ZONE, fw.upgrade(ZONE, {})) is FIREWALLD
     assert fw.recorded_in(POSTFIX, {"revision": 1}) is None
     # Tampered state is no answer.
     assert fw.recorded_in(POSTFIX, {fw.USED: "nftables; reboot", fw.SETTING: "auto"}) is None
