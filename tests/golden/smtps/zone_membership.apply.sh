@@ -2,9 +2,9 @@
 # @@ -2 +2 @@
 # -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # +# 'zone membership' on mail1: apply. Rendered by smtps-iredmail: every value below was quoted when
-# @@ -302,98 +301,0 @@
-# -[98 lines of prologue.sh: 302 to 399]
-# @@ -401 +302,0 @@
+# @@ -310,98 +309,0 @@
+# -[98 lines of prologue.sh: 310 to 407]
+# @@ -409 +310,0 @@
 # -
 # </prologue.sh>
 read_plan apply

@@ -32,7 +32,6 @@ changes() {
 $CHANGES
 SMTPS_CHANGES
 }
-RELOADED=no
 FIRST=no
 keep_before() {  # this run's starting point of the zone file and its .old copy
     rm -f "$S.before" "$S.before-old"
