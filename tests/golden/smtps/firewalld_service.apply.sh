@@ -5,8 +5,8 @@
 # @@ -21 +21 @@
 # -KIND='zone membership'
 # +KIND='firewalld service'
-# @@ -281,6 +280,0 @@
-# -[6 lines of prologue.sh: 281 to 286]
+# @@ -289,6 +288,0 @@
+# -[6 lines of prologue.sh: 289 to 294]
 # </prologue.sh>
 XML=$(cat <<'SMTPS_SERVICE_XML'
 <?xml version="1.0" encoding="utf-8"?>

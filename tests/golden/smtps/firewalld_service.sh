@@ -24,7 +24,6 @@ undo() {
     reload_back "$rc" || true
     undo_state "$rc"
 }
-RELOADED=no
 FIRST=no
 WROTE=no
 keep_before() {  # this run's starting point of the file (none: the file did not exist)

@@ -25,10 +25,9 @@ undo() {
     rc=0
     rm -rf "$WORK" || rc=1
     restore "$S.before" "$MASTER" || rc=1
-    if [ "$RELOADED" = yes ]; then postfix reload >/dev/null 2>&1 || true; fi
+    reload_back "$rc" || true
     undo_state "$rc"
 }
-RELOADED=no
 FIRST=no
 edit_copy() {  # edit_copy POSTCONF-ARGS...: run postconf on the work copy
     postconf -c "$WORK" "$@"
@@ -40,8 +39,6 @@ start_copy() {
 install_copy() {
     mv -f "$WORK/master.cf" "$MASTER"
     rm -rf "$WORK"
-    check=$(postfix check 2>&1) || fail "postfix check failed: $check"
-    RELOADED=yes
-    postfix reload >/dev/null 2>&1 || fail "postfix reload failed"
+    reload_postfix
 }
 

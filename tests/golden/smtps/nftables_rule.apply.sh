@@ -5,11 +5,11 @@
 # @@ -21 +21 @@
 # -KIND='zone membership'
 # +KIND='nftables rule'
-# @@ -281,6 +280,0 @@
-# -[6 lines of prologue.sh: 281 to 286]
-# @@ -302,98 +295,0 @@
-# -[98 lines of prologue.sh: 302 to 399]
-# @@ -401 +296,0 @@
+# @@ -289,6 +288,0 @@
+# -[6 lines of prologue.sh: 289 to 294]
+# @@ -310,98 +303,0 @@
+# -[98 lines of prologue.sh: 310 to 407]
+# @@ -409 +304,0 @@
 # -
 # </prologue.sh>
 fact live.chain=present || fail "there is no $WHERE in the live ruleset: this tool never loads $CONF (it begins with flush ruleset, which would also drop fail2ban's table); load the host's firewall as it does at boot (systemctl restart nftables) and run this again"

@@ -88,7 +88,15 @@ begin_state() {  # begin_state DIR: an empty DIR.new to fill; commit_state DIR p
     rm -rf "$1.new" && mkdir "$1.new"
 }
 commit_state() { mv "$1.new" "$1"; }
+POSTFIX_RELOADED=no
+RELOADED=no
+reload_postfix() {
+    check=$(postfix check 2>&1) || fail "postfix check failed${1:+ on $1}: $check"
+    POSTFIX_RELOADED=yes
+    postfix reload >/dev/null 2>&1 || fail "postfix reload failed"
+}
 reload_back() {
+    if [ "$POSTFIX_RELOADED" = yes ]; then postfix reload >/dev/null 2>&1 || true; fi
     if [ "$RELOADED" = yes ]; then firewall-cmd --reload >/dev/null 2>&1 || return 1; fi
     [ "$1" -ne 0 ] || [ -z "${ARMED:-}" ] || disarm
 }

@@ -8,8 +8,8 @@
 # @@ -24 +24 @@
 # -RUN=''
 # +RUN=0123456789abcdef
-# @@ -281,6 +280,0 @@
-# -[6 lines of prologue.sh: 281 to 286]
+# @@ -289,6 +288,0 @@
+# -[6 lines of prologue.sh: 289 to 294]
 # </prologue.sh>
 
 CONF=$(postconf -h config_directory)
@@ -204,7 +204,6 @@ undo() {
     rc=0
     put_files "$AFTER" || rc=1
     put_state "$AFTER" state- || rc=1
-    if [ "$POSTFIX_RELOADED" = yes ]; then postfix reload >/dev/null 2>&1 || true; fi
     reload_back "$rc" || rc=1
     return "$rc"
 }
@@ -237,8 +236,6 @@ firewalld_running() {
     fi
 }
 
-RELOADED=no
-POSTFIX_RELOADED=no
 on_failure undo
 if [ "$FIREWALLD_CHANGED" = yes ]; then
     firewalld_running || fail "firewalld is not running: the firewall cannot be put back"
@@ -257,9 +254,7 @@ fi
 put_files "$RUNDIR"
 put_state "$RUNDIR/state" ""
 if [ "$MASTER_CHANGED" = yes ]; then
-    check=$(postfix check 2>&1) || fail "postfix check failed on master.cf as it was before this run: $check"
-    POSTFIX_RELOADED=yes
-    postfix reload >/dev/null 2>&1 || fail "postfix reload failed"
+    reload_postfix "master.cf as it was before this run"
 fi
 if [ "$RELOAD" = yes ]; then
     set --

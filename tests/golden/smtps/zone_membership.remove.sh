@@ -1,16 +1,13 @@
 # <prologue.sh as it is, then zone_membership.sh, then the lines below>
-if [ ! -d "$S" ]; then
+read_plan remove
+if [ "$outcome" = none ]; then
     say "zone $ZONE: nothing of ours to remove"
     exit 0
 fi
-as_found=no
-if [ -e "$S/absent" ] && [ ! -e "$ZFILE" ]; then as_found=yes; fi
-if [ -e "$S/orig" ] && [ -e "$ZFILE" ] && cmp -s "$ZFILE" "$S/orig"; then as_found=yes; fi
-if { [ -e "$S/orig" ] || [ -e "$S/absent" ]; } && { [ "$as_found" = yes ] ||
-        { [ -e "$S/applied" ] && [ -e "$ZFILE" ] && cmp -s "$ZFILE" "$S/applied"; }; }; then
-    on_failure undo
-    keep_for_run "$ZFILE" "$ZFILE.old"
-    keep_before
+on_failure undo
+keep_for_run "$ZFILE" "$ZFILE.old"
+keep_before
+if [ "$outcome" = restore ]; then
     if [ -e "$S/absent" ]; then rm -f "$ZFILE"; else put "$S/orig" "$ZFILE"; fi
     if [ -e "$S/old-orig" ]; then put "$S/old-orig" "$ZFILE.old"; else rm -f "$ZFILE.old"; fi
     zone_before=-; [ ! -e "$S.before" ] || zone_before="$S.before"
@@ -18,15 +15,7 @@ if { [ -e "$S/orig" ] || [ -e "$S/absent" ]; } && { [ "$as_found" = yes ] ||
     judged=$zone_before; [ ! -e "$S/applied" ] || judged="$S/applied"
     reload_firewalld record "$ZFILE" "$judged" -- "$ZFILE" "$zone_before" "$ZFILE.old" "$old_before"
 else
-    on_failure undo
-    keep_for_run "$ZFILE" "$ZFILE.old"
-    keep_before
-    if [ -e "$S/had-port" ]; then
-        has permanent port || change permanent add port "$PORT"
-        has runtime port || change runtime add port "$PORT"
-    fi
-    ! has permanent service || change permanent remove service "$SERVICE"
-    ! has runtime service || change runtime remove service "$SERVICE"
+    changes
     journal_for_run "$JOURNAL"
 fi
 left_for_run "$ZFILE" "$ZFILE.old"
