@@ -37,8 +37,7 @@ from smtps_iredmail.core.settings import (
     read_jump,
     read_nftables,
 )
-from smtps_iredmail.core.verify import Verification as Seen
-from smtps_iredmail.core.verify import verify
+from smtps_iredmail.core.verify import SeenFromOutside, verify
 
 from .base import (
     CREDENTIAL_CONFIG,
@@ -124,7 +123,7 @@ class VerificationProvider(ResourceProvider):
                 "portsBefore": sorted(before) if before is not None else None, "portsAfter": sorted(after)}
 
     def _check(self, props: dict[str, Any], host: str,
-               address: str) -> tuple[Seen, frozenset[int] | None, frozenset[int], list[str]]:
+               address: str) -> tuple[SeenFromOutside, frozenset[int] | None, frozenset[int], list[str]]:
         """What 465 and the mail ports answered, and the problems found in it."""
         jump = None
         if props.get("jump"):

@@ -40,7 +40,7 @@ from .events import Run
 from .remote import HostFailure, SshError
 from .settings import SMTPS_PORT, Firewall, HostSettings, SettingsError
 from .shown import shown, shown_json
-from .verify import Verification, verify
+from .verify import SeenFromOutside, verify
 
 if TYPE_CHECKING:
     from .remote import Pool
@@ -402,7 +402,7 @@ class Checked:
     """One host's verification as `verify` shows it: what 465 served, against the file on the host."""
 
     host: HostSettings
-    seen: Verification
+    seen: SeenFromOutside
     file_sha256: str  # the certificate file's, read on the host ("" when it could not be read)
     file_problem: str
     ports: frozenset[int]
