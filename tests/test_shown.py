@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from smtps_iredmail.core import cli
 from smtps_iredmail.core.drift import Drift
-from smtps_iredmail.core.events import Run
+from smtps_iredmail.core.events import EngineEvents
 from smtps_iredmail.core.shown import shown, shown_json
 from smtps_iredmail.core.verify import SeenFromOutside
 
@@ -85,15 +85,15 @@ def test_failure_lines_are_shown(capsys):
     from pulumi import automation as auto
     from pulumi.automation._cmd import CommandResult
 
-    run = Run({"verify": "verification"})
+    collected = EngineEvents({"verify": "verification"})
     urn = "urn:pulumi:s::smtps-iredmail::smtps:index:Host$pulumi-python:dynamic:Resource::mail1-verify"
-    run.errors[urn] = ["mail1 (10.0.0.1): verification failed: 554 \x1b]8;;http://x\x07hi\n::add-mask::y"]
-    run.failed[urn] = "update"
+    collected.errors[urn] = ["mail1 (10.0.0.1): verification failed: 554 \x1b]8;;http://x\x07hi\n::add-mask::y"]
+    collected.failed[urn] = "update"
 
-    def failing(_run):
+    def failing(_events):
         raise auto.CommandError(CommandResult("", "", 1))
 
-    assert cli._engine_call(failing, run=run) == 1
+    assert cli._engine_call(failing, events=collected) == 1
     err = capsys.readouterr().err
     assert "  mail1: verification: update: verification failed: 554 \\x1b]8;;http://x\\x07hi ::add-mask::y" in err
     assert safe(err)
