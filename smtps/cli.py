@@ -531,7 +531,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         _err("smtps: no stacks: none given with --stacks and none in stacks/")
         return 2
     extra = ["--refresh"] if args.refresh else []
-    return fleet.run(args.fleet_command, names, args.workers, extra)
+    return fleet.across_stacks(args.fleet_command, names, args.workers, extra)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -539,9 +539,9 @@ def parser() -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
 
-    def command(name: str, run: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
-        sub.set_defaults(run=run)
+        sub.set_defaults(handler=handler)
         if name not in ("pulumi", "fleet"):
             sub.add_argument("-s", "--stack", required=True, help="the stack (one per datacenter), e.g. lab")
         return sub
@@ -604,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         profile.check()
-        return args.run(args)
+        return args.handler(args)
     except SettingsError as err:
         _err(f"smtps: bad settings:\n{err}")
         return 2

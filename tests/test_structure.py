@@ -94,7 +94,7 @@ def test_plain_pulumi_keeps_a_later_double_dash(monkeypatch):
     monkeypatch.setattr(engine, "prepare", lambda folder=None: {})
     monkeypatch.setattr(subprocess, "run", lambda argv, **kw: seen.append(argv) or subprocess.CompletedProcess(argv, 0))
     args = cli.parser().parse_args(["pulumi", "--", "config", "set", "--secret", "--", "k", "-dash"])
-    assert args.run(args) == 0
+    assert args.handler(args) == 0
     assert seen == [["pulumi", "config", "set", "--secret", "--", "k", "-dash"]]
 
 
