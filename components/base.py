@@ -64,7 +64,7 @@ MACHINE_INPUTS = ("address", "hostKey")
 FIREWALL = fw.SETTING
 # This engine run's name: a provider process serves one engine operation, and a host's resources and its check all
 # run in the same one (program.py). The scripts keep their snapshot for a rollback under it.
-RUN = rollback.new_run()
+RUN = rollback.new_snapshot_id()
 
 
 class _Found:
