@@ -69,28 +69,6 @@ def answering(address: str, opener: Opener = None, ports: tuple[int, ...] = MAIL
         return frozenset(port for port, answered in found.items() if answered)
 
 
-class Baseline:
-    """Per host, the ports that answered before this run first changed it (a provider process serves one run):
-    recorded by the first change, compared after the changes by the check from outside."""
-
-    _lock = threading.Lock()
-    _before: dict[str, frozenset[int]] = {}
-
-    @classmethod
-    def record(cls, host: str, probe: Callable[[], frozenset[int]]) -> None:
-        with cls._lock:
-            if host in cls._before:
-                return
-        found = probe()
-        with cls._lock:
-            cls._before.setdefault(host, found)
-
-    @classmethod
-    def before(cls, host: str) -> frozenset[int] | None:
-        with cls._lock:
-            return cls._before.get(host)
-
-
 def lost(before: frozenset[int], after: frozenset[int]) -> str:
     """The problem when a port that answered before does not now, or ""."""
     gone = sorted(before - after)
