@@ -226,9 +226,9 @@ class HostProvider(ResourceProvider):
         the host reverts by itself). Returns what the script printed."""
         # Which mail ports answer before this run first changes the host: none of them may go quiet (the check
         # from outside compares after the host's last change).
-        opener = remote.reach(host, connection.address, connection.jump, THIS_PROCESS.ssh.get)
+        port_opener = remote.reach(host, connection.address, connection.jump, THIS_PROCESS.ssh.get)
         with profile.span("probe: mail ports before the first change", host):
-            THIS_PROCESS.record_ports_before(host, lambda: ports.answering(connection.address, opener, quick=True))
+            THIS_PROCESS.record_ports_before(host, lambda: ports.answering(connection.address, port_opener, quick=True))
         return remote.run_confirmed(host, connection, script, self.kind, THIS_PROCESS.ssh.get())
 
     def _outputs(self, props: dict[str, Any], revision: int, stdout: str | None = None,

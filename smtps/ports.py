@@ -23,10 +23,12 @@ TIMEOUT = 2.0
 QUICK_FACTOR = 10.0
 QUICK_FLOOR = 0.5
 
-Opener = Callable[[int], Callable[[], socket.socket]] | None
+# How to open a connection to one of the host's ports from here: `port_opener(port)()` opens it (through the host's
+# bastion, smtps/remote.py `reach`); None: directly.
+PortOpener = Callable[[int], Callable[[], socket.socket]] | None
 
 
-def answering(address: str, opener: Opener = None, ports: tuple[int, ...] = MAIL_PORTS,
+def answering(address: str, opener: PortOpener = None, ports: tuple[int, ...] = MAIL_PORTS,
               timeout: float = TIMEOUT, quick: bool = False) -> frozenset[int]:
     """The ports of `ports` that accept a TCP connection. `opener(port)`, when given, opens it (a bastion).
     `quick`: stop waiting for silent ports early (QUICK_FACTOR), for the probe before a change only."""

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from . import profile
 from .answers import answers
 from .credentials import SSH_KEY_FILE_ENV, in_ci
-from .ports import Opener
+from .ports import PortOpener
 from .shown import shown
 from .stacks import PROJECT, SSH_KEY
 from .templating import render
@@ -373,7 +373,7 @@ class SharedPool:
 # --- reaching a host's ports ------------------------------------------------------------------------------------------
 
 
-def reach(host: str, address: str, jump: Connection | None, through: Callable[[], Pool]) -> Opener:
+def reach(host: str, address: str, jump: Connection | None, through: Callable[[], Pool]) -> PortOpener:
     """How to open one of the host's ports from here: through its bastion where it has one (`opener(port)`, over
     the deploy key's connection to the bastion, from the pool `through()`), else None: directly."""
     if jump is None:
