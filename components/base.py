@@ -16,7 +16,6 @@ import base64
 import binascii
 import pickletools
 import re
-import threading
 from typing import Any, ClassVar
 
 import pulumi
@@ -34,7 +33,7 @@ from pulumi.dynamic import (
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from smtps_iredmail.core import facts, ports, profile, remote, rollback
+from smtps_iredmail.core import facts, ports, profile, remote
 from smtps_iredmail.core import firewall as fw
 from smtps_iredmail.core.credentials import CREDENTIAL
 from smtps_iredmail.core.firewall import Firewall
@@ -44,6 +43,8 @@ from smtps_iredmail.core.remote import HostFailure
 from smtps_iredmail.core.settings import Connection
 from smtps_iredmail.core.stacks import PROJECT, SSH_KEY
 from smtps_iredmail.core.templating import Action
+
+from .provider_process import THIS_PROCESS
 
 # The stack's secret SSH key, handed to each explicit provider as its only input: an explicit provider's
 # `configure` sees only its own inputs (docs/how-it-works.md, "The Pulumi engine"), the state keeps it encrypted,
@@ -64,29 +65,6 @@ MACHINE_INPUTS = ("address", "hostKey")
 # The host's `firewall` setting, an input of every kind: auto, firewalld or nftables. What auto found is kept in
 # the outputs (fw.USED); the kinds of the other firewall do nothing on that host (smtps/firewall.py decides).
 FIREWALL = fw.SETTING
-# This engine run's name: a provider process serves one engine operation, and a host's resources and its check all
-# run in the same one (program.py). The scripts keep their snapshot for a rollback under it.
-RUN = rollback.new_run()
-
-
-class _Found:
-    """What each host's firewall is, as found in this provider process: the master.cf apply finds it first (before
-    it changes anything), and the host's firewall kinds use that rather than ask the host again. A host's resources
-    all run in one provider process (program.py)."""
-
-    lock = threading.Lock()
-    hosts: ClassVar[dict[tuple[str, str], Firewall]] = {}
-
-    @classmethod
-    def put(cls, host: str, connection: Connection, firewall: Firewall | None) -> None:
-        if firewall is not None:
-            with cls.lock:
-                cls.hosts[(host, connection.address)] = firewall
-
-    @classmethod
-    def get(cls, host: str, connection: Connection) -> Firewall | None:
-        with cls.lock:
-            return cls.hosts.get((host, connection.address))
 
 
 def from_wire(props: dict[str, Any]) -> dict[str, Any]:
@@ -164,7 +142,7 @@ class HostProvider(ResourceProvider):
 
     # --- the protocol ----------------------------------------------------------------------------------------------
     def configure(self, req: ConfigureRequest) -> None:
-        remote.SHARED.configure(req.config.get(SSH_KEY_CONFIG))
+        THIS_PROCESS.ssh.configure(req.config.get(SSH_KEY_CONFIG))
 
     def _reader(self, props: dict[str, Any]) -> Reader:
         # The labels name the host in every message and script: checked like names, since the state that brings
@@ -220,12 +198,12 @@ class HostProvider(ResourceProvider):
     def _find(self, host: str, connection: Connection, firewall: Firewall | None) -> Firewall:
         """The host's firewall for a kind whose apply does not find it itself: known, found by this run's first
         apply on the host, else asked (a read-only step of its own, before this kind changes anything)."""
-        found = firewall or _Found.get(host, connection)
+        found = firewall or THIS_PROCESS.firewall_of(host, connection)
         if found is None:
             found = fw.found(self._run(host, connection, fw.script(host, fw.asked(None))))
             if found is None:
                 raise HostFailure(f"{host}: firewall: auto: the host did not say which firewall it has")
-            _Found.put(host, connection, found)
+            THIS_PROCESS.note_firewall(host, connection, found)
         return found
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -250,17 +228,17 @@ class HostProvider(ResourceProvider):
                           delete_before_replace=bool(replaces))
 
     def _run(self, host: str, connection: Connection, script: str) -> str:
-        return remote.run(host, connection, script, self.kind)
+        return remote.run(host, connection, script, self.kind, THIS_PROCESS.ssh.get())
 
     def _change(self, host: str, connection: Connection, script: str) -> str:
         """Run an apply or remove script; where it reloaded firewalld, confirm with a fresh login (or fail, and
         the host reverts by itself). Returns what the script printed."""
         # Which mail ports answer before this run first changes the host: none of them may go quiet (the check
         # from outside compares after the host's last change).
-        opener = remote.reach(host, connection.address, connection.jump)
+        port_opener = remote.reach(host, connection.address, connection.jump, THIS_PROCESS.ssh.get)
         with profile.span("probe: mail ports before the first change", host):
-            ports.Baseline.record(host, lambda: ports.answering(connection.address, opener, quick=True))
-        return remote.run_confirmed(host, connection, script, self.kind)
+            THIS_PROCESS.record_ports_before(host, lambda: ports.answering(connection.address, port_opener, quick=True))
+        return remote.run_confirmed(host, connection, script, self.kind, THIS_PROCESS.ssh.get())
 
     def _outputs(self, props: dict[str, Any], revision: int, stdout: str | None = None,
                  olds: dict[str, Any] | None = None, used: Firewall | None = None) -> dict[str, Any]:
@@ -278,15 +256,17 @@ class HostProvider(ResourceProvider):
         The host's firewall is found, or the one set is checked, before anything changes there."""
         if fw.found_by_apply(self.model.firewalls):
             # The apply itself checks the firewall (auto: finds it) as its first step, in the same session.
-            script = self.model.script(host, parsed, Action.APPLY, connection, RUN, firewall=fw.asked(firewall).value)
+            script = self.model.script(host, parsed, Action.APPLY, connection, THIS_PROCESS.snapshot_id,
+                                       firewall=fw.asked(firewall).value)
             stdout = self._change(host, connection, script)
             found = fw.found(stdout)
-            _Found.put(host, connection, found)
+            THIS_PROCESS.note_firewall(host, connection, found)
             return stdout, found
         firewall = self._find(host, connection, firewall)
         if not fw.acts(self.model.firewalls, firewall):
             return None, firewall
-        return self._change(host, connection, self.model.script(host, parsed, Action.APPLY, connection, RUN)), firewall
+        script = self.model.script(host, parsed, Action.APPLY, connection, THIS_PROCESS.snapshot_id)
+        return self._change(host, connection, script), firewall
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         host, connection, parsed = self._parse(props)
@@ -314,7 +294,8 @@ class HostProvider(ResourceProvider):
         if not fw.acts(self.model.firewalls, fw.recorded_in(self.model.firewalls, olds)):
             return  # another firewall opens 465 on this host: this kind never put anything there
         host, connection, parsed = self._parse_applied(olds)
-        self._change(host, connection, self.model.script(host, parsed, Action.REMOVE, connection, RUN))
+        self._change(host, connection,
+                     self.model.script(host, parsed, Action.REMOVE, connection, THIS_PROCESS.snapshot_id))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         olds = self._upgraded(props)

@@ -214,10 +214,12 @@ def _options(settings: HostSettings, deferred: Mapping[str, Any]) -> Any:
 
 
 @dataclass
-class _Run:
-    """What the SmtpsHosts of one program run share: the deploy key, the providers, the machines so far. A program
-    may run more than once in one process (the Automation API: a preview, then an up, or another stack): nothing of
-    one run may reach the next, least of all its key."""
+class _ProgramState:
+    """What the SmtpsHosts of one program run share: the deploy key, the providers, the machines so far. One object
+    for the program process (`_CURRENT`), on purpose: a program makes each SmtpsHost through the public API, which
+    has nowhere to hand it in. A program may run more than once in one process (the Automation API: a preview, then
+    an up, or another stack): nothing of one run may reach the next, least of all its key, so a new run gets a new
+    one (`_program_state`)."""
 
     root: Any = None
     monitor: Any = None
@@ -228,16 +230,16 @@ class _Run:
     machines: dict[tuple[str, Any], str] = field(default_factory=dict)
 
 
-_CURRENT = _Run()
+_CURRENT = _ProgramState()
 
 
-def _run() -> _Run:
+def _program_state() -> _ProgramState:
     """This program run's shared state, new when the run is: its stack resource, or (under Pulumi's mocks, where
     there is none) the monitor it registers with, is another object."""
     global _CURRENT
     root, monitor = pulumi.runtime.get_root_resource(), pulumi.runtime.settings.SETTINGS.monitor
     if _CURRENT.root is not root or _CURRENT.monitor is not monitor:
-        _CURRENT = _Run(root, monitor)
+        _CURRENT = _ProgramState(root, monitor)
     return _CURRENT
 
 
@@ -246,15 +248,15 @@ def set_deploy_key(ssh_private_key: pulumi.Input[str] | None = None,
     """The deploy key (and the optional test credential `{username, password}` the check from outside logs in
     with) for every SmtpsHost of this program run that names no key of its own. Both are kept as secrets. Call it
     before the first SmtpsHost."""
-    run = _run()
-    run.key, run.credential = ssh_private_key, test_credential
+    program = _program_state()
+    program.key, program.credential = ssh_private_key, test_credential
 
 
 def _one_machine(stack: str, settings: HostSettings, deferred: Mapping[str, Any]) -> None:
     """SettingsError when another SmtpsHost of this run has the same plain address or host key, in the words a
     stack uses: one host key on two hosts is one machine under two names (destroying one would take SMTPS off the
     other), or a cloned image whose keys should not be shared. An Output cannot be compared before it is known."""
-    conn, machines = settings.connection, _run().machines
+    conn, machines = settings.connection, _program_state().machines
     seen = []
     if "address" not in deferred:
         seen.append(("address", conn.address, conn.address))
@@ -284,8 +286,8 @@ def _inputs(key: pulumi.Input[str] | None) -> dict[str, Any]:
     # An explicit provider gets only its own inputs in `configure`: so the key is one. Secret whatever the caller
     # made it: the state keeps it encrypted.
     inputs: dict[str, Any] = {} if key is None else {SSH_KEY_CONFIG: pulumi.Output.secret(key)}
-    if _run().credential is not None:
-        inputs[CREDENTIAL_CONFIG] = pulumi.Output.secret(_run().credential)
+    if _program_state().credential is not None:
+        inputs[CREDENTIAL_CONFIG] = pulumi.Output.secret(_program_state().credential)
     return inputs
 
 
@@ -295,10 +297,10 @@ def provider_for(name: str, key: pulumi.Input[str] | None, parent: pulumi.Resour
     if key is not None:
         return pulumi.ProviderResource("pulumi-python", f"{name}-ssh", _inputs(key),
                                        pulumi.ResourceOptions(parent=parent))
-    run, slot = _run(), provider_slot(name)
-    if slot not in run.providers:
-        run.providers[slot] = pulumi.ProviderResource("pulumi-python", f"ssh-{slot}", _inputs(run.key))
-    return run.providers[slot]
+    program, slot = _program_state(), provider_slot(name)
+    if slot not in program.providers:
+        program.providers[slot] = pulumi.ProviderResource("pulumi-python", f"ssh-{slot}", _inputs(program.key))
+    return program.providers[slot]
 
 
 class SmtpsHost(pulumi.ComponentResource):

@@ -31,19 +31,18 @@ from smtps_iredmail.core.firewall import Firewall
 from smtps_iredmail.core.nftables_rule import read_nftables
 from smtps_iredmail.core.reader import Reader, labelled, read_connection, read_jump
 from smtps_iredmail.core.settings import PortPolicy, SettingsError
-from smtps_iredmail.core.verify import Verification as Seen
-from smtps_iredmail.core.verify import verify
+from smtps_iredmail.core.verify import SeenFromOutside, verify
 
 from .base import (
     CREDENTIAL_CONFIG,
     PROVIDER_KEY,
-    RUN,
     SSH_KEY_CONFIG,
     HostFailure,
     TypedResource,
     from_wire,
     stale_provider,
 )
+from .provider_process import THIS_PROCESS
 
 # How long 465 may take to answer TLS after a change (Postfix's service_throttle_time is 60 s).
 SETTLE_SECONDS = 75
@@ -73,12 +72,6 @@ class RolledBackFailure(VerificationFailed):
 ROLLED_BACK = "rolled back"
 
 
-class _Credential:
-    """The stack's optional test credential (username, password), for the relay check after logging in."""
-
-    value: tuple[str, str] | None = None
-
-
 def _credential(raw: Any) -> tuple[str, str] | None:
     if isinstance(raw, str):
         try:
@@ -94,9 +87,11 @@ class VerificationProvider(ResourceProvider):
     serialize_as_secret_always = False  # as HostProvider's (components/base.py): the state holds no secret
 
     def configure(self, req: ConfigureRequest) -> None:
-        remote.SHARED.configure(req.config.get(SSH_KEY_CONFIG))  # a bastion is reached with the stack's deploy key
+        THIS_PROCESS.ssh.configure(req.config.get(SSH_KEY_CONFIG))  # a bastion is reached with the stack's deploy key
+        # The stack's optional test credential (username, password), for the relay check after logging in.
         # SMTPS_TEST_CREDENTIAL_FILE wins: read here, in the provider process, so the value never enters Pulumi.
-        _Credential.value = credentials.credential_from_file() or _credential(req.config.get(CREDENTIAL_CONFIG))
+        THIS_PROCESS.set_credential(credentials.credential_from_file()
+                                    or _credential(req.config.get(CREDENTIAL_CONFIG)))
 
     def _verify(self, props: dict[str, Any]) -> dict[str, Any]:
         props = from_wire(props)
@@ -118,14 +113,14 @@ class VerificationProvider(ResourceProvider):
                 "portsBefore": sorted(before) if before is not None else None, "portsAfter": sorted(after)}
 
     def _check(self, props: dict[str, Any], host: str,
-               address: str) -> tuple[Seen, frozenset[int] | None, frozenset[int], list[str]]:
+               address: str) -> tuple[SeenFromOutside, frozenset[int] | None, frozenset[int], list[str]]:
         """What 465 and the mail ports answered, and the problems found in it."""
         jump = None
         if props.get("jump"):
             read = Reader(str(props.get("stack", "?")), host, {"jump": props["jump"]})
             _, jump = read_jump(read)
             read.finish()
-        port_opener = remote.reach(host, address, jump)
+        port_opener = remote.reach(host, address, jump, THIS_PROCESS.ssh.get)
         opener = port_opener(int(props["port"])) if port_opener else None
         started = time.monotonic()
         while True:
@@ -133,7 +128,7 @@ class VerificationProvider(ResourceProvider):
                 result = verify(address, int(props["port"]), opener=opener,
                                 expect_sha256=props.get("certSha256") or None,
                                 min_days=int(props.get("certMinDays") or 0), ca_bundle=props.get("caBundle") or None,
-                                tls_name=props.get("tlsName") or None, credential=_Credential.value)
+                                tls_name=props.get("tlsName") or None, credential=THIS_PROCESS.credential)
             # 465 not answering TLS right after a change may be Postfix's throttle: a service whose process failed
             # to start (a broken entry, before this run repaired it) stays throttled for service_throttle_time
             # (60 s by default), which a reload does not end. So a connection failure is tried again for a while;
@@ -144,7 +139,7 @@ class VerificationProvider(ResourceProvider):
             time.sleep(5)
         problems = [result.problem] if result.problem else []
         # The mail ports that answered before this run first changed the host must answer still.
-        before = ports.Baseline.before(host)
+        before = THIS_PROCESS.ports_before(host)
         with profile.span("probe: mail ports after", host):
             after = ports.answering(address, port_opener)
         if before is not None and ports.lost(before, after):
@@ -152,8 +147,8 @@ class VerificationProvider(ResourceProvider):
         return result, before, after, problems
 
     def _roll_back(self, props: dict[str, Any]) -> rollback.Outcome:
-        """Undo what this run changed on the host (its snapshot there, RUN), unless --no-rollback: what happened,
-        as the script answered it and in words for the failure's line."""
+        """Undo what this run changed on the host (its snapshot there, THIS_PROCESS.snapshot_id), unless
+        --no-rollback: what happened, as the script answered it and in words for the failure's line."""
         host = str(props["host"])
         if not rollback.enabled():
             return rollback.Outcome(f"kept as it is for debugging ({rollback.NO_ROLLBACK_ENV} is set, --no-rollback): "
@@ -171,9 +166,9 @@ class VerificationProvider(ResourceProvider):
                 read_nft = Reader(str(props.get("stack", "?")), host, {k: v for k, v in nft.items() if k != "firewall"})
                 chain = read_nftables(read_nft, Firewall.NFTABLES, PortPolicy.KEEP)
                 read_nft.finish()
-            script = rollback.script(host, RUN, connection, str(zone.get("zone") or ""), str(zone.get("service") or ""),
-                                     chain)
-            stdout = remote.run_confirmed(host, connection, script, "rollback")
+            script = rollback.script(host, THIS_PROCESS.snapshot_id, connection, str(zone.get("zone") or ""),
+                                     str(zone.get("service") or ""), chain)
+            stdout = remote.run_confirmed(host, connection, script, "rollback", THIS_PROCESS.ssh.get())
         except (HostFailure, SettingsError) as err:
             return rollback.Outcome(f"and rolling back this run's changes failed: {err}")
         answer = rollback.result(stdout)

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 _ADDRESS = re.compile(rb"^(?:MAIL FROM|RCPT TO):\s*<([^>]*)>", re.IGNORECASE)
-_counter = itertools.count(1)
 
 
 class Handler(socketserver.StreamRequestHandler):
@@ -99,9 +98,10 @@ class StandinServer(socketserver.ThreadingTCPServer):
         self.port = port
         self.spool = spool
         self.reinject_port = reinject_port
+        self._numbers = itertools.count(1)  # the messages this server recorded: each file's name is its own
 
     def deliver(self, sender: bytes, recipients: list[bytes], body: bytes) -> str:
-        name = f"{time.time_ns()}-{os.getpid()}-{next(_counter)}-{self.port}.eml"
+        name = f"{time.time_ns()}-{os.getpid()}-{next(self._numbers)}-{self.port}.eml"
         envelope = b"X-Standin-Envelope-From: " + sender + b"\r\n"
         envelope += b"".join(b"X-Standin-Envelope-To: " + r + b"\r\n" for r in recipients)
         tmp = self.spool / ("." + name)

@@ -36,13 +36,13 @@ from rich.text import Text
 
 from . import credentials, engine, facts, firewall, profile, remote, rollback, stacks
 from .drift import Drift, compare, read_host_script
-from .events import Run
+from .events import EngineEvents
 from .firewall import Firewall
 from .hosts import HostSettings
 from .remote import HostFailure, SshError
 from .settings import SMTPS_PORT, SettingsError
 from .shown import shown, shown_json
-from .verify import Verification, verify
+from .verify import SeenFromOutside, verify
 
 if TYPE_CHECKING:
     from .remote import Pool
@@ -79,15 +79,16 @@ def _cells(*values: object) -> list[Text]:
     return [Text(shown(value)) for value in values]
 
 
-def new_run() -> Run:
+def engine_events() -> EngineEvents:
     """An event collector that knows this project's resource kinds by their child names."""
     from smtps_iredmail.host import VERIFY_SUFFIX
     from smtps_iredmail.kinds import KINDS
 
-    return Run({**{k.suffix: k.model.kind for k in KINDS}, VERIFY_SUFFIX: "verification"})
+    return EngineEvents({**{k.suffix: k.model.kind for k in KINDS}, VERIFY_SUFFIX: "verification"})
 
 
-def _engine_call(call: Callable[[Run], Any], summary: str | None = None, run: Run | None = None) -> int:
+def _engine_call(call: Callable[[EngineEvents], Any], summary: str | None = None,
+                 events: EngineEvents | None = None) -> int:
     """Run one Automation API call with an event collector; its output was streamed already, so a failure adds
     one line per failed host and resource, and the exit status.
 
@@ -99,20 +100,20 @@ def _engine_call(call: Callable[[Run], Any], summary: str | None = None, run: Ru
     def interrupted(_signum: int, _frame: object) -> None:
         _err("smtps: interrupted: Pulumi finishes the steps in flight, then stops (Ctrl-C again: stop at once)")
 
-    run = run or new_run()
+    events = events or engine_events()
     previous = signal.signal(signal.SIGINT, interrupted)
     status = 0
     profile.note(kind="engine", what="start")
     try:
-        call(run)
+        call(events)
     except auto.CommandError:
         status = 1
     finally:
         profile.note(kind="engine", what="end")
         signal.signal(signal.SIGINT, previous)
         if summary:
-            run.write(summary)
-    failures = run.failures()
+            events.write(summary)
+    failures = events.failures()
     if status and failures:
         _err(f"smtps: {len(failures)} failure(s):")
         for failure in failures:
@@ -140,9 +141,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
     stack = _stack(args)
     if args.refresh and (refused := _before_upgrade(stack, args.stack)):
         return refused
-    status = _engine_call(lambda run: stack.preview(
+    status = _engine_call(lambda events: stack.preview(
         diff=args.diff, refresh=args.refresh, expect_no_changes=args.expect_no_changes, parallel=args.parallel,
-        on_output=_engine_out, on_error=_engine_err, on_event=run.on_event, **_logging(args)), args.summary)
+        on_output=_engine_out, on_error=_engine_err, on_event=events.on_event, **_logging(args)), args.summary)
     _show_found(stack, args.stack)
     return status
 
@@ -163,7 +164,7 @@ def _show_found(stack: Any, name: str) -> None:
         _out(line)
 
 
-def _ask(preview: Callable[[Run], Any], question: str, verb: str, done: str) -> int | None:
+def _ask(preview: Callable[[EngineEvents], Any], question: str, verb: str, done: str) -> int | None:
     """The Automation API never prompts: show the preview here, and ask. None: go on; else the exit status."""
     if _engine_call(preview):
         return 1
@@ -183,9 +184,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     # Canaries are this project's program's: another program (SMTPS_PROGRAM, the engine's tests) has no hosts.
     loaded = stacks.from_files(engine.project_dir(), args.stack) if engine.own_program() else None
     if not args.yes:
-        def preview(run: Run) -> None:
+        def preview(events: EngineEvents) -> None:
             stack.preview(diff=args.diff, refresh=args.refresh, parallel=args.parallel, on_output=_engine_out,
-                          on_error=_engine_err, on_event=run.on_event, **_logging(args))
+                          on_error=_engine_err, on_event=events.on_event, **_logging(args))
             _show_found(stack, args.stack)
 
         status = _ask(preview, "Apply these changes?", "apply", "applied")
@@ -217,9 +218,9 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
     """One `up`; hosts that failed their check and were rolled back are then read back into the state."""
     from smtps_iredmail.verification import RolledBackFailure
 
-    run = new_run()
-    status = _engine_call(lambda run: stack.up(target=targets, on_event=run.on_event, **options), summary, run)
-    stale = sorted({f.host for f in run.failures() if "No module named 'components" in f.message})
+    events = engine_events()
+    status = _engine_call(lambda _: stack.up(target=targets, on_event=events.on_event, **options), summary, events)
+    stale = sorted({f.host for f in events.failures() if "No module named 'components" in f.message})
     if stale:
         # A delete or replace loads the resource's provider from the state; one the release before the package
         # stored names modules that no longer exist (docs/library.md, "Upgrading from the release before the package").
@@ -229,7 +230,7 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
              "the change")
     # The check's failure says by its type that the host was rolled back (the rollback script answered done or
     # partial), never by its words.
-    rolled = sorted({f.host for f in run.failures()
+    rolled = sorted({f.host for f in events.failures()
                      if f.resource == "verification" and f.error == RolledBackFailure.__name__})
     if rolled:
         # The engine recorded the host's resources as applied before the check failed; the host is back as it was.
@@ -239,8 +240,8 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
         # Only what the state holds (a target it does not know, a check that never passed, fails the refresh): the
         # URNs are the state's own.
         targets = host_urns(stack.export_stack().deployment or {}, rolled)
-        if _engine_call(lambda run: stack.refresh(target=targets, on_event=run.on_event, on_output=_engine_out,
-                                                  on_error=_engine_err, **NO_SECRETS)):
+        if _engine_call(lambda reread: stack.refresh(target=targets, on_event=reread.on_event, on_output=_engine_out,
+                                                     on_error=_engine_err, **NO_SECRETS)):
             _err(f"smtps: reading {', '.join(rolled)} back failed: run `smtps refresh -s {name} --yes` "
                  "before the next up")
     return status
@@ -271,8 +272,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         return 2
     options = {"diff": args.diff, "on_output": _engine_out, "on_error": _engine_err, **_logging(args)}
     if args.preview_only:
-        return _engine_call(lambda run: stack.preview_refresh(on_event=run.on_event, **NO_SECRETS, **options))
-    return _engine_call(lambda run: stack.refresh(on_event=run.on_event, **NO_SECRETS, **options))
+        return _engine_call(lambda events: stack.preview_refresh(on_event=events.on_event, **NO_SECRETS, **options))
+    return _engine_call(lambda events: stack.refresh(on_event=events.on_event, **NO_SECRETS, **options))
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
@@ -280,13 +281,13 @@ def cmd_destroy(args: argparse.Namespace) -> int:
             _before_upgrade(stack, args.stack):
         return refused
     if not args.yes:
-        status = _ask(lambda run: stack.preview_destroy(on_output=_engine_out, on_error=_engine_err,
-                                                        on_event=run.on_event),
+        status = _ask(lambda events: stack.preview_destroy(on_output=_engine_out, on_error=_engine_err,
+                                                           on_event=events.on_event),
                       "Take SMTPS off these hosts?", "destroy", "destroyed")
         if status is not None:
             return status
-    return _engine_call(lambda run: stack.destroy(
-        continue_on_error=True, on_output=_engine_out, on_error=_engine_err, on_event=run.on_event, **NO_SECRETS,
+    return _engine_call(lambda events: stack.destroy(
+        continue_on_error=True, on_output=_engine_out, on_error=_engine_err, on_event=events.on_event, **NO_SECRETS,
         **_logging(args)))
 
 
@@ -404,7 +405,7 @@ class Checked:
     """One host's verification as `verify` shows it: what 465 served, against the file on the host."""
 
     host: HostSettings
-    seen: Verification
+    seen: SeenFromOutside
     file_sha256: str  # the certificate file's, read on the host ("" when it could not be read)
     file_problem: str
     ports: frozenset[int]
@@ -532,7 +533,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         _err("smtps: no stacks: none given with --stacks and none in stacks/")
         return 2
     extra = ["--refresh"] if args.refresh else []
-    return fleet.run(args.fleet_command, names, args.workers, extra)
+    return fleet.across_stacks(args.fleet_command, names, args.workers, extra)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -540,9 +541,9 @@ def parser() -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
 
-    def command(name: str, run: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
-        sub.set_defaults(run=run)
+        sub.set_defaults(handler=handler)
         if name not in ("pulumi", "fleet"):
             sub.add_argument("-s", "--stack", required=True, help="the stack (one per datacenter), e.g. lab")
         return sub
@@ -605,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         profile.check()
-        return args.run(args)
+        return args.handler(args)
     except SettingsError as err:
         _err(f"smtps: bad settings:\n{err}")
         return 2

@@ -1,4 +1,4 @@
-"""What happened in one engine run, from the engine's own events (the Automation API's `on_event`), not from its
+"""What happened in one engine operation, from the engine's own events (the Automation API's `on_event`), not from its
 text: which resource failed in which step with which message, and how many resources changed how.
 
 A provider's failure reaches the engine as the Python traceback of the exception it raised (the dynamic provider
@@ -84,8 +84,9 @@ def _profile(event: EngineEvent) -> None:
 
 
 @dataclass
-class Run:
-    """Collects one engine run's events: pass `run.on_event` to preview/up/destroy/refresh."""
+class EngineEvents:
+    """Collects the events of one engine operation (a preview, up, refresh or destroy): pass `events.on_event` to the
+    Automation API's call, then ask for its `failures()` and `summary()`."""
 
     # Child-name suffix -> resource kind, to tell a host's resources apart by name (HOST-SUFFIX).
     suffixes: dict[str, str]

@@ -97,10 +97,10 @@ class FirewalldServiceModel(FirewallModel):
             service_mode=FILE_MODE)
 
     def script(self, host: str, service: FirewalldServiceSettings, action: Action, connection: Connection | None = None,
-               run: str = "", **kw: Any) -> str:
+               snapshot_id: str = "", **kw: Any) -> str:
         return render("firewalld_service.sh.j2", kind=self.kind, host=host, action=action.value,
                       reloads_firewalld=True, service=service, xml=service_xml(service), mode=FILE_MODE,
-                      guard=lockout_guard(), **reload_values(connection), run=run)
+                      guard=lockout_guard(), **reload_values(connection), snapshot_id=snapshot_id)
 
     def read_script(self, host: str, service: FirewalldServiceSettings) -> str:
         return read_script(host, service=service)

@@ -27,7 +27,9 @@ from .shown import shown
 
 
 @dataclass
-class StackRun:
+class StackJob:
+    """One stack's `smtps preview|up` process, as the table shows it."""
+
     name: str
     hosts: str = "?"
     status: str = "queued"
@@ -51,8 +53,9 @@ def _host_count(name: str) -> str:
         return "?"
 
 
-def run(command: str, stacks: list[str], workers: int, extra: list[str]) -> int:
-    runs = {name: StackRun(name) for name in stacks}
+def across_stacks(command: str, stacks: list[str], workers: int, extra: list[str]) -> int:
+    """`smtps COMMAND -s STACK` for each stack, `workers` at a time, then the table; 1 if any stack failed."""
+    jobs = {name: StackJob(name) for name in stacks}
     logs = engine.project_dir() / ".fleet"
     logs.mkdir(exist_ok=True)
     console = Console(stderr=True)
@@ -61,7 +64,7 @@ def run(command: str, stacks: list[str], workers: int, extra: list[str]) -> int:
         tasks = {name: progress.add_task(f"{name}: queued", total=None) for name in stacks}
 
         def one(name: str) -> None:
-            job = runs[name]
+            job = jobs[name]
             job.status = "running"
             progress.update(tasks[name], description=f"{name}: {command} running")
             summary = logs / f"{command}-{name}.json"
@@ -90,11 +93,11 @@ def run(command: str, stacks: list[str], workers: int, extra: list[str]) -> int:
         wall = time.monotonic() - started
     table = Table("stack", "hosts", "changes", "failures", "duration", "result", "log",
                   title=f"fleet {command}: {len(stacks)} stack(s), {workers} worker(s), {wall:.1f} s")
-    for job in runs.values():
+    for job in jobs.values():
         table.add_row(job.name, job.hosts, job.changes, str(len(job.failures)), f"{job.seconds:.1f} s",
                       job.status, str(job.log.relative_to(engine.project_dir())) if job.log else "")
     Console(width=160).print(table)
-    for job in runs.values():
+    for job in jobs.values():
         for line in job.failures:
             print(shown(f"{job.name}: {line}"))  # a failure's message is what a host said
-    return 0 if all(job.status == "ok" for job in runs.values()) else 1
+    return 0 if all(job.status == "ok" for job in jobs.values()) else 1

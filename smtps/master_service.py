@@ -167,7 +167,7 @@ class MasterServiceModel(Model):
             command=master.command, other_entries=[], tls_cert=tls.cert, tls_key=tls.key,
             allow_options=list(master.allowed), postfix="running")
 
-    def script(self, host: str, part: Part, action: Action, connection: Connection | None = None, run: str = "",
+    def script(self, host: str, part: Part, action: Action, connection: Connection | None = None, snapshot_id: str = "",
                firewall: str = "", **kw: Any) -> str:
         """`firewall`: the apply first checks that this firewall is on the host (auto: finds which one), before it
         changes anything, and prints what it found (smtps/firewall.py)."""
@@ -177,7 +177,7 @@ class MasterServiceModel(Model):
         checks = host_filter_checks(value) if value is not None and "content_filter" not in master.allowed else None
         return render("master_service.sh.j2", kind=self.kind, host=host, action=action.value,
                       reloads_firewalld=False, master=master, tls=tls, keys=SERVICE_KEYS, master_cf=master_cf(),
-                      run=run, firewall=firewall, content_filter=checks)
+                      snapshot_id=snapshot_id, firewall=firewall, content_filter=checks)
 
     def read_script(self, host: str, part: Part) -> str:
         return read_script(host, master=True)

@@ -112,10 +112,10 @@ class Model:
     def wanted(self, part: Any) -> Inputs:
         raise NotImplementedError
 
-    def script(self, host: str, part: Any, action: Action, connection: Connection | None = None, run: str = "",
+    def script(self, host: str, part: Any, action: Action, connection: Connection | None = None, snapshot_id: str = "",
                **kw: Any) -> str:
-        """`run` names the engine run, for its rollback snapshot. A kind whose apply finds the host's firewall first
-        (smtps/firewall.py, `found_by_apply`) also takes firewall=SETTING."""
+        """`snapshot_id` names the engine operation's rollback snapshot on the host. A kind whose apply finds the
+        host's firewall first (smtps/firewall.py, `found_by_apply`) also takes firewall=SETTING."""
         raise NotImplementedError
 
     def read_script(self, host: str, part: Any) -> str:

@@ -88,9 +88,9 @@ class NftablesRuleModel(FirewallModel):
                                   nftables="loaded")
 
     def script(self, host: str, nft: NftablesSettings, action: Action, connection: Connection | None = None,
-               run: str = "", **kw: Any) -> str:
+               snapshot_id: str = "", **kw: Any) -> str:
         return render("nftables_rule.sh.j2", kind=self.kind, host=host, action=action.value, nft=nft, conf=CONF,
-                      reloads_firewalld=False, nft_rule=nft_rule(), run=run)
+                      reloads_firewalld=False, nft_rule=nft_rule(), snapshot_id=snapshot_id)
 
     def read_script(self, host: str, nft: NftablesSettings) -> str:
         return read_script(host, nft=nft)

@@ -23,10 +23,12 @@ TIMEOUT = 2.0
 QUICK_FACTOR = 10.0
 QUICK_FLOOR = 0.5
 
-Opener = Callable[[int], Callable[[], socket.socket]] | None
+# How to open a connection to one of the host's ports from here: `port_opener(port)()` opens it (through the host's
+# bastion, smtps/remote.py `reach`); None: directly.
+PortOpener = Callable[[int], Callable[[], socket.socket]] | None
 
 
-def answering(address: str, opener: Opener = None, ports: tuple[int, ...] = MAIL_PORTS,
+def answering(address: str, opener: PortOpener = None, ports: tuple[int, ...] = MAIL_PORTS,
               timeout: float = TIMEOUT, quick: bool = False) -> frozenset[int]:
     """The ports of `ports` that accept a TCP connection. `opener(port)`, when given, opens it (a bastion).
     `quick`: stop waiting for silent ports early (QUICK_FACTOR), for the probe before a change only."""
@@ -67,28 +69,6 @@ def answering(address: str, opener: Opener = None, ports: tuple[int, ...] = MAIL
                 break
             changed.wait(left)
         return frozenset(port for port, answered in found.items() if answered)
-
-
-class Baseline:
-    """Per host, the ports that answered before this run first changed it (a provider process serves one run):
-    recorded by the first change, compared after the changes by the check from outside."""
-
-    _lock = threading.Lock()
-    _before: dict[str, frozenset[int]] = {}
-
-    @classmethod
-    def record(cls, host: str, probe: Callable[[], frozenset[int]]) -> None:
-        with cls._lock:
-            if host in cls._before:
-                return
-        found = probe()
-        with cls._lock:
-            cls._before.setdefault(host, found)
-
-    @classmethod
-    def before(cls, host: str) -> frozenset[int] | None:
-        with cls._lock:
-            return cls._before.get(host)
 
 
 def lost(before: frozenset[int], after: frozenset[int]) -> str:

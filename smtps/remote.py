@@ -2,7 +2,8 @@
 
 - the deploy key (`deploy_key`): the stack's secret, or the file SMTPS_SSH_KEY_FILE names;
 - the connection: `Pool`, one SSH connection per host (through its bastion, if any: `Pool._forward`), and `reach`, a
-  port of the host from here (through the bastion too); the provider process's one pool (`SHARED`);
+  port of the host from here (through the bastion too); `SharedPool`, the one pool of a provider process (made from
+  the key its providers are configured with: components/provider_process.py holds it);
 - `run` (a script's stdout, or `HostFailure` with the host's own words) and `run_confirmed` (commit-confirmed: the
   script arms the host's revert and reloads; a fresh login then confirms, or the host reverts by itself);
 - `answers` (smtps/answers.py, a module of its own that imports nothing, so the settings and the firewall choice can
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from . import profile
 from .answers import answers
 from .credentials import SSH_KEY_FILE_ENV, in_ci
-from .ports import Opener
+from .ports import PortOpener
 from .shown import shown
 from .stacks import PROJECT, SSH_KEY
 from .templating import render
@@ -347,9 +348,10 @@ def deploy_key(secret: str | None | Callable[[], str | None], stack: str | None 
 
 
 class SharedPool:
-    """The provider process's one SSH pool, process-wide on purpose: the engine runs every resource kind of a host
-    (and its check) in one provider process, each with its own provider object, and they must share the host's one
-    connection (and its bastion's). The key arrives through each provider's `configure`."""
+    """A provider process's one SSH pool, made on first use: the engine runs every resource kind of a host (and its
+    check) in one provider process, each with its own provider object, and they must share the host's one connection
+    (and its bastion's). The key arrives through each provider's `configure`. The process's own instance is
+    components/provider_process.py's, with the rest of what the process keeps between calls."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -368,15 +370,12 @@ class SharedPool:
             return self._pool
 
 
-SHARED = SharedPool()
-
-
 # --- reaching a host's ports ------------------------------------------------------------------------------------------
 
 
-def reach(host: str, address: str, jump: Connection | None, through: Callable[[], Pool] = SHARED.get) -> Opener:
+def reach(host: str, address: str, jump: Connection | None, through: Callable[[], Pool]) -> PortOpener:
     """How to open one of the host's ports from here: through its bastion where it has one (`opener(port)`, over
-    the deploy key's connection to the bastion), else None: directly."""
+    the deploy key's connection to the bastion, from the pool `through()`), else None: directly."""
     if jump is None:
         return None
     return lambda port: through().opener(host, address, port, jump)
@@ -392,10 +391,10 @@ def pass_warnings(host: str, stdout: str) -> None:
             print(shown(line), file=sys.stderr, flush=True)
 
 
-def run(host: str, connection: Connection, script: str, what: str, through: Pool | None = None) -> str:
-    """Run a script on the host over its pooled connection; its stdout, or HostFailure with its own words (SshError
-    where the host could not be reached)."""
-    result = (through or SHARED.get()).run(host, connection, script)
+def run(host: str, connection: Connection, script: str, what: str, through: Pool) -> str:
+    """Run a script on the host over its connection in the pool `through`; its stdout, or HostFailure with its own
+    words (SshError where the host could not be reached)."""
+    result = through.run(host, connection, script)
     pass_warnings(host, result.stdout)
     if result.status != 0:
         stderr = result.stderr.strip()
@@ -432,14 +431,14 @@ def confirm_script(host: str, value: str) -> str:
     return render("confirm.sh.j2", host=host, token=value)
 
 
-def run_confirmed(host: str, connection: Connection, script: str, what: str, through: Pool | None = None) -> str:
+def run_confirmed(host: str, connection: Connection, script: str, what: str, through: Pool) -> str:
     """Run a script that may reload firewalld; where it did (it answers `smtps-confirm=TOKEN`), confirm with a
     fresh login (or fail, and the host reverts by itself). Returns what the script printed."""
     started = time.monotonic()
     stdout = run(host, connection, script, what, through)
     token = confirm_token(stdout)
     if token is not None:
-        confirm_fresh(through or SHARED.get(), host, connection, token, what, started)
+        confirm_fresh(through, host, connection, token, what, started)
     return stdout
 
 

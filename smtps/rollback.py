@@ -17,13 +17,15 @@ from .templating import lockout_guard, nft_rule, render
 from .zone_membership import PORT
 
 NO_ROLLBACK_ENV = "SMTPS_NO_ROLLBACK"
-_RUN = re.compile(r"[0-9a-f]{16}")
+_SNAPSHOT_ID = re.compile(r"[0-9a-f]{16}")
 # The rollback script's answer line: smtps-rollback=none|done|partial:FILE...
 REPORT = "smtps-rollback"
 
 
-def new_run() -> str:
-    """A run's name: 16 hex digits (it is rendered into scripts, quoted all the same)."""
+def new_snapshot_id() -> str:
+    """The name of one engine operation's snapshot on the hosts (one per provider process: every script of it keeps
+    the files it changes under it, and its rollback puts those back): 16 hex digits (rendered into scripts, quoted all
+    the same)."""
     return secrets.token_hex(8)
 
 
@@ -31,16 +33,17 @@ def enabled() -> bool:
     return os.environ.get(NO_ROLLBACK_ENV, "") in ("", "0")
 
 
-def script(host: str, run: str, connection: Connection | None = None, zone: str = "", service: str = "",
+def script(host: str, snapshot_id: str, connection: Connection | None = None, zone: str = "", service: str = "",
            nft: NftablesSettings | None = None) -> str:
-    """The rollback of `run` on `host`. `zone`, `service`: the host's firewalld zone and service, the only ones a
-    journal line or a firewalld file of the snapshot may name (none: no firewalld change is taken as this run's).
+    """The rollback of the snapshot `snapshot_id` on `host`. `zone`, `service`: the host's firewalld zone and service,
+    the only ones a journal line or a firewalld file of the snapshot may name (none: no firewalld change is taken as
+    this run's).
     `nft`: the chain of a host whose firewall is nftables, the only one an nftables journal line may name (none:
     a firewalld host, where no such line is this run's)."""
-    if not _RUN.fullmatch(run):
-        raise ValueError(f"malformed run name {run[:40]!r}")
+    if not _SNAPSHOT_ID.fullmatch(snapshot_id):
+        raise ValueError(f"malformed snapshot id {snapshot_id[:40]!r}")
     return render("rollback.sh.j2", kind="rollback", host=host, action="rollback", reloads_firewalld=True,
-                  guard=lockout_guard(), nft_rule=nft_rule(), run=run,
+                  guard=lockout_guard(), nft_rule=nft_rule(), snapshot_id=snapshot_id,
                   zone=zone, service=service, port=PORT,
                   nft_chain=f"{nft.family} {nft.table} {nft.chain}" if nft else "",
                   **reload_values(connection))

@@ -34,7 +34,10 @@ from .shown import shown, shown_json
 
 
 @dataclass(frozen=True)
-class Verification:
+class SeenFromOutside:
+    """What the check from outside saw on a host's 465, and its verdict (`ok`, else `problem`). The Pulumi resource
+    that runs the check on every change is another thing: components/verification.py `Verification`."""
+
     address: str
     port: int
     ok: bool
@@ -186,7 +189,7 @@ def _expiry_problems(served: Served | None, min_days: int) -> list[str]:
 def verify(address: str, port: int = 465, timeout: float = 10.0, helo: str = "smtps-verify.invalid",
            opener: Callable[[], socket.socket] | None = None, expect_sha256: str | None = None, min_days: int = 0,
            ca_bundle: str | None = None, tls_name: str | None = None,
-           credential: tuple[str, str] | None = None) -> Verification:
+           credential: tuple[str, str] | None = None) -> SeenFromOutside:
     """`opener`, when given, opens the TCP connection to address:port (through a bastion); else a direct one.
     `expect_sha256`: the certificate file's SHA-256 (hex) the served certificate must equal.
 
@@ -196,13 +199,13 @@ def verify(address: str, port: int = 465, timeout: float = 10.0, helo: str = "sm
         return _verify(address, port, timeout, helo, opener, (expect_sha256 or "").lower(), min_days, ca_bundle,
                        tls_name, credential)
     except Exception as err:  # noqa: BLE001 - any failure of the check is a failed check, never an escape
-        return Verification(address, port, False, problem=f"the check from outside failed: {type(err).__name__}: "
+        return SeenFromOutside(address, port, False, problem=f"the check from outside failed: {type(err).__name__}: "
                                                           f"{err}")
 
 
 def _verify(address: str, port: int, timeout: float, helo: str, opener: Callable[[], socket.socket] | None,
             expected: str, min_days: int, ca_bundle: str | None, tls_name: str | None,
-            credential: tuple[str, str] | None) -> Verification:
+            credential: tuple[str, str] | None) -> SeenFromOutside:
     strict = bool(ca_bundle and tls_name)
     seen: dict[str, Any] = {}
 
@@ -223,12 +226,12 @@ def _verify(address: str, port: int, timeout: float, helo: str, opener: Callable
             raise CertificateRefused(f"the served certificate (SHA-256 {sha256}) cannot be read "
                                      f"({type(err).__name__}: {err}): the connection was closed before EHLO") from err
 
-    def failed(problem: str) -> Verification:
+    def failed(problem: str) -> SeenFromOutside:
         served = seen.get("served")
         if served is None:
-            return Verification(address, port, False, seen.get("version", ""), problem=problem,
+            return SeenFromOutside(address, port, False, seen.get("version", ""), problem=problem,
                                 cert_sha256=seen.get("sha256", ""))
-        return Verification(address, port, False, seen.get("version", ""), served.subject, served.not_after,
+        return SeenFromOutside(address, port, False, seen.get("version", ""), served.subject, served.not_after,
                             problem=problem, cert_sha256=served.sha256, days_left=served.days_left)
 
     if strict:
@@ -276,7 +279,7 @@ def _verify(address: str, port: int, timeout: float, helo: str, opener: Callable
                         "no caBundle and tlsName)")
     problems += _relay_problems(anonymous, authenticated, credential)
     problem = "; ".join(p for p in problems if p)
-    return Verification(address, port, not problem, seen["version"], served.subject, served.not_after, auth, problem,
+    return SeenFromOutside(address, port, not problem, seen["version"], served.subject, served.not_after, auth, problem,
                         served.sha256, served.days_left, anonymous, authenticated)
 
 

@@ -73,13 +73,13 @@ class ZoneMembershipModel(FirewallModel):
             firewalld="running")
 
     def script(self, host: str, zone: ZoneSettings, action: Action, connection: Connection | None = None,
-               run: str = "", **kw: Any) -> str:
+               snapshot_id: str = "", **kw: Any) -> str:
         # Only a remove may reload firewalld (to put the zone file back as found); an apply edits both layers in
         # place.
         return render("zone_membership.sh.j2", kind=self.kind, host=host, action=action.value, zone=zone,
                       reloads_firewalld=action is Action.REMOVE, port=PORT, guard=lockout_guard(),
                       zone_probe=zone_probe(),
-                      **reload_values(connection), run=run)
+                      **reload_values(connection), snapshot_id=snapshot_id)
 
     def read_script(self, host: str, zone: ZoneSettings) -> str:
         return read_script(host, zone=zone)

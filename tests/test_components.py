@@ -323,8 +323,7 @@ def test_a_host_scripts_warning_lines_reach_the_operator_and_nothing_else_does(m
         def run(self, host, connection, script):
             return Result(0, stdout, "")
 
-    monkeypatch.setattr(remote.SHARED, "get", lambda: Pool())
-    assert remote.run("mail1", None, "true", "master.cf") == stdout
+    assert remote.run("mail1", None, "true", "master.cf", Pool()) == stdout
     assert capsys.readouterr().err == (
         "smtps: mail1: warning: an earlier firewalld change here (0123456789abcdef) was never confirmed\n"
         "smtps: mail1: warning: ::stop-commands::x \\x1b[2J\n")
@@ -349,10 +348,9 @@ def test_a_confirmation_that_finds_the_hosts_revert_failed_says_so_at_once(monke
                              "/etc/firewalld/zones/iredmail.xml failed; its copies are kept in "
                              "/run/smtps-iredmail/confirm\n", "")
 
-    monkeypatch.setattr(remote.SHARED, "get", lambda: Pool())
     monkeypatch.setattr(remote.time, "sleep", lambda seconds: pytest.fail("waited for nothing"))
     with pytest.raises(remote.HostFailure) as failed:
-        remote.run_confirmed("mail1", Connection("10.0.0.1", 22, "root", KEY), "true", "zone")
+        remote.run_confirmed("mail1", Connection("10.0.0.1", 22, "root", KEY), "true", "zone", Pool())
     assert len(logins) == 1
     assert str(failed.value) == (
         "mail1: zone: the firewalld reload was not confirmed in time, and the host's revert of it failed (reverting "
@@ -373,7 +371,8 @@ def test_a_rollback_names_the_nftables_chain_only_of_a_host_whose_firewall_is_nf
 
     scripts = []
     monkeypatch.setattr(verification.remote, "run_confirmed",
-                        lambda host, connection, script, what: scripts.append(script) or "smtps-rollback=done\n")
+                        lambda host, connection, script, *_: scripts.append(script) or "smtps-rollback=done\n")
+    monkeypatch.setattr(verification.THIS_PROCESS.ssh, "get", lambda: "the provider process's pool")
     props = {"stack": "lab", "host": "mail1", "address": "10.0.0.1", "hostKey": KEY,
              "ssh": {"port": 22, "user": "root", "confirmSeconds": 60},
              "rollbackZone": {"zone": "iredmail", "service": "smtps"}, "rollbackNft": nft}

@@ -8,7 +8,7 @@ import traceback
 
 from pulumi.automation import events as ev
 
-from smtps_iredmail.core.events import Failure, Run, error_of, message_of
+from smtps_iredmail.core.events import EngineEvents, Failure, error_of, message_of
 from smtps_iredmail.core.remote import HostFailure
 
 MASTER = ("urn:pulumi:dc1::smtps-iredmail::smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService"
@@ -29,7 +29,7 @@ def step(urn: str, op: ev.OpType, failed: bool = False) -> ev.EngineEvent:
 
 
 def test_failures_read_from_events_name_host_resource_step_and_the_scripts_words():
-    run = Run({"master": "master.cf service", "verify": "verification"})
+    collected = EngineEvents({"master": "master.cf service", "verify": "verification"})
     urn = ("urn:pulumi:dc1::smtps-iredmail::smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService"
            "::mx1-master")
     stack = "urn:pulumi:dc1::smtps-iredmail::pulumi:pulumi:Stack::smtps-iredmail-dc1"
@@ -42,11 +42,11 @@ def test_failures_read_from_events_name_host_resource_step_and_the_scripts_words
                       message=traceback, color="never", severity="error", urn=urn)),
                   ev.EngineEvent(sequence=3, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
                       message="update failed", color="never", severity="error", urn=stack))):
-        run.on_event(event)
-    assert [str(f) for f in run.failures()] == [
+        collected.on_event(event)
+    assert [str(f) for f in collected.failures()] == [
         "mx1: master.cf service: update: TLS certificate /etc/nope.crt does not exist"]
-    assert [f.error for f in run.failures()] == ["HostFailure"]
-    program = Run({})
+    assert [f.error for f in collected.failures()] == ["HostFailure"]
+    program = EngineEvents({})
     for message in ("stack dc1: no deploy key", "an unhandled error occurred: stack dc1: no deploy key"):
         program.on_event(ev.EngineEvent(sequence=1, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
             message=message, color="never", severity="error", urn=stack)))
@@ -54,22 +54,22 @@ def test_failures_read_from_events_name_host_resource_step_and_the_scripts_words
 
 
 def test_a_failed_step_without_a_message_of_its_own_and_a_check_naming_its_host_by_address():
-    run = Run({"master": "master.cf service", "verify": "verification"})
+    collected = EngineEvents({"master": "master.cf service", "verify": "verification"})
     verify = MASTER.replace("MasterService::mx1-master", "Verification::mx1-verify")
     for event in (step(MASTER, ev.OpType.CREATE), step(MASTER, ev.OpType.CREATE, failed=True),
                   step(verify, ev.OpType.UPDATE), error(verify, "mx1 (10.0.0.1): port 465 does not answer TLS"),
                   error(verify, "mx1 (10.0.0.1): port 465 does not answer TLS")):
-        run.on_event(event)
+        collected.on_event(event)
     # A resource with messages first, then one that failed without any; a message said twice shows once.
-    assert run.failures() == [Failure("mx1", "verification", "update", "port 465 does not answer TLS"),
+    assert collected.failures() == [Failure("mx1", "verification", "update", "port 465 does not answer TLS"),
                               Failure("mx1", "master.cf service", "create", "failed (see above)")]
 
 
 def test_a_resource_of_no_known_kind_is_named_by_its_type():
-    run = Run({"master": "master.cf service"})
+    collected = EngineEvents({"master": "master.cf service"})
     other = "urn:pulumi:dc1::smtps-iredmail::pulumi:providers:pulumi-python::ssh-3"
-    run.on_event(error(other, "error: cannot connect"))
-    assert [str(f) for f in run.failures()] == ["ssh-3: pulumi:providers:pulumi-python: run: cannot connect"]
+    collected.on_event(error(other, "error: cannot connect"))
+    assert [str(f) for f in collected.failures()] == ["ssh-3: pulumi:providers:pulumi-python: run: cannot connect"]
 
 
 def test_the_exceptions_own_message_is_taken_from_a_traceback():
@@ -82,14 +82,14 @@ def test_the_exceptions_own_message_is_taken_from_a_traceback():
 
 
 def test_counts_and_failures_written_as_the_fleet_reads_them(tmp_path):
-    run = Run({"master": "master.cf service"})
-    run.on_event(ev.EngineEvent(sequence=9, timestamp=0, summary_event=ev.SummaryEvent(
+    collected = EngineEvents({"master": "master.cf service"})
+    collected.on_event(ev.EngineEvent(sequence=9, timestamp=0, summary_event=ev.SummaryEvent(
         maybe_corrupt=False, duration_seconds=3, policy_packs={},
         resource_changes={ev.OpType.CREATE: 4, ev.OpType.SAME: 2, ev.OpType.UPDATE: 1})))
-    run.on_event(step(MASTER, ev.OpType.UPDATE))
-    run.on_event(error(MASTER, "smtps: mx1: no such certificate"))
+    collected.on_event(step(MASTER, ev.OpType.UPDATE))
+    collected.on_event(error(MASTER, "smtps: mx1: no such certificate"))
     path = tmp_path / "summary.json"
-    run.write(str(path))
+    collected.write(str(path))
     assert json.loads(path.read_text()) == {
         "changes": {"create": 4, "same": 2, "update": 1},
         "failures": [{"host": "mx1", "resource": "master.cf service", "step": "update",

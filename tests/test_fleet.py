@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from smtps_iredmail.core import fleet, stacks
-from smtps_iredmail.core.fleet import StackRun
+from smtps_iredmail.core.fleet import StackJob
 from smtps_iredmail.core.settings import SettingsError
 
 
@@ -72,7 +72,7 @@ def summary(changes: dict[str, int], *failures: tuple[str, str, str, str]) -> di
 def test_each_stack_runs_as_its_own_smtps_process_in_the_project(project, monkeypatch, capsys):
     runs = Runs({"dc1": (0, summary({"create": 4}), "dc1 out\n"), "dc2": (0, summary({}), "")})
     monkeypatch.setattr(subprocess, "run", runs)
-    assert fleet.run("up", ["dc1", "dc2"], 2, ["--refresh"]) == 0
+    assert fleet.across_stacks("up", ["dc1", "dc2"], 2, ["--refresh"]) == 0
     for stack in ("dc1", "dc2"):
         # up without prompts (nobody reads them), the summary to a file of the stack's own, the extra flags last.
         assert runs.argv(stack) == [sys.executable, "-m", "smtps_iredmail", "up", "-s", stack, "--yes",
@@ -88,7 +88,7 @@ def test_each_stack_runs_as_its_own_smtps_process_in_the_project(project, monkey
 def test_preview_is_not_given_yes(project, monkeypatch):
     runs = Runs({"dc1": (0, summary({}), "")})
     monkeypatch.setattr(subprocess, "run", runs)
-    assert fleet.run("preview", ["dc1"], 1, []) == 0
+    assert fleet.across_stacks("preview", ["dc1"], 1, []) == 0
     assert runs.argv("dc1") == [sys.executable, "-m", "smtps_iredmail", "preview", "-s", "dc1",
                                 "--summary", str(project / ".fleet" / "preview-dc1.json")]
 
@@ -98,7 +98,7 @@ def test_one_failed_stack_fails_the_fleet_and_its_failures_are_shown_safely(proj
     runs = Runs({"dc1": (0, summary({"update": 2}), ""),
                  "dc2": (1, summary({"update": 1}, ("mx9", "master.cf service", "update", hostile)), "")})
     monkeypatch.setattr(subprocess, "run", runs)
-    assert fleet.run("up", ["dc1", "dc2"], 2, []) == 1
+    assert fleet.across_stacks("up", ["dc1", "dc2"], 2, []) == 1
     out = capsys.readouterr().out
     # One line per failure, naming its stack, with what the host said escaped (smtps/shown.py).
     assert "dc2: mx9: master.cf service: update: certificate missing\\x1b[2J" in out
@@ -113,7 +113,7 @@ def test_counts_come_from_this_runs_summary_never_an_earlier_one(project, monkey
     (project / ".fleet" / "up-dc1.json").write_text(json.dumps(summary({"create": 9})))
     runs = Runs({"dc1": (1, None, "Traceback ...\n")})
     monkeypatch.setattr(subprocess, "run", runs)
-    assert fleet.run("up", ["dc1"], 1, []) == 1
+    assert fleet.across_stacks("up", ["dc1"], 1, []) == 1
     assert not (project / ".fleet" / "up-dc1.json").exists()
     [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│ dc1")]
     assert row.split("│")[3].strip() == "none" and "FAILED" in row and "+ 9" not in row
@@ -121,7 +121,7 @@ def test_counts_come_from_this_runs_summary_never_an_earlier_one(project, monkey
 
 def test_a_failed_exit_status_fails_the_stack_whatever_its_summary_says(project, monkeypatch):
     monkeypatch.setattr(subprocess, "run", Runs({"dc1": (2, summary({}), "")}))
-    assert fleet.run("preview", ["dc1"], 1, []) == 1
+    assert fleet.across_stacks("preview", ["dc1"], 1, []) == 1
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -129,7 +129,7 @@ def test_at_most_workers_stacks_run_at_once_and_all_of_them_run(project, monkeyp
     names = ["dc1", "dc2", "dc3", "dc4"]
     runs = Runs({name: (0, summary({}), "") for name in names}, linger=0.5)
     monkeypatch.setattr(subprocess, "run", runs)
-    assert fleet.run("preview", names, workers, []) == 0
+    assert fleet.across_stacks("preview", names, workers, []) == 0
     assert sorted(argv[argv.index("-s") + 1] for argv, _ in runs.calls) == names
     assert runs.most == workers
 
@@ -137,21 +137,21 @@ def test_at_most_workers_stacks_run_at_once_and_all_of_them_run(project, monkeyp
 def test_no_workers_still_runs_one_at_a_time(project, monkeypatch):
     runs = Runs({"dc1": (0, summary({}), ""), "dc2": (0, summary({}), "")})
     monkeypatch.setattr(subprocess, "run", runs)
-    assert fleet.run("preview", ["dc1", "dc2"], 0, []) == 0
+    assert fleet.across_stacks("preview", ["dc1", "dc2"], 0, []) == 0
     assert len(runs.calls) == 2 and runs.most == 1
 
 
 def test_the_table_counts_hosts_from_the_stack_files_and_says_when_it_cannot(project, monkeypatch, capsys):
     runs = Runs({"dc1": (0, summary({}), ""), "broken": (0, summary({}), "")})
     monkeypatch.setattr(subprocess, "run", runs)
-    fleet.run("preview", ["dc1", "broken"], 1, [])
+    fleet.across_stacks("preview", ["dc1", "broken"], 1, [])
     rows = {line.split()[1]: line.split("│") for line in capsys.readouterr().out.splitlines()
             if line.startswith("│ ")}
     assert rows["dc1"][2].strip() == "3" and rows["broken"][2].strip() == "?"
 
 
 def test_changes_read_in_the_engines_order_and_omit_what_did_not_happen():
-    assert StackRun("dc1").changes == "none"
-    assert StackRun("dc1", counts={"delete": 1, "same": 7, "create": 2}).changes == "+ 2 - 1"
-    assert StackRun("dc1", counts={"replace": 1, "update": 3, "create": 0}).changes == "~ 3 +- 1"
-    assert StackRun("dc1", counts={"create": 1, "update": 2, "replace": 3, "delete": 4}).changes == "+ 1 ~ 2 +- 3 - 4"
+    assert StackJob("dc1").changes == "none"
+    assert StackJob("dc1", counts={"delete": 1, "same": 7, "create": 2}).changes == "+ 2 - 1"
+    assert StackJob("dc1", counts={"replace": 1, "update": 3, "create": 0}).changes == "~ 3 +- 1"
+    assert StackJob("dc1", counts={"create": 1, "update": 2, "replace": 3, "delete": 4}).changes == "+ 1 ~ 2 +- 3 - 4"

@@ -51,11 +51,11 @@ def test_engine_steps_are_noted_begin_and_end(tmp_path, monkeypatch):
     out = tmp_path / "profile.jsonl"
     monkeypatch.setenv(PROFILE_ENV, str(out))
     meta = SimpleNamespace(urn="urn:pulumi:s::p::pulumi-python:dynamic:Resource::mail1-master", op="create")
-    run = events.Run({})
+    collected = events.EngineEvents({})
     none = dict.fromkeys(("resource_pre_event", "res_outputs_event", "res_op_failed_event", "diagnostic_event",
                           "summary_event"))
-    run.on_event(SimpleNamespace(**{**none, "resource_pre_event": SimpleNamespace(metadata=meta)}))
-    run.on_event(SimpleNamespace(**{**none, "res_outputs_event": SimpleNamespace(metadata=meta)}))
+    collected.on_event(SimpleNamespace(**{**none, "resource_pre_event": SimpleNamespace(metadata=meta)}))
+    collected.on_event(SimpleNamespace(**{**none, "res_outputs_event": SimpleNamespace(metadata=meta)}))
     notes = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(n["kind"], n["op"]) for n in notes] == [("begin", "create"), ("end", "create")]
 

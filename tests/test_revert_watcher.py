@@ -377,7 +377,7 @@ def test_an_armed_change_nobody_confirms_is_put_back_by_its_watcher_alone(host: 
 def _prologue_function(name: str) -> str:
     from smtps_iredmail.core.templating import render
 
-    text = render("_prologue.sh.j2", kind="k", host="h", action="apply", run="", reloads_firewalld=True,
+    text = render("_prologue.sh.j2", kind="k", host="h", action="apply", snapshot_id="", reloads_firewalld=True,
                   confirm_seconds=120, firewalld_pending="refuse", guard="")
     found = re.search(rf"^{name}\(\) \{{.*?^\}}$", text, re.S | re.M)
     assert found, name

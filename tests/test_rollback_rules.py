@@ -35,10 +35,10 @@ def test_no_rollback_is_an_environment_switch(monkeypatch):
     assert rollback.enabled()
 
 
-def test_a_run_is_named_by_16_hex_digits_and_nothing_else_renders():
-    assert len(rollback.new_run()) == 16 and rollback.new_run() != rollback.new_run()
+def test_a_snapshot_id_is_16_hex_digits_and_nothing_else_renders():
+    assert len(rollback.new_snapshot_id()) == 16 and rollback.new_snapshot_id() != rollback.new_snapshot_id()
     for bad in ("", "0123456789abcde", "0123456789abcdefg", "0123456789ABCDEF", "01234567 9abcdef"):
-        with pytest.raises(ValueError, match="malformed run name"):
+        with pytest.raises(ValueError, match="malformed snapshot id"):
             rollback.script("mail1", bad)
 
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from smtps_iredmail.core import cli
 from smtps_iredmail.core.drift import Drift
-from smtps_iredmail.core.events import Run
+from smtps_iredmail.core.events import EngineEvents
 from smtps_iredmail.core.shown import shown, shown_json
-from smtps_iredmail.core.verify import Verification
+from smtps_iredmail.core.verify import SeenFromOutside
 
 HOSTILE = {
     "clear screen": "postconf: fatal: \x1b[2J\x1b[Hall good",
@@ -85,15 +85,15 @@ def test_failure_lines_are_shown(capsys):
     from pulumi import automation as auto
     from pulumi.automation._cmd import CommandResult
 
-    run = Run({"verify": "verification"})
+    collected = EngineEvents({"verify": "verification"})
     urn = "urn:pulumi:s::smtps-iredmail::smtps:index:Host$pulumi-python:dynamic:Resource::mail1-verify"
-    run.errors[urn] = ["mail1 (10.0.0.1): verification failed: 554 \x1b]8;;http://x\x07hi\n::add-mask::y"]
-    run.failed[urn] = "update"
+    collected.errors[urn] = ["mail1 (10.0.0.1): verification failed: 554 \x1b]8;;http://x\x07hi\n::add-mask::y"]
+    collected.failed[urn] = "update"
 
-    def failing(_run):
+    def failing(_events):
         raise auto.CommandError(CommandResult("", "", 1))
 
-    assert cli._engine_call(failing, run=run) == 1
+    assert cli._engine_call(failing, events=collected) == 1
     err = capsys.readouterr().err
     assert "  mail1: verification: update: verification failed: 554 \\x1b]8;;http://x\\x07hi ::add-mask::y" in err
     assert safe(err)
@@ -116,7 +116,7 @@ def test_the_drift_table_and_its_notes_show_host_text(monkeypatch, capsys):
 
 
 def test_the_verify_table_shows_host_text(monkeypatch, capsys):
-    seen = Verification("10.0.0.1", 465, False, "TLSv1.3\x1b[31m", auth="PLAIN\u202e", relay_anonymous="250 \x07ok",
+    seen = SeenFromOutside("10.0.0.1", 465, False, "TLSv1.3\x1b[31m", auth="PLAIN\u202e", relay_anonymous="250 \x07ok",
                         problem="no implicit TLS on 465: \x1b]8;;http://evil\x1b\\x\n::set-env name=A::b")
     monkeypatch.setattr(cli.engine, "stack_secret", lambda _stack, _name: None)
     drift_or_verify(monkeypatch, lambda h: cli.Checked(h, seen, "", "cat: \x1b[2J", frozenset({25}), ""))
@@ -154,7 +154,7 @@ def test_drift_json_holds_no_command(monkeypatch, capsys):
 
 
 def test_verify_json_holds_no_command(monkeypatch, capsys):
-    seen = Verification("10.0.0.1", 465, False, "TLSv1.3", cert_subject="CN=mail ##[set-output name=ok;]true",
+    seen = SeenFromOutside("10.0.0.1", 465, False, "TLSv1.3", cert_subject="CN=mail ##[set-output name=ok;]true",
                         problem="550 ##[add-mask]550")
     monkeypatch.setattr(cli.engine, "stack_secret", lambda _stack, _name: None)
     drift_or_verify(monkeypatch, lambda h: cli.Checked(h, seen, "", "", frozenset({25}), ""))
@@ -167,7 +167,7 @@ def test_verify_json_holds_no_command(monkeypatch, capsys):
 def test_the_verify_modules_json_holds_no_command(monkeypatch, capsys):
     from smtps_iredmail.core import verify as module
 
-    seen = Verification("10.0.0.1", 465, False, "", problem="banner ##[error]fake")
+    seen = SeenFromOutside("10.0.0.1", 465, False, "", problem="banner ##[error]fake")
     monkeypatch.setattr(module, "verify", lambda _address, _port: seen)
     assert module.main(["10.0.0.1", "--json"]) == 1
     out = capsys.readouterr().out

@@ -248,7 +248,7 @@ def test_rollback_script():
     check_golden("smtps/rollback.sh", _prologue_changes(prologue, "the lines below") + rest)
     subprocess.run(["sh", "-n"], input=text, text=True, check=True)
     # The run's name reaches every script quoted; it must be one (16 hex digits), never anything else.
-    with pytest.raises(ValueError, match="malformed run name"):
+    with pytest.raises(ValueError, match="malformed snapshot id"):
         rollback.script("mail1", "0123'; reboot #")
 
 

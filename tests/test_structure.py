@@ -94,7 +94,7 @@ def test_plain_pulumi_keeps_a_later_double_dash(monkeypatch):
     monkeypatch.setattr(engine, "prepare", lambda folder=None: {})
     monkeypatch.setattr(subprocess, "run", lambda argv, **kw: seen.append(argv) or subprocess.CompletedProcess(argv, 0))
     args = cli.parser().parse_args(["pulumi", "--", "config", "set", "--secret", "--", "k", "-dash"])
-    assert args.run(args) == 0
+    assert args.handler(args) == 0
     assert seen == [["pulumi", "config", "set", "--secret", "--", "k", "-dash"]]
 
 
@@ -103,20 +103,21 @@ def test_a_rolled_back_host_is_known_by_the_failures_type_not_its_words():
     script answered done or partial), whatever the words say; "nothing was rolled back" is not one."""
     from pulumi.automation import events as ev
 
-    from smtps_iredmail.core.events import Run
+    from smtps_iredmail.core.events import EngineEvents
 
     urn = ("urn:pulumi:dc1::smtps-iredmail::smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:Verification"
            "::{}-verify")
     said = {"mx1": ("smtps_iredmail.verification.RolledBackFailure", "verification failed: x; rolled back: undone"),
             "mx2": ("smtps_iredmail.verification.VerificationFailed",
                     "verification failed: x; this run changed nothing on it, so nothing was rolled back")}
-    run = Run({"verify": "verification"})
+    collected = EngineEvents({"verify": "verification"})
     for sequence, (host, (error, message)) in enumerate(said.items()):
         text = f"Traceback (most recent call last):\n  File \"x.py\"\n{error}: {message}\n"
-        run.on_event(ev.EngineEvent(sequence=sequence, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
+        collected.on_event(ev.EngineEvent(sequence=sequence, timestamp=0, diagnostic_event=ev.DiagnosticEvent(
             message=text, color="never", severity="error", urn=urn.format(host))))
-    assert {(f.host, f.error) for f in run.failures()} == {("mx1", "RolledBackFailure"), ("mx2", "VerificationFailed")}
-    assert [f.message for f in run.failures()] == [m for _, m in said.values()]
+    assert {(f.host, f.error) for f in collected.failures()} == {("mx1", "RolledBackFailure"),
+                                                                 ("mx2", "VerificationFailed")}
+    assert [f.message for f in collected.failures()] == [m for _, m in said.values()]
 
 
 def test_resource_types_are_the_engines_and_urns_to_read_back_come_from_the_state():

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from smtps_iredmail.core import zone_membership, zone_probe
-from smtps_iredmail.core.settings import parse_host
+from smtps_iredmail.core.hosts import parse_host
 from smtps_iredmail.core.templating import Action
 from smtps_iredmail.core.zone_probe import Change, Facts, Kept, Layer, Plan, Wanted, Zone, kept, plan, plan_lines
 from tests.conftest import require
@@ -213,7 +213,7 @@ def test_the_script_reads_the_plan_as_planned(action):
     """The script as rendered: its plan step leaves the shell each field of the plan, and the changes in order."""
     require(shutil.which("dash") is not None, "dash is needed to run the script's plan step")
     s = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": HOST_KEY})
-    script = zone_membership.script(s.name, s.zone, action)
+    script = zone_membership.MODEL.script(s.name, s.zone, action)
     head = "\n".join(line for line in script.splitlines()
                      if line.startswith(("ZONE=", "SERVICE=", "POLICY=", "PORT=", "ZFILE=", "S=")))
     step = head + re.search(r"\nread_plan\(\) \{.*?\n\}\n", script, re.S).group(0) + f"read_plan {action}\n"

@@ -57,10 +57,11 @@ def inspect(lab: Lab, host: str) -> tuple[dict[str, str], list[str], list[str]]:
 
 def scripts(lab: Lab, host: str, action: Action) -> list[tuple[str, str]]:
     s = settings_for(lab, host)
-    run = rollback.new_run()  # a run's snapshot is kept as the engine's runs keep it: a kill may hit that too
-    steps = [("master", master_service.MODEL.script(host, (s.master, s.tls), action, None, run)),
-             ("service", firewalld_service.MODEL.script(host, s.service, action, None, run)),
-             ("zone", zone_membership.MODEL.script(host, s.zone, action, None, run))]
+    # A snapshot is kept as an engine operation keeps it: a kill may hit that too.
+    snapshot_id = rollback.new_snapshot_id()
+    steps = [("master", master_service.MODEL.script(host, (s.master, s.tls), action, None, snapshot_id)),
+             ("service", firewalld_service.MODEL.script(host, s.service, action, None, snapshot_id)),
+             ("zone", zone_membership.MODEL.script(host, s.zone, action, None, snapshot_id))]
     return steps if action is Action.APPLY else steps[::-1]
 
 

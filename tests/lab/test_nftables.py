@@ -264,9 +264,9 @@ def test_interrupted_nftables_runs_leave_old_or_new_and_the_next_run_converges(l
     settings = settings_for(lab, "mail1", firewall="nftables")
 
     def steps(action: Action) -> list[str]:
-        run = rollback.new_run()
-        both = [master_service.MODEL.script("mail1", (settings.master, settings.tls), action, None, run),
-                nftables_rule.MODEL.script("mail1", settings.nftables, action, None, run)]
+        snapshot_id = rollback.new_snapshot_id()
+        both = [master_service.MODEL.script("mail1", (settings.master, settings.tls), action, None, snapshot_id),
+                nftables_rule.MODEL.script("mail1", settings.nftables, action, None, snapshot_id)]
         return both if action is Action.APPLY else both[::-1]
 
     def inspect() -> list[str]:

@@ -366,17 +366,17 @@ def test_a_tampered_snapshot_is_data_and_is_refused(lab: Lab):
     """What a run kept on the host is read back as data, and checked whole before the rollback changes anything: a
     target that is no file of this tool's, a journal line that is no change this tool makes, a link anywhere in the
     snapshot, a binding its reload did not drop. Each is refused, and the host is unchanged."""
-    run, settings = rollback.new_run(), settings_for(lab, "mail3")
-    snap = f"/run/smtps-iredmail/runs/{run}"
+    snapshot_id, settings = rollback.new_snapshot_id(), settings_for(lab, "mail3")
+    snap = f"/run/smtps-iredmail/runs/{snapshot_id}"
     zone_file = "/etc/firewalld/zones/iredmail.xml"
-    undo = rollback.script("mail3", run, zone="iredmail", service="smtps")
+    undo = rollback.script("mail3", snapshot_id, zone="iredmail", service="smtps")
     watched = ("sha256sum /etc/shadow; firewall-cmd --permanent --zone=public --list-all; "
                "firewall-cmd --zone=public --list-all; firewall-cmd --zone=trusted --list-all; "
                "firewall-cmd --get-active-zones")
     before, others = host_state(lab, "mail3"), lab.sh("mail3", watched).stdout
 
     def refused(setup: str, message: str) -> None:
-        lab.sh("mail3", f"rm -rf {snap} && mkdir -p -m 700 {snap} && echo {run} > {snap}/id && "
+        lab.sh("mail3", f"rm -rf {snap} && mkdir -p -m 700 {snap} && echo {snapshot_id} > {snap}/id && "
                         f"cp -p {zone_file} {snap}/0 && echo {zone_file} > {snap}/targets && {setup}")
         result = run_script(lab, settings, undo)
         assert result.returncode != 0 and message in result.stderr, (setup, result.stderr)
@@ -415,16 +415,17 @@ def test_a_tampered_snapshot_is_data_and_is_refused(lab: Lab):
 def test_an_edit_made_after_the_run_wrote_a_file_is_left_to_its_author(lab: Lab):
     """Between this run's change and the failed check someone edits master.cf: the rollback puts back the service
     file this run changed, leaves master.cf with their edit, and says so."""
-    run = rollback.new_run()
+    snapshot_id = rollback.new_snapshot_id()
     settings = settings_for(lab, "mail3", serviceDescription="Changed by this run.",
                             options={"syslog_name": "postfix/smtps-run"})
     before = snapshot(lab, "mail3")
-    for script in (master_service.MODEL.script("mail3", (settings.master, settings.tls), Action.APPLY, None, run),
-                   firewalld_service.MODEL.script("mail3", settings.service, Action.APPLY, None, run)):
+    for script in (master_service.MODEL.script("mail3", (settings.master, settings.tls), Action.APPLY, None,
+                                               snapshot_id),
+                   firewalld_service.MODEL.script("mail3", settings.service, Action.APPLY, None, snapshot_id)):
         assert run_script(lab, settings, script).returncode == 0
     lab.sh("mail3", "echo '# an admin was here' >> /etc/postfix/master.cf")
     edited = lab.sh("mail3", "cat /etc/postfix/master.cf").stdout
-    result = run_script(lab, settings, rollback.script("mail3", run, zone="iredmail", service="smtps"))
+    result = run_script(lab, settings, rollback.script("mail3", snapshot_id, zone="iredmail", service="smtps"))
     assert result.returncode == 0, result.stderr
     assert rollback.result(result.stdout) == "partial: /etc/postfix/master.cf", result.stdout
     after = snapshot(lab, "mail3")

@@ -1,0 +1,74 @@
+"""What a provider process keeps between the engine's calls: one object, `THIS_PROCESS`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from smtps_iredmail.core import remote, rollback
+from smtps_iredmail.core.firewall import Firewall
+from smtps_iredmail.core.settings import Connection
+
+
+class ProviderProcess:
+    """The provider process's own state, process-wide on purpose. The engine starts a provider process for one
+    operation (a preview, an up, a refresh, a destroy), and a host's resources and its check all run in the same one
+    (program.py gives them one explicit provider): each call has a provider object of its own, in a thread of its
+    own, so what one call learns and a later one needs can only live in the process. Here is all of it:
+
+    - `snapshot_id`: this operation's name on the hosts. Every script keeps what it changes under it, the first time
+      (smtps/rollback.py); a failed check's rollback puts that back.
+    - `ssh`: the one SSH pool, so that a host's resources and its check share its connection (and its bastion's).
+    - the firewall found on each host: the master.cf apply finds it first, before it changes anything, and the host's
+      firewall kinds use that rather than ask the host again.
+    - the mail ports answering on each host before this operation first changed it, which the check compares after
+      the last change: none may go quiet.
+    - the test credential (username, password) the check logs in with to test relaying, from `configure`.
+    """
+
+    def __init__(self) -> None:
+        self.snapshot_id = rollback.new_snapshot_id()
+        self.ssh = remote.SharedPool()
+        self._lock = threading.Lock()
+        self._firewalls: dict[tuple[str, str], Firewall] = {}
+        self._ports_before: dict[str, frozenset[int]] = {}
+        self._credential: tuple[str, str] | None = None
+
+    # --- the firewall found on a host -----------------------------------------------------------------------------
+    def note_firewall(self, host: str, connection: Connection, firewall: Firewall | None) -> None:
+        if firewall is not None:
+            with self._lock:
+                self._firewalls[(host, connection.address)] = firewall
+
+    def firewall_of(self, host: str, connection: Connection) -> Firewall | None:
+        with self._lock:
+            return self._firewalls.get((host, connection.address))
+
+    # --- the mail ports before the first change -----------------------------------------------------------------
+    def record_ports_before(self, host: str, probe: Callable[[], frozenset[int]]) -> None:
+        """`probe()` the host's mail ports, unless this process did already: only the first change's counts. The
+        probe runs outside the lock, so that other hosts' calls do not wait for it."""
+        with self._lock:
+            if host in self._ports_before:
+                return
+        found = probe()
+        with self._lock:
+            self._ports_before.setdefault(host, found)
+
+    def ports_before(self, host: str) -> frozenset[int] | None:
+        """The ports that answered before this operation first changed the host; None where it changed nothing."""
+        with self._lock:
+            return self._ports_before.get(host)
+
+    # --- the test credential ------------------------------------------------------------------------------------
+    def set_credential(self, credential: tuple[str, str] | None) -> None:
+        with self._lock:
+            self._credential = credential
+
+    @property
+    def credential(self) -> tuple[str, str] | None:
+        with self._lock:
+            return self._credential
+
+
+THIS_PROCESS = ProviderProcess()

@@ -1,0 +1,58 @@
+"""What a provider process keeps between the engine's calls (components/provider_process.py)."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from smtps_iredmail.core.firewall import Firewall
+from smtps_iredmail.core.settings import Connection
+from smtps_iredmail.provider_process import THIS_PROCESS, ProviderProcess
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+
+def test_one_snapshot_id_per_process_and_one_pool():
+    process = ProviderProcess()
+    assert re.fullmatch(r"[0-9a-f]{16}", process.snapshot_id) and process.snapshot_id != THIS_PROCESS.snapshot_id
+    assert process.ssh is process.ssh and process.ssh is not THIS_PROCESS.ssh
+
+
+def test_a_hosts_firewall_is_kept_per_host_and_address():
+    process = ProviderProcess()
+    here, there = Connection("10.0.0.1", 22, "root", KEY), Connection("10.0.0.2", 22, "root", KEY)
+    process.note_firewall("mail1", here, None)  # nothing found: nothing kept
+    assert process.firewall_of("mail1", here) is None
+    process.note_firewall("mail1", here, Firewall.NFTABLES)
+    assert process.firewall_of("mail1", here) is Firewall.NFTABLES
+    assert process.firewall_of("mail1", there) is None and process.firewall_of("mail2", here) is None
+
+
+def test_the_ports_before_are_the_first_changes_and_probed_once_per_host():
+    process = ProviderProcess()
+    probes, release = [], threading.Event()
+
+    def probe(found: frozenset[int]):
+        def run() -> frozenset[int]:
+            probes.append(found)
+            release.wait(5)
+            return found
+        return run
+
+    assert process.ports_before("mail1") is None
+    first = threading.Thread(target=process.record_ports_before, args=("mail1", probe(frozenset({25, 465}))))
+    first.start()
+    # Another host's probe does not wait for mail1's.
+    process.record_ports_before("mail2", lambda: frozenset({25}))
+    assert process.ports_before("mail2") == frozenset({25})
+    release.set()
+    first.join()
+    process.record_ports_before("mail1", probe(frozenset()))  # a later change: not probed again
+    assert process.ports_before("mail1") == frozenset({25, 465}) and probes == [frozenset({25, 465})]
+
+
+def test_the_test_credential_is_what_configure_set_last():
+    process = ProviderProcess()
+    assert process.credential is None
+    process.set_credential(("user", "secret"))
+    assert process.credential == ("user", "secret")
