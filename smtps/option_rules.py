@@ -58,7 +58,8 @@ RESTRICTIONS = ("smtpd_relay_restrictions", "smtpd_recipient_restrictions")
 _ENDS_RELAYING = ("reject", "reject_unauth_destination", "defer_unauth_destination")
 # Postfix's own listeners that iRedMail's master.cf defines for mail coming back from a filter (above).
 RE_INJECTION = (10025, 10028)
-# The port of the entry itself: settings.SMTPS_PORT (settings imports this module, so it is not imported here).
+# The port of the entry itself: settings.SMTPS_PORT, written again so that this module stays a leaf (it imports nothing
+# of the project's); tests/test_option_rules.py keeps the two equal.
 OWN_PORT = 465
 # Known to be harmless on a 465 submission entry, whatever their value (but `$` and check_*, refused everywhere):
 # what iRedMail's 465 and 587 entries and Postfix's own submission and smtps examples use (docs/settings.md, "Options").

@@ -94,7 +94,7 @@ fi
 
 FWPY=$(firewalld_python)
 
-zone_probe() {  # zone_probe ZONE SERVICE PORT: the zone's facts, one field=value per line
+zone_probe() {  # zone_probe ZONE SERVICE PORT [apply|remove POLICY STATE FILE]: the zone's facts, then its plan
     py "$FWPY" - "$@" <<'SMTPS_ZONE_PROBE'
 <smtps/zone_probe.py, as it is>
 SMTPS_ZONE_PROBE
