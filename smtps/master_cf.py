@@ -12,17 +12,17 @@ refresh` and `drift` (smtps/facts.py parses the same text with `fields`) and the
 
 The judgement (is the entry as wanted, which other keys hold 465, what the content filter's transport and port are)
 is in pure functions over `postconf -M` output, tested without a host. Shipped inside the host scripts as it is
-(never rendered): every value arrives as an argument.
+(never rendered): every value arrives as an argument. It runs on Python 3.6 and later: where python3 is missing, it is
+firewalld's own Python, on RHEL 8 and its rebuilds platform-python, Python 3.6 (docs/servers.md). So NamedTuple
+records rather than dataclasses (3.7), and typing's generics in annotations, which 3.6 evaluates.
 """
-
-from __future__ import annotations
 
 import os
 import re
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 # master.cf's columns after the service name, in order (master(5)).
 COLUMNS = ("type", "private", "unprivileged", "chroot", "wakeup", "maxproc", "command")
@@ -36,7 +36,7 @@ def fold(text: str) -> str:
     return " ".join(word for word in _SPACE.split(text) if word)
 
 
-def fields(text: str) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
+def fields(text: str) -> Tuple[str, Dict[str, str], List[Tuple[str, str]]]:
     """An entry (`465 inet n - n - - smtpd -o a=b ...`) as its service name, its columns and its -o overrides, in
     the order written."""
     head, *overrides = fold(text).split(" -o ")
@@ -50,17 +50,17 @@ def fields(text: str) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
     return service, columns, options
 
 
-def canon(text: str) -> tuple[str, tuple[str, ...]]:
+def canon(text: str) -> Tuple[str, Tuple[str, ...]]:
     """An entry in the form two readings of it are compared in: white space folded and the -o overrides sorted
     (their order does not change what Postfix does, and a stack's options come as a mapping)."""
     head, *overrides = fold(text).split(" -o ")
     return head, tuple(sorted(overrides))
 
 
-def entries(listing: str) -> list[list[str]]:
+def entries(listing: str) -> List[List[str]]:
     """`postconf -M` output as entries, each its lines as printed: a line that starts with white space continues
     the entry before it (postconf wraps long entries so)."""
-    found: list[list[str]] = []
+    found: List[List[str]] = []
     for line in listing.splitlines():
         if not line.strip(" \t"):
             continue
@@ -71,7 +71,7 @@ def entries(listing: str) -> list[list[str]]:
     return found
 
 
-def matching(listing: str, name: str, kind: str) -> list[list[str]]:
+def matching(listing: str, name: str, kind: str) -> List[List[str]]:
     """The entries `postconf -M NAME/KIND` prints: those with that service name and type."""
     found = []
     for entry in entries(listing):
@@ -86,7 +86,7 @@ def service(listing: str, name: str, kind: str) -> str:
     return "\n".join(line for entry in matching(listing, name, kind) for line in entry)
 
 
-def inet_ports(listing: str) -> list[str]:
+def inet_ports(listing: str) -> List[str]:
     """The port of each inet service, as its name gives it (`465`, `smtp`, `127.0.0.1:10025` -> `10025`)."""
     ports = []
     for entry in entries(listing):
@@ -96,42 +96,38 @@ def inet_ports(listing: str) -> list[str]:
     return ports
 
 
-@dataclass(frozen=True)
-class Filter:
+class Filter(NamedTuple):
     """A content filter the stack did not allow on purpose (smtps/option_rules.py): its transport and port."""
 
     transport: str
     port: str
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
     """What the apply reads of the host: `postconf -M` output, and the number of each named port of an inet
     service, as /etc/services gives it (resolved before the plan: `ports`)."""
 
     listing: str
-    ports: dict[str, str]
+    ports: Dict[str, str]
 
 
-@dataclass(frozen=True)
-class Wanted:
+class Wanted(NamedTuple):
     key: str
     entry: str  # the whole entry, as `postconf -M KEY/inet=ENTRY` takes it
-    keys: tuple[str, ...]  # every key 465 may be under, in the order destroy looks for the one found
-    content_filter: Filter | None = None
+    keys: Tuple[str, ...]  # every key 465 may be under, in the order destroy looks for the one found
+    content_filter: Optional[Filter] = None
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     refuse: str  # "" | no_transport | listener (the words are the settings', smtps/option_rules.py)
     write: bool  # the entry is set (it is missing or differs, or another key holds 465)
     current: bool  # KEY/inet has an entry now
-    others: tuple[str, ...]  # the other keys with an inet entry: removed (two entries for one port stop Postfix)
+    others: Tuple[str, ...]  # the other keys with an inet entry: removed (two entries for one port stop Postfix)
     found_key: str  # the first of `keys` with an entry, and its lines as postconf prints them: kept for destroy
     found: str
 
 
-def refusal(facts: Facts, content_filter: Filter | None) -> str:
+def refusal(facts: Facts, content_filter: Optional[Filter]) -> str:
     """What only this host knows of a content filter: its transport is a master.cf SMTP client (an LMTP one could
     hand mail straight to Dovecot), and its port is none of Postfix's own listeners (iRedMail's re-injection on
     10025, or 25, 587, 465: Postfix itself, so the mail would skip the filter)."""
@@ -162,7 +158,7 @@ def plan(facts: Facts, wanted: Wanted) -> Plan:
                 found_key=found_key, found=service(facts.listing, found_key, "inet") if found_key else "")
 
 
-def plan_lines(result: Plan) -> list[str]:
+def plan_lines(result: Plan) -> List[str]:
     """The plan as the script reads it: one field=value line each; `found` one line per line of the entry."""
     lines = [f"refuse={result.refuse}", f"write={'yes' if result.write else 'no'}",
              f"current={'yes' if result.current else 'no'}", f"others={' '.join(result.others)}",
@@ -170,13 +166,13 @@ def plan_lines(result: Plan) -> list[str]:
     return lines + [f"found.line={line}" for line in result.found.split("\n") if result.found]
 
 
-def facts_lines(listing: str, keys: list[str]) -> list[str]:
+def facts_lines(listing: str, keys: List[str]) -> List[str]:
     """The master.cf part of the host's facts (smtps/facts.py parses them): each key's inet entry, folded (empty:
     no entry)."""
     return [f"master.{key}={fold(service(listing, key, 'inet'))}" for key in keys]
 
 
-def _postconf(config: str | None = None) -> str:
+def _postconf(config: Optional[str] = None) -> str:
     """`postconf -M` as Postfix reads master.cf (with CONFIG: the copy in that folder). A master.cf it cannot read
     reads as no entries, as an entry asked of it alone would."""
     argv = ["postconf", *(["-c", config] if config else []), "-M"]
@@ -184,7 +180,7 @@ def _postconf(config: str | None = None) -> str:
     return os.fsdecode(done.stdout)
 
 
-def _port_numbers(listing: str) -> dict[str, str]:
+def _port_numbers(listing: str) -> Dict[str, str]:
     numbers = {}
     for port in inet_ports(listing):
         if port and not _DIGITS.fullmatch(port):
@@ -195,12 +191,12 @@ def _port_numbers(listing: str) -> dict[str, str]:
     return numbers
 
 
-def _print(lines: list[str]) -> None:
+def _print(lines: List[str]) -> None:
     # Bytes as Postfix printed them, whatever the locale says of their encoding.
     sys.stdout.buffer.write(b"".join(os.fsencode(line) + b"\n" for line in lines))
 
 
-def main(argv: list[str]) -> int:
+def main(argv: List[str]) -> int:
     if argv[:1] == ["facts"]:
         _print(facts_lines(_postconf(), argv[1:]))
         return 0

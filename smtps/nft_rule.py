@@ -14,16 +14,16 @@ and the file is edited as text, one whole line in or out, so every other byte of
 reads it (strings, comments, statements; see _TOKEN), and what cannot be told from it alone is refused with its line.
 
 The judgement (which line, which rule) is in pure functions over text and nft's JSON, tested without a host.
-Shipped inside the host scripts as it is (never rendered): every value arrives as an argument.
+Shipped inside the host scripts as it is (never rendered): every value arrives as an argument. It runs on Python 3.6
+and later: Ubuntu 18.04's python3 is 3.6 (docs/servers.md). So NamedTuple records rather than dataclasses (3.7),
+typing's generics in annotations, which 3.6 evaluates, and subprocess.run without capture_output and text (3.7).
 """
-
-from __future__ import annotations
 
 import json
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from typing import Dict, List, NamedTuple, Optional, Set, Tuple, Union
 
 MARK = "smtps-iredmail"
 RULE = f'tcp dport 465 accept comment "{MARK}"'
@@ -41,7 +41,7 @@ _FINAL = re.compile(r'^(?:counter(?: packets \d+ bytes \d+)? )?(?:drop(?: commen
 class NftError(Exception):
     """A file this program will not read or edit, with the line (1-based) that says why, when there is one."""
 
-    def __init__(self, message: str, line: int | None = None) -> None:
+    def __init__(self, message: str, line: Optional[int] = None) -> None:
         super().__init__(message)
         self.line = line
 
@@ -79,8 +79,7 @@ _ENDS_ALL = re.compile(r'^(?:(?:counter(?: name \S+| packets \d+ bytes \d+)?'
 _MAY_END = {"drop", "reject", "jump", "goto", "queue", "return", "vmap"}
 
 
-@dataclass
-class _Token:
+class _Token(NamedTuple):
     kind: str  # word, string, {, }, ; or \n
     text: str
     start: int  # offsets in the text
@@ -88,16 +87,14 @@ class _Token:
     line: int
 
 
-@dataclass
-class _Block:
+class _Block(NamedTuple):
     open: _Token
     close: _Token
-    statements: list[_Statement]
+    statements: List["_Statement"]
 
 
-@dataclass
-class _Statement:
-    items: list[_Token | _Block]
+class _Statement(NamedTuple):
+    items: List[Union[_Token, _Block]]
 
     @property
     def first(self) -> _Token:
@@ -109,7 +106,7 @@ class _Statement:
         item = self.items[-1]
         return item.close if isinstance(item, _Block) else item
 
-    def head(self) -> list[_Token]:
+    def head(self) -> List[_Token]:
         """The words (and strings) before the statement's first block."""
         words = []
         for item in self.items:
@@ -118,7 +115,7 @@ class _Statement:
             words.append(item)
         return words
 
-    def block(self) -> _Block | None:
+    def block(self) -> Optional[_Block]:
         return next((item for item in self.items if isinstance(item, _Block)), None)
 
     def code(self, blank_strings: bool = False) -> str:
@@ -133,7 +130,7 @@ class _Statement:
         return " ".join(parts)
 
 
-def _tokens(text: str) -> tuple[list[_Token], set[int]]:
+def _tokens(text: str) -> Tuple[List[_Token], Set[int]]:
     """nft's tokens of the text, and the offsets of the newlines that a backslash joins away."""
     tokens, joins, at, line = [], set(), 0, 1
     while at < len(text):
@@ -156,10 +153,10 @@ def _tokens(text: str) -> tuple[list[_Token], set[int]]:
     return tokens, joins
 
 
-def _statements(tokens: list[_Token]) -> list[_Statement]:
+def _statements(tokens: List[_Token]) -> List[_Statement]:
     """The statements at the top of the file; a `{ ... }` is one item of its statement, holding its own."""
-    top: list[_Statement] = []
-    stack: list[tuple[_Token | None, list[_Statement], list]] = [(None, top, [])]
+    top: List[_Statement] = []
+    stack: List[Tuple[Optional[_Token], List[_Statement], list]] = [(None, top, [])]
     for token in tokens:
         _opening, statements, items = stack[-1]
         if token.kind in ("\n", ";"):
@@ -187,7 +184,7 @@ def _statements(tokens: list[_Token]) -> list[_Statement]:
     return top
 
 
-def _walk(statements: list[_Statement]):
+def _walk(statements: List[_Statement]):
     pending = list(statements)
     while pending:
         statement = pending.pop()
@@ -205,13 +202,12 @@ def _named(token: _Token, name: str, what: str) -> bool:
     return token.text == name
 
 
-@dataclass
-class _Chain:
+class _Chain(NamedTuple):
     statement: _Statement  # the `chain NAME { ... }` statement
     body: _Block
 
 
-def _find_chain(text: str, family: str, table: str, chain: str) -> tuple[_Chain | None, set[int]]:
+def _find_chain(text: str, family: str, table: str, chain: str) -> Tuple[Optional[_Chain], Set[int]]:
     """The one block that declares the chain, as nft would load the file; None when there is none. Refuses (NftError)
     a file where the chain's rules may come from more than that block, or where what follows may take them away:
     there the line that would go before the final drop is not known to be before it when nft loads the file."""
@@ -229,8 +225,8 @@ def _find_chain(text: str, family: str, table: str, chain: str) -> tuple[_Chain 
         if statement.head() and statement.head()[0].text == "include":
             raise NftError("an include: what it loads can add to, close or take away the chain, and this program "
                            "reads this file only", statement.first.line)
-    sites: list[_Chain] = []
-    removals: list[_Statement] = []
+    sites: List[_Chain] = []
+    removals: List[_Statement] = []
     for statement in statements:
         words = statement.head()
         if not words or words[0].kind != "word" or words[0].text in ("define", "redefine", "undefine"):
@@ -300,7 +296,7 @@ def _alone(text: str, first: _Token, last: _Token) -> bool:
         and not text[last.end:len(text) if end < 0 else end].strip(" \t")
 
 
-def _ours(text: str, found: _Chain) -> list[_Statement]:
+def _ours(text: str, found: _Chain) -> List[_Statement]:
     """The chain's statements that are this tool's rule, each alone on its line (so that it can come out whole)."""
     ours = []
     for statement in found.body.statements:
@@ -313,13 +309,13 @@ def _ours(text: str, found: _Chain) -> list[_Statement]:
     return ours
 
 
-def chain_lines(text: str, family: str, table: str, chain: str) -> tuple[int, int] | None:
+def chain_lines(text: str, family: str, table: str, chain: str) -> Optional[Tuple[int, int]]:
     """(line of the `chain NAME {` statement, line of its closing `}`), 1-based, or None when there is no chain."""
     found, _joins = _find_chain(text, family, table, chain)
     return None if found is None else (found.statement.first.line, found.body.close.line)
 
 
-def file_facts(text: str, family: str, table: str, chain: str) -> dict[str, str]:
+def file_facts(text: str, family: str, table: str, chain: str) -> Dict[str, str]:
     found, _joins = _find_chain(text, family, table, chain)
     if found is None:
         return {"file.chain": "missing", "file.rule": "no", "file.other": "no"}
@@ -384,7 +380,7 @@ def without_rule(text: str, family: str, table: str, chain: str) -> str:
     return text
 
 
-def _matches_465(expr: list[dict]) -> bool:
+def _matches_465(expr: List[dict]) -> bool:
     for item in expr:
         match = item.get("match") if isinstance(item, dict) else None
         if not isinstance(match, dict):
@@ -412,7 +408,7 @@ def _ends_all(rule: dict) -> bool:
     return bool(verdicts) and kinds <= {"counter", "log"} | verdicts
 
 
-def live_facts(listing: dict) -> dict[str, str]:
+def live_facts(listing: dict) -> Dict[str, str]:
     """From `nft -j list chain ...`: our rules' handles, whether another rule accepts 465, the final drop's handle,
     and a rule before where ours would go that ends the chain for every packet (`live.blocked`, its handle)."""
     rules = [item["rule"] for item in listing.get("nftables", []) if isinstance(item, dict) and "rule" in item]
@@ -431,11 +427,12 @@ def live_facts(listing: dict) -> dict[str, str]:
             "live.other": "yes" if other else "no", "live.final": final, "live.blocked": blocked}
 
 
-def _nft(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["nft", *args], capture_output=True, text=True, check=False)
+def _nft(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["nft", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          check=False)
 
 
-def _listing(family: str, table: str, chain: str) -> dict | None:
+def _listing(family: str, table: str, chain: str) -> Optional[dict]:
     found = _nft("-j", "-a", "list", "chain", family, table, chain)
     if found.returncode != 0:
         return None
@@ -448,7 +445,7 @@ def _read(path: str) -> str:
         return handle.read()
 
 
-def main(argv: list[str]) -> int:
+def main(argv: List[str]) -> int:
     command, family, table, chain, *rest = argv
     if family not in _FAMILIES or not _NAME.fullmatch(table) or not _NAME.fullmatch(chain):
         print(f"bad nftables chain {family} {table} {chain}", file=sys.stderr)
@@ -460,13 +457,13 @@ def main(argv: list[str]) -> int:
                                                                      "live.handles": "", "live.other": "no",
                                                                      "live.final": "", "live.blocked": ""}
             try:
-                facts |= file_facts(_read(rest[0]), family, table, chain)
+                facts.update(file_facts(_read(rest[0]), family, table, chain))
             except FileNotFoundError:
-                facts |= {"file.chain": "missing", "file.rule": "no", "file.other": "no"}
+                facts.update({"file.chain": "missing", "file.rule": "no", "file.other": "no"})
             except NftError as error:
                 # Said as a fact, so drift names why the file is not read rather than "cannot be read".
                 why = " ".join(error.where(rest[0]).split())
-                facts |= {"file.chain": "refused", "file.rule": "no", "file.other": "no", "file.why": why}
+                facts.update({"file.chain": "refused", "file.rule": "no", "file.other": "no", "file.why": why})
             print("\n".join(f"nft.{key}={value}" for key, value in facts.items()))
             return 0
         if command in ("with-rule", "without-rule"):

@@ -19,28 +19,26 @@ is read from the zone's file with firewalld's own reader, so a stopped firewalld
 The decision (what to add and take out in which layer, and what becomes of the zone file as found) is the pure
 function `plan`, tested on data; the script executes its steps, with its undo.
 
-Standard library and firewalld only: shipped inside the host scripts as it is (never rendered).
+Standard library and firewalld only: shipped inside the host scripts as it is (never rendered). It runs on Python
+3.6 and later: firewalld's own Python on RHEL 8 and its rebuilds is platform-python, Python 3.6 (docs/servers.md).
+So NamedTuple records rather than dataclasses (3.7), and typing's generics in annotations, which 3.6 evaluates.
 """
-
-from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from typing import List, NamedTuple, Tuple
 
 FOLDERS = ("/etc/firewalld/zones", "/usr/lib/firewalld/zones")
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):
     """One layer of the zone (permanent or runtime): does it hold the service, and the port by number."""
 
     service: bool = False
     port: bool = False
 
 
-@dataclass(frozen=True)
-class Zone:
+class Zone(NamedTuple):
     firewalld: str  # running | stopped
     zone: str  # present | missing | unknown
     permanent: Layer = Layer()
@@ -88,7 +86,7 @@ def read(zone: str, service: str, port: str) -> Zone:
         return _stopped(zone, service, port)
 
 
-def facts_lines(found: Zone) -> list[str]:
+def facts_lines(found: Zone) -> List[str]:
     lines = [f"firewalld={found.firewalld}", f"zone={found.zone}"]
     if found.zone == "present":
         for name, layer in (("permanent", found.permanent), ("runtime", found.runtime)):
@@ -100,8 +98,7 @@ def _yes(value: bool) -> str:
     return "yes" if value else "no"
 
 
-@dataclass(frozen=True)
-class Kept:
+class Kept(NamedTuple):
     """What this tool keeps of the zone, as a run finds it: its state folder (none: it never changed the zone) and,
     beside it, the zone file as an interrupted run of it started from (BEFORE); and the zone file now."""
 
@@ -123,22 +120,19 @@ class Kept:
         return not (self.file_is_applied or self.file_is_orig or self.before_is_applied or self.before_is_orig)
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
     zone: Zone
     kept: Kept
 
 
-@dataclass(frozen=True)
-class Wanted:
+class Wanted(NamedTuple):
     action: str  # apply | remove
     policy: str  # keep | replace (existingPortPolicy)
     service: str
     port: str
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One change to the zone in one layer, as the script's `change` takes it (it journals the inverse)."""
 
     layer: str  # permanent | runtime
@@ -147,8 +141,7 @@ class Change:
     value: str
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     refuse: str = ""  # "" | stopped (firewalld is not running) | missing (no such zone)
     # apply: kept (the port does the service's work) | runtime (the port opened at runtime too) | current (up to
     # date) | add; remove: none (nothing of ours) | restore (the zone file back byte for byte, and a reload) |
@@ -160,7 +153,7 @@ class Plan:
     # | "" (as it was)
     found: str = ""
     had_port: bool = False  # first: the permanent layer has the port by number
-    changes: tuple[Change, ...] = ()
+    changes: Tuple[Change, ...] = ()
 
 
 def _apply(zone: Zone, kept: Kept, wanted: Wanted) -> Plan:
@@ -215,7 +208,7 @@ def plan(facts: Facts, wanted: Wanted) -> Plan:
     return decide(facts.zone, facts.kept, wanted)
 
 
-def plan_lines(result: Plan) -> list[str]:
+def plan_lines(result: Plan) -> List[str]:
     """The plan as the script reads it: one plan.field=value line each, and one plan.change line per change."""
     lines = [f"plan.refuse={result.refuse}", f"plan.outcome={result.outcome}", f"plan.record={_yes(result.record)}",
              f"plan.found={result.found}", f"plan.had_port={_yes(result.had_port)}"]
