@@ -4,6 +4,9 @@ change included, and any permanent edit somebody left pending), not the running 
 the SSH connection this run came in on still be allowed? Exit 0: yes. Exit 1: no, or it cannot tell; the reason,
 and what to check, on stdout. It fails closed: anything it cannot decide is a refusal.
 
+Python 3.6 and later, like the other host programs (docs/servers.md: RHEL 8's firewalld runs on platform-python 3.6):
+NamedTuple records rather than dataclasses (3.7), typing's generics in annotations, which 3.6 evaluates.
+
 Standard library and firewalld only: it is shipped inside the host scripts as it is (never rendered), and runs on
 hosts that have nothing of this project. The judgement (`verdict`) is pure and works on plain data, so it is tested
 without a host; `load` reads a host's firewalld files with firewalld's own readers.
@@ -40,14 +43,12 @@ running is still refused. firewalld keeps no history, so a rich rule (ipset entr
 and not yet reloaded looks the same as one added at runtime only: with this setting the reload removes it too.
 """
 
-from __future__ import annotations
-
 import ipaddress
 import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, List, NamedTuple, Optional, Tuple
 
 ETC = "/etc/firewalld"
 FIREWALLD_CONF = "firewalld.conf"  # the names of the two files in the pending comparison
@@ -59,8 +60,7 @@ class Undecidable(Exception):  # noqa: N818 - a verdict, not an error of the pro
     """The guard cannot tell whether SSH survives: the message says what to check."""
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """One rich rule, reduced to what matters for an incoming TCP connection."""
 
     text: str
@@ -70,49 +70,52 @@ class Rule:
     source_invert: bool = False
     destination: str = ""
     destination_invert: bool = False
-    element: tuple[str, ...] = ()  # ("service", NAME) | ("port", PORT, PROTO) | ("protocol", P) | ("other", KIND)
+    element: Tuple[str, ...] = ()  # ("service", NAME) | ("port", PORT, PROTO) | ("protocol", P) | ("other", KIND)
 
 
-@dataclass(frozen=True)
-class Zone:
+class Zone(NamedTuple):
     name: str
     target: str = "default"
-    services: tuple[str, ...] = ()
-    ports: tuple[tuple[str, str], ...] = ()
-    sources: tuple[str, ...] = ()
-    interfaces: tuple[str, ...] = ()
-    rules: tuple[Rule, ...] = ()
+    services: Tuple[str, ...] = ()
+    ports: Tuple[Tuple[str, str], ...] = ()
+    sources: Tuple[str, ...] = ()
+    interfaces: Tuple[str, ...] = ()
+    rules: Tuple[Rule, ...] = ()
     ingress_priority: int = 0  # firewalld >= 2.0; 0 is its default
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     name: str
-    ingress: tuple[str, ...]
-    egress: tuple[str, ...]
+    ingress: Tuple[str, ...]
+    egress: Tuple[str, ...]
     target: str = "CONTINUE"
-    services: tuple[str, ...] = ()
-    ports: tuple[tuple[str, str], ...] = ()
-    rules: tuple[Rule, ...] = ()
+    services: Tuple[str, ...] = ()
+    ports: Tuple[Tuple[str, str], ...] = ()
+    rules: Tuple[Rule, ...] = ()
     priority: int = -1  # firewalld's default: before the zones
 
 
-@dataclass
 class Config:
     """The permanent configuration a reload loads, plus the runtime facts that survive it."""
 
-    default_zone: str
-    flush_all_on_reload: bool = True
-    zones: dict[str, Zone] = field(default_factory=dict)
-    services: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # includes resolved
-    ipsets: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # name: (type, entries)
-    policies: tuple[Policy, ...] = ()
-    direct_rules: int = 0
-    runtime_zone_of_interface: str = ""  # the binding firewalld has now, which NetworkManager may restore
+    def __init__(self, default_zone: str, flush_all_on_reload: bool = True,
+                 zones: "Optional[Dict[str, Zone]]" = None,
+                 services: "Optional[Dict[str, Tuple[Tuple[str, str], ...]]]" = None,  # includes resolved
+                 ipsets: "Optional[Dict[str, Tuple[str, Tuple[str, ...]]]]" = None,  # name: (type, entries)
+                 policies: "Tuple[Policy, ...]" = (), direct_rules: int = 0,
+                 runtime_zone_of_interface: str = "") -> None:
+        self.default_zone = default_zone
+        self.flush_all_on_reload = flush_all_on_reload
+        self.zones = {} if zones is None else zones
+        self.services = {} if services is None else services
+        self.ipsets = {} if ipsets is None else ipsets
+        self.policies = policies
+        self.direct_rules = direct_rules
+        # The binding firewalld has now, which NetworkManager may restore.
+        self.runtime_zone_of_interface = runtime_zone_of_interface
 
 
-@dataclass(frozen=True)
-class Connection:
+class Connection(NamedTuple):
     client: str
     server: str
     port: int
@@ -127,7 +130,7 @@ def _port_covers(spec: str, port: int) -> bool:
         return False
 
 
-def _ports_allow(ports: tuple[tuple[str, str], ...], port: int) -> bool:
+def _ports_allow(ports: Tuple[Tuple[str, str], ...], port: int) -> bool:
     return any(protocol == "tcp" and _port_covers(spec, port) for spec, protocol in ports)
 
 
@@ -180,7 +183,7 @@ def _matches(rule: Rule, conn: Connection, config: Config) -> bool:
     return _element_matches(rule, conn, config)
 
 
-def _deny(rules: tuple[Rule, ...], conn: Connection, config: Config, where: str) -> None:
+def _deny(rules: Tuple[Rule, ...], conn: Connection, config: Config, where: str) -> None:
     for rule in rules:
         if rule.action in ("reject", "drop"):
             try:
@@ -191,7 +194,7 @@ def _deny(rules: tuple[Rule, ...], conn: Connection, config: Config, where: str)
                 raise Undecidable(f"{where}: rich rule '{rule.text}' would {rule.action} this SSH connection")
 
 
-def _accepts(rules: tuple[Rule, ...], conn: Connection, config: Config) -> bool:
+def _accepts(rules: Tuple[Rule, ...], conn: Connection, config: Config) -> bool:
     for rule in rules:
         if rule.action == "accept":
             try:
@@ -202,7 +205,7 @@ def _accepts(rules: tuple[Rule, ...], conn: Connection, config: Config) -> bool:
     return False
 
 
-def _allows(services: tuple[str, ...], ports: tuple[tuple[str, str], ...], conn: Connection, config: Config,
+def _allows(services: Tuple[str, ...], ports: Tuple[Tuple[str, str], ...], conn: Connection, config: Config,
             where: str) -> bool:
     if _ports_allow(ports, conn.port):
         return True
@@ -220,7 +223,7 @@ def interface_matches(spec: str, interface: str) -> bool:
     return spec == interface or (spec.endswith("+") and interface.startswith(spec[:-1]))
 
 
-def zones_of(conn: Connection, config: Config) -> list[tuple[str, str]]:
+def zones_of(conn: Connection, config: Config) -> List[Tuple[str, str]]:
     """The zones that may carry the connection after a reload, each with why: every one must allow it."""
     by_source = []
     for zone in config.zones.values():
@@ -311,8 +314,8 @@ def _show(values: object) -> str:
     return "none" if values is None else str(values)
 
 
-def pending(expected: dict[str, dict], live: dict[str, dict], ours: frozenset[str] = frozenset(),
-            drop_runtime_only: bool = False) -> list[str]:
+def pending(expected: Dict[str, dict], live: Dict[str, dict], ours: FrozenSet[str] = frozenset(),
+            drop_runtime_only: bool = False) -> List[str]:
     """How the configuration a reload would load (`expected`: "zone NAME", "service NAME", ... each with its
     settings, this run's own files as they were before it) differs from the running one (`live`), in words; `ours`
     are objects this run writes whole (its service file), which nobody else's edit reaches through. An interface
@@ -357,7 +360,7 @@ def known_mode(mode: str) -> None:
         raise Undecidable(f"--pending={mode} is not one of {', '.join(PENDING_CHOICES)}")
 
 
-def pending_problem(expected: dict[str, dict], live: dict[str, dict], ours: frozenset[str] = frozenset(),
+def pending_problem(expected: Dict[str, dict], live: Dict[str, dict], ours: FrozenSet[str] = frozenset(),
                     mode: str = PENDING_CHOICES[0]) -> str:
     known_mode(mode)
     differences = pending(expected, live, ours, drop_runtime_only=mode == "drop-runtime-only")
@@ -381,7 +384,7 @@ def _rule(text: str) -> Rule:
     parsed = rich.Rich_Rule(rule_str=text)
     action = {rich.Rich_Accept: "accept", rich.Rich_Reject: "reject", rich.Rich_Drop: "drop"}.get(
         type(parsed.action), "")
-    element: tuple[str, ...] = ()
+    element: Tuple[str, ...] = ()
     item = parsed.element
     if isinstance(item, rich.Rich_Service):
         element = ("service", item.name)
@@ -432,7 +435,7 @@ def load(fw, runtime_zone: str) -> Config:  # noqa: ANN001
                     runtime_zone_of_interface=runtime_zone)
     raw = {name: fw.service.get_service(name) for name in fw.service.get_services()}
 
-    def ports_of(name: str, seen: frozenset[str] = frozenset()) -> tuple[tuple[str, str], ...]:
+    def ports_of(name: str, seen: FrozenSet[str] = frozenset()) -> Tuple[Tuple[str, str], ...]:
         ports = tuple(tuple(port) for port in raw[name].ports)
         for inner in getattr(raw[name], "includes", ()) or ():
             if inner in raw and inner not in seen:
@@ -460,7 +463,7 @@ def load(fw, runtime_zone: str) -> Config:  # noqa: ANN001
     return config
 
 
-def _kinds(fw) -> dict[str, tuple]:  # noqa: ANN001
+def _kinds(fw) -> Dict[str, tuple]:  # noqa: ANN001
     """Each kind of object: its names and its settings in the loaded configuration."""
     return {
         "zone": (fw.zone.get_zones(), lambda name: fw.zone.get_zone(name).export_config_dict()),
@@ -473,7 +476,7 @@ def _kinds(fw) -> dict[str, tuple]:  # noqa: ANN001
     }
 
 
-def expected_of(fw) -> dict[str, dict]:  # noqa: ANN001
+def expected_of(fw) -> Dict[str, dict]:  # noqa: ANN001
     found = {f"{kind} {name}": read(name) for kind, (names, read) in _kinds(fw).items() for name in names}
     for key in [key for key in found if key.startswith("zone ")]:
         found[key] = {**found[key], "target": _target(found[key].get("target", ""))}
@@ -492,7 +495,7 @@ def _yes(value: object) -> str:
     return "yes" if value is True else "no" if value is False else f"unknown ({value!r})"
 
 
-def _direct_listed(direct) -> dict[str, list]:  # noqa: ANN001
+def _direct_listed(direct) -> Dict[str, list]:  # noqa: ANN001
     """The loader's direct configuration (nested by family and table) in the flat lists D-Bus answers with, so that
     the two layers compare, and a difference reads as the rule itself."""
     return {"chains": [(*key, chain) for key, chains in direct.get_all_chains().items() for chain in chains],
@@ -502,7 +505,7 @@ def _direct_listed(direct) -> dict[str, list]:  # noqa: ANN001
                              for args in passthroughs]}
 
 
-def live_of(client) -> dict[str, dict]:  # noqa: ANN001
+def live_of(client) -> Dict[str, dict]:  # noqa: ANN001
     """The running configuration, over D-Bus, in the loader's terms."""
     from firewall.core.io import helper, icmptype, ipset
 
@@ -569,10 +572,11 @@ def daemon_started(bus) -> float:  # noqa: ANN001 - dbus-python's bus, on the ho
         "org.fedoraproject.FirewallD1", dbus_interface="org.freedesktop.DBus"))
     with open(f"/proc/{pid}/stat") as stat:
         ticks = int(stat.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime (the name may hold spaces)
-    return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME) + ticks / os.sysconf("SC_CLK_TCK")
+    # time.CLOCK_BOOTTIME is 3.7's name for Linux's clock 7 (the host's Python may be 3.6).
+    return time.time() - time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", 7)) + ticks / os.sysconf("SC_CLK_TCK")
 
 
-def own_files(args: list[str]) -> dict[str, str]:
+def own_files(args: List[str]) -> Dict[str, str]:
     """This run's files (TARGET BEFORE pairs, as `arm` takes them): each one firewalld loads, with its copy from
     before the run ("-": none)."""
     if len(args) % 2:
@@ -585,7 +589,7 @@ def own_files(args: list[str]) -> dict[str, str]:
     return found
 
 
-def written_whole(own: dict[str, str]) -> frozenset[str]:
+def written_whole(own: Dict[str, str]) -> FrozenSet[str]:
     """The objects of this run's files that it writes whole from its own template (a service file): what was
     pending in one is replaced, never made live."""
     return frozenset(f"service {os.path.basename(target)[:-4]}" for target in own
@@ -603,7 +607,7 @@ def _copy_regular(source: str, target: str) -> None:
     shutil.copy2(source, target)
 
 
-def as_before(own: dict[str, str], folder: str) -> str:
+def as_before(own: Dict[str, str], folder: str) -> str:
     """A private copy of /etc/firewalld in `folder` with this run's files as they were before it: what the running
     configuration should be if nobody else left an edit pending. The guard only reads the host's files: links are
     copied as what they point to (a zones/ folder that is a link to elsewhere is copied, never written through), and
@@ -630,14 +634,14 @@ def as_before(own: dict[str, str], folder: str) -> str:
 def ingress(client: str, server: str) -> str:
     """The interface a packet from `client` to `server` comes in on: the one the host routes its replies through
     (firewalld classifies by the ingress interface, not by the interface that owns the address)."""
-    out = subprocess.run(["ip", "-o", "route", "get", client, "from", server], capture_output=True, text=True,
-                         check=False).stdout.split()
+    out = subprocess.run(["ip", "-o", "route", "get", client, "from", server], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, check=False).stdout.split()
     if "dev" not in out:
         raise Undecidable(f"no route from {server} back to {client}")
     return out[out.index("dev") + 1]
 
 
-def main(args: list[str]) -> int:
+def main(args: List[str]) -> int:
     import tempfile
 
     parts = os.environ.get("SSH_CONNECTION", "").split()

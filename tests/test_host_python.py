@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-HOST_PROGRAMS = ("smtps/zone_probe.py", "smtps/master_cf.py", "smtps/nft_rule.py")
+HOST_PROGRAMS = ("smtps/zone_probe.py", "smtps/master_cf.py", "smtps/nft_rule.py", "smtps/lockout_guard.py")
 # Annotations count (3.6 evaluates them: the programs do not use `from __future__ import annotations`, itself 3.7),
 # and `X | Y` unions are looked for too (vermin leaves that heuristic off unless asked).
 VERMIN = ("--target=3.6-", "--violations", "--eval-annotations", "--feature", "union-types", "--no-tips")
