@@ -122,6 +122,11 @@ class Connection(NamedTuple):
     interface: str  # the interface the connection comes in on
 
 
+def _without(text: str, prefix: str) -> str:
+    """`text` without a leading `prefix`: str.removeprefix, which is 3.9 (the host's Python may be 3.6)."""
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
 def _port_covers(spec: str, port: int) -> bool:
     low, _, high = spec.partition("-")
     try:
@@ -146,7 +151,7 @@ def _in(address: str, spec: str, config: Config) -> bool:
             raise Undecidable(f"ipset {name} is of type {kind}, which the guard does not evaluate")
         return any(_in(address, entry, config) for entry in entries)
     if spec.startswith("mac:") or _MAC.fullmatch(spec):
-        raise Undecidable(f"a source is a MAC address ({spec.removeprefix('mac:')}), which the guard cannot match")
+        raise Undecidable(f"a source is a MAC address ({_without(spec, 'mac:')}), which the guard cannot match")
     if "-" in spec and "/" not in spec:  # an ipset range: FIRST-LAST
         first, last = (ipaddress.ip_address(part) for part in spec.split("-", 1))
         return first.version == ip.version and first <= ip <= last
@@ -655,7 +660,7 @@ def main(args: List[str]) -> int:
                               "with sudo, keep SSH_CONNECTION)")
         own = own_files(args)
         client, _, server, port = parts
-        client, server = client.removeprefix("::ffff:"), server.removeprefix("::ffff:")
+        client, server = _without(client, "::ffff:"), _without(server, "::ffff:")
         conn = Connection(client, server, int(port), ingress(client, server))
         from firewall.client import FirewallClient
 
