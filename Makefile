@@ -24,9 +24,11 @@ help:
 	@echo "make lab-down     remove everything the lab made"
 	@echo "make bench-lab    time lab-up for 1, 5, 10 and 20 hosts and print memory per host"
 	@echo "make bench-smtps  time the host-side scripts (converge, no-op, destroy) on HOSTS lab hosts"
-	@echo "make bench        time up/no-op/preview/drift on 1, 5, 10, 20 lab hosts (not part of make test)"
+	@echo "make bench        the performance issue's table: converge/no-op/preview/drift on 10 and 50 lab hosts beside pyinfra"
+	@echo "                  and the floor, each target met or not [BENCH_SIZES='10 50'] [BENCH_RUNS=1] [BENCH_FIREWALLS=firewalld,nftables]"
 	@echo "make bench-profile one host's converge and no-op, step by step: wall and CPU on the host and controller"
-	@echo "make bench-scale  converge, no-op, preview, state size on 1, 10, 20, 50 lab hosts (memory: docs/benchmark.md)"
+	@echo "make bench-scale  converge and no-op on 10, 50, 100 lab hosts [BENCH_SIZES]: growth per host, time split, 500-host"
+	@echo "                  extrapolation (100 hosts: two labs, about 5 GiB of memory; docs/benchmark.md)"
 	@echo "make tools        build the Pulumi engine from Go modules (cached outside the repo)"
 
 system-deps:
@@ -106,14 +108,14 @@ $(PYINFRA_VENV)/.installed: requirements-bench.txt
 	touch $@
 
 bench: system-deps venv tools $(PYINFRA_VENV)/.installed
-	PYINFRA_VENV=$(PYINFRA_VENV) $(PY) -m bench.bench_pulumi
+	PYINFRA_VENV=$(PYINFRA_VENV) $(PY) -m bench.bench_pulumi $(BENCH_SIZES)
 	$(PY) -m bench.bench_profile
 
 bench-profile: system-deps venv tools
 	$(PY) -m bench.bench_profile
 
 bench-scale: system-deps venv tools
-	$(PY) -m bench.bench_scale
+	$(PY) -m bench.bench_scale $(BENCH_SIZES)
 
 bench-lab: system-deps venv
 	$(PY) -m bench.bench_lab

@@ -1,21 +1,22 @@
-"""Benchmark of the product on the lab, through the real engine: `make bench` (or `python -m bench.bench_pulumi
-[SIZES...]`, as root; BENCH_RUNS sets the runs per size, default 3).
+"""The performance issue's table, measured: `make bench` (or `python -m bench.bench_pulumi [SIZES...]`, as root).
 
-For 1, 5, 10 and 20 hosts, all with firewalld (RHEL family) and then all with nftables (Debian/Ubuntu; BENCH_FIREWALLS
-picks, default "firewalld,nftables"), it times, several runs each:
+For 10 and 50 hosts (the issue's sizes), all with firewalld (RHEL family; BENCH_FIREWALLS=firewalld,nftables adds
+Debian-style nftables hosts), one run each (BENCH_RUNS), on one lab (bench/fleet.py: BENCH_LAB, BENCH_SUBNET), it
+times, with fresh hosts for every converge:
   converge   `smtps up` on hosts with no SMTPS (each run ends with `destroy`)
   no-op      `smtps up` again: nothing changed
   preview    `smtps preview`
   drift      `smtps drift`
   destroy    `smtps destroy --yes`: SMTPS taken off every host again
   floor      one SSH session running `true` on every host at once (paramiko, as the providers connect)
-It counts, per host, the SSH connections and sessions each step opened and the reloads it caused (Postfix from its
-log; firewalld by a runtime-only mark that any reload wipes; nftables hosts are never reloaded, "-"), and samples the
-peak memory (PSS) of the whole process
-tree: the front end, the Pulumi CLI and every provider process. CPU seconds too: on each host (every process in its
-network namespace, with its ended children: what transfers to a real fleet, where each host has its own CPU), and
-on the controller (the front end, the CLI, the provider processes). It writes bench-pulumi.csv and prints medians
-and the ratios 20 hosts : 1 host. It prints numbers and asserts nothing: targets are read from the table.
+and then, on the same hosts in the same run, the pyinfra deploy (bench/pyinfra/deploy.py): converge, no-op, --dry.
+Per step it counts, per host, the SSH connections and sessions opened and the reloads caused (Postfix from its log;
+firewalld by a runtime-only mark that any reload wipes; nftables hosts are never reloaded, "-"), the CPU seconds on
+each host (every process in its network namespace, with its ended children: what transfers to a real fleet, where
+each host has its own CPU) and on the controller (the front end, the CLI, the provider processes; or pyinfra), and
+the peak memory (PSS) of the whole process tree. It writes bench-pulumi.csv, prints the medians, then the issue's
+table (hosts | step | this project | pyinfra | ratio) and one line per target of the issue, met or not, with its
+figure. It prints numbers and asserts nothing.
 """
 
 from __future__ import annotations
@@ -37,13 +38,35 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import bench_pyinfra
+from bench.fleet import Fleet
 from smtps_iredmail.core.hosts import parse_host
 from smtps_iredmail.core.remote import Pool
 from tests.enginekit import Project
-from tests.lab.labkit import Lab
-from tests.lab.smtpskit import mark_runtime, postfix_reloads, runtime_mark_survived, ssh_counts
 
+SIZES = [10, 50]
 STEPS = ("converge", "no-op", "preview", "drift", "destroy", "floor")
+# The issue's targets: wall ratio this project : pyinfra, per size and step; drift : floor at any size.
+WALL_TARGETS = {10: {"converge": 1.3, "no-op": 1.0, "preview": 1.0},
+                50: {"converge": 1.2, "no-op": 0.6, "preview": 0.6}}
+DRIFT_TARGET = 2.0
+CONTROLLER_CPU_TARGET = 0.3  # s per host per converge
+MEMORY_TARGET = 5.0  # MiB of peak controller memory per host, measured at 50 hosts
+HOST_CPU_TARGET = {"firewalld": 1.0, "nftables": 0.4}  # s per host per converge
+LABELS = {"converge": "converge", "no-op": "no-op `up`", "preview": "`preview` vs `--dry`",
+          "drift": "`drift` vs parallel `ssh true`"}
+
+# One program per host before a step and one after: SSH connections and sessions so far (sshd logs each, LogLevel
+# VERBOSE), Postfix reloads so far (its master logs each), and on firewalld hosts, around the steps that must not
+# reload it, a runtime-only mark that any firewalld reload wipes (its survival proves no reload happened; taken off
+# again after). Not around a converge or destroy: the lockout guard refuses to reload over a runtime-only setting.
+COUNTS = "".join(f'n=$(grep -c {pattern} {log} 2>/dev/null); echo "${{n:-0}}"; '
+                 for pattern, log in (("'Accepted publickey'", "/run/lab/log/sshd.log"),
+                                      ("'Starting session'", "/run/lab/log/sshd.log"),
+                                      ("'reload -- version'", "/var/log/mail.log")))
+MARK = "firewall-cmd --zone=iredmail --add-icmp-block=timestamp-request >/dev/null 2>&1; "
+UNMARKED = ("no-op", "preview", "drift")
+SURVIVED = ("firewall-cmd --zone=iredmail --query-icmp-block=timestamp-request 2>/dev/null; "
+            "firewall-cmd --zone=iredmail --remove-icmp-block=timestamp-request >/dev/null 2>&1; true")
 
 
 def _tree(root: int) -> list[int]:
@@ -71,25 +94,6 @@ def _pss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def host_cpu(netns: str) -> float:
-    """CPU seconds used so far by a lab host's processes (every process in its network namespace), with what their
-    ended children used: what ran over SSH (the scripts, firewall-cmd, python) is counted in sshd's children when it
-    ends, the reloads in firewalld's and Postfix's own time, the check from outside in smtpd's. A delta across a step
-    is the host-side CPU of that step."""
-    pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, check=True).stdout.split()
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile: counted in its parent
-        total += sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime, stime, cutime, cstime
-    return total / CLOCK_TICKS
 
 
 def controller_cpu() -> float:
@@ -129,13 +133,11 @@ def measure(argv: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...]
     return wall, peak / 1024
 
 
-def floor(lab: Lab, names: list[str]) -> float:
+def floor(fleet: Fleet, names: list[str]) -> float:
     """One SSH session running `true` on every host at once, each over a new connection."""
-    key = Path(lab.inventory["private_key_path"]).read_text()
-    hosts = {h["name"]: h for h in lab.hosts()}
-    pool = Pool(key)
-    settings = [parse_host("bench", {}, {"name": n, "address": hosts[n]["address"], "hostKey": hosts[n]["host_key"]})
-                for n in names]
+    pool = Pool(Path(fleet.private_key_path).read_text())
+    settings = [parse_host("bench", {}, {"name": n, "address": fleet.inventory[n]["address"],
+                                         "hostKey": fleet.inventory[n]["host_key"]}) for n in names]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=len(names)) as workers:
         results = list(workers.map(lambda s: pool.run(s.name, s.connection, "true"), settings))
@@ -145,59 +147,54 @@ def floor(lab: Lab, names: list[str]) -> float:
     return wall
 
 
-def host_counters(lab: Lab, names: list[str]) -> dict[str, tuple[float, ...]]:
-    """Per host: SSH connections and sessions so far, Postfix reloads so far, CPU seconds so far."""
-    netns = {h["name"]: h["netns"] for h in lab.hosts()}
-    with ThreadPoolExecutor(max_workers=len(names)) as workers:
-        return dict(zip(names, workers.map(
-            lambda n: (*ssh_counts(lab, n), postfix_reloads(lab, n), host_cpu(netns[n])), names), strict=True))
+def read_counts(text: str) -> tuple[list[int], bool]:
+    """What COUNTS printed (connections, sessions, Postfix reloads), and whether SURVIVED found the mark."""
+    lines = text.split()
+    return [int(v) for v in lines[:3]], lines[3:4] == ["yes"]
 
 
-def step_row(lab: Lab, names: list[str], firewall: str, tool: str, run: int, step: str,
+def step_row(fleet: Fleet, names: list[str], firewall: str, tool: str, run: int, step: str,
              call: Callable[[], tuple[float, float]]) -> dict:
     """Run one timed step and count what it did on the hosts: one row of the table."""
-    nft = firewall == "nftables"
-    for name in names if not nft else ():
-        mark_runtime(lab, name)
-    before, cpu = host_counters(lab, names), controller_cpu()
+    mark = firewall == "firewalld" and step in UNMARKED
+    before = {n: read_counts(out)[0] for n, out in fleet.each(names, (MARK if mark else "") + COUNTS).items()}
+    cpu_before = fleet.host_cpu(names)
+    cpu = controller_cpu()
     wall, peak = call()
-    cpu = controller_cpu() - cpu
-    after = host_counters(lab, names)
-    fw: int | str = "-" if nft else sum(not runtime_mark_survived(lab, n) for n in names)
-    for name in names if not nft else ():
-        lab.sh(name, "firewall-cmd --zone=iredmail --remove-icmp-block=timestamp-request >/dev/null 2>&1 || true")
-    delta = [tuple(a - b for a, b in zip(after[n], before[n], strict=True)) for n in names]
+    cpu = controller_cpu() - cpu  # before the counters are read: their programs are this process's children too
+    cpu_after = fleet.host_cpu(names)
+    after = {n: read_counts(out) for n, out in fleet.each(names, COUNTS + (SURVIVED if mark else "")).items()}
+    fw: int | str = sum(not survived for _, survived in after.values()) if mark else "-"
+    delta = [[a - b for a, b in zip(after[n][0], before[n], strict=True)] for n in names]
     row = {"tool": tool, "firewall": firewall, "hosts": len(names), "run": run, "step": step,
            "seconds": round(wall, 3), "peak_mib": round(peak, 1),
            "ssh_connections_per_host": max(d[0] for d in delta), "ssh_sessions_per_host": max(d[1] for d in delta),
            "postfix_reloads_per_host": max(d[2] for d in delta), "hosts_firewalld_reloaded": fw,
-           "host_cpu_s_per_host": round(statistics.mean(d[3] for d in delta), 3), "controller_cpu_s": round(cpu, 2)}
+           "host_cpu_s_per_host": round(statistics.mean(cpu_after[n] - cpu_before[n] for n in names), 3),
+           "controller_cpu_s": round(cpu, 2)}
     print(row, flush=True)
     return row
 
 
 def main(sizes: list[int]) -> None:
     rows: list[dict] = []
-    for firewall in os.environ.get("BENCH_FIREWALLS", "firewalld,nftables").split(","):
+    for firewall in os.environ.get("BENCH_FIREWALLS", "firewalld").split(","):
         rows += bench(sizes, firewall)
-    report(rows, sizes)
+    report(rows)
 
 
 def bench(sizes: list[int], firewall: str) -> list[dict]:
-    runs = int(os.environ.get("BENCH_RUNS", "3"))
+    runs = int(os.environ.get("BENCH_RUNS", "1"))
     rows: list[dict] = []
-    nft = firewall == "nftables"
-    variants = ",".join(f"mail{i}=iredmail-debian" for i in range(1, max(sizes) + 1)) if nft else ""
     with tempfile.TemporaryDirectory(prefix="bench-pulumi-") as tmp:
-        lab = Lab(Path(tmp) / "state", name="smtpsbench", subnet="10.231.2.0/24")
+        fleet = Fleet(Path(tmp), max(sizes))
         try:
-            lab.cli("up", "--hosts", str(max(sizes)), "--variants", variants)
-            project = Project.for_lab(Path(tmp) / "project", lab)
+            fleet.up("iredmail-debian" if firewall == "nftables" else "")
+            project = fleet.project(Path(tmp) / "project")
             for size in sizes:
-                names = [f"mail{i}" for i in range(1, size + 1)]
+                names = fleet.names(size)
                 stack = f"bench{size}"
-                project.run_module("lab", "stack", "-s", stack)
-                project.keep_hosts(stack, names)
+                fleet.write_stack(project, stack, names)
                 project.pulumi("destroy", "-s", stack, "--yes")
                 for run in range(1, runs + 1):
                     for step, args in (("converge", ("up", "-s", stack, "--yes")),
@@ -205,78 +202,124 @@ def bench(sizes: list[int], firewall: str) -> list[dict]:
                                        ("preview", ("preview", "-s", stack)),
                                        ("drift", ("drift", "-s", stack)),
                                        ("destroy", ("destroy", "-s", stack, "--yes"))):
-                        rows.append(step_row(lab, names, firewall, "smtps", run, step,
+                        rows.append(step_row(fleet, names, firewall, "smtps", run, step,
                                              lambda args=args: run_measured(project, *args)))
                     rows.append({"tool": "floor", "firewall": firewall, "hosts": size, "run": run, "step": "floor",
-                                 "seconds": round(floor(lab, names), 3), "peak_mib": 0,
+                                 "seconds": round(floor(fleet, names), 3), "peak_mib": 0,
                                  "ssh_connections_per_host": 1, "ssh_sessions_per_host": 1,
                                  "postfix_reloads_per_host": 0, "hosts_firewalld_reloaded": 0,
                                  "host_cpu_s_per_host": 0, "controller_cpu_s": 0})
                     print(rows[-1], flush=True)
-                if bench_pyinfra.binary() is not None:
-                    inventory = bench_pyinfra.write_inventory(lab, names, firewall, Path(tmp))
-                    for run in range(1, runs + 1):
-                        for step in bench_pyinfra.STEPS:
-                            argv = bench_pyinfra.command(inventory, size, step)
-                            rows.append(step_row(lab, names, firewall, "pyinfra", run, step,
-                                                 lambda argv=argv: measure(argv, Path(tmp), dict(os.environ))))
-                        bench_pyinfra.undo(lab, names, firewall)
-                project.pulumi("destroy", "-s", stack, "--yes")
+                if bench_pyinfra.binary() is None:
+                    print(f"no pyinfra at {bench_pyinfra.PYINFRA_VENV}: `make bench` makes it", flush=True)
+                    continue
+                inventory = bench_pyinfra.write_inventory(fleet, names, firewall, Path(tmp))
+                for run in range(1, runs + 1):
+                    for step in bench_pyinfra.STEPS:
+                        argv = bench_pyinfra.command(inventory, size, step)
+                        rows.append(step_row(fleet, names, firewall, "pyinfra", run, step,
+                                             lambda argv=argv: measure(argv, Path(tmp), dict(os.environ))))
+                    bench_pyinfra.undo(fleet, names, firewall)
         finally:
-            lab.cli("down", check=False)
+            fleet.down()
     return rows
 
 
-def report(rows: list[dict], sizes: list[int]) -> None:
-    out = Path("bench-pulumi.csv")
+def medians(rows: list[dict]) -> dict[tuple[str, int, str, str], dict[str, float]]:
+    """Per (firewall, hosts, tool, step): the median of each figure over the runs (peak memory: the largest)."""
+    groups: dict[tuple[str, int, str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["firewall"], int(r["hosts"]), r["tool"], r["step"]), []).append(r)
+    return {key: {**{f: statistics.median(float(r[f]) for r in group)
+                     for f in ("seconds", "host_cpu_s_per_host", "controller_cpu_s")},
+                  "peak_mib": max(float(r["peak_mib"]) for r in group)}
+            for key, group in groups.items()}
+
+
+def _met(value: float, target: float) -> str:
+    return "met" if value <= target else "NOT met"
+
+
+def issue_table(med: dict[tuple[str, int, str, str], dict[str, float]]) -> list[str]:
+    """The issue's table (hosts | step | this project | pyinfra | ratio), one per firewall, in Markdown."""
+    lines = []
+    for firewall in dict.fromkeys(key[0] for key in med):
+        sizes = sorted({key[1] for key in med if key[0] == firewall})
+        lines += ["", f"{firewall} hosts:", "", "| hosts | step | this project | pyinfra | ratio |",
+                  "|---|---|---|---|---|"]
+        for size in sizes:
+            for step in ("converge", "no-op", "preview", "drift"):
+                ours = med.get((firewall, size, "smtps", step))
+                if ours is None:
+                    continue
+                if step == "drift":
+                    theirs, shown = med.get((firewall, size, "floor", "floor")), "floor {:.2f} s"
+                else:
+                    theirs, shown = med.get((firewall, size, "pyinfra", step)), "{:.2f} s"
+                ratio = f"{ours['seconds'] / theirs['seconds']:.2f}×" if theirs and theirs["seconds"] else "-"
+                lines.append(f"| {size} | {LABELS[step]} | {ours['seconds']:.2f} s | "
+                             f"{shown.format(theirs['seconds']) if theirs else '-'} | {ratio} |")
+    return lines
+
+
+def target_lines(med: dict[tuple[str, int, str, str], dict[str, float]]) -> list[str]:
+    """One line per target of the issue that these figures measure: met or not, with the figure."""
+    lines = []
+    for firewall in dict.fromkeys(key[0] for key in med):
+        for size in sorted({key[1] for key in med if key[0] == firewall}):
+            where = f"{firewall}, {size} hosts:"
+            ours = {step: med.get((firewall, size, "smtps", step)) for step in STEPS}
+            for step, target in WALL_TARGETS.get(size, {}).items():
+                theirs = med.get((firewall, size, "pyinfra", step))
+                if ours[step] and theirs and theirs["seconds"]:
+                    ratio = ours[step]["seconds"] / theirs["seconds"]
+                    lines.append(f"{where} {step} {ratio:.2f}× pyinfra ({ours[step]['seconds']:.2f} s / "
+                                 f"{theirs['seconds']:.2f} s), target <= {target}×: {_met(ratio, target)}")
+            floor_row = med.get((firewall, size, "floor", "floor"))
+            if ours["drift"] and floor_row and floor_row["seconds"]:
+                ratio = ours["drift"]["seconds"] / floor_row["seconds"]
+                lines.append(f"{where} drift {ratio:.2f}× the ssh floor ({ours['drift']['seconds']:.2f} s / "
+                             f"{floor_row['seconds']:.2f} s), target <= {DRIFT_TARGET}×: {_met(ratio, DRIFT_TARGET)}")
+            if converge := ours["converge"]:
+                per_host = converge["controller_cpu_s"] / size
+                lines.append(f"{where} controller CPU per host per converge {per_host:.3f} s "
+                             f"({converge['controller_cpu_s']:.1f} s), target <= {CONTROLLER_CPU_TARGET} s: "
+                             f"{_met(per_host, CONTROLLER_CPU_TARGET)}")
+                peak = max(row["peak_mib"] for step, row in ours.items() if row and step != "floor")
+                lines.append(f"{where} peak controller memory per host {peak / size:.2f} MiB ({peak:.0f} MiB), "
+                             f"target <= {MEMORY_TARGET} MiB (at 50 hosts): {_met(peak / size, MEMORY_TARGET)}")
+                host = converge["host_cpu_s_per_host"]
+                target = HOST_CPU_TARGET[firewall]
+                theirs = med.get((firewall, size, "pyinfra", "converge"))
+                beside = f", pyinfra {theirs['host_cpu_s_per_host']:.2f} s" if theirs else ""
+                lines.append(f"{where} host CPU per host per converge {host:.2f} s{beside}, target <= {target} s: "
+                             f"{_met(host, target)}")
+    return lines
+
+
+def report(rows: list[dict], out: Path = Path("bench-pulumi.csv")) -> None:
     with out.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    med = medians(rows)
     table = Table("firewall", "hosts", "tool", "step", "median s", "host CPU s/host", "controller CPU s", "peak MiB",
                   "SSH conn/host", "SSH sessions/host", "postfix reloads/host", "hosts fw reloaded",
                   title=f"make bench (medians; raw runs in {out})")
-    med: dict[tuple[str, int, str, str], dict[str, float]] = {}
-    firewalls = list(dict.fromkeys(r["firewall"] for r in rows))
-    for firewall in firewalls:
-        for size in sizes:
-            for tool in ("smtps", "floor", "pyinfra"):
-                for step in STEPS:
-                    group = [r for r in rows if (r["firewall"], r["hosts"], r["tool"], r["step"]) ==
-                             (firewall, size, tool, step)]
-                    if not group:
-                        continue
-                    m = {key: statistics.median(r[key] for r in group)
-                         for key in ("seconds", "host_cpu_s_per_host", "controller_cpu_s")}
-                    med[firewall, size, tool, step] = m
-                    table.add_row(firewall, str(size), tool, step, f"{m['seconds']:.2f}",
-                                  f"{m['host_cpu_s_per_host']:.2f}", f"{m['controller_cpu_s']:.1f}",
-                                  f"{max(r['peak_mib'] for r in group):.0f}",
-                                  str(max(r["ssh_connections_per_host"] for r in group)),
-                                  str(max(r["ssh_sessions_per_host"] for r in group)),
-                                  str(max(r["postfix_reloads_per_host"] for r in group)),
-                                  str(max((r["hosts_firewalld_reloaded"] for r in group), key=str)))
-    console = Console(width=200)
-    console.print(table)
-    small, big = min(sizes), max(sizes)
-    ratios = Table("firewall", "ratio", "value", "target", title="scaling, and against pyinfra (same lab, same run)")
-    for firewall in firewalls:
-        for step, target in (("no-op", "<= 1.5"), ("converge", "<= 3")):
-            value = med[firewall, big, "smtps", step]["seconds"] / med[firewall, small, "smtps", step]["seconds"]
-            ratios.add_row(firewall, f"{step} {big}:{small} hosts", f"{value:.2f}", target)
-        drift = med[firewall, big, "smtps", "drift"]["seconds"] / med[firewall, big, "floor", "floor"]["seconds"]
-        ratios.add_row(firewall, f"drift : floor, {big} hosts", f"{drift:.2f}", "<= 2")
-        for size in sizes:
-            if (firewall, size, "pyinfra", "converge") not in med:
-                continue
-            for step, what, target in (("converge", "seconds", "<= 1.0"), ("converge", "host_cpu_s_per_host", "<= 1.0"),
-                                       ("no-op", "seconds", "<= 0.5"), ("preview", "seconds", "<= 0.5")):
-                ours, theirs = med[firewall, size, "smtps", step][what], med[firewall, size, "pyinfra", step][what]
-                label = "host CPU/host" if what != "seconds" else "wall"
-                value = f"{ours / theirs:.2f}" if theirs else "-"
-                ratios.add_row(firewall, f"{step} {label}, {size} hosts: smtps / pyinfra", value, target)
-    console.print(ratios)
+    for (firewall, size, tool, step), m in sorted(med.items(), key=lambda item: (
+            item[0][0], item[0][1], ("smtps", "floor", "pyinfra").index(item[0][2]), STEPS.index(item[0][3]))):
+        group = [r for r in rows if (r["firewall"], r["hosts"], r["tool"], r["step"]) == (firewall, size, tool, step)]
+        table.add_row(firewall, str(size), tool, step, f"{m['seconds']:.2f}", f"{m['host_cpu_s_per_host']:.2f}",
+                      f"{m['controller_cpu_s']:.1f}", f"{m['peak_mib']:.0f}",
+                      str(max(r["ssh_connections_per_host"] for r in group)),
+                      str(max(r["ssh_sessions_per_host"] for r in group)),
+                      str(max(r["postfix_reloads_per_host"] for r in group)),
+                      str(max((r["hosts_firewalld_reloaded"] for r in group), key=str)))
+    Console(width=200).print(table)
+    print("\n".join(issue_table(med)))
+    print("\nTargets of the issue (this run):")
+    print("\n".join(target_lines(med)), flush=True)
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [1, 5, 10, 20])
+    main([int(a) for a in sys.argv[1:]] or SIZES)

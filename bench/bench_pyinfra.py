@@ -5,12 +5,11 @@ paramiko older than this project's; `make bench` makes it (requirements-bench.tx
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench.fleet import Fleet
 from smtps_iredmail.core.firewalld_service import service_xml
 from smtps_iredmail.core.hosts import parse_host
-from tests.lab.labkit import Lab
 
 DEPLOY = Path(__file__).resolve().parent / "pyinfra" / "deploy.py"
 PYINFRA_VENV = Path(os.environ.get("PYINFRA_VENV", Path.home() / ".cache" / "smtps-iredmail" / "pyinfra"))
@@ -32,18 +31,17 @@ def binary() -> Path | None:
     return found if found.exists() else None
 
 
-def write_inventory(lab: Lab, names: list[str], firewall: str, folder: Path) -> Path:
+def write_inventory(fleet: Fleet, names: list[str], firewall: str, folder: Path) -> Path:
     """A pyinfra inventory of the lab hosts: the deploy key, the pinned host keys, and each host's data from this
     project's own settings (the same entry and service file `smtps up` writes)."""
-    inventory = lab.inventory
-    hosts = {h["name"]: h for h in inventory["hosts"]}
+    hosts = fleet.inventory
     entries = []
     for name in names:
         settings = parse_host("bench", {}, {"name": name, "address": hosts[name]["address"],
                                             "hostKey": hosts[name]["host_key"]})
         entries.append((hosts[name]["address"], {
-            "ssh_user": "root", "ssh_key": inventory["private_key_path"],
-            "ssh_known_hosts_file": inventory["known_hosts_path"], "ssh_strict_host_key_checking": "yes",
+            "ssh_user": "root", "ssh_key": fleet.private_key_path,
+            "ssh_known_hosts_file": fleet.known_hosts_path(name), "ssh_strict_host_key_checking": "yes",
             "smtps_entry": settings.master.entry, "smtps_service_xml": service_xml(settings.service),
             "smtps_firewall": firewall}))
     path = folder / "inventory.py"
@@ -57,7 +55,6 @@ def command(inventory: Path, size: int, step: str) -> list[str]:
     return [str(pyinfra), "-y", "--parallel", str(size), *STEPS[step], str(inventory), str(DEPLOY)]
 
 
-def undo(lab: Lab, names: list[str], firewall: str) -> None:
+def undo(fleet: Fleet, names: list[str], firewall: str) -> None:
     """Take the deploy's changes off every host again (not timed), so the next converge starts from scratch."""
-    with ThreadPoolExecutor(max_workers=len(names)) as workers:
-        list(workers.map(lambda n: lab.sh(n, UNDO[firewall], check=False), names))
+    fleet.each(names, UNDO[firewall])

@@ -4,7 +4,7 @@ older than ours); each host's data (the master.cf entry, the service file, which
 that the benchmark writes with this project's own settings.
 
 What it does, per host, deciding from facts read in the plan (so a second run changes nothing):
-- master.cf: the 465 entry (`postconf -M`), then `postfix reload`, only where the entry differs;
+- master.cf: the 465 entry (`postconf -M`), `postfix check`, then `postfix reload`, only where the entry differs;
 - firewalld hosts: the service file `smtps.xml`, the service in zone `iredmail` (permanent), one `firewall-cmd
   --reload` where either changed;
 - nftables hosts: `tcp dport 465 accept` inserted before the input chain's final drop, live, and the same line in
@@ -25,7 +25,7 @@ CANON = "tr -s ' \\t\\n' ' ' | sed 's/^ //; s/ $//'"
 found = host.get_fact(Command, f"postconf -M 465/inet 2>/dev/null | {CANON}; true")
 if (found or "").strip() != ENTRY:
     master = server.shell(name="master.cf: the 465 entry", commands=[
-        f"postconf -M 465/inet='{ENTRY}'", "postfix reload"])
+        f"postconf -M 465/inet='{ENTRY}'", "postfix check", "postfix reload"])
 
 if data.smtps_firewall == "firewalld":
     service = files.put(name="firewalld: the smtps service", src=StringIO(data.smtps_service_xml),
