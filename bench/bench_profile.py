@@ -28,6 +28,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bench.fleet import LAB, SUBNET
 from tests.enginekit import Project
 from tests.lab.labkit import Lab
 
@@ -259,7 +260,7 @@ def show(console: Console, title: str, found: list[tuple], total: float, sampler
 def main() -> None:
     console = Console(width=160)
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
-        lab = Lab(Path(tmp) / "state", name="smtpsbench", subnet="10.231.2.0/24")
+        lab = Lab(Path(tmp) / "state", name=LAB, subnet=SUBNET)
         try:
             lab.cli("up", "--hosts", "2", "--variants", "mail2=iredmail-debian")
             project = Project.for_lab(Path(tmp) / "project", lab)

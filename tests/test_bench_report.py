@@ -58,6 +58,10 @@ def test_each_target_is_said_met_or_not_with_its_figure() -> None:
     assert "controller CPU per host per converge 0.300 s (3.0 s), target <= 0.3 s: met" in text
     assert "peak controller memory per host 6.00 MiB (60 MiB), target <= 5.0 MiB (at 50 hosts): NOT met" in text
     assert "host CPU per host per converge 1.00 s, pyinfra 1.00 s, target <= 1.0 s: met" in text
+    bigger = medians([*ROWS, _row("smtps", 50, "converge", 50.0, peak=300), _row("smtps", 50, "no-op", 5.0, peak=200)])
+    assert "firewalld, 50 hosts: peak controller memory per host 6.00 MiB (300 MiB)" in "\n".join(target_lines(bigger))
+    assert "per host added from 10 hosts 6.00 MiB (the issue's 11 MiB was this), target <= 5.0 MiB: NOT met" in (
+        "\n".join(target_lines(bigger)))
 
 
 def _scale(hosts: int, controller_per_host: float) -> dict[str, float]:
