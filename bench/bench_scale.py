@@ -61,14 +61,32 @@ def measure_size(fleet: Fleet, project: Project, size: int) -> dict[str, float]:
     return row
 
 
-def fit(points: list[tuple[float, float]]) -> tuple[float, float]:
-    """Least-squares line (intercept, slope) through (x, y) points; flat through a single point."""
-    if len(points) < 2:
-        return (points[0][1] if points else 0.0), 0.0
-    mx, my = mean(x for x, _ in points), mean(y for _, y in points)
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    slope = sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
-    return my - slope * mx, slope
+def fit(points: list[tuple[float, float]]) -> list[float]:
+    """Least-squares polynomial through (x, y) points, coefficients from the constant up: of degree 2 from three
+    points on (a fixed part, a part per host, and a part growing with the stack, as a state rewritten after every
+    step grows), 1 from two, 0 from one."""
+    degree = min(2, len(points) - 1)
+    size = degree + 1
+    # The normal equations, solved by Gaussian elimination (a 3x3 system at most).
+    matrix = [[sum(x ** (i + j) for x, _ in points) for j in range(size)] + [sum(y * x ** i for x, y in points)]
+              for i in range(size)]
+    for col in range(size):
+        pivot = max(range(col, size), key=lambda r: abs(matrix[r][col]))
+        matrix[col], matrix[pivot] = matrix[pivot], matrix[col]
+        for r in range(size):
+            if r != col and matrix[col][col]:
+                factor = matrix[r][col] / matrix[col][col]
+                matrix[r] = [a - factor * b for a, b in zip(matrix[r], matrix[col], strict=True)]
+    return [matrix[i][size] / matrix[i][i] if matrix[i][i] else 0.0 for i in range(size)]
+
+
+def at(coefficients: list[float], x: float) -> float:
+    return sum(c * x ** i for i, c in enumerate(coefficients))
+
+
+def slope(coefficients: list[float], x: float) -> float:
+    """What one more host adds at x."""
+    return sum(i * c * x ** (i - 1) for i, c in enumerate(coefficients) if i)
 
 
 def split(row: dict[str, float], cores: int) -> tuple[float, float, float]:
@@ -97,26 +115,28 @@ def growth_lines(rows: list[dict[str, float]], cores: int) -> list[str]:
     lines.append(f"  controller CPU/host across sizes: {min(per_host.values()):.3f} to {max(per_host.values()):.3f} s,"
                  f" at most {spread:.0%} from their mean: {'flat (met)' if spread <= FLAT else 'NOT flat'}")
     lines.append(f"converge split on this machine ({cores} cores shared by the controller and every host): "
-                 "controller CPU / cores + host CPU / cores + waiting = wall")
+                 "controller CPU / cores + host CPU / cores + waiting = wall (waiting: network, sleeps, locks, "
+                 "and whatever else the machine ran meanwhile)")
     for r in rows:
         controller, hosts, waiting = split(r, cores)
         lines.append(f"  {r['hosts']:>4.0f} hosts: {controller:.1f} + {hosts:.1f} + {waiting:.1f} = "
                      f"{r['converge']:.1f} s (controller {r['converge controller CPU']:.1f} s of CPU, "
                      f"hosts {r['converge host CPU']:.1f} s)")
     n = EXTRAPOLATE_TO
-    lines.append(f"{n} hosts, extrapolated (a line through the per-host figures of the sizes):")
+    lines.append(f"{n} hosts, extrapolated (each total fitted as fixed + per host + growing with the stack, "
+                 "through the sizes' totals):")
     for key, unit, scale in (("converge controller CPU", "s", 1), ("no-op controller CPU", "s", 1),
                              ("converge host CPU", "s", 1), ("state", "KiB", 1024), ("converge MiB", "MiB", 1),
-                             ("no-op MiB", "MiB", 1)):
-        a, b = fit([(r["hosts"], r[key] / r["hosts"] / scale) for r in rows])
-        lines.append(f"  {key}: {a + b * n:.3f} {unit} per host ({b * 100:+.3f} per 100 hosts more), "
-                     f"{(a + b * n) * n:.0f} {unit} in all")
-    for key in ("no-op", "converge"):
-        a, b = fit([(r["hosts"], r[key]) for r in rows])
-        lines.append(f"  {key} wall on this machine: {a + b * n:.0f} s (a line through the sizes' walls)")
-    a, b = fit([(r["hosts"], r["converge controller CPU"] / r["hosts"]) for r in rows])
-    lines.append(f"  a converge where each host has its own CPU is bound by the controller's {(a + b * n) * n:.0f} s "
-                 f"of CPU: {(a + b * n) * n / cores:.0f} s on {cores} cores")
+                             ("no-op MiB", "MiB", 1), ("converge", "s wall here", 1), ("no-op", "s wall here", 1)):
+        curve = fit([(r["hosts"], r[key] / scale) for r in rows])
+        if at(curve, n) <= 0:
+            lines.append(f"  {key}: no trend in these sizes (too few, too small, or too noisy)")
+            continue
+        lines.append(f"  {key}: {at(curve, n):.0f} {unit} in all, {at(curve, n) / n:.3f} per host, "
+                     f"{slope(curve, n):.3f} per host added at {n}")
+    curve = fit([(r["hosts"], r["converge controller CPU"]) for r in rows])
+    lines.append(f"  a converge where each host has its own CPU is bound by the controller's {at(curve, n):.0f} s "
+                 f"of CPU: {at(curve, n) / cores:.0f} s on {cores} cores")
     return lines
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bench.bench_pulumi import issue_table, medians, read_counts, target_lines
-from bench.bench_scale import fit, growth_lines, split
+from bench.bench_scale import at, fit, growth_lines, slope, split
 from bench.fleet import lab_layout, stack_name
 
 
@@ -73,12 +73,16 @@ def _scale(hosts: int, controller_per_host: float) -> dict[str, float]:
 
 
 def test_fit_split_and_growth() -> None:
-    assert fit([(10, 1.0), (50, 3.0), (100, 5.5)]) == pytest.approx((0.5, 0.05), abs=0.01)
-    assert fit([(10, 2.0)]) == (2.0, 0.0)
+    assert fit([(10, 1.0), (50, 3.0), (100, 5.5)]) == pytest.approx([0.5, 0.05, 0.0], abs=0.01)
+    assert fit([(10, 5.0), (50, 29.0), (100, 104.0)]) == pytest.approx([4.0, 0.0, 0.01])  # 4 + n^2/100
+    assert at(fit([(10, 5.0), (50, 29.0), (100, 104.0)]), 500) == pytest.approx(2504.0)
+    assert slope([4.0, 0.0, 0.01], 500) == pytest.approx(10.0)
+    assert fit([(10, 2.0), (20, 3.0)]) == pytest.approx([1.0, 0.1])
+    assert fit([(10, 2.0)]) == [2.0]
     assert split(_scale(10, 0.3), 2) == pytest.approx((1.5, 5.0, 13.5))
     flat = "\n".join(growth_lines([_scale(10, 0.3), _scale(50, 0.3), _scale(100, 0.3)], 2))
     assert "at most 0% from their mean: flat (met)" in flat
-    assert "state: 8.000 KiB per host (+0.000 per 100 hosts more), 4000 KiB in all" in flat
-    assert "converge controller CPU: 0.300 s per host" in flat and "150 s in all" in flat
+    assert "state: 4000 KiB in all, 8.000 per host, 8.000 per host added at 500" in flat
+    assert "converge controller CPU: 150 s in all, 0.300 per host" in flat
     growing = "\n".join(growth_lines([_scale(10, 0.5), _scale(50, 1.0), _scale(100, 1.5)], 2))
     assert "NOT flat" in growing
