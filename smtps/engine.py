@@ -76,7 +76,7 @@ def environment(folder: Path | None = None) -> dict[str, str]:
         # the whole stack each time, so a converge's controller cost grew with the square of the fleet. What a
         # run dies without writing (SIGKILL, power loss) is only how far it got: the state stays the last run's,
         # whole, with no pending operations, and the next `up --refresh` finds the hosts already done and adopts
-        # them (README, "State and secrets"). An interrupted run (Ctrl-C, SIGTERM) still writes it at its end.
+        # them (README, "State and secrets"). A run stopped by Ctrl-C still writes it at its end.
         "PULUMI_SKIP_CHECKPOINTS": os.environ.get("PULUMI_SKIP_CHECKPOINTS", "true"),
     }
     if not os.environ.get("PULUMI_BACKEND_URL"):
