@@ -35,21 +35,17 @@ def lab(tmp_path_factory):
         yield the_lab
 
 
-def _tree(root: int) -> list[int]:
-    """`root` and every process under it (the Pulumi CLI and the provider processes it started)."""
-    children: dict[int, list[int]] = {}
+def _controller(project: Project) -> list[int]:
+    """The processes of this project's run: the front end, the Pulumi CLI and the provider processes (each in a
+    process group of its own), found by the environment they all inherit."""
+    mark = f"SMTPS_PROJECT_DIR={project.folder}".encode()
+    found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
+        try:
+            if entry.name.isdigit() and mark in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue  # ended meanwhile, or a zombie
     return found
 
 
@@ -80,11 +76,13 @@ def test_a_converge_killed_half_way_is_finished_by_the_next_up(lab: Lab, tmp_pat
         if created >= max(2, HOSTS // 2):
             break
     assert up.poll() is None, "up finished before the test could kill it:\n" + "".join(seen)
-    for pid in _tree(up.pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    while victims := _controller(project):
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
     up.wait(timeout=30)
     up.stdout.close()
 
