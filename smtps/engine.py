@@ -72,6 +72,12 @@ def environment(folder: Path | None = None) -> dict[str, str]:
         # One broken host must not hold up the fleet: the others converge (or are destroyed), while the broken
         # host's later steps, which depend on the failed one, are skipped. Pulumi still exits non-zero.
         "PULUMI_CONTINUE_ON_ERROR": os.environ.get("PULUMI_CONTINUE_ON_ERROR", "true"),
+        # The state is written once, at the end of the run, instead of after every step: the file backend rewrites
+        # the whole stack each time, so a converge's controller cost grew with the square of the fleet. What a
+        # run dies without writing (SIGKILL, power loss) is only how far it got: the state stays the last run's,
+        # whole, with no pending operations, and the next `up --refresh` finds the hosts already done and adopts
+        # them (README, "State and secrets"). A run stopped by Ctrl-C still writes it at its end.
+        "PULUMI_SKIP_CHECKPOINTS": os.environ.get("PULUMI_SKIP_CHECKPOINTS", "true"),
     }
     if not os.environ.get("PULUMI_BACKEND_URL"):
         env["PULUMI_BACKEND_URL"] = backend_url(folder)

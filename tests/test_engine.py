@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from smtps_iredmail.core import engine
 from tests.enginekit import PULUMI, Project, require_engine
 
 pytestmark = pytest.mark.engine
@@ -85,3 +86,11 @@ def test_a_throwaway_stack_through_the_front_end_and_the_plain_cli(project, tmp_
     assert not (project.folder / ".pulumi-state" / ".pulumi" / "stacks" / "smtps-iredmail" / "t1.json").exists()
     assert not (project.folder / "stacks" / "Pulumi.t1.yaml").exists()
     print(f"engine timings: {project.timings}")
+
+
+def test_the_state_is_written_once_per_run_unless_the_user_says_otherwise(monkeypatch, tmp_path):
+    require_engine()
+    monkeypatch.delenv("PULUMI_SKIP_CHECKPOINTS", raising=False)
+    assert engine.environment(tmp_path)["PULUMI_SKIP_CHECKPOINTS"] == "true"
+    monkeypatch.setenv("PULUMI_SKIP_CHECKPOINTS", "false")
+    assert engine.environment(tmp_path)["PULUMI_SKIP_CHECKPOINTS"] == "false"
