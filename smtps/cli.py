@@ -30,22 +30,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from . import credentials, engine, facts, firewall, profile, remote, rollback, stacks
-from .drift import Drift, compare, read_host_script
-from .events import EngineEvents
+from . import credentials, engine, firewall, profile, remote, rollback, stacks
 from .firewall import Firewall
-from .hosts import HostSettings
 from .remote import HostFailure, SshError
 from .settings import SMTPS_PORT, SettingsError
 from .shown import shown, shown_json
-from .verify import SeenFromOutside, verify
 
+# What only some commands use is imported where they use it: every command starts with this module's imports, and
+# the table printer, the TLS checker (cryptography) and drift's readers would slow the others down.
 if TYPE_CHECKING:
+    from rich.text import Text
+
+    from .drift import Drift
+    from .events import EngineEvents
+    from .hosts import HostSettings
     from .remote import Pool
+    from .verify import SeenFromOutside
 
 # The engine's parallelism: each host is a chain of four steps, so this many hosts can move at once. The provider
 # processes (16 of them, 4 calls each) are the real bound; the engine must not be the tighter one.
@@ -76,6 +76,8 @@ def _engine_err(line: str) -> None:
 
 def _cells(*values: object) -> list[Text]:
     """Table cells of host text: escaped (`shown`), and plain text, never rich markup (`[link=...]`)."""
+    from rich.text import Text
+
     return [Text(shown(value)) for value in values]
 
 
@@ -83,6 +85,8 @@ def engine_events() -> EngineEvents:
     """An event collector that knows this project's resource kinds by their child names."""
     from smtps_iredmail.host import VERIFY_SUFFIX
     from smtps_iredmail.kinds import KINDS
+
+    from .events import EngineEvents
 
     return EngineEvents({**{k.suffix: k.model.kind for k in KINDS}, VERIFY_SUFFIX: "verification"})
 
@@ -156,6 +160,8 @@ def _show_found(stack: Any, name: str) -> None:
         hosts = stacks.from_files(engine.project_dir(), name).hosts
     except SettingsError:
         return  # the preview said what is wrong
+    if not any(host.firewall is Firewall.AUTO for host in hosts):
+        return  # nothing to show (firewall.lines): the state is not read
     from smtps_iredmail.kinds import KINDS
 
     # The master.cf resource is on every host: what it recorded is what auto found there (no host is read).
@@ -422,9 +428,13 @@ class Checked:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     from smtps_iredmail.verification import _credential
 
     from . import master_service, ports
+    from .verify import verify
 
     hosts = stack_settings(args.stack).hosts
     # The certificate file is read on each host (its SHA-256): that takes the deploy key, as drift does.
@@ -479,6 +489,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
+    from . import facts
+    from .drift import Drift, compare, read_host_script
+
     hosts = stack_settings(args.stack).hosts
     pool = _pool(args.stack)
     if pool is None:
@@ -502,6 +515,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
         print(shown_json([{"host": d.host, "resource": d.resource, "field": d.field, "desired": d.want,
                            "live": d.have, **({"note": d.note} if d.note else {})} for d in found], indent=2))
     elif found:
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table("host", "resource", "field", "desired", "live", title=f"Drift, stack {args.stack}")
         for d in found:
             table.add_row(*_cells(d.host, d.resource, d.field, d.want, d.have))
