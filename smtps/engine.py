@@ -146,8 +146,7 @@ def stack(name: str, program: Callable[[], object] | None = None) -> auto.Stack:
     workspace = auto.LocalWorkspace(
         work_dir=str(folder),
         # The root's bin/pulumi; installed, the `pulumi` that PATH finds (environment() puts its folder first).
-        pulumi_command=auto.PulumiCommand(root=str(pulumi_binary().parent.parent) if IN_REPOSITORY else None,
-                                          skip_version_check=True),
+        pulumi_command=_command_class()(str(pulumi_binary().parent.parent) if IN_REPOSITORY else None),
         env_vars=prepare(folder),
         secrets_provider="passphrase",
         program=program or _program(),
@@ -161,6 +160,40 @@ def stack(name: str, program: Callable[[], object] | None = None) -> auto.Stack:
     from pulumi.automation._stack import StackInitMode
 
     return _stack_class()(name, workspace, StackInitMode.CREATE_OR_SELECT)
+
+
+def _command_class() -> type[auto.PulumiCommand]:
+    """The Automation API's PulumiCommand, less its wait for `pulumi version` when it is made: the SDK runs it then
+    and waits, before the stack can even be selected. This one asks in a thread and reads the answer on first use
+    (when an operation picks how the engine streams its events to this process), so that `pulumi stack select` and
+    the program's imports go on meanwhile. As before, the version is not checked against the SDK's minimum
+    (skip_version_check): `make tools` pins the engine, and the README says which an installed one must be."""
+    import threading
+
+    from pulumi import automation as auto
+    from semver import VersionInfo
+
+    class Command(auto.PulumiCommand):
+        def __init__(self, root: str | None = None) -> None:  # the base's __init__ is what runs `pulumi version`
+            self.command = os.path.join(root, "bin", "pulumi") if root else "pulumi"
+            self._answer: list[str] = []
+            self._asking = threading.Thread(target=self._ask, daemon=True)
+            self._asking.start()
+
+        def _ask(self) -> None:
+            result = subprocess.run([self.command, "version"], env={**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true"},
+                                    capture_output=True, text=True, check=False)
+            self._answer.append(result.stdout.strip().removeprefix("v"))
+
+        @property
+        def version(self) -> VersionInfo | None:  # type: ignore[override]
+            self._asking.join()
+            try:
+                return VersionInfo.parse(self._answer[0]) if self._answer else None
+            except ValueError:
+                return None
+
+    return Command
 
 
 def _stack_class() -> type[auto.Stack]:
