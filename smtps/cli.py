@@ -145,15 +145,17 @@ def cmd_preview(args: argparse.Namespace) -> int:
     stack = _stack(args)
     if args.refresh and (refused := _before_upgrade(stack, args.stack)):
         return refused
-    status = _engine_call(lambda events: stack.preview(
+    events = engine_events()
+    status = _engine_call(lambda _: stack.preview(
         diff=args.diff, refresh=args.refresh, expect_no_changes=args.expect_no_changes, parallel=args.parallel,
-        on_output=_engine_out, on_error=_engine_err, on_event=events.on_event, **_logging(args)), args.summary)
-    _show_found(stack, args.stack)
+        on_output=_engine_out, on_error=_engine_err, on_event=events.on_event, **_logging(args)), args.summary, events)
+    _show_found(stack, args.stack, events if status == 0 else None)
     return status
 
 
-def _show_found(stack: Any, name: str) -> None:
-    """After a preview: each auto host's firewall, as recorded (the preview itself shows settings, not this)."""
+def _show_found(stack: Any, name: str, events: EngineEvents | None = None) -> None:
+    """After a preview: each auto host's firewall, as recorded (the preview itself shows settings, not this). From
+    the events of a preview that ran to its end (each resource's recorded state), else from an export of the state."""
     if not engine.own_program():
         return
     try:
@@ -165,7 +167,8 @@ def _show_found(stack: Any, name: str) -> None:
     from smtps_iredmail.kinds import KINDS
 
     # The master.cf resource is on every host: what it recorded is what auto found there (no host is read).
-    found = firewall.from_state(stack.export_stack().deployment or {}, KINDS[0].type_token())
+    state = events.state() if events is not None else stack.export_stack().deployment or {}
+    found = firewall.from_state(state, KINDS[0].type_token())
     for line in firewall.lines(hosts, found):
         _out(line)
 
@@ -193,7 +196,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         def preview(events: EngineEvents) -> None:
             stack.preview(diff=args.diff, refresh=args.refresh, parallel=args.parallel, on_output=_engine_out,
                           on_error=_engine_err, on_event=events.on_event, **_logging(args))
-            _show_found(stack, args.stack)
+            _show_found(stack, args.stack, events)
 
         status = _ask(preview, "Apply these changes?", "apply", "applied")
         if status is not None:
