@@ -20,10 +20,12 @@ host, resource, step and the host's own words, from the engine's events.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -401,6 +403,9 @@ def _in_parallel(hosts: tuple[HostSettings, ...], each: Callable[[HostSettings],
 def _pool(stack: str) -> Pool | None:
     """The SSH pool for the stack's deploy key (smtps/remote.py `deploy_key`: SMTPS_SSH_KEY_FILE's file, else the
     stack's secret, the only value decrypted)."""
+    # The SSH library (0.2 s of imports) loads meanwhile, in a thread: reading the secret is a start of the Pulumi CLI
+    # that decrypts it, and the first connection needs both.
+    threading.Thread(target=importlib.import_module, args=("paramiko",)).start()
     try:
         key = remote.deploy_key(lambda: engine.stack_secret(stack, stacks.SSH_KEY), stack)
     except SshError as err:
