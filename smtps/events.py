@@ -104,8 +104,8 @@ class EngineEvents:
         if event.resource_pre_event is not None:
             meta = event.resource_pre_event.metadata
             self.steps[meta.urn] = str(getattr(meta.op, "value", meta.op))
-            if meta.old is not None and meta.urn not in self.recorded:
-                old = meta.old
+            old = getattr(meta, "old", None)
+            if old is not None and meta.urn not in self.recorded:
                 self.recorded[meta.urn] = {"urn": meta.urn, "type": old.type, "outputs": dict(old.outputs or {})}
         if event.diagnostic_event is not None:
             diag = event.diagnostic_event
