@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import (
@@ -31,7 +31,6 @@ from smtps_iredmail.core.firewall import Firewall
 from smtps_iredmail.core.nftables_rule import read_nftables
 from smtps_iredmail.core.reader import Reader, labelled, read_connection, read_jump
 from smtps_iredmail.core.settings import PortPolicy, SettingsError
-from smtps_iredmail.core.verify import SeenFromOutside, verify
 
 from .base import (
     CREDENTIAL_CONFIG,
@@ -43,6 +42,18 @@ from .base import (
     stale_provider,
 )
 from .provider_process import THIS_PROCESS
+
+if TYPE_CHECKING:
+    from smtps_iredmail.core.verify import SeenFromOutside
+
+
+def verify(*args: Any, **kwargs: Any) -> SeenFromOutside:
+    """smtps/verify.py's check from outside, imported when a check runs: the TLS checker (cryptography, smtplib) is
+    not needed by every process that loads this module (the program, a no-op's provider process, which only diffs)."""
+    from smtps_iredmail.core.verify import verify as check
+
+    return check(*args, **kwargs)
+
 
 # How long 465 may take to answer TLS after a change (Postfix's service_throttle_time is 60 s).
 SETTLE_SECONDS = 75

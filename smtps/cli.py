@@ -20,32 +20,34 @@ host, resource, step and the host's own words, from the engine's events.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from . import credentials, engine, facts, firewall, profile, remote, rollback, stacks
-from .drift import Drift, compare, read_host_script
-from .events import EngineEvents
+from . import credentials, engine, firewall, profile, remote, rollback, stacks
 from .firewall import Firewall
-from .hosts import HostSettings
 from .remote import HostFailure, SshError
 from .settings import SMTPS_PORT, SettingsError
 from .shown import shown, shown_json
-from .verify import SeenFromOutside, verify
 
+# What only some commands use is imported where they use it: every command starts with this module's imports, and
+# the table printer, the TLS checker (cryptography) and drift's readers would slow the others down.
 if TYPE_CHECKING:
+    from rich.text import Text
+
+    from .drift import Drift
+    from .events import EngineEvents
+    from .hosts import HostSettings
     from .remote import Pool
+    from .verify import SeenFromOutside
 
 # The engine's parallelism: each host is a chain of four steps, so this many hosts can move at once. The provider
 # processes (16 of them, 4 calls each) are the real bound; the engine must not be the tighter one.
@@ -76,6 +78,8 @@ def _engine_err(line: str) -> None:
 
 def _cells(*values: object) -> list[Text]:
     """Table cells of host text: escaped (`shown`), and plain text, never rich markup (`[link=...]`)."""
+    from rich.text import Text
+
     return [Text(shown(value)) for value in values]
 
 
@@ -83,6 +87,8 @@ def engine_events() -> EngineEvents:
     """An event collector that knows this project's resource kinds by their child names."""
     from smtps_iredmail.host import VERIFY_SUFFIX
     from smtps_iredmail.kinds import KINDS
+
+    from .events import EngineEvents
 
     return EngineEvents({**{k.suffix: k.model.kind for k in KINDS}, VERIFY_SUFFIX: "verification"})
 
@@ -141,25 +147,30 @@ def cmd_preview(args: argparse.Namespace) -> int:
     stack = _stack(args)
     if args.refresh and (refused := _before_upgrade(stack, args.stack)):
         return refused
-    status = _engine_call(lambda events: stack.preview(
+    events = engine_events()
+    status = _engine_call(lambda _: stack.preview(
         diff=args.diff, refresh=args.refresh, expect_no_changes=args.expect_no_changes, parallel=args.parallel,
-        on_output=_engine_out, on_error=_engine_err, on_event=events.on_event, **_logging(args)), args.summary)
-    _show_found(stack, args.stack)
+        on_output=_engine_out, on_error=_engine_err, on_event=events.on_event, **_logging(args)), args.summary, events)
+    _show_found(stack, args.stack, events if status == 0 else None)
     return status
 
 
-def _show_found(stack: Any, name: str) -> None:
-    """After a preview: each auto host's firewall, as recorded (the preview itself shows settings, not this)."""
+def _show_found(stack: Any, name: str, events: EngineEvents | None = None) -> None:
+    """After a preview: each auto host's firewall, as recorded (the preview itself shows settings, not this). From
+    the events of a preview that ran to its end (each resource's recorded state), else from an export of the state."""
     if not engine.own_program():
         return
     try:
         hosts = stacks.from_files(engine.project_dir(), name).hosts
     except SettingsError:
         return  # the preview said what is wrong
+    if not any(host.firewall is Firewall.AUTO for host in hosts):
+        return  # nothing to show (firewall.lines): the state is not read
     from smtps_iredmail.kinds import KINDS
 
     # The master.cf resource is on every host: what it recorded is what auto found there (no host is read).
-    found = firewall.from_state(stack.export_stack().deployment or {}, KINDS[0].type_token())
+    state = events.state() if events is not None else stack.export_stack().deployment or {}
+    found = firewall.from_state(state, KINDS[0].type_token())
     for line in firewall.lines(hosts, found):
         _out(line)
 
@@ -187,7 +198,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         def preview(events: EngineEvents) -> None:
             stack.preview(diff=args.diff, refresh=args.refresh, parallel=args.parallel, on_output=_engine_out,
                           on_error=_engine_err, on_event=events.on_event, **_logging(args))
-            _show_found(stack, args.stack)
+            _show_found(stack, args.stack, events)
 
         status = _ask(preview, "Apply these changes?", "apply", "applied")
         if status is not None:
@@ -392,6 +403,9 @@ def _in_parallel(hosts: tuple[HostSettings, ...], each: Callable[[HostSettings],
 def _pool(stack: str) -> Pool | None:
     """The SSH pool for the stack's deploy key (smtps/remote.py `deploy_key`: SMTPS_SSH_KEY_FILE's file, else the
     stack's secret, the only value decrypted)."""
+    # The SSH library (0.2 s of imports) loads meanwhile, in a thread: reading the secret is a start of the Pulumi CLI
+    # that decrypts it, and the first connection needs both.
+    threading.Thread(target=importlib.import_module, args=("paramiko",)).start()
     try:
         key = remote.deploy_key(lambda: engine.stack_secret(stack, stacks.SSH_KEY), stack)
     except SshError as err:
@@ -422,9 +436,13 @@ class Checked:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     from smtps_iredmail.verification import _credential
 
     from . import master_service, ports
+    from .verify import verify
 
     hosts = stack_settings(args.stack).hosts
     # The certificate file is read on each host (its SHA-256): that takes the deploy key, as drift does.
@@ -479,6 +497,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
+    from . import facts
+    from .drift import Drift, compare, read_host_script
+
     hosts = stack_settings(args.stack).hosts
     pool = _pool(args.stack)
     if pool is None:
@@ -502,6 +523,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
         print(shown_json([{"host": d.host, "resource": d.resource, "field": d.field, "desired": d.want,
                            "live": d.have, **({"note": d.note} if d.note else {})} for d in found], indent=2))
     elif found:
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table("host", "resource", "field", "desired", "live", title=f"Drift, stack {args.stack}")
         for d in found:
             table.add_row(*_cells(d.host, d.resource, d.field, d.want, d.have))

@@ -17,8 +17,9 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .stacks import PROJECT
 
@@ -148,14 +149,107 @@ def stack(name: str, program: Callable[[], object] | None = None) -> auto.Stack:
     from pulumi import automation as auto  # imported here: drift and verify start faster without it
 
     folder = project_dir()
-    options = auto.LocalWorkspaceOptions(
+    workspace = auto.LocalWorkspace(
         work_dir=str(folder),
         # The root's bin/pulumi; installed, the `pulumi` that PATH finds (environment() puts its folder first).
-        pulumi_command=auto.PulumiCommand(root=str(pulumi_binary().parent.parent) if IN_REPOSITORY else None,
-                                          skip_version_check=True),
+        pulumi_command=_command_class()(str(pulumi_binary().parent.parent) if IN_REPOSITORY else None),
         env_vars=prepare(folder),
         secrets_provider="passphrase",
+        program=program or _program(),
     )
-    if program is None:
-        program = _program()
-    return auto.create_or_select_stack(stack_name=name, project_name=PROJECT, program=program, opts=options)
+    if not any((folder / f"Pulumi{ext}").is_file() for ext in (".yaml", ".yml", ".json")):
+        # As the Automation API's create_or_select_stack does for an inline program: a folder without a project
+        # file gets the default one.
+        workspace.save_project_settings(auto.ProjectSettings(name=PROJECT, runtime="python", main=os.getcwd()))
+    # The SDK's own Stack.create_or_select, for this class (that one makes its base class). The mode is not among
+    # the package's exports; the SDK is pinned (requirements.txt) and tests/test_engine.py runs this path.
+    from pulumi.automation._stack import StackInitMode
+
+    return _stack_class()(name, workspace, StackInitMode.CREATE_OR_SELECT)
+
+
+def _command_class() -> type[auto.PulumiCommand]:
+    """The Automation API's PulumiCommand, less its wait for `pulumi version` when it is made: the SDK runs it then
+    and waits, before the stack can even be selected. This one asks in a thread and reads the answer on first use
+    (when an operation picks how the engine streams its events to this process), so that `pulumi stack select` and
+    the program's imports go on meanwhile. As before, the version is not checked against the SDK's minimum
+    (skip_version_check): `make tools` pins the engine, and the README says which an installed one must be."""
+    import threading
+
+    from pulumi import automation as auto
+    from semver import VersionInfo
+
+    class Command(auto.PulumiCommand):
+        def __init__(self, root: str | None = None) -> None:  # the base's __init__ is what runs `pulumi version`
+            self.command = os.path.join(root, "bin", "pulumi") if root else "pulumi"
+            self._answer: list[str] = []
+            self._asking = threading.Thread(target=self._ask, daemon=True)
+            self._asking.start()
+
+        def _ask(self) -> None:
+            result = subprocess.run([self.command, "version"], env={**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true"},
+                                    capture_output=True, text=True, check=False)
+            self._answer.append(result.stdout.strip().removeprefix("v"))
+
+        @property
+        def version(self) -> VersionInfo | None:  # type: ignore[override]
+            self._asking.join()
+            try:
+                return VersionInfo.parse(self._answer[0]) if self._answer else None
+            except ValueError:
+                return None
+
+    return Command
+
+
+def _stack_class() -> type[auto.Stack]:
+    """The Automation API's Stack, less what it runs after each `up`, `refresh` and `destroy` for the result it
+    returns: `pulumi stack output` twice (once decrypting every secret) after an `up`, then `pulumi stack history`,
+    each a start of the Pulumi CLI. Nothing here reads that result's outputs or history (the front end takes what
+    an operation did from its event stream, smtps/events.py): so the result's `outputs` is empty, and its `summary`
+    is made from the same stream's summary event (the kind, the times, the resource changes). `outputs()` and
+    `info()` called by themselves still ask the CLI."""
+    from pulumi import automation as auto
+
+    class Stack(auto.Stack):
+        # Set while one of the operations runs: what its summary is made from (its kind, start and summary event).
+        _running: tuple[str, datetime, list[auto.SummaryEvent]] | None = None
+
+        def _operation(self, kind: str, call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+            summaries: list[auto.SummaryEvent] = []
+            given = kwargs.get("on_event")
+
+            def on_event(event: auto.EngineEvent) -> None:
+                if event.summary_event is not None:
+                    summaries.append(event.summary_event)
+                if given is not None:
+                    given(event)
+
+            self._running = (kind, datetime.now(), summaries)
+            try:
+                return call(**{**kwargs, "on_event": on_event})
+            finally:
+                self._running = None
+
+        def up(self, **kwargs: Any) -> auto.UpResult:
+            return self._operation("update", super().up, kwargs)
+
+        def refresh(self, **kwargs: Any) -> auto.RefreshResult:
+            return self._operation("refresh", super().refresh, kwargs)
+
+        def destroy(self, **kwargs: Any) -> auto.DestroyResult:
+            return self._operation("destroy", super().destroy, kwargs)
+
+        def outputs(self) -> auto.OutputMap:
+            return {} if self._running else super().outputs()
+
+        def info(self, show_secrets: bool = True) -> auto.UpdateSummary | None:
+            if not self._running:
+                return super().info(show_secrets)
+            # Reached only when the CLI succeeded: a failure raised before.
+            kind, started, summaries = self._running
+            return auto.UpdateSummary(kind=kind, start_time=started, end_time=datetime.now(), message="",
+                                      environment={}, config={}, result="succeeded",
+                                      resource_changes=summaries[-1].resource_changes if summaries else None)
+
+    return Stack

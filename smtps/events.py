@@ -94,6 +94,9 @@ class EngineEvents:
     errors: dict[str, list[str]] = field(default_factory=dict)  # URN -> its error diagnostics
     failed: dict[str, str] = field(default_factory=dict)  # URN -> the step that failed
     changes: dict[str, int] = field(default_factory=dict)  # from the summary: op -> count
+    # URN -> the resource as the state held it when the operation began (its type and outputs), from the first
+    # event on it that carries its old state: what an export of the state before the operation would show of it.
+    recorded: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def on_event(self, event: EngineEvent) -> None:
         if profile.enabled():
@@ -101,6 +104,9 @@ class EngineEvents:
         if event.resource_pre_event is not None:
             meta = event.resource_pre_event.metadata
             self.steps[meta.urn] = str(getattr(meta.op, "value", meta.op))
+            old = getattr(meta, "old", None)
+            if old is not None and meta.urn not in self.recorded:
+                self.recorded[meta.urn] = {"urn": meta.urn, "type": old.type, "outputs": dict(old.outputs or {})}
         if event.diagnostic_event is not None:
             diag = event.diagnostic_event
             if diag.severity == "error":
@@ -141,6 +147,11 @@ class EngineEvents:
         # The stack's own catch-all ("update failed") says nothing a host's line does not.
         hosts = [f for f in found if f.host != "-"]
         return hosts or found
+
+    def state(self) -> dict[str, Any]:
+        """The resources the operation found in the state (each as it was recorded), shaped as an exported
+        deployment: after a preview that ran to its end, every resource of the stack, with no export."""
+        return {"resources": list(self.recorded.values())}
 
     def summary(self) -> dict[str, Any]:
         return {"changes": self.changes, "failures": [asdict(f) for f in self.failures()]}

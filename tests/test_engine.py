@@ -94,3 +94,36 @@ def test_the_state_is_written_once_per_run_unless_the_user_says_otherwise(monkey
     assert engine.environment(tmp_path)["PULUMI_SKIP_CHECKPOINTS"] == "true"
     monkeypatch.setenv("PULUMI_SKIP_CHECKPOINTS", "false")
     assert engine.environment(tmp_path)["PULUMI_SKIP_CHECKPOINTS"] == "false"
+
+
+def test_the_engines_stack_runs_no_cli_after_an_operation_for_results_nobody_reads(project, tmp_path, monkeypatch):
+    # The Automation API's Stack ran `stack output` twice and `stack history` after each up (history after refresh
+    # and destroy): three CLI starts. The project's stack runs the operation alone, and makes the summary it returns
+    # from the operation's own events; asked by themselves, outputs and history still come from the CLI.
+    from smtps_iredmail.core import engine
+
+    project.pulumi("stack", "init", "t1", "--secrets-provider", "passphrase")
+    project.pulumi("config", "set", "-s", "t1", "path", str(tmp_path / "greeting.txt"))
+    project.pulumi("config", "set", "-s", "t1", "content", "hello")
+    project.pulumi("config", "set", "-s", "t1", "--secret", "fileSecret", SECRET)
+    for name in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("SMTPS_PROJECT_DIR", "PULUMI_HOME", "TMPDIR", "SMTPS_PROGRAM", "PYTHONPATH"):
+        monkeypatch.setenv(name, project.env[name])
+    stack = engine.stack("t1")
+    assert str(stack.workspace.pulumi_command.version).startswith("3.")
+    ran: list[str] = []
+    run = stack.workspace.pulumi_command.run
+    monkeypatch.setattr(stack.workspace.pulumi_command, "run",
+                        lambda args, *rest, **kw: ran.append(" ".join(a for a in args[:3] if a[0] != "-")) or
+                        run(args, *rest, **kw))
+    summaries = []
+    up = stack.up(on_event=lambda event: event.summary_event and summaries.append(event.summary_event))
+    assert ran == ["up"]
+    assert up.outputs == {} and up.summary.kind == "update" and up.summary.result == "succeeded"
+    assert up.summary.resource_changes == summaries[-1].resource_changes and up.summary.resource_changes["create"]
+    assert stack.refresh().summary.kind == "refresh" and ran == ["up", "refresh"]
+    assert stack.outputs()["path"].value and stack.info().kind == "refresh"
+    assert ran[2:] == ["stack output", "stack output", "stack history"]
+    assert stack.destroy().summary.resource_changes["delete"] == 3
+    assert ran[5:] == ["destroy"]

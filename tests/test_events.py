@@ -128,3 +128,23 @@ def test_a_python_traceback_on_the_host_does_not_rename_the_exception(monkeypatc
     passed on by `fail "$why"`) names the failure KeyError, not VerificationFailed."""
     tb = _provider_traceback(monkeypatch, "smtps: mail1: Traceback (most recent call last):\n  File x\nKeyError: 'a'")
     assert error_of(tb) == "VerificationFailed"
+
+
+def test_the_state_a_preview_found_is_each_resources_first_recorded_state_as_an_export_shapes_it():
+    # The front end shows each auto host's recorded firewall from a preview's events, with no export of the state:
+    # the first old state seen of a resource (a refresh's, before the refreshed one), none of a new resource's.
+    def pre(urn: str, op: ev.OpType, outputs: dict | None) -> ev.EngineEvent:
+        old = None if outputs is None else ev.StepEventStateMetadata(
+            type="smtps:MasterService", urn=urn, custom=True, delete=False, id="i", parent="", protect=False,
+            inputs={}, outputs=outputs, provider="p")
+        meta = ev.StepEventMetadata(op=op, urn=urn, type="smtps:MasterService", provider="p", old=old)
+        return ev.EngineEvent(sequence=1, timestamp=0, resource_pre_event=ev.ResourcePreEvent(meta))
+
+    new = MASTER.replace("mx1-master", "mx2-master")
+    collected = EngineEvents({"master": "master.cf service"})
+    for event in (pre(MASTER, ev.OpType.REFRESH, {"host": "mx1", "firewallUsed": "nftables"}),
+                  pre(MASTER, ev.OpType.UPDATE, {"host": "mx1", "firewallUsed": "firewalld"}),
+                  pre(new, ev.OpType.CREATE, None)):
+        collected.on_event(event)
+    assert collected.state() == {"resources": [
+        {"urn": MASTER, "type": "smtps:MasterService", "outputs": {"host": "mx1", "firewallUsed": "nftables"}}]}
