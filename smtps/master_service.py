@@ -149,15 +149,18 @@ REPORTS = {"smtps-cert-file": "certFile", "smtps-cert-sha256": "certSha256"}
 
 class MasterServiceModel(Model):
     kind = "master.cf service"
+    name = "master"
+    resource = "MasterService"
     inputs = MasterServiceInputs
     reports = tuple(REPORTS.values())
-
-    def part(self, settings: Any) -> Part:
-        return settings.master, settings.tls
 
     def parse(self, read: Reader) -> Part | None:
         master, tls = read_master_tls(read)
         return None if master is None or tls is None else (master, tls)
+
+    def views(self, part: Part) -> dict[str, Any]:
+        # The entry and the certificate it serves are two things to their readers (`settings.tls`: the check).
+        return {"master": part[0], "tls": part[1]}
 
     def wanted(self, part: Part) -> MasterServiceInputs:
         master, tls = part

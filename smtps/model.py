@@ -20,6 +20,8 @@ from .firewall import Firewall
 from .templating import Action
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .facts import HostFacts
     from .reader import Reader
     from .settings import Connection
@@ -86,6 +88,10 @@ class Model:
     """One resource kind: a subclass per kind (smtps/<kind>.py), and one instance of it, the kind's MODEL."""
 
     kind: ClassVar[str]  # names the kind in messages: "master.cf service"
+    # Its part of a host's settings (smtps/hosts.py HostSettings) and its child resource's suffix (HOST-NAME).
+    name: ClassVar[str]
+    # Its resource's type name: pulumi-python:dynamic/smtps:RESOURCE.
+    resource: ClassVar[str]
     inputs: ClassVar[type[Inputs]]
     # The inputs whose change means another thing on the host (not the same thing changed): replaced, old first.
     identity: ClassVar[tuple[str, ...]] = ()
@@ -103,11 +109,20 @@ class Model:
     def part(self, settings: Any) -> Any:
         """The kind's part of a host's settings (smtps/hosts.py HostSettings, which imports the kinds: so not named
         here), what its scripts are rendered from."""
-        raise NotImplementedError
+        return settings.part(self.name)
 
     def parse(self, read: Reader) -> Any:
         """The kind's part from settings or inputs (None, with the problems recorded in `read`)."""
         raise NotImplementedError
+
+    def from_settings(self, read: Reader, earlier: Mapping[str, Any]) -> Any:
+        """The kind's part of a host's settings: `earlier` holds what was read before it (the host's firewall
+        setting, under fw.SETTING, and the parts of the kinds before it, by name)."""
+        return self.parse(read)
+
+    def views(self, part: Any) -> dict[str, Any]:
+        """The kind's part (or its pieces) by the names a host's settings give them (`settings.zone`)."""
+        return {self.name: part}
 
     def wanted(self, part: Any) -> Inputs:
         raise NotImplementedError

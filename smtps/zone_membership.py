@@ -56,12 +56,11 @@ def read_zone(read: Reader) -> ZoneSettings | None:
 
 class ZoneMembershipModel(FirewallModel):
     kind = "zone membership"
+    name = "zone"
+    resource = "ZoneMembership"
     inputs = ZoneMembershipInputs
     identity = (KEY.zone, KEY.firewalld_service)
     firewalls = (Firewall.FIREWALLD,)
-
-    def part(self, settings: Any) -> ZoneSettings:
-        return settings.zone
 
     def parse(self, read: Reader) -> ZoneSettings | None:
         return read_zone(read)
