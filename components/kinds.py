@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smtps_iredmail.core import firewall as fw
 from smtps_iredmail.core import kinds
 from smtps_iredmail.core.firewall import Firewall
 from smtps_iredmail.core.model import Model
@@ -37,10 +36,6 @@ class Kind:
         """The child's name is HOST-SUFFIX."""
         return self.model.name
 
-    def belongs(self, firewall: Firewall | None) -> bool:
-        """Whether a host with this `firewall` declares the kind (smtps/firewall.py decides)."""
-        return fw.declares(self.model.firewalls, firewall)
-
     def child_name(self, host: str) -> str:
         return f"{host}-{self.suffix}"
 
@@ -53,6 +48,6 @@ KINDS = tuple(Kind(model, OWN_CLASSES.get(model.name) or resource_for(model)) fo
 
 
 def kinds_for(firewall: Firewall | None) -> tuple[Kind, ...]:
-    """A host's kinds, in order, by its `firewall` setting (or, for drift, which reads the host, what auto found
-    there: None where it found neither, the kinds of every host)."""
-    return tuple(kind for kind in KINDS if kind.belongs(firewall))
+    """A host's kinds, in order, by its `firewall` setting (smtps/kinds.py `declared`)."""
+    models = kinds.declared(firewall)
+    return tuple(kind for kind in KINDS if kind.model in models)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from . import firewall as fw
+from .firewall import Firewall
 from .model import Model
 
 # In the order they are applied on a host (each after the ones before it); destroy runs the reverse. Postfix listens
@@ -28,3 +30,9 @@ def named(name: str) -> Model:
         if model.name == name:
             return model
     raise LookupError(f"no resource kind {name!r} (known: {', '.join(model.name for model in KINDS)})")
+
+
+def declared(firewall: Firewall | None) -> tuple[Model, ...]:
+    """A host's kinds, in order, by its `firewall` setting (or, for drift, which reads the host, what auto found
+    there: None where it found neither, the kinds of every host). smtps/firewall.py decides."""
+    return tuple(model for model in KINDS if fw.declares(model.firewalls, firewall))

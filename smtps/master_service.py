@@ -153,6 +153,8 @@ class MasterServiceModel(Model):
     resource = "MasterService"
     inputs = MasterServiceInputs
     reports = tuple(REPORTS.values())
+    not_repaired = {KEY.postfix: "up does not start Postfix (it was stopped on purpose, or it failed): start it "
+                                 "(postfix start), then run up again"}
 
     def parse(self, read: Reader) -> Part | None:
         master, tls = read_master_tls(read)

@@ -101,6 +101,9 @@ class Model:
     # What an apply reports besides its inputs (outputs named in `reports`, parsed from the script's stdout by
     # `report`): the certificate the master.cf entry serves, for the check from outside.
     reports: ClassVar[tuple[str, ...]] = ()
+    # Inputs that `up` checks but never changes (a daemon an operator may have stopped on purpose): what drift says
+    # to do instead, by input key.
+    not_repaired: ClassVar[dict[str, str]] = {}
 
     @property
     def keys(self) -> tuple[str, ...]:

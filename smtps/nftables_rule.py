@@ -79,6 +79,9 @@ class NftablesRuleModel(FirewallModel):
     inputs = NftablesRuleInputs
     identity = (KEY.nft_family, KEY.nft_table, KEY.nft_chain)
     firewalls = (Firewall.NFTABLES,)
+    not_repaired = {KEY.nftables: "up never loads /etc/nftables.conf (it begins with flush ruleset, which would drop "
+                                  "fail2ban's table too): load the host's firewall as it does at boot (systemctl "
+                                  "restart nftables), then run up again"}
 
     def parse(self, read: Reader) -> NftablesSettings | None:
         return read_nftables(read)

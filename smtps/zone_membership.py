@@ -61,6 +61,8 @@ class ZoneMembershipModel(FirewallModel):
     inputs = ZoneMembershipInputs
     identity = (KEY.zone, KEY.firewalld_service)
     firewalls = (Firewall.FIREWALLD,)
+    not_repaired = {KEY.firewalld: "up does not start firewalld (it was stopped on purpose, or it failed): start it "
+                                   "(systemctl start firewalld), then run up again"}
 
     def parse(self, read: Reader) -> ZoneSettings | None:
         return read_zone(read)
