@@ -162,7 +162,7 @@ class MasterServiceModel(Model):
 
     def views(self, part: Part) -> dict[str, Any]:
         # The entry and the certificate it serves are two things to their readers (`settings.tls`: the check).
-        return {"master": part[0], "tls": part[1]}
+        return {self.name: part[0], "tls": part[1]}
 
     def wanted(self, part: Part) -> MasterServiceInputs:
         master, tls = part

@@ -1,5 +1,6 @@
 """What a resource kind is, apart from Pulumi: its typed inputs, how they come from a host's settings, its scripts,
-and which of the host's facts are its inputs as found. components/ wraps each in a Pulumi resource and provider.
+and which of the host's facts are its inputs as found. smtps/kinds.py lists them; components/kinds.py binds each to
+Pulumi.
 
 The rule that keeps `pulumi refresh`, `drift` and `up --refresh` in agreement: every fact a kind reads is one of its
 inputs (`live` returns it under the input's key), so a refresh shows it per field and the next `up` puts it back;
