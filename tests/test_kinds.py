@@ -13,16 +13,18 @@ from dataclasses import fields
 from pathlib import Path
 
 import dill
+import pulumi
 from pulumi.dynamic.dynamic import serialize_provider
 
+from smtps_iredmail import SmtpsHost, SmtpsHostArgs
 from smtps_iredmail import kinds as bound
-from smtps_iredmail.base import HostProvider
+from smtps_iredmail.base import PROVIDER_KEY, HostProvider
 from smtps_iredmail.binding import KindProvider, resource_for
 from smtps_iredmail.core import kinds
 from smtps_iredmail.core.firewall import SETTING
 from smtps_iredmail.core.hosts import DEFAULTS, HostSettings, parse_host
 from smtps_iredmail.core.model import Model
-from tests.test_components import KEY
+from tests.test_components import KEY, Mocks
 from tests.test_structure import _imports
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,3 +136,27 @@ def test_the_generic_binding_keeps_one_class_and_the_kinds_name():
         strings = {arg for _, arg, _ in pickletools.genops(raw) if isinstance(arg, str)}
         assert strings == {"smtps_iredmail.binding", "KindProvider", "kind_name", model.name}
         assert dill.loads(raw).model is model  # noqa: S301 - the pickle this test just made
+
+
+@pulumi.runtime.test
+def test_a_host_of_generically_bound_kinds_registers_the_same_resources(monkeypatch):
+    """Every kind bound as a new one would be (binding.py): the host's resources keep their names, types and inputs,
+    and each keeps in its state the generic provider and its kind's name."""
+    mocks = Mocks()
+    pulumi.runtime.set_mocks(mocks, project="smtps-iredmail", stack="dc1", preview=False)
+    monkeypatch.setattr(bound, "KINDS", tuple(bound.Kind(m, resource_for(m)) for m in kinds.KINDS))
+    host = SmtpsHost("mail1", SmtpsHostArgs(address="10.0.0.1", host_key=KEY, firewall="auto"))
+
+    def check(_):
+        made = {r.name: r for r in mocks.resources if r.typ.startswith("pulumi-python:dynamic/smtps:")}
+        for model in kinds.KINDS:
+            resource = made[f"mail1-{model.name}"]
+            assert resource.typ == f"pulumi-python:dynamic/smtps:{model.resource}"
+            # The wanted inputs (those not None: None crosses as nothing).
+            wanted = {k: v for k, v in model.wanted(model.part(_settings())).props().items() if v is not None}
+            assert {k: v for k, v in resource.inputs.items() if k in model.keys} == wanted
+            raw = base64.b64decode(resource.inputs[PROVIDER_KEY])
+            assert dill.loads(raw).model is model  # noqa: S301 - the pickle this program just made
+
+    return host.verification.id.apply(check)
+
