@@ -331,7 +331,12 @@ class HostResource(TypedResource):
     provider_class: ClassVar[type[HostProvider]]
     revision: pulumi.Output[int]
 
+    @classmethod
+    def new_provider(cls) -> HostProvider:
+        return cls.provider_class()
+
     def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
+        provider = self.new_provider()
         # Outputs are declared as None inputs: the engine then exposes them as attributes (revision, certSha256).
-        reports = dict.fromkeys(self.provider_class.model.reports)
-        super().__init__(self.provider_class(), name, {**props, **reports, "revision": None, fw.USED: None}, opts)
+        reports = dict.fromkeys(provider.model.reports)
+        super().__init__(provider, name, {**props, **reports, "revision": None, fw.USED: None}, opts)

@@ -3,11 +3,14 @@ through the public API (`SmtpsHostArgs`) like any other program's."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pulumi
 
 from smtps_iredmail.core import credentials, stacks
-from smtps_iredmail.core.hosts import HostSettings
-from smtps_iredmail.core.master_service import IREDMAIL_OPTIONS
+from smtps_iredmail.core.hosts import DEFAULTS, HostSettings
+from smtps_iredmail.core.kinds import KINDS
+from smtps_iredmail.core.model import camel
 from smtps_iredmail.core.remote import key_configured, missing_key
 from smtps_iredmail.core.settings import SettingsError
 from smtps_iredmail.core.stacks import PROJECT, SSH_KEY
@@ -28,21 +31,20 @@ def load(stack: str, config: pulumi.Config) -> stacks.Stack:
 
 
 def host_args(settings: HostSettings) -> SmtpsHostArgs:
-    """A host's parsed settings as the component's arguments (parsed again there: the same words either way)."""
-    conn, master, tls, check = settings.connection, settings.master, settings.tls, settings.check
+    """A host's parsed settings as the component's arguments (parsed again there: the same words either way): what
+    every host has, and each kind's inputs that are settings (an argument per setting, named as its key)."""
+    conn, check = settings.connection, settings.check
     jump = conn.jump
+    arguments = {camel(item.name): item.name for item in fields(SmtpsHostArgs)}
+    wanted = [model.wanted(model.part(settings)).props() for model in KINDS]
+    kinds = {arguments[key]: value for inputs in wanted for key, value in inputs.items() if key in arguments}
+    # iRedMail's own options the stack removed (null) stay removed.
+    kinds["options"] = {**dict.fromkeys(DEFAULTS["options"]), **kinds["options"]}
     return SmtpsHostArgs(
         address=conn.address, host_key=conn.host_key, port=conn.port, user=conn.user,
         jump=JumpArgs(jump.address, jump.host_key, jump.port, jump.user, jump.name) if jump else None,
-        confirm_seconds=conn.confirm_seconds, firewalld_pending=conn.firewalld_pending, service_key=master.key,
-        # iRedMail's own options the stack removed (null) stay removed.
-        options={**dict.fromkeys(dict(IREDMAIL_OPTIONS)), **dict(master.options)},
-        cert_min_days=check.min_days, tls_name=check.tls_name, ca_bundle=check.ca_bundle,
-        allow_options=master.allowed, chroot=master.chroot, maxproc=master.maxproc, tls_cert=tls.cert,
-        tls_key=tls.key, firewalld_service=settings.service.name, service_short=settings.service.short,
-        service_description=settings.service.description, zone=settings.zone.zone,
-        existing_port_policy=settings.zone.port_policy.value, firewall=settings.firewall.value,
-        nft_family=settings.nftables.family, nft_table=settings.nftables.table, nft_chain=settings.nftables.chain)
+        confirm_seconds=conn.confirm_seconds, firewalld_pending=conn.firewalld_pending, cert_min_days=check.min_days,
+        tls_name=check.tls_name, ca_bundle=check.ca_bundle, firewall=settings.firewall.value, **kinds)
 
 
 def program() -> dict[str, SmtpsHost]:

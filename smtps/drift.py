@@ -14,16 +14,10 @@ from typing import Any
 from .facts import read_script
 from .firewall import Firewall, candidates, in_use
 from .hosts import HostSettings
+from .kinds import KINDS, declared
 
 # Inputs that `up` checks but never changes: it does not start a daemon an operator may have stopped on purpose.
-NOT_REPAIRED = {
-    "postfix": "up does not start Postfix (it was stopped on purpose, or it failed): start it (postfix start), "
-               "then run up again",
-    "firewalld": "up does not start firewalld (it was stopped on purpose, or it failed): start it (systemctl start "
-                 "firewalld), then run up again",
-    "nftables": "up never loads /etc/nftables.conf (it begins with flush ruleset, which would drop fail2ban's table "
-                "too): load the host's firewall as it does at boot (systemctl restart nftables), then run up again",
-}
+NOT_REPAIRED = {key: note for model in KINDS for key, note in model.not_repaired.items()}
 
 
 @dataclass(frozen=True)
@@ -78,17 +72,13 @@ def differences(host: str, resource: str, wanted: dict[str, Any], live: dict[str
 
 def compare(settings: HostSettings, facts: Any) -> list[Drift]:
     """The host's drift from its facts (smtps.facts.HostFacts), kind by kind, in the order they are applied."""
-    from smtps_iredmail.kinds import kinds_for  # the one list of kinds (components import Pulumi: only when comparing)
-
     found = []
     firewall = in_use(settings.firewall, facts.firewall)
     if firewall is None:
         # Neither: what a first apply would refuse with. Postfix's part is still compared (the kinds of every host).
         found.append(Drift(settings.name, "firewall", "firewall", "auto",
                            facts.firewall_why or "neither firewalld nor nftables"))
-    kinds = kinds_for(firewall)
-    for kind in kinds:
-        part = kind.model.part(settings)
-        wanted = kind.model.wanted(part).props()
-        found += differences(settings.name, kind.model.kind, wanted, kind.model.live(facts, part))
+    for model in declared(firewall):
+        part = model.part(settings)
+        found += differences(settings.name, model.kind, model.wanted(part).props(), model.live(facts, part))
     return found

@@ -80,12 +80,11 @@ def service_xml(service: FirewalldServiceSettings) -> str:
 
 class FirewalldServiceModel(FirewallModel):
     kind = "firewalld service"
+    name = "service"
+    resource = "FirewalldService"
     inputs = FirewalldServiceInputs
     identity = (KEY.firewalld_service,)
     firewalls = (Firewall.FIREWALLD,)
-
-    def part(self, settings: Any) -> FirewalldServiceSettings:
-        return settings.service
 
     def parse(self, read: Reader) -> FirewalldServiceSettings | None:
         return read_service(read)

@@ -12,11 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .firewall import Firewall
-from .firewalld_service import FirewalldServiceInputs, FirewalldServiceSettings, read_service
+from .firewall import SETTING, Firewall
+from .kinds import KINDS
 from .lockout_guard import PENDING_CHOICES
-from .master_service import MasterServiceInputs, MasterServiceSettings, TlsSettings, read_master_tls
-from .nftables_rule import NftablesRuleInputs, NftablesSettings, read_nftables
 from .reader import (
     BASTION_DEFAULTS,
     BASTION_KNOWN,
@@ -31,33 +29,42 @@ from .reader import (
     show,
 )
 from .settings import CONFIRM_SECONDS, CheckSettings, Connection, SettingsError
-from .zone_membership import ZoneMembershipInputs, ZoneSettings, read_zone
 
 
 @dataclass(frozen=True)
 class HostSettings:
+    """One host's settings: what every host has, and each kind's part (smtps/kinds.py), which reads as an attribute
+    by the names its kind gives it (`settings.zone`, `settings.tls`: smtps/model.py `views`)."""
+
     name: str
     connection: Connection
-    master: MasterServiceSettings
-    tls: TlsSettings
     check: CheckSettings
-    service: FirewalldServiceSettings
-    zone: ZoneSettings
-    firewall: Firewall = Firewall.AUTO
-    nftables: NftablesSettings = NftablesSettings("inet", "filter", "input")
+    firewall: Firewall
+    # Each kind's part, in the kinds' order: (the kind's name, its part).
+    parts: tuple[tuple[str, Any], ...]
+
+    def part(self, name: str) -> Any:
+        return dict(self.parts)[name]
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for a name that is no field; `parts` is looked up directly (absent while a copy is made).
+        parts = self.__dict__.get("parts")
+        if parts is not None and not name.startswith("_"):
+            for model, part in zip(KINDS, dict(parts).values(), strict=True):
+                views = model.views(part)
+                if name in views:
+                    return views[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
 
 # The settings that are inputs of a kind have their built-in default on the kind's inputs field (smtps/model.py
 # `setting`); the others are the check's, the firewall's and the connection's.
 DEFAULTS: dict[str, Any] = {
-    **MasterServiceInputs.defaults(),
+    **{key: value for model in KINDS for key, value in model.inputs.defaults().items()},
     "certMinDays": 14,
     "tlsName": None,
     "caBundle": None,
-    **FirewalldServiceInputs.defaults(),
-    **ZoneMembershipInputs.defaults(),
-    "firewall": Firewall.AUTO.value,
-    **NftablesRuleInputs.defaults(),
+    SETTING: Firewall.AUTO.value,
     "port": 22,
     "user": "root",
     "jump": None,
@@ -106,7 +113,7 @@ def read_check(read: Reader) -> CheckSettings | None:
 
 
 def read_firewall(read: Reader) -> Firewall | None:
-    value = read.choice("firewall", tuple(f.value for f in Firewall))
+    value = read.choice(SETTING, tuple(f.value for f in Firewall))
     return None if value is None else Firewall(value)
 
 
@@ -134,13 +141,14 @@ def parse_host(stack: str, defaults: Mapping[str, Any], host: Mapping[str, Any],
             read.fail(key if isinstance(key, str) and key.isprintable() else show(key),
                       f"unknown setting (known: {', '.join(sorted(KNOWN))})")
     name = read.text("name", NAME, "a host name of letters, digits, . _ -")
-    # In this order, so that one error lists the problems in the order of the settings above.
-    connection, (master, tls), check = read_connection(read, bastions or {}), read_master_tls(read), read_check(read)
-    service, zone, firewall = read_service(read), read_zone(read), read_firewall(read)
-    nftables = read_nftables(read, firewall, zone.port_policy) if zone is not None else None
-    parts = (name, connection, master, tls, check, service, zone, firewall, nftables)
+    # What every host has, then each kind's part in the kinds' order (a kind's reader may use what was read before
+    # it): one error lists the problems in that order.
+    connection, check, firewall = read_connection(read, bastions or {}), read_check(read), read_firewall(read)
+    earlier: dict[str, Any] = {SETTING: firewall}
+    for model in KINDS:
+        earlier[model.name] = model.from_settings(read, earlier)
     read.finish()
-    return HostSettings(*parts)
+    return HostSettings(name, connection, check, firewall, tuple((model.name, earlier[model.name]) for model in KINDS))
 
 
 def _layer(stack: str, what: str, layer: Any, problems: list[str]) -> Mapping[str, Any]:

@@ -149,15 +149,20 @@ REPORTS = {"smtps-cert-file": "certFile", "smtps-cert-sha256": "certSha256"}
 
 class MasterServiceModel(Model):
     kind = "master.cf service"
+    name = "master"
+    resource = "MasterService"
     inputs = MasterServiceInputs
     reports = tuple(REPORTS.values())
-
-    def part(self, settings: Any) -> Part:
-        return settings.master, settings.tls
+    not_repaired = {KEY.postfix: "up does not start Postfix (it was stopped on purpose, or it failed): start it "
+                                 "(postfix start), then run up again"}
 
     def parse(self, read: Reader) -> Part | None:
         master, tls = read_master_tls(read)
         return None if master is None or tls is None else (master, tls)
+
+    def views(self, part: Part) -> dict[str, Any]:
+        # The entry and the certificate it serves are two things to their readers (`settings.tls`: the check).
+        return {self.name: part[0], "tls": part[1]}
 
     def wanted(self, part: Part) -> MasterServiceInputs:
         master, tls = part

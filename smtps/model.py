@@ -1,5 +1,6 @@
 """What a resource kind is, apart from Pulumi: its typed inputs, how they come from a host's settings, its scripts,
-and which of the host's facts are its inputs as found. components/ wraps each in a Pulumi resource and provider.
+and which of the host's facts are its inputs as found. smtps/kinds.py lists them; components/kinds.py binds each to
+Pulumi.
 
 The rule that keeps `pulumi refresh`, `drift` and `up --refresh` in agreement: every fact a kind reads is one of its
 inputs (`live` returns it under the input's key), so a refresh shows it per field and the next `up` puts it back;
@@ -20,6 +21,8 @@ from .firewall import Firewall
 from .templating import Action
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .facts import HostFacts
     from .reader import Reader
     from .settings import Connection
@@ -86,6 +89,10 @@ class Model:
     """One resource kind: a subclass per kind (smtps/<kind>.py), and one instance of it, the kind's MODEL."""
 
     kind: ClassVar[str]  # names the kind in messages: "master.cf service"
+    # Its part of a host's settings (smtps/hosts.py HostSettings) and its child resource's suffix (HOST-NAME).
+    name: ClassVar[str]
+    # Its resource's type name: pulumi-python:dynamic/smtps:RESOURCE.
+    resource: ClassVar[str]
     inputs: ClassVar[type[Inputs]]
     # The inputs whose change means another thing on the host (not the same thing changed): replaced, old first.
     identity: ClassVar[tuple[str, ...]] = ()
@@ -95,6 +102,9 @@ class Model:
     # What an apply reports besides its inputs (outputs named in `reports`, parsed from the script's stdout by
     # `report`): the certificate the master.cf entry serves, for the check from outside.
     reports: ClassVar[tuple[str, ...]] = ()
+    # Inputs that `up` checks but never changes (a daemon an operator may have stopped on purpose): what drift says
+    # to do instead, by input key.
+    not_repaired: ClassVar[dict[str, str]] = {}
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -103,11 +113,20 @@ class Model:
     def part(self, settings: Any) -> Any:
         """The kind's part of a host's settings (smtps/hosts.py HostSettings, which imports the kinds: so not named
         here), what its scripts are rendered from."""
-        raise NotImplementedError
+        return settings.part(self.name)
 
     def parse(self, read: Reader) -> Any:
         """The kind's part from settings or inputs (None, with the problems recorded in `read`)."""
         raise NotImplementedError
+
+    def from_settings(self, read: Reader, earlier: Mapping[str, Any]) -> Any:
+        """The kind's part of a host's settings: `earlier` holds what was read before it (the host's firewall
+        setting, under fw.SETTING, and the parts of the kinds before it, by name)."""
+        return self.parse(read)
+
+    def views(self, part: Any) -> dict[str, Any]:
+        """The kind's part (or its pieces) by the names a host's settings give them (`settings.zone`)."""
+        return {self.name: part}
 
     def wanted(self, part: Any) -> Inputs:
         raise NotImplementedError

@@ -6,11 +6,13 @@ they are read, its decision (wanted and as found) and its script."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import zone_membership
 from .facts import HostFacts, read_script
-from .firewall import Firewall, keep_only
+from .firewall import SETTING, Firewall, keep_only
 from .model import FirewallModel, Inputs, setting
 from .reader import Reader
 from .settings import Connection, PortPolicy
@@ -72,15 +74,23 @@ def read_nftables(read: Reader, firewall: Firewall | None = Firewall.NFTABLES,
 
 class NftablesRuleModel(FirewallModel):
     kind = "nftables rule"
+    name = "nftables"
+    resource = "NftablesRule"
     inputs = NftablesRuleInputs
     identity = (KEY.nft_family, KEY.nft_table, KEY.nft_chain)
     firewalls = (Firewall.NFTABLES,)
-
-    def part(self, settings: Any) -> NftablesSettings:
-        return settings.nftables
+    not_repaired = {KEY.nftables: "up never loads /etc/nftables.conf (it begins with flush ruleset, which would drop "
+                                  "fail2ban's table too): load the host's firewall as it does at boot (systemctl "
+                                  "restart nftables), then run up again"}
 
     def parse(self, read: Reader) -> NftablesSettings | None:
         return read_nftables(read)
+
+    def from_settings(self, read: Reader, earlier: Mapping[str, Any]) -> NftablesSettings | None:
+        # existingPortPolicy is one setting for the zone and the rule: read with the zone's part (and, where it was
+        # bad there, not read again), and judged here against the host's firewall setting.
+        zone = earlier[zone_membership.MODEL.name]
+        return None if zone is None else read_nftables(read, earlier[SETTING], zone.port_policy)
 
     def wanted(self, nft: NftablesSettings) -> NftablesRuleInputs:
         return NftablesRuleInputs(nft_family=nft.family, nft_table=nft.table, nft_chain=nft.chain,

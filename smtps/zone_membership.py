@@ -56,12 +56,13 @@ def read_zone(read: Reader) -> ZoneSettings | None:
 
 class ZoneMembershipModel(FirewallModel):
     kind = "zone membership"
+    name = "zone"
+    resource = "ZoneMembership"
     inputs = ZoneMembershipInputs
     identity = (KEY.zone, KEY.firewalld_service)
     firewalls = (Firewall.FIREWALLD,)
-
-    def part(self, settings: Any) -> ZoneSettings:
-        return settings.zone
+    not_repaired = {KEY.firewalld: "up does not start firewalld (it was stopped on purpose, or it failed): start it "
+                                   "(systemctl start firewalld), then run up again"}
 
     def parse(self, read: Reader) -> ZoneSettings | None:
         return read_zone(read)

@@ -76,8 +76,8 @@ def test_each_kind_is_one_descriptor_with_typed_inputs_that_diff_compares():
     assert len(set(suffixes)) == len(suffixes)
     for kind in KINDS:
         assert issubclass(kind.model.inputs, Inputs)
-        assert kind.resource.provider_class is kind.provider
-        provider = kind.provider()
+        provider = kind.resource.new_provider()
+        assert provider.model is kind.model
         # The keys diff compares are the dataclass's fields: a new field is compared the moment it exists.
         assert provider.settings == kind.model.inputs.keys() and len(provider.settings) >= 3
         assert set(kind.model.identity) <= set(provider.settings)
