@@ -99,7 +99,7 @@ for k in $others; do
     edit_copy -MX "$k/inet"
 done
 edit_copy -M "$KEY/inet=$ENTRY"
-master_cf same "$WORK" "$KEY" "$ENTRY" || fail "postconf -M $KEY/inet does not read back the entry"
+reads_back || fail "postconf -M $KEY/inet does not read back the entry"
 install_copy
 put "$MASTER" "$S/applied"
 left_for_run "$MASTER"

@@ -50,6 +50,11 @@ start_copy() {
     mkdir -m 700 "$WORK"
     cp -p "$CONF/main.cf" "$MASTER" "$WORK/"
 }
+folded() { set -f; set -- $1; set +f; printf '%s\n' "$*"; }
+reads_back() {
+    back=$(edit_copy -M "$KEY/inet") || return 1
+    [ "$(folded "$back")" = "$(folded "$ENTRY")" ]
+}
 install_copy() {
     mv -f "$WORK/master.cf" "$MASTER"
     rm -rf "$WORK"
