@@ -4,7 +4,6 @@ entries as Postfix reads them and plan what the master.cf script changes.
     master_cf facts KEY...            master.KEY=ENTRY (white space folded) for each KEY with an inet entry
     master_cf plan KEY ENTRY KEY... [--filter TRANSPORT PORT]
                                       what the apply does (field=value lines; see Plan and plan_lines)
-    master_cf same CONFIG KEY ENTRY   exit 0 when the master.cf in CONFIG (a work copy) reads KEY/inet as ENTRY
 
 `postconf -M` stays the source of truth: it is what reads master.cf (comments, continuation lines, its own checks),
 once per command, and this program only reads its output. The one reader of an entry: the facts behind `pulumi
@@ -172,11 +171,10 @@ def facts_lines(listing: str, keys: List[str]) -> List[str]:
     return [f"master.{key}={fold(service(listing, key, 'inet'))}" for key in keys]
 
 
-def _postconf(config: Optional[str] = None) -> str:
-    """`postconf -M` as Postfix reads master.cf (with CONFIG: the copy in that folder). A master.cf it cannot read
-    reads as no entries, as an entry asked of it alone would."""
-    argv = ["postconf", *(["-c", config] if config else []), "-M"]
-    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+def _postconf() -> str:
+    """`postconf -M` as Postfix reads master.cf. A master.cf it cannot read reads as no entries, as an entry asked of
+    it alone would."""
+    done = subprocess.run(["postconf", "-M"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
     return os.fsdecode(done.stdout)
 
 
@@ -200,9 +198,6 @@ def main(argv: List[str]) -> int:
     if argv[:1] == ["facts"]:
         _print(facts_lines(_postconf(), argv[1:]))
         return 0
-    if argv[:1] == ["same"] and len(argv) == 4:
-        config, key, entry = argv[1:]
-        return 0 if canon(service(_postconf(config), key, "inet")) == canon(entry) else 1
     if argv[:1] == ["plan"] and len(argv) >= 3:
         content_filter = None
         if len(argv) >= 6 and argv[-3] == "--filter":

@@ -198,18 +198,16 @@ def test_the_plan_as_the_script_reads_it():
 
 
 def test_postconf_is_the_reader(monkeypatch, capsysbinary):
-    """The host program asks postconf (on the work copy, with -c) and answers from its output alone."""
+    """The host program asks postconf and answers from its output alone."""
     asked = []
 
-    def postconf(config=None):
-        asked.append(config)
+    def postconf():
+        asked.append("-M")
         return IREDMAIL
 
     monkeypatch.setattr(master_cf, "_postconf", postconf)
-    assert master_cf.main(["same", "/etc/postfix/.smtps-work", "465", WANTED_465]) == 0
-    assert master_cf.main(["same", "/etc/postfix/.smtps-work", "465", WANTED_465 + " -o a=b"]) == 1
     assert master_cf.main(["plan", "465", WANTED_465, *KEYS, "--filter", "smtp-amavis", "10025"]) == 0
-    assert asked == ["/etc/postfix/.smtps-work", "/etc/postfix/.smtps-work", None]
+    assert asked == ["-M"]
     assert capsysbinary.readouterr().out.startswith(b"refuse=listener\nwrite=no\n")
     assert master_cf.main(["bogus"]) == 2
 
@@ -298,3 +296,37 @@ def test_the_apply_reads_master_cf_with_firewallds_python_on_a_host_without_pyth
     assert subprocess.run([shell, "-c", "command -v python3"], env={"PATH": path}, check=False).returncode != 0
     out = subprocess.run([shell, "-c", program], capture_output=True, text=True, check=False, env={"PATH": path})
     assert out.returncode == 0 and out.stdout.endswith("write=yes\n"), out.stdout + out.stderr
+
+
+def test_the_work_copy_reads_back_the_entry_word_for_word(tmp_path):
+    """After `postconf -M KEY/inet=ENTRY` on the work copy, the script reads the entry back with postconf -M (padded and
+    wrapped as postconf prints it) and goes on only when it is ENTRY word for word: a lost or reordered option, or a
+    postconf that fails, stops the run. The entry's words are data: `*` in one is never a file name."""
+    require(shutil.which("dash") is not None, "dash is needed")
+    s = parse_host("dc1", {}, {"name": "mail1", "address": "10.0.0.1", "hostKey": HOST_KEY,
+                               "options": {"smtpd_sender_restrictions": "!*"}})
+    script = master_service.MODEL.script(s.name, (s.master, s.tls), Action.APPLY)
+    functions = "".join(re.search(rf"^{name}\(\) \{{( [^\n]*\}}|[^\n]*\n.*?\n\}})\n", script, re.S | re.M).group(0)
+                        for name in ("edit_copy", "folded", "reads_back"))
+    head = "\n".join(line for line in script.splitlines() if line.startswith(("KEY=", "ENTRY=")))
+    entry = s.master.entry
+    assert "!*" in entry
+    head_words, *overrides = entry.split(" -o ")
+    padded = head_words.replace(" ", "     ") + "".join(f"\n  -o {o}" for o in overrides)
+    (tmp_path / "smtpd_sender_restrictions=!x").write_text("")  # what the option's word would match as a file name
+
+    def reads_back(printed: str, status: int = 0) -> int:
+        postconf = tmp_path / "postconf"
+        postconf.write_text(f"#!/bin/sh\necho \"$*\" > {tmp_path}/args\ncat <<'EOF'\n{printed}\nEOF\nexit {status}\n")
+        postconf.chmod(0o755)
+        program = f"set -eu\ncd {tmp_path}\nWORK=/etc/postfix/.smtps-work\n{head}\n{functions}reads_back\n"
+        return subprocess.run(["dash", "-c", program], env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+                              check=False).returncode
+
+    assert reads_back(padded) == 0
+    assert (tmp_path / "args").read_text() == "-c /etc/postfix/.smtps-work -M 465/inet\n"
+    assert reads_back(padded.rsplit("\n", 1)[0]) == 1  # an option lost
+    assert reads_back(" -o ".join([head_words, *reversed(overrides)])) == 1  # the options reordered
+    assert reads_back(padded, status=1) == 1
+    assert reads_back(padded.replace("!*", "!x")) == 1
+    assert reads_back("") == 1

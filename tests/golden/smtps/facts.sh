@@ -34,7 +34,7 @@ if postfix status >/dev/null 2>&1; then echo "postfix=running"; else echo "postf
 exec 3>&1
 if why=$(postfix_version_problem); then
     printf 'postfix.unusable=%s\n' "$(printf '%s' "$why" | tr '\n' ' ')"
-elif ! why=$(py "$(host_python)" - facts 465 smtps submissions 2>&1 >&3 3>&- <<'SMTPS_MASTER_CF'
+elif ! why=$("$(host_python)" -I -S - facts 465 smtps submissions 2>&1 >&3 3>&- <<'SMTPS_MASTER_CF'
 <smtps/master_cf.py, as it is>
 SMTPS_MASTER_CF
 ); then
@@ -110,7 +110,7 @@ if [ "$SMTPS_FIREWALL" = nftables ]; then
 
 if ! command -v nft >/dev/null 2>&1; then
     echo "nft.live.chain=no-nft"
-elif ! py python3 - facts inet filter input /etc/nftables.conf <<'SMTPS_NFT_RULE'
+elif ! python3 -I -S - facts inet filter input /etc/nftables.conf <<'SMTPS_NFT_RULE'
 <smtps/nft_rule.py, as it is>
 SMTPS_NFT_RULE
 then

@@ -14,7 +14,7 @@
 # </prologue.sh>
 postfix_new_enough
 master_cf() {  # master_cf COMMAND [ARGS...]
-    py "$(host_python)" - "$@" <<'SMTPS_MASTER_CF'
+    "$(host_python)" -I -S - "$@" <<'SMTPS_MASTER_CF'
 <smtps/master_cf.py, as it is>
 SMTPS_MASTER_CF
 }
@@ -42,25 +42,33 @@ esac
 
 
 
-CERT=$(postconf -xh smtpd_tls_cert_file 2>/dev/null) || CERT=""
+CERT=$MAIN_CERT
 [ -n "$CERT" ] || fail "no TLS certificate: neither tlsCert nor main.cf's smtpd_tls_cert_file names one"
 
 
 
-TLSKEY=$(postconf -xh smtpd_tls_key_file 2>/dev/null) || TLSKEY=""
+TLSKEY=$MAIN_KEY
 [ -n "$TLSKEY" ] || fail "no TLS key: neither tlsKey nor main.cf's smtpd_tls_key_file names one"
 
 
 [ -f "$CERT" ] || fail "TLS certificate $CERT does not exist"
 [ -f "$TLSKEY" ] || fail "TLS key $TLSKEY does not exist"
-cert_pub=$(openssl x509 -in "$CERT" -noout -pubkey 2>/dev/null) || fail "TLS certificate $CERT is not a PEM certificate"
+expired=no
+if ! x509=$(openssl x509 -in "$CERT" -noout -pubkey -fingerprint -sha256 -checkend 0 2>/dev/null); then
+    x509=$(openssl x509 -in "$CERT" -noout -pubkey -fingerprint -sha256 2>/dev/null) ||
+        fail "TLS certificate $CERT is not a PEM certificate"
+    expired=yes
+fi
+cert_pub="${x509%%-----END PUBLIC KEY-----*}-----END PUBLIC KEY-----"
+FP=${x509#*Fingerprint=}
+FP=${FP%%[!0-9A-Fa-f:]*}
 key_pub=$(openssl pkey -in "$TLSKEY" -pubout 2>/dev/null) || fail "TLS key $TLSKEY is not a readable private key"
 [ "$cert_pub" = "$key_pub" ] || fail "TLS key $TLSKEY does not belong to certificate $CERT"
-openssl x509 -in "$CERT" -noout -checkend 0 >/dev/null || fail "TLS certificate $CERT has expired"
-sha=$(openssl x509 -in "$CERT" -noout -fingerprint -sha256 | sed 's/^[^=]*=//; s/://g' | tr 'A-F' 'a-f')
+[ "$expired" = no ] || fail "TLS certificate $CERT has expired"
+sha=$(printf '%s\n' "$FP" | tr -d ':' | tr 'A-F' 'a-f')
 printf 'smtps-cert-file=%s\nsmtps-cert-sha256=%s\n' "$CERT" "$sha"
 
-postfix status >/dev/null 2>&1 || fail "postfix is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (postfix start) and run this again"
+postfix_running || fail "postfix is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (postfix start) and run this again"
 
 if [ "$write" = no ]; then
     if [ -d "$S" ] && [ ! -e "$S/applied" ]; then put "$MASTER" "$S/applied"; fi
@@ -91,7 +99,7 @@ for k in $others; do
     edit_copy -MX "$k/inet"
 done
 edit_copy -M "$KEY/inet=$ENTRY"
-master_cf same "$WORK" "$KEY" "$ENTRY" || fail "postconf -M $KEY/inet does not read back the entry"
+reads_back || fail "postconf -M $KEY/inet does not read back the entry"
 install_copy
 put "$MASTER" "$S/applied"
 left_for_run "$MASTER"

@@ -2,11 +2,11 @@
 @@ -306 +306 @@
 -ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026'
 +ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps$HOME;x -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026 -o smtpd_sender_restrictions=!* -o smtpd_tls_cert_file=/etc/ssl/mx+1.crt -o smtpd_tls_key_file=/etc/ssl/private/mx_1.key'
-@@ -378,2 +378 @@
--CERT=$(postconf -xh smtpd_tls_cert_file 2>/dev/null) || CERT=""
+@@ -397,2 +397 @@
+-CERT=$MAIN_CERT
 -[ -n "$CERT" ] || fail "no TLS certificate: neither tlsCert nor main.cf's smtpd_tls_cert_file names one"
 +CERT=/etc/ssl/mx+1.crt
-@@ -383,2 +382 @@
--TLSKEY=$(postconf -xh smtpd_tls_key_file 2>/dev/null) || TLSKEY=""
+@@ -402,2 +401 @@
+-TLSKEY=$MAIN_KEY
 -[ -n "$TLSKEY" ] || fail "no TLS key: neither tlsKey nor main.cf's smtpd_tls_key_file names one"
 +TLSKEY=/etc/ssl/private/mx_1.key

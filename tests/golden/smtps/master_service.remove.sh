@@ -17,7 +17,7 @@ if [ ! -d "$S" ]; then
     exit 0
 fi
 postfix_new_enough
-postfix status >/dev/null 2>&1 || fail "postfix is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (postfix start) and run this again"
+postfix_running || fail "postfix is not running: this tool does not start it (it was stopped for a reason, or it failed); start it (postfix start) and run this again"
 on_failure undo
 keep_for_run "$MASTER"
 put "$MASTER" "$S.before"

@@ -12,12 +12,14 @@ command -v python3 >/dev/null 2>&1 || fail "python3 is needed to read the nftabl
 nftrule() {  # nftrule COMMAND [ARGS...]
     cmd=$1
     shift
-    py python3 - "$cmd" "$FAMILY" "$TABLE" "$CHAIN" "$@" <<'SMTPS_NFT_RULE'
+    python3 -I -S - "$cmd" "$FAMILY" "$TABLE" "$CHAIN" "$@" <<'SMTPS_NFT_RULE'
 <smtps/nft_rule.py, as it is>
 SMTPS_NFT_RULE
 }
 FACTS=$(nftrule facts "$CONF" 2>&1) || fail "cannot read the $WHERE: $FACTS"
-fact() { printf '%s\n' "$FACTS" | grep -qx "nft.$1"; }
+NL='
+'
+fact() { case "$NL$FACTS$NL" in *"${NL}nft.$1$NL"*) return 0 ;; *) return 1 ;; esac; }
 if fact file.chain=refused; then
     fail "cannot read the $WHERE: $(printf '%s\n' "$FACTS" | sed -n 's/^nft\.file\.why=//p') (read as nft reads it; nothing was changed)"
 fi
