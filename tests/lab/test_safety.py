@@ -273,7 +273,7 @@ def lockout_after_reload(lab: Lab, name: str):
     log, flag = f"{FAULTS}/reloads", f"{FAULTS}/locked-once"
     tools = (("/usr/bin/firewall-cmd", "*' --reload '*"), ("/usr/bin/dbus-send", "*'.FirewallD1.reload '*"))
     for tool, when in tools:
-        name_of = Path(tool).name
+        name_of = tool.rsplit("/", 1)[1]
         real = f"{FAULTS}/{name_of}.real"
         wrapper = f"""#!/bin/sh
 case " $* " in {when})
