@@ -313,7 +313,7 @@ fw_check_config() {
 fw_reload_now() { if [ -n "$FWD" ]; then fwd "" reload >/dev/null; else firewall-cmd --reload >/dev/null; fi; }
 fw_active_zones() {
     if [ -z "$FWD" ]; then firewall-cmd --get-active-zones; return; fi
-    fwd "" getActiveZones | awk '
+    fwd "" zone.getActiveZones | awk '
         /dict entry\(/ { depth++; name = 1; next }
         /^ *\)$/ { if (depth == 2 && kind != "") print "  " kind ": " names; if (depth == 2) { kind = ""; names = "" }
                    depth--; next }
