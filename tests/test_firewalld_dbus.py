@@ -141,7 +141,8 @@ def test_the_active_zones_read_as_firewall_cmd_prints_them_and_as_the_rollback_r
                       f"fw_active_zones > {bus}/bindings\ncat {bus}/bindings\necho ---\nbindings_of {bus}/bindings")
     assert result.returncode == 0, result.stderr
     assert result.stdout == ("iredmail\n  interfaces: eth0 eth1\n  sources: 10.0.0.0/8\n"
-                             "trusted\n  sources: ipset:admins\n---\niredmail interface eth0\niredmail interface eth1\niredmail source 10.0.0.0/8\n"
+                             "trusted\n  sources: ipset:admins\n---\n"
+                             "iredmail interface eth0\niredmail interface eth1\niredmail source 10.0.0.0/8\n"
                              "trusted source ipset:admins\n")
     assert calls(bus) == ["/org/fedoraproject/FirewallD1 org.fedoraproject.FirewallD1.zone.getActiveZones"]
 
