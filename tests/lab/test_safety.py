@@ -266,12 +266,17 @@ def test_the_guard_refuses_when_it_cannot_tell_which_connection_to_protect(lab: 
 # --- 3. commit-confirmed reloads ----------------------------------------------------------------------------------
 @contextlib.contextmanager
 def lockout_after_reload(lab: Lab, name: str):
-    """The first `firewall-cmd --reload` on the host also drops every new SSH connection, from inside firewalld's
-    own table (so the next reload takes it away again): a lockout no guard can see. Every reload's time is logged."""
+    """The first firewalld reload on the host also drops every new SSH connection, from inside firewalld's own
+    table (so the next reload takes it away again): a lockout no guard can see. Every reload's time is logged. A
+    reload is asked of firewalld with dbus-send (the scripts) or firewall-cmd (the watcher, or a host without
+    dbus-send): both are wrapped."""
     log, flag = f"{FAULTS}/reloads", f"{FAULTS}/locked-once"
-    real = f"{FAULTS}/firewall-cmd.real"
-    wrapper = f"""#!/bin/sh
-case " $* " in *' --reload '*)
+    tools = (("/usr/bin/firewall-cmd", "*' --reload '*"), ("/usr/bin/dbus-send", "*'.FirewallD1.reload '*"))
+    for tool, when in tools:
+        name_of = tool.rsplit("/", 1)[1]
+        real = f"{FAULTS}/{name_of}.real"
+        wrapper = f"""#!/bin/sh
+case " $* " in {when})
     {real} "$@"; rc=$?
     date +%s.%N >> {log}
     if [ ! -e {flag} ]; then
@@ -282,13 +287,14 @@ case " $* " in *' --reload '*)
 esac
 exec {real} "$@"
 """
-    lab.sh(name, f"mkdir -p {FAULTS} && rm -f {log} {flag} && cp -p /usr/bin/firewall-cmd {real} && "
-                 f"printf '%s' {shlex.quote(wrapper)} > {FAULTS}/firewall-cmd && chmod 755 {FAULTS}/firewall-cmd && "
-                 f"mount --bind {FAULTS}/firewall-cmd /usr/bin/firewall-cmd")
+        lab.sh(name, f"mkdir -p {FAULTS} && rm -f {log} {flag} && cp -p {tool} {real} && "
+                     f"printf '%s' {shlex.quote(wrapper)} > {FAULTS}/{name_of} && chmod 755 {FAULTS}/{name_of} && "
+                     f"mount --bind {FAULTS}/{name_of} {tool}")
     try:
         yield lambda: [float(t) for t in lab.sh(name, f"cat {log} 2>/dev/null || true").stdout.split()]
     finally:
-        lab.sh(name, "umount /usr/bin/firewall-cmd", check=False)
+        for tool, _ in tools:
+            lab.sh(name, f"umount {tool}", check=False)
 
 
 def wait_for(condition, timeout: float, step: float = 0.2):
@@ -488,7 +494,7 @@ def test_a_refresh_of_a_broken_host_works_and_up_refresh_repairs_after_an_interr
     assert "mail1" in text_of(refreshed)
     # An update that fails half-way (the service file written, its check failing): the state still holds the
     # refresh's empty live values.
-    with failing_tool(lab, "mail1", "/usr/bin/firewall-cmd", "*' --check-config '*"):
+    with failing_tool(lab, "mail1", "/usr/bin/dbus-send", "*'.FirewallD1.checkPermanentConfig '*"):
         failed = project.smtps("up", "-s", STACK, "--yes", check=False)
         assert failed.returncode != 0 and "firewall-cmd --check-config failed" in text_of(failed)
     # firewalld stopped is reported as found, not a failed refresh.

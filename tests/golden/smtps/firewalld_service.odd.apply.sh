@@ -1,5 +1,5 @@
 # <the default apply script (prologue.sh as firewalld_service.apply.sh changes it, firewalld_service.sh, firewalld_service.apply.sh), changed by the odd values as below>
-@@ -441,2 +441,2 @@
+@@ -494,2 +494,2 @@
 -  <short>Enable SMTPS</short>
 -  <description>Enable SMTPS.</description>
 +  <short>SMTPS 'implicit' TLS</short>

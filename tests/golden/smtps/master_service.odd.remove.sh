@@ -1,4 +1,4 @@
 # <the default remove script (prologue.sh as master_service.remove.sh changes it, master_service.sh, master_service.remove.sh), changed by the odd values as below>
-@@ -306 +306 @@
+@@ -359 +359 @@
 -ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026'
 +ENTRY='465 inet n - n - - smtpd -o syslog_name=postfix/smtps$HOME;x -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject -o content_filter=smtp-amavis:[127.0.0.1]:10026 -o smtpd_sender_restrictions=!* -o smtpd_tls_cert_file=/etc/ssl/mx+1.crt -o smtpd_tls_key_file=/etc/ssl/private/mx_1.key'

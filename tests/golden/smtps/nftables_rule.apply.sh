@@ -7,9 +7,9 @@
 # +KIND='nftables rule'
 # @@ -289,6 +288,0 @@
 # -[6 lines of prologue.sh: 289 to 294]
-# @@ -310,98 +303,0 @@
-# -[98 lines of prologue.sh: 310 to 407]
-# @@ -409 +304,0 @@
+# @@ -363,98 +356,0 @@
+# -[98 lines of prologue.sh: 363 to 460]
+# @@ -462 +357,0 @@
 # -
 # </prologue.sh>
 fact live.chain=present || fail "there is no $WHERE in the live ruleset: this tool never loads $CONF (it begins with flush ruleset, which would also drop fail2ban's table); load the host's firewall as it does at boot (systemctl restart nftables) and run this again"

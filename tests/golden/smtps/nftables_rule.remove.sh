@@ -7,9 +7,9 @@
 # +KIND='nftables rule'
 # @@ -289,6 +288,0 @@
 # -[6 lines of prologue.sh: 289 to 294]
-# @@ -310,98 +303,0 @@
-# -[98 lines of prologue.sh: 310 to 407]
-# @@ -409 +304,0 @@
+# @@ -363,98 +356,0 @@
+# -[98 lines of prologue.sh: 363 to 460]
+# @@ -462 +357,0 @@
 # -
 # </prologue.sh>
 if [ ! -d "$S" ]; then

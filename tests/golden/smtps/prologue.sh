@@ -97,7 +97,7 @@ reload_postfix() {
 }
 reload_back() {
     if [ "$POSTFIX_RELOADED" = yes ]; then postfix reload >/dev/null 2>&1 || true; fi
-    if [ "$RELOADED" = yes ]; then firewall-cmd --reload >/dev/null 2>&1 || return 1; fi
+    if [ "$RELOADED" = yes ]; then fw_reload_now 2>/dev/null || return 1; fi
     [ "$1" -ne 0 ] || [ -z "${ARMED:-}" ] || disarm
 }
 undo_state() {
@@ -294,12 +294,65 @@ SMTPS_ZONE_PROBE
 
 
 pending_confirm
+FWD=""
+if command -v dbus-send >/dev/null 2>&1; then FWD=yes; fi
+fwd() {
+    fwd_path=$1
+    fwd_method=$2
+    shift 2
+    fwd_out=$(dbus-send --system --print-reply --reply-timeout=2147483647 --dest=org.fedoraproject.FirewallD1 \
+        "/org/fedoraproject/FirewallD1$fwd_path" "org.fedoraproject.FirewallD1.$fwd_method" "$@" 2>&1) || {
+        printf 'Error: %s\n' "${fwd_out#Error *: }" >&2
+        return 1
+    }
+    printf '%s\n' "$fwd_out"
+}
+fw_check_config() {
+    if [ -n "$FWD" ]; then fwd "" checkPermanentConfig 2>&1 >/dev/null; else firewall-cmd --check-config 2>&1; fi
+}
+fw_reload_now() { if [ -n "$FWD" ]; then fwd "" reload >/dev/null; else firewall-cmd --reload >/dev/null; fi; }
+fw_active_zones() {
+    if [ -z "$FWD" ]; then firewall-cmd --get-active-zones; return; fi
+    fwd "" zone.getActiveZones | awk '
+        /dict entry\(/ { depth++; name = 1; next }
+        /^ *\)$/ { if (depth == 2 && kind != "") print "  " kind ": " names; if (depth == 2) { kind = ""; names = "" }
+                   depth--; next }
+        /^ *string "/ {
+            value = $0; sub(/^ *string "/, "", value); sub(/"$/, "", value)
+            if (name && depth == 1) print value
+            else if (name && depth == 2) kind = value
+            else if (depth == 2) names = names (names == "" ? "" : " ") value
+            name = 0
+        }'
+}
 zone_op() {
     case "$1" in permanent) zflag=--permanent ;; runtime) zflag="" ;; *) echo "zone_op: bad layer" >&2; return 2 ;; esac
     case "$2" in add|remove) ;; *) echo "zone_op: bad operation" >&2; return 2 ;; esac
     case "$3" in service|port) ;; *) echo "zone_op: bad element" >&2; return 2 ;; esac
     case "$4$5" in *[!A-Za-z0-9_./:+-]*|'') echo "zone_op: bad name" >&2; return 2 ;; esac
-    firewall-cmd $zflag --zone="$5" --"$2-$3=$4" >/dev/null
+    if [ -z "$FWD" ]; then firewall-cmd $zflag --zone="$5" --"$2-$3=$4" >/dev/null; return; fi
+    zop_method=$2Service
+    set -- "$1" "$2" "$3" "$4" "$5" "string:$4"
+    if [ "$3" = port ]; then
+        case "$4" in */*) ;; *) echo "zone_op: bad port" >&2; return 2 ;; esac
+        zop_method=$2Port
+        set -- "$1" "$2" "$3" "$4" "$5" "string:${4%%/*}" "string:${4#*/}"
+    fi
+    if [ "$1" = permanent ]; then
+        zop_path=$(fwd /config config.getZoneByName "string:$5") || return 1
+        zop_path=$(printf '%s\n' "$zop_path" | sed -n 's/^ *object path "\/org\/fedoraproject\/FirewallD1\(.*\)"$/\1/p')
+        [ -n "$zop_path" ] || { echo "Error: INVALID_ZONE: $5" >&2; return 1; }
+        shift 5
+        zop_out=$(fwd "$zop_path" "config.zone.$zop_method" "$@" 2>&1 >/dev/null) && return 0
+    else
+        zop_zone=$5
+        shift 5
+        [ "$zop_method" = "${zop_method#add}" ] || set -- "$@" int32:0  # added for good: no timeout
+        zop_out=$(fwd "" "zone.$zop_method" "string:$zop_zone" "$@" 2>&1 >/dev/null) && return 0
+    fi
+    case "$zop_out" in *ALREADY_ENABLED*|*NOT_ENABLED*) return 0 ;; esac
+    printf '%s\n' "$zop_out" >&2
+    return 1
 }
 journal_for_run() {
     [ -n "$RUN" ] && [ -d "$RUNDIR" ] && [ -n "$1" ] || return 0
@@ -328,7 +381,7 @@ arm() {
         shift 2
     done
     if [ -n "$RUN" ] && [ -d "$RUNDIR" ] && [ ! -e "$RUNDIR/reloaded" ]; then
-        firewall-cmd --get-active-zones > "$RUNDIR/bindings" 2>/dev/null || : > "$RUNDIR/bindings"
+        fw_active_zones > "$RUNDIR/bindings" 2>/dev/null || : > "$RUNDIR/bindings"
         : > "$RUNDIR/reloaded"
     fi
     ARMED=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
@@ -354,9 +407,9 @@ bindings_of() {
     done < "$1"
 }
 fw_reload() {
-    firewall-cmd --reload >/dev/null || return 1
+    fw_reload_now || return 1
     if [ -n "$RUN" ] && [ -f "$RUNDIR/bindings" ] && [ ! -e "$RUNDIR/dropped" ]; then
-        firewall-cmd --get-active-zones > "$RUNDIR/bindings-after" 2>/dev/null || : > "$RUNDIR/bindings-after"
+        fw_active_zones > "$RUNDIR/bindings-after" 2>/dev/null || : > "$RUNDIR/bindings-after"
         bindings_of "$RUNDIR/bindings-after" > "$RUNDIR/bound-after"
         bindings_of "$RUNDIR/bindings" | grep -vxF -f "$RUNDIR/bound-after" > "$RUNDIR/dropped.new" || true
         mv -f "$RUNDIR/dropped.new" "$RUNDIR/dropped"
@@ -368,11 +421,11 @@ reload_firewalld() {
     before_dashes guard_reload "$@"
     while [ "$1" != -- ]; do shift; done
     shift
-    check=$(firewall-cmd --check-config 2>&1) || fail "firewall-cmd --check-config failed: $check"
+    check=$(fw_check_config) || fail "firewall-cmd --check-config failed: $check"
     arm "$@"
     RELOADED=yes
     if [ "$how" = record ]; then fw_reload || fail "firewall-cmd --reload failed"
-    else firewall-cmd --reload >/dev/null || fail "firewall-cmd --reload failed"; fi
+    else fw_reload_now || fail "firewall-cmd --reload failed"; fi
 }
 before_dashes() {
     run_cmd=$1

@@ -2,9 +2,9 @@
 # @@ -2 +2 @@
 # -# 'zone membership' on mail1: remove. Rendered by smtps-iredmail: every value below was quoted when
 # +# 'zone membership' on mail1: apply. Rendered by smtps-iredmail: every value below was quoted when
-# @@ -310,98 +309,0 @@
-# -[98 lines of prologue.sh: 310 to 407]
-# @@ -409 +310,0 @@
+# @@ -363,98 +362,0 @@
+# -[98 lines of prologue.sh: 363 to 460]
+# @@ -462 +363,0 @@
 # -
 # </prologue.sh>
 read_plan apply
