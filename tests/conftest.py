@@ -16,7 +16,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 LAB_TOOLS = ["ip", "unshare", "nsenter", "sshd", "ssh", "ssh-keygen", "firewalld", "firewall-cmd", "dbus-daemon",
-             "postfix", "postconf", "saslpasswd2", "openssl", "nft"]
+             "dbus-send", "postfix", "postconf", "saslpasswd2", "openssl", "nft"]
 
 
 def require(condition: bool, reason: str) -> None:
