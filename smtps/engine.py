@@ -165,7 +165,19 @@ def stack(name: str, program: Callable[[], object] | None = None) -> auto.Stack:
     # the package's exports; the SDK is pinned (requirements.txt) and tests/test_engine.py runs this path.
     from pulumi.automation._stack import StackInitMode
 
+    if _held_here(folder, workspace.project_settings().name, name):
+        return _stack_class().held(name, workspace)
     return _stack_class()(name, workspace, StackInitMode.CREATE_OR_SELECT)
+
+
+def _held_here(folder: Path, project: str, name: str) -> bool:
+    """Whether this project's own file backend holds the stack: its file is there, in the backend's layout by
+    project or in the older one without. Another backend (PULUMI_BACKEND_URL) is asked, as is a stack not found."""
+    if os.environ.get("PULUMI_BACKEND_URL"):
+        return False
+    stacks = folder / STATE / ".pulumi" / "stacks"
+    return any((where / f"{name}{ext}").is_file()
+               for where in (stacks / project, stacks) for ext in (".json", ".json.gz"))
 
 
 def _command_class() -> type[auto.PulumiCommand]:
@@ -214,6 +226,18 @@ def _stack_class() -> type[auto.Stack]:
     class Stack(auto.Stack):
         # Set while one of the operations runs: what its summary is made from (its kind, start and summary event).
         _running: tuple[str, datetime, list[auto.SummaryEvent]] | None = None
+
+        @classmethod
+        def held(cls, name: str, workspace: auto.Workspace) -> Stack:
+            """A stack the backend is known to hold, without the base's `pulumi stack select` (a CLI start, about
+            0.15 s): every operation names its stack (--stack). So `-s` names the stack for that command only, as
+            Pulumi's own `-s` does; the stack a plain `pulumi` without `-s` uses stays the one last selected or
+            made. What the base's __init__ sets, set here."""
+            from pulumi.automation._stack import StackInitMode
+
+            stack = cls.__new__(cls)
+            stack.name, stack.workspace, stack._mode = name, workspace, StackInitMode.SELECT
+            return stack
 
         def _operation(self, kind: str, call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
             summaries: list[auto.SummaryEvent] = []

@@ -127,3 +127,34 @@ def test_the_engines_stack_runs_no_cli_after_an_operation_for_results_nobody_rea
     assert ran[2:] == ["stack output", "stack output", "stack history"]
     assert stack.destroy().summary.resource_changes["delete"] == 3
     assert ran[5:] == ["destroy"]
+
+
+def test_a_stack_the_file_backend_holds_is_not_selected_again(project, monkeypatch):
+    # `pulumi stack select` is a CLI start that only makes sure the stack exists: every operation names its stack.
+    # A stack this project's file backend holds is taken as it is; one it does not hold is made (and selected), and
+    # another backend is asked.
+    from pulumi import automation as auto
+
+    from smtps_iredmail.core import engine
+
+    project.pulumi("stack", "init", "t1", "--secrets-provider", "passphrase")
+    for name in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("SMTPS_PROJECT_DIR", "PULUMI_HOME", "TMPDIR", "SMTPS_PROGRAM", "PYTHONPATH"):
+        monkeypatch.setenv(name, project.env[name])
+    asked: list[str] = []
+    for method in ("select_stack", "create_stack"):
+        original = getattr(auto.LocalWorkspace, method)
+        monkeypatch.setattr(auto.LocalWorkspace, method,
+                            lambda self, name, *rest, _m=method, _o=original: asked.append(f"{_m} {name}") or
+                            _o(self, name, *rest))
+    held = engine.stack("t1")
+    assert asked == [] and held.name == "t1" and isinstance(held, auto.Stack)
+    held.set_config("content", auto.ConfigValue("named"))  # the stack is named to the CLI
+    assert project.pulumi("config", "get", "-s", "t1", "content").stdout.strip() == "named"
+    made = engine.stack("t2")
+    assert asked == ["select_stack t2", "create_stack t2"] and made.name == "t2"
+    assert engine.stack("t2").name == "t2" and asked[2:] == []
+    monkeypatch.setenv("PULUMI_BACKEND_URL", engine.backend_url(project.folder))
+    engine.stack("t1")
+    assert asked[2:] == ["select_stack t1"]
