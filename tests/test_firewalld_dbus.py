@@ -155,3 +155,27 @@ def test_check_config_and_reload_ask_firewalld_and_a_refusal_reads_as_firewall_c
     (bus / "refuse").write_text("INVALID_ZONE: public.xml: bad")
     checked = run(bus, f"{functions('fwd', 'fw_check_config')}\ncheck=$(fw_check_config) || echo \"failed: $check\"")
     assert checked.stdout == "failed: Error: INVALID_ZONE: public.xml: bad\n"
+
+
+def test_without_dbus_send_each_call_is_firewall_cmds_as_before(tmp_path: Path):
+    # A host without dbus-send: the same functions ask firewall-cmd, with the arguments and words the scripts used
+    # before they spoke D-Bus (no lab host lacks dbus-send: this is the only run of that path).
+    require(shutil.which("dash") is not None, "dash (Debian's /bin/sh) is needed")
+    stub = tmp_path / "firewall-cmd"
+    stub.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n'
+                    'case "$*" in --check-config) echo "Error: INVALID_ZONE: public.xml: bad"; exit 1 ;;\n'
+                    '    --get-active-zones) printf "public\\n  interfaces: eth0\\n" ;; esac\n')
+    stub.chmod(0o755)
+    for tool in ("sed", "awk", "cat", "grep"):  # only these programs: the machine's own dbus-send must not be found
+        (tmp_path / tool).symlink_to(shutil.which(tool))
+    script = (f"{functions('fwd', 'zone_op', 'fw_check_config', 'fw_reload_now', 'fw_active_zones', 'bindings_of')}\n"
+              "zone_op permanent add service smtps iredmail\nzone_op runtime remove port 465/tcp iredmail\n"
+              "fw_reload_now\nfw_active_zones > bindings\nbindings_of bindings\n"
+              'check=$(fw_check_config) || echo "failed: $check"\n')
+    result = subprocess.run([shutil.which("dash"), "-c", f"set -eu\n{script}"], capture_output=True, text=True,
+                            check=False, cwd=tmp_path, env={"PATH": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "public interface eth0\nfailed: Error: INVALID_ZONE: public.xml: bad\n"
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        "--permanent --zone=iredmail --add-service=smtps", "--zone=iredmail --remove-port=465/tcp", "--reload",
+        "--get-active-zones", "--check-config"]
