@@ -10,8 +10,8 @@
   read answers without importing the connection): the host's answer lines (`key=value`), parsed once; facts, the
   firewall found, the certificate reported, the confirmation token and the rollback's result are all read from them.
 
-paramiko is imported only where a connection is made: preview and a no-op up start every provider process but never
-open SSH, and paramiko is a fifth of a provider process's start-up.
+paramiko is imported only where a connection is made (`_paramiko`): preview and a no-op up start every provider
+process but never open SSH, and paramiko is a fifth of a provider process's start-up.
 """
 
 from __future__ import annotations
@@ -42,6 +42,24 @@ if TYPE_CHECKING:
 
     # Annotations only: settings reads the firewall choice, which reads its answer lines here.
     from .settings import Connection
+
+
+def _paramiko() -> Any:
+    """paramiko, imported on first use, without `invoke`: paramiko's ssh_config parser imports it for `Match exec`
+    alone, which nothing here uses (no ssh_config is read: the connection's settings are the stack's), and it was
+    half of paramiko's import, about 0.04 s of CPU in every provider process that connects. Hidden for that one
+    import only: a later `import invoke` elsewhere in the process finds it as before. (A second thread meanwhile
+    waits for the first's import of paramiko, as any import does.)"""
+    hidden = "invoke" not in sys.modules and "paramiko" not in sys.modules
+    if hidden:
+        sys.modules["invoke"] = None  # type: ignore[assignment]  # None in sys.modules: that import fails
+    try:
+        import paramiko
+    finally:
+        if hidden and sys.modules.get("invoke", 0) is None:
+            del sys.modules["invoke"]
+    return paramiko
+
 
 class SshError(Exception):
     """A host could not be reached, refused us, or its key is not the pinned one. Names the host."""
@@ -86,7 +104,7 @@ PING_TIMEOUT = 15.0
 
 def load_private_key(text: str) -> paramiko.PKey:
     """The deploy key from its OpenSSH/PEM text, whatever its type. The error never quotes the key."""
-    import paramiko
+    paramiko = _paramiko()
 
     for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
@@ -118,7 +136,7 @@ def _where(host: str, conn: Connection) -> str:
 
 
 def _pinned(conn: Connection) -> paramiko.HostKeys:
-    import paramiko
+    paramiko = _paramiko()
 
     keys = paramiko.HostKeys()
     kind, blob = conn.host_key.split()[:2]
@@ -153,7 +171,7 @@ class Pool:
 
     def _connect(self, host: str, conn: Connection) -> paramiko.SSHClient:
         """A new SSH connection: a new TCP connection (through the bastion, if any) and a new authentication."""
-        import paramiko
+        paramiko = _paramiko()
 
         client = paramiko.SSHClient()
         for name, entry in _pinned(conn).items():
@@ -201,7 +219,7 @@ class Pool:
 
     def _forward(self, host: str, jump: Connection, address: str, port: int) -> paramiko.Channel:
         """A TCP channel from the bastion `jump` to address:port."""
-        import paramiko
+        paramiko = _paramiko()
 
         bastion = self._client(f"{host}'s bastion {jump.name}", jump)
         try:
@@ -270,7 +288,7 @@ class Pool:
                 client.close()
 
     def _exec(self, client: paramiko.SSHClient, host: str, conn: Connection, script: str, timeout: float) -> Result:
-        import paramiko
+        paramiko = _paramiko()
 
         command = remote_command(script, conn.user)
         try:

@@ -49,3 +49,13 @@ def test_a_provider_process_loads_no_paramiko_until_it_connects():
     code = ("import sys, smtps_iredmail.base, smtps_iredmail.verification, smtps_iredmail.kinds\n"
             "assert 'paramiko' not in sys.modules, 'paramiko imported at start-up'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_paramiko_is_loaded_without_invoke_and_invoke_stays_importable():
+    """paramiko imports `invoke` only for ssh_config's `Match exec`, which nothing here reads: the provider's import
+    of it leaves invoke out (half of paramiko's import), and only for that import."""
+    code = ("import sys\nfrom smtps_iredmail.core import remote\nparamiko = remote._paramiko()\n"
+            "assert 'invoke' not in sys.modules and paramiko.config.invoke is None\n"
+            "assert paramiko.SSHClient and remote._paramiko() is paramiko\n"
+            "import invoke\nassert invoke.run\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -244,3 +244,15 @@ def test_served_reads_subject_and_expiry_as_openssl_prints_them(tmp_path):
     assert served.subject == "CN=mail1.lab" and served.days_left in (29, 30)
     assert served.not_after == end.strftime("%b ") + f"{end.day:2d}" + end.strftime(" %H:%M:%S %Y GMT")
     assert ssl.cert_time_to_seconds(served.not_after) == int(end.timestamp())
+
+
+def test_the_pinned_mode_context_reads_no_ca_store_and_keeps_the_default_context_settings():
+    """The context that only reads the certificate (its SHA-256 proves it) loads no CA (the system store cost a third
+    of a host's check), and is otherwise the default context verifying nothing."""
+    plain = verify_module._plain_context()
+    default = ssl.create_default_context()
+    default.check_hostname, default.verify_mode = False, ssl.CERT_NONE
+    assert plain.cert_store_stats()["x509_ca"] == 0 and plain.verify_mode == ssl.CERT_NONE
+    assert plain.minimum_version == ssl.TLSVersion.TLSv1_2 and not plain.check_hostname
+    assert plain.options == default.options and plain.get_ciphers() == default.get_ciphers()
+    assert plain.verify_flags == default.verify_flags and plain.maximum_version == default.maximum_version
