@@ -8,7 +8,10 @@ namespace, with its ended children) and on the controller (the front end and eve
 stretch of the run with its wall time and the CPU spent in it on each side; indented rows are the remote commands
 and probes inside an engine step, and the row after them is the rest of that step (engine and provider overhead).
 Each converge and no-op runs BENCH_RUNS times (default 3); the tables show the medians. Then one more converge
-with strace following the host's sshd lists the programs it ran there. It prints numbers and asserts nothing.
+with strace following the host's sshd lists the programs it ran there; and, where `perf` is installed, one more
+with the kernel's scheduler counting each program's CPU on the host (every process in its network namespace and
+what they start), per engine step. BENCH_FIREWALLS (default firewalld,nftables) picks the hosts. It prints numbers
+and asserts nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import bisect
 import json
 import os
 import re
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -141,16 +146,67 @@ def programs(trace: Path) -> list[tuple[str, int, float]]:
     return sorted(((name, len(ts), sum(ts)) for name, ts in totals.items()), key=lambda r: -r[2])
 
 
-def profiled(project: Project, lab: Lab, host: str, stack: str, path: Path,
-             trace: Path | None = None) -> tuple[list[tuple], float]:
+def cpu_by_program(data: Path, host_pids: set[int], steps: list[tuple[float, float, str]],
+                   offset: float) -> list[tuple[str, int, float, dict[str, float]]]:
+    """From `perf record` of the scheduler's events (fork, exec, runtime): per program that ran on the host (a
+    process of its network namespace when the run began, or one started from them), how many ran, its CPU seconds,
+    and those per engine step (`steps`: wall-clock spans; `offset`: wall clock minus the monotonic clock perf
+    used)."""
+    out = subprocess.run(["perf", "script", "-i", str(data), "-F", "tid,time,event,trace"], capture_output=True,
+                         text=True).stdout
+    inside = set(host_pids)
+    program: dict[int, str] = {}
+    started: dict[str, int] = {}
+    totals: dict[str, float] = {}
+    per_step: dict[str, dict[str, float]] = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or not fields[0].isdigit():
+            continue
+        tid, event = int(fields[0]), fields[2]
+        values = dict(f.split("=", 1) for f in fields[3:] if "=" in f)
+        if event == "sched:sched_process_fork:":
+            parent, child = int(values["pid"]), int(values["child_pid"])
+            if parent in inside:
+                inside.add(child)
+                program[child] = program.get(parent, values["comm"])
+        elif event == "sched:sched_process_exec:" and tid in inside:
+            name = values["filename"].rsplit("/", 1)[-1]
+            program[tid] = name
+            started[name] = started.get(name, 0) + 1
+        elif event == "sched:sched_stat_runtime:" and int(values["pid"]) in inside:
+            pid = int(values["pid"])
+            name = program.get(pid) or values["comm"]
+            seconds = int(values["runtime"]) / 1e9
+            totals[name] = totals.get(name, 0.0) + seconds
+            t = float(fields[1].rstrip(":")) + offset
+            step = next((label for t0, t1, label in steps if t0 <= t <= t1), "between steps")
+            per_step.setdefault(name, {})
+            per_step[name][step] = per_step[name].get(step, 0.0) + seconds
+    return sorted(((name, started.get(name, 0), cpu, per_step.get(name, {})) for name, cpu in totals.items()),
+                  key=lambda r: -r[2])
+
+
+def profiled(project: Project, lab: Lab, host: str, stack: str, path: Path, trace: Path | None = None,
+             perf: Path | None = None) -> tuple[list[tuple], float]:
     """Run `up` with SMTPS_PROFILE=path, sampling CPU: the rows of the profile, and the total wall time. With
-    `trace`, strace follows the host's sshd instead (its programs, not its CPU: strace slows what it follows)."""
+    `trace`, strace follows the host's sshd instead (its programs, not its CPU: strace slows what it follows). With
+    `perf`, `perf record` notes the scheduler's events machine-wide (the programs' CPU: cpu_by_program), and the
+    rows are then (host pids, steps, clock offset) for it."""
     netns = {h["name"]: h["netns"] for h in lab.hosts()}[host]
     path.unlink(missing_ok=True)
     tracer = None
     if trace is not None:
         tracer = subprocess.Popen(["strace", "-f", "-tt", "-s", "256", "-e", "trace=execve", "-e", "signal=none",
                                    "-o", str(trace), "-p", _sshd(netns)], stderr=subprocess.DEVNULL)
+        time.sleep(1)
+    host_pids: set[int] = set()
+    if perf is not None:
+        host_pids = {int(pid) for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True,
+                                                        text=True).stdout.split()}
+        tracer = subprocess.Popen(["perf", "record", "-q", "-a", "-k", "mono", "-o", str(perf), "-e",
+                                   "sched:sched_stat_runtime", "-e", "sched:sched_process_fork", "-e",
+                                   "sched:sched_process_exec"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
     env = {**project.env, "SMTPS_PROFILE": str(path)}
     started = time.time()
@@ -165,11 +221,13 @@ def profiled(project: Project, lab: Lab, host: str, stack: str, path: Path,
     sampler.done.set()
     sampler.thread.join()
     if tracer is not None:
-        tracer.terminate()
+        tracer.send_signal(signal.SIGINT) if perf is not None else tracer.terminate()
         tracer.wait()
     if process.returncode != 0:
         raise RuntimeError(f"up -s {stack} failed:\n{output[-3000:]}")
     notes = [json.loads(line) for line in path.read_text().splitlines()]
+    if perf is not None:
+        return [(host_pids, engine_steps(notes), time.time() - time.monotonic())], ended - started
     return rows(notes, sampler, started, ended), ended - started
 
 
@@ -180,15 +238,8 @@ def _name(urn: str) -> str:
     return name
 
 
-def rows(notes: list[dict], sampler: Sampler, started: float, ended: float) -> list[tuple]:
-    """(label, start offset, wall, host CPU, controller CPU, indent) for each stretch of the run."""
-    out: list[tuple] = []
-
-    def add(label: str, a: float, b: float, indent: int = 0) -> None:
-        host, controller = sampler.between(a, b)
-        out.append((label, a - started, b - a, host, controller, indent))
-
-    engine = [n["t"] for n in notes if n["kind"] == "engine"]
+def engine_steps(notes: list[dict]) -> list[tuple[float, float, str]]:
+    """(start, end, label) of each engine step but the stack's and the host component's (they span the run)."""
     begins: dict[str, tuple[float, str]] = {}
     steps: list[tuple[float, float, str]] = []
     for n in notes:
@@ -200,7 +251,19 @@ def rows(notes: list[dict], sampler: Sampler, started: float, ended: float) -> l
             if kind.endswith(("pulumi:Stack", "SmtpsHost")):
                 continue  # they span the whole run
             steps.append((t0, n["t"], f"{_name(n['urn'])} ({op})"))
-    steps.sort()
+    return sorted(steps)
+
+
+def rows(notes: list[dict], sampler: Sampler, started: float, ended: float) -> list[tuple]:
+    """(label, start offset, wall, host CPU, controller CPU, indent) for each stretch of the run."""
+    out: list[tuple] = []
+
+    def add(label: str, a: float, b: float, indent: int = 0) -> None:
+        host, controller = sampler.between(a, b)
+        out.append((label, a - started, b - a, host, controller, indent))
+
+    engine = [n["t"] for n in notes if n["kind"] == "engine"]
+    steps = engine_steps(notes)
     spans = sorted((n["t0"], n["t"], n["what"]) for n in notes if n["kind"] == "span")
     add("front end: start, settings, to the engine call", started, engine[0])
     first = steps[0][0] if steps else engine[-1]
@@ -264,7 +327,10 @@ def main() -> None:
         try:
             lab.cli("up", "--hosts", "2", "--variants", "mail2=iredmail-debian")
             project = Project.for_lab(Path(tmp) / "project", lab)
+            wanted = os.environ.get("BENCH_FIREWALLS", "firewalld,nftables").split(",")
             for host, firewall in (("mail1", "firewalld"), ("mail2", "nftables")):
+                if firewall not in wanted:
+                    continue
                 stack = f"profile-{firewall}"
                 project.run_module("lab", "stack", "-s", stack)
                 project.keep_hosts(stack, [host])
@@ -287,6 +353,19 @@ def main() -> None:
                 for name, runs, seconds in programs(trace)[:15]:
                     table.add_row(name, str(runs), f"{seconds:.2f}")
                 console.print(table)
+                if shutil.which("perf"):
+                    project.pulumi("destroy", "-s", stack, "--yes")
+                    data = Path(tmp) / "perf.data"
+                    [(host_pids, steps, offset)], _ = profiled(project, lab, host, stack, Path(tmp) / "profile.jsonl",
+                                                               perf=data)
+                    found = cpu_by_program(data, host_pids, steps, offset)
+                    table = Table("program", "started", "CPU s", "by step (CPU s)",
+                                  title=f"one {firewall} host, converge: CPU of each program on the host (perf)")
+                    for name, count, cpu, by_step in found:
+                        table.add_row(name, str(count), f"{cpu:.3f}", ", ".join(
+                            f"{step} {seconds:.3f}" for step, seconds in sorted(by_step.items(), key=lambda i: -i[1])))
+                    table.add_row("total", str(sum(r[1] for r in found)), f"{sum(r[2] for r in found):.3f}", "")
+                    console.print(table)
                 project.pulumi("destroy", "-s", stack, "--yes")
         finally:
             lab.cli("down", check=False)

@@ -8,7 +8,7 @@ What is read, and nothing else:
   `postconf -M` reads master.cf, through the apply's own reader (smtps/master_cf.py);
 - the firewalld service file: its text, mode, and what firewalld would make of it (short, description, ports);
 - firewalld: whether it runs; the zone's permanent and runtime layer: does each hold the service, and 465 by port
-  (the zone probe, smtps/zone_probe.py, with firewalld's own library);
+  (the zone probe, smtps/zone_probe.py, over firewalld's D-Bus API; its own reader for a stopped firewalld's file);
 - nftables (Debian/Ubuntu hosts): the chain in the live ruleset and in /etc/nftables.conf: is it there, does it hold
   this tool's rule, does another rule accept 465 (smtps/nft_rule.py).
 """

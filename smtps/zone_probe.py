@@ -12,7 +12,7 @@ and with an action, the plan's `plan.*` lines after them. POLICY is existingPort
 zone's state folder (what this tool found and left of the zone), FILE the zone's file under /etc/firewalld.
 
 The one reader of a zone: the read behind `pulumi refresh` and `drift`, and the zone script's own decisions, all run
-it. It uses firewalld's client library over D-Bus (what firewall-cmd uses, in one process: each firewall-cmd run is a
+it. It asks firewalld over D-Bus, with dbus-python, what firewall-cmd asks (in one process: each firewall-cmd run is a
 Python start of its own, docs/benchmark.md). With firewalld stopped there is no runtime layer, and the permanent one
 is read from the zone's file with firewalld's own reader, so a stopped firewalld hides nothing that is on disk.
 
@@ -50,19 +50,51 @@ def _layer(services: object, ports: object, service: str, port: str) -> Layer:
     return Layer(service in services, port in listed)  # type: ignore[operator]
 
 
-def _running(zone: str, service: str, port: str) -> Zone:
-    from firewall.client import FirewallClient
+# firewalld on the system bus: its name, its object, and the interfaces asked (firewalld's D-Bus API, which
+# firewall-cmd and firewalld's client library call).
+BUS_NAME = "org.fedoraproject.FirewallD1"
+PATH = "/org/fedoraproject/FirewallD1"
 
-    fw = FirewallClient()
-    if not fw.connected:
-        raise ConnectionError
+
+def _settings(call, legacy) -> Tuple[object, object]:  # noqa: ANN001 - dbus-python's methods, on the host only
+    """A zone's services and ports: from the settings as a dict (firewalld 0.9 and later, where an empty setting is
+    left out), else as the older tuple (services and ports are its 6th and 7th fields)."""
+    import dbus
+
     try:
-        permanent = fw.config().getZoneByName(zone).getSettings()
-        runtime = fw.getZoneSettings(zone)
+        found = call()
+        return found.get("services", []), found.get("ports", [])
+    except dbus.exceptions.DBusException as err:
+        if err.get_dbus_name() != "org.freedesktop.DBus.Error.UnknownMethod":
+            raise
+    found = legacy()
+    return found[5], found[6]
+
+
+def _running(zone: str, service: str, port: str) -> Zone:
+    # dbus-python alone (what firewalld's client library is built on, without the rest of it: a tenth of the
+    # import), and no introspection (each costs firewalld more than the call itself). Getting firewalld's object
+    # resolves its name as the client library does.
+    import dbus
+
+    bus = dbus.SystemBus()
+    try:
+        fw = bus.get_object(BUS_NAME, PATH, introspect=False)
+        config = bus.get_object(BUS_NAME, f"{PATH}/config", introspect=False)
+    except dbus.exceptions.DBusException:
+        raise ConnectionError from None
+    try:
+        path = config.getZoneByName(zone, dbus_interface=f"{BUS_NAME}.config")
+        permanent = bus.get_object(BUS_NAME, path, introspect=False)
+        permanent_services, permanent_ports = _settings(
+            lambda: permanent.getSettings2(dbus_interface=f"{BUS_NAME}.config.zone"),
+            lambda: permanent.getSettings(dbus_interface=f"{BUS_NAME}.config.zone"))
+        runtime_services, runtime_ports = _settings(
+            lambda: fw.getZoneSettings2(zone, dbus_interface=f"{BUS_NAME}.zone"), lambda: fw.getZoneSettings(zone))
     except Exception:  # noqa: BLE001 - firewalld's "INVALID_ZONE" comes as a D-Bus error
         return Zone("running", "missing")
-    return Zone("running", "present", _layer(permanent.getServices(), permanent.getPorts(), service, port),
-                _layer(runtime.getServices(), runtime.getPorts(), service, port))
+    return Zone("running", "present", _layer(permanent_services, permanent_ports, service, port),
+                _layer(runtime_services, runtime_ports, service, port))
 
 
 def _stopped(zone: str, service: str, port: str) -> Zone:

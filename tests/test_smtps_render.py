@@ -266,7 +266,7 @@ def test_the_guard_is_told_the_hosts_firewalld_pending_setting_in_every_script_t
                zone_membership.MODEL.script(s.name, s.zone, Action.REMOVE, s.connection),
                rollback.script(s.name, "0123456789abcdef", s.connection)]
     for text in scripts:
-        assert "py \"$FWPY\" - --pending=drop-runtime-only \"$@\" <<'SMTPS_LOCKOUT_GUARD'" in text
+        assert "\"$FWPY\" -I - --pending=drop-runtime-only \"$@\" <<'SMTPS_LOCKOUT_GUARD'" in text
     # Unset, and with no connection: refuse, the fail-closed default.
     default = _settings()
     assert default.connection.firewalld_pending == "refuse"

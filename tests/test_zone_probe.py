@@ -1,5 +1,6 @@
-"""The zone probe (smtps/zone_probe.py), run here on sample answers of firewalld's library: what it prints for a
-running firewalld, a stopped one, a missing zone, a zone file firewalld cannot read, and no library at all; and that
+"""The zone probe (smtps/zone_probe.py), run here on sample answers of firewalld over D-Bus (dbus-python) and of
+firewalld's zone reader: what it prints for a running firewalld (its settings as a dict, or as the older tuple), a
+stopped one, a missing zone, a zone file firewalld cannot read, and no library at all; and that
 smtps/facts.py reads those lines as the zone's facts. (The lab tests run it on hosts with a real firewalld.)"""
 
 from __future__ import annotations
@@ -17,63 +18,80 @@ from smtps_iredmail.core.facts import ZoneLayer
 
 @dataclass
 class Settings:
-    """firewalld's FirewallClientZoneSettings, as far as the probe reads it."""
+    """A zone's settings in one layer, as far as the probe reads them."""
 
     services: list[str] = field(default_factory=list)
     ports: list[tuple[str, str]] = field(default_factory=list)
 
-    def getServices(self) -> list[str]:
-        return self.services
 
-    def getPorts(self) -> list[tuple[str, str]]:
-        return self.ports
+class DBusException(Exception):  # noqa: N818 - dbus-python's name
+    """dbus-python's error: firewalld's refusals (INVALID_ZONE) and the bus's (no such method) come as one."""
+
+    def __init__(self, message: str, name: str = "org.fedoraproject.FirewallD1.Exception") -> None:
+        super().__init__(message)
+        self.name = name
+
+    def get_dbus_name(self) -> str:
+        return self.name
 
 
-class NoSuchZone(Exception):
-    """Stands in for the D-Bus error firewalld raises (INVALID_ZONE)."""
-
-
-def client(zones: dict[str, tuple[Settings, Settings]], connected: bool = True) -> type:
-    """A FirewallClient over `zones`: name -> (permanent, runtime)."""
+def client(zones: dict[str, tuple[Settings, Settings]], connected: bool = True, version2: bool = True) -> type:
+    """dbus-python's SystemBus with firewalld on it, over `zones`: name -> (permanent, runtime). `version2`: the
+    settings as a dict (firewalld 0.9 and later, an empty setting left out), else only as the older tuple."""
 
     def lookup(name: str) -> tuple[Settings, Settings]:
         if name not in zones:
-            raise NoSuchZone(f"INVALID_ZONE: {name}")
+            raise DBusException(f"INVALID_ZONE: {name}")
         return zones[name]
 
-    class Zone:
-        def __init__(self, name: str) -> None:
-            self.name = name
+    def as_dict(settings: Settings) -> dict:
+        if not version2:
+            raise DBusException("no such method", "org.freedesktop.DBus.Error.UnknownMethod")
+        return {key: value for key, value in (("services", settings.services), ("ports", settings.ports)) if value}
 
-        def getSettings(self) -> Settings:
-            return lookup(self.name)[0]
+    def as_tuple(settings: Settings) -> tuple:
+        return ("", "", "", False, "default", settings.services, settings.ports, [], False, [], [], [])
 
-    class Config:
-        def getZoneByName(self, name: str) -> Zone:
+    class Firewalld:
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+        def getZoneByName(self, name: str, dbus_interface: str) -> str:  # noqa: ARG002
             lookup(name)
-            return Zone(name)
+            return f"/org/fedoraproject/FirewallD1/config/zone/{name}"
 
-    class FirewallClient:
-        def __init__(self) -> None:
-            self.connected = connected
+        def getSettings2(self, dbus_interface: str) -> dict:  # noqa: ARG002
+            return as_dict(lookup(self.path.rsplit("/", 1)[1])[0])
 
-        def config(self) -> Config:
-            return Config()
+        def getSettings(self, dbus_interface: str) -> tuple:  # noqa: ARG002
+            return as_tuple(lookup(self.path.rsplit("/", 1)[1])[0])
 
-        def getZoneSettings(self, name: str) -> Settings:
-            return lookup(name)[1]
+        def getZoneSettings2(self, name: str, dbus_interface: str) -> dict:  # noqa: ARG002
+            return as_dict(lookup(name)[1])
 
-    return FirewallClient
+        def getZoneSettings(self, name: str) -> tuple:
+            return as_tuple(lookup(name)[1])
+
+    class SystemBus:
+        def get_object(self, name: str, path: str, introspect: bool = True) -> Firewalld:
+            assert name == "org.fedoraproject.FirewallD1" and not introspect
+            if not connected:
+                raise DBusException("not running", "org.freedesktop.DBus.Error.ServiceUnknown")
+            return Firewalld(path)
+
+    return SystemBus
 
 
-def library(monkeypatch, firewall_client: type | None = None, zone_reader=None) -> None:
-    """firewalld's Python library as the probe imports it: only the parts given (a missing part fails to import)."""
-    for name in ("firewall", "firewall.client", "firewall.core", "firewall.core.io", "firewall.core.io.zone"):
+def library(monkeypatch, system_bus: type | None = None, zone_reader=None) -> None:
+    """dbus-python and firewalld's library as the probe imports them: only the parts given (a missing part fails to
+    import)."""
+    for name in ("dbus", "firewall", "firewall.core", "firewall.core.io", "firewall.core.io.zone"):
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
-    if firewall_client is None:
-        monkeypatch.setitem(sys.modules, "firewall.client", None)
+    if system_bus is None:
+        monkeypatch.setitem(sys.modules, "dbus", None)
     else:
-        sys.modules["firewall.client"].FirewallClient = firewall_client
+        sys.modules["dbus"].SystemBus = system_bus
+        sys.modules["dbus"].exceptions = types.SimpleNamespace(DBusException=DBusException)
     if zone_reader is None:
         monkeypatch.setitem(sys.modules, "firewall.core.io.zone", None)
     else:
@@ -98,6 +116,15 @@ def test_running_each_layer_read_for_the_service_and_the_port(monkeypatch, capsy
     assert (found.firewalld, found.zone) == ("running", "present")
     assert found.permanent == ZoneLayer(service=True, port=False)
     assert found.runtime == ZoneLayer(service=False, port=True)
+
+
+def test_running_an_older_firewalld_read_from_its_settings_tuple(monkeypatch, capsys):
+    permanent = Settings(services=["smtps"], ports=[("465", "udp")])
+    runtime = Settings(services=[], ports=[("465", "tcp")])
+    library(monkeypatch, client({"iredmail": (permanent, runtime)}, version2=False))
+    assert probe(capsys) == ["firewalld=running", "zone=present",
+                             "zone.permanent.service=yes", "zone.permanent.port=no",
+                             "zone.runtime.service=no", "zone.runtime.port=yes"]
 
 
 def test_running_the_service_and_port_asked_for_not_others(monkeypatch, capsys):
@@ -196,7 +223,7 @@ def test_no_firewalld_library_at_all_is_stopped_and_its_zone_file_unknown(monkey
 
 
 def test_a_failing_client_falls_back_to_the_files(monkeypatch, capsys, folders):
-    """Any error of the client (no D-Bus, a library that breaks on import) reads the files instead."""
+    """Any error of the bus (no D-Bus socket, a library that breaks on import) reads the files instead."""
 
     class Broken:
         def __init__(self) -> None:

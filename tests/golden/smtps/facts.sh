@@ -95,7 +95,7 @@ fi
 FWPY=$(firewalld_python)
 
 zone_probe() {  # zone_probe ZONE SERVICE PORT [apply|remove POLICY STATE FILE]: the zone's facts, then its plan
-    py "$FWPY" - "$@" <<'SMTPS_ZONE_PROBE'
+    "$FWPY" -I - "$@" <<'SMTPS_ZONE_PROBE'
 <smtps/zone_probe.py, as it is>
 SMTPS_ZONE_PROBE
 }

@@ -29,15 +29,20 @@ then
     exit 0
 fi
 ports_of() {  # ports_of FILE: its ports as firewalld reads them (includes count as a port: they add others)
-    py "$FWPY" - "$1" <<'SMTPS_SERVICE_PORTS'
-import os
+    "$FWPY" -I -S - "$1" <<'SMTPS_SERVICE_PORTS'
 import sys
-from firewall.core.io.service import service_reader
-service = service_reader(os.path.basename(sys.argv[1]), os.path.dirname(sys.argv[1]))
-ports = sorted(f"{port}/{protocol}" for port, protocol in service.ports)
-ports += [f"include:{name}" for name in getattr(service, "includes", ()) or ()]
-ports += [f"protocol:{name}" for name in service.protocols]
-print(" ".join(ports) or "none")
+import xml.etree.ElementTree as ElementTree
+ports, protocols, includes = set(), [], []
+for element in ElementTree.parse(sys.argv[1]).getroot().iter():
+    if element.tag == "port" and element.attrib["port"] != "":
+        ports.add(f"{element.attrib['port']}/{element.attrib['protocol']}")
+    elif element.tag in ("port", "protocol"):
+        name = element.attrib["protocol" if element.tag == "port" else "value"]
+        protocols += [] if name in protocols else [name]
+    elif element.tag == "include" and element.attrib["service"] not in includes:
+        includes.append(element.attrib["service"])
+found = sorted(ports) + [f"include:{name}" for name in includes] + [f"protocol:{name}" for name in protocols]
+print(" ".join(found) or "none")
 SMTPS_SERVICE_PORTS
 }
 if [ ! -d "$S" ]; then

@@ -287,7 +287,7 @@ confirmed_state() {
 FWPY=$(firewalld_python)
 
 zone_probe() {  # zone_probe ZONE SERVICE PORT [apply|remove POLICY STATE FILE]: the zone's facts, then its plan
-    py "$FWPY" - "$@" <<'SMTPS_ZONE_PROBE'
+    "$FWPY" -I - "$@" <<'SMTPS_ZONE_PROBE'
 <smtps/zone_probe.py, as it is>
 SMTPS_ZONE_PROBE
 }
@@ -453,7 +453,7 @@ disarm() {
 }
 confirm_needed() { [ -z "$ARMED" ] || printf 'smtps-confirm=%s\n' "$ARMED"; }
 lockout_guard() {
-    py "$FWPY" - --pending=refuse "$@" <<'SMTPS_LOCKOUT_GUARD'
+    "$FWPY" -I - --pending=refuse "$@" <<'SMTPS_LOCKOUT_GUARD'
 <smtps/lockout_guard.py, as it is>
 SMTPS_LOCKOUT_GUARD
 }
