@@ -61,11 +61,11 @@ def measure_size(fleet: Fleet, project: Project, size: int) -> dict[str, float]:
     return row
 
 
-def fit(points: list[tuple[float, float]]) -> list[float]:
+def fit(points: list[tuple[float, float]], degree: int = 2) -> list[float]:
     """Least-squares polynomial through (x, y) points, coefficients from the constant up: of degree 2 from three
     points on (a fixed part, a part per host, and a part growing with the stack, as a state rewritten after every
-    step grows), 1 from two, 0 from one."""
-    degree = min(2, len(points) - 1)
+    step grows), 1 from two, 0 from one; `degree` caps it."""
+    degree = min(degree, len(points) - 1)
     size = degree + 1
     # The normal equations, solved by Gaussian elimination (a 3x3 system at most).
     matrix = [[sum(x ** (i + j) for x, _ in points) for j in range(size)] + [sum(y * x ** i for x, y in points)]
@@ -78,6 +78,14 @@ def fit(points: list[tuple[float, float]]) -> list[float]:
                 factor = matrix[r][col] / matrix[col][col]
                 matrix[r] = [a - factor * b for a, b in zip(matrix[r], matrix[col], strict=True)]
     return [matrix[i][size] / matrix[i][i] if matrix[i][i] else 0.0 for i in range(size)]
+
+
+def trend(points: list[tuple[float, float]]) -> list[float]:
+    """`fit`, less a part that shrinks with the stack: three sizes fit a curve exactly, and one bending down (the
+    fixed part's share falling from 10 to 100 hosts) would make 500 hosts cost less than 100. A line through the
+    sizes then: a fixed part and a part per host."""
+    curve = fit(points)
+    return fit(points, degree=1) if len(curve) == 3 and curve[2] < 0 else curve
 
 
 def at(coefficients: list[float], x: float) -> float:
@@ -124,17 +132,17 @@ def growth_lines(rows: list[dict[str, float]], cores: int) -> list[str]:
                      f"hosts {r['converge host CPU']:.1f} s)")
     n = EXTRAPOLATE_TO
     lines.append(f"{n} hosts, extrapolated (each total fitted as fixed + per host + growing with the stack, "
-                 "through the sizes' totals):")
+                 "through the sizes' totals; a line where the sizes show no growth):")
     for key, unit, scale in (("converge controller CPU", "s", 1), ("no-op controller CPU", "s", 1),
                              ("converge host CPU", "s", 1), ("state", "KiB", 1024), ("converge MiB", "MiB", 1),
                              ("no-op MiB", "MiB", 1), ("converge", "s wall here", 1), ("no-op", "s wall here", 1)):
-        curve = fit([(r["hosts"], r[key] / scale) for r in rows])
+        curve = trend([(r["hosts"], r[key] / scale) for r in rows])
         if at(curve, n) <= 0:
             lines.append(f"  {key}: no trend in these sizes (too few, too small, or too noisy)")
             continue
         lines.append(f"  {key}: {at(curve, n):.0f} {unit} in all, {at(curve, n) / n:.3f} per host, "
                      f"{slope(curve, n):.3f} per host added at {n}")
-    curve = fit([(r["hosts"], r["converge controller CPU"]) for r in rows])
+    curve = trend([(r["hosts"], r["converge controller CPU"]) for r in rows])
     lines.append(f"  a converge where each host has its own CPU is bound by the controller's {at(curve, n):.0f} s "
                  f"of CPU: {at(curve, n) / cores:.0f} s on {cores} cores")
     return lines

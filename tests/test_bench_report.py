@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bench.bench_pulumi import issue_table, medians, read_counts, target_lines
-from bench.bench_scale import at, fit, growth_lines, slope, split
+from bench.bench_scale import at, fit, growth_lines, slope, split, trend
 from bench.fleet import lab_layout, stack_name
 
 
@@ -79,6 +79,13 @@ def test_fit_split_and_growth() -> None:
     assert slope([4.0, 0.0, 0.01], 500) == pytest.approx(10.0)
     assert fit([(10, 2.0), (20, 3.0)]) == pytest.approx([1.0, 0.1])
     assert fit([(10, 2.0)]) == [2.0]
+    # A curve bending down (the fixed part's share falling: 2026-12-03's controller CPU) is not extrapolated as
+    # such: 500 hosts would cost about what 100 did. A line through the sizes instead.
+    measured = [(10, 7.5), (50, 20.8), (100, 34.7)]
+    assert fit(measured)[2] < 0 and at(fit(measured), 500) < 40
+    assert trend(measured) == pytest.approx(fit(measured, degree=1))
+    assert at(trend(measured), 500) == pytest.approx(155, abs=1)
+    assert trend([(10, 5.0), (50, 29.0), (100, 104.0)]) == pytest.approx([4.0, 0.0, 0.01])
     assert split(_scale(10, 0.3), 2) == pytest.approx((1.5, 5.0, 13.5))
     flat = "\n".join(growth_lines([_scale(10, 0.3), _scale(50, 0.3), _scale(100, 0.3)], 2))
     assert "at most 0% from their mean: flat (met)" in flat
