@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -171,13 +172,20 @@ def stack(name: str, program: Callable[[], object] | None = None) -> auto.Stack:
 
 
 def _held_here(folder: Path, project: str, name: str) -> bool:
-    """Whether this project's own file backend holds the stack: its file is there, in the backend's layout by
-    project or in the older one without. Another backend (PULUMI_BACKEND_URL) is asked, as is a stack not found."""
+    """Whether this project's own file backend holds the stack: its file is there, in the layout the backend's
+    meta.yaml names (by project from version 1; the older one without, version 0), and only there: a file of the
+    other layout is one the engine does not read (it says "no stack named"), which a select would make anew.
+    Another backend (PULUMI_BACKEND_URL) is asked, as is a stack not found or a backend whose layout is not known."""
     if os.environ.get("PULUMI_BACKEND_URL"):
         return False
+    meta = folder / STATE / ".pulumi" / "meta.yaml"
+    try:
+        version = re.search(r"^version:\s*(\d+)\s*$", meta.read_text(), re.MULTILINE)
+    except (OSError, UnicodeDecodeError):
+        return False
     stacks = folder / STATE / ".pulumi" / "stacks"
-    return any((where / f"{name}{ext}").is_file()
-               for where in (stacks / project, stacks) for ext in (".json", ".json.gz"))
+    where = {"1": stacks / project, "0": stacks}.get(version.group(1) if version else "")
+    return where is not None and any((where / f"{name}{ext}").is_file() for ext in (".json", ".json.gz"))
 
 
 def _command_class() -> type[auto.PulumiCommand]:
