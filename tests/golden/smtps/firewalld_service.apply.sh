@@ -31,16 +31,24 @@ fi
 ports_of() {  # ports_of FILE: its ports as firewalld reads them (includes count as a port: they add others)
     "$FWPY" -I -S - "$1" <<'SMTPS_SERVICE_PORTS'
 import sys
-import xml.etree.ElementTree as ElementTree
+from xml.parsers import expat
 ports, protocols, includes = set(), [], []
-for element in ElementTree.parse(sys.argv[1]).getroot().iter():
-    if element.tag == "port" and element.attrib["port"] != "":
-        ports.add(f"{element.attrib['port']}/{element.attrib['protocol']}")
-    elif element.tag in ("port", "protocol"):
-        name = element.attrib["protocol" if element.tag == "port" else "value"]
-        protocols += [] if name in protocols else [name]
-    elif element.tag == "include" and element.attrib["service"] not in includes:
-        includes.append(element.attrib["service"])
+def start(tag, attrib):
+    if tag == "port" and attrib["port"] != "":
+        ports.add(f"{attrib['port']}/{attrib['protocol']}")
+    elif tag in ("port", "protocol"):
+        name = attrib["protocol" if tag == "port" else "value"]
+        protocols.extend([] if name in protocols else [name])
+    elif tag == "include" and attrib["service"] not in includes:
+        includes.append(attrib["service"])
+    elif tag == "source-port":
+        ports.add(f"source-port:{attrib['port']}/{attrib['protocol']}")
+def refuse(name, *declared):
+    raise ValueError(f"it declares the entity {name}: not read")
+parser = expat.ParserCreate()
+parser.StartElementHandler, parser.EntityDeclHandler = start, refuse
+with open(sys.argv[1], "rb") as file:
+    parser.ParseFile(file)
 found = sorted(ports) + [f"include:{name}" for name in includes] + [f"protocol:{name}" for name in protocols]
 print(" ".join(found) or "none")
 SMTPS_SERVICE_PORTS
