@@ -51,9 +51,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 # The project's own modules compiled ahead (only the changed ones, each time): pip compiled every installed package,
 # but not an editable project, and where PYTHONDONTWRITEBYTECODE is set Python compiles them again in every process
-# it starts: the front end and each provider process (about 0.1 s of CPU each, docs/benchmark.md).
+# it starts: the front end and each provider process (about 0.1 s of CPU each, docs/benchmark.md). Only a saving: in a
+# tree that cannot be written (a read-only checkout) each process compiles them, as before.
 venv: $(VENV)/.installed
-	$(VENV)/bin/python -I -m compileall -q components smtps
+	$(VENV)/bin/python -I -m compileall -q components smtps || \
+		echo "make: the project's modules were not compiled ahead (tree not writable?): each process compiles them"
 
 lint: venv tools
 	$(VENV)/bin/ruff check .
