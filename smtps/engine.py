@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -178,13 +177,15 @@ def _held_here(folder: Path, project: str, name: str) -> bool:
     Another backend (PULUMI_BACKEND_URL) is asked, as is a stack not found or a backend whose layout is not known."""
     if os.environ.get("PULUMI_BACKEND_URL"):
         return False
-    meta = folder / STATE / ".pulumi" / "meta.yaml"
+    import yaml
+
     try:
-        version = re.search(r"^version:\s*(\d+)\s*$", meta.read_text(), re.MULTILINE)
-    except (OSError, UnicodeDecodeError):
+        meta = yaml.safe_load((folder / STATE / ".pulumi" / "meta.yaml").read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
     stacks = folder / STATE / ".pulumi" / "stacks"
-    where = {"1": stacks / project, "0": stacks}.get(version.group(1) if version else "")
+    version = meta.get("version") if isinstance(meta, dict) else None
+    where = {1: stacks / project, 0: stacks}.get(version) if type(version) is int else None
     return where is not None and any((where / f"{name}{ext}").is_file() for ext in (".json", ".json.gz"))
 
 
