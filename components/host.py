@@ -271,11 +271,14 @@ def _one_machine(stack: str, settings: HostSettings, deferred: Mapping[str, Any]
         machines[(key, value)] = settings.name
 
 
-# A dynamic provider process serves 4 calls at a time, and a host's resources run one after another: so a process
-# keeps up to 4 hosts busy. Hosts are spread over a fixed number of provider processes by a hash of their name, so a
-# host's provider never changes when others come or go (a changed provider would make the engine replace its
-# resources). 16 processes keep up to 64 hosts busy at once (their memory: docs/benchmark.md).
-PROVIDER_PROCESSES = 16
+# Hosts are spread over a fixed number of provider processes by a hash of their name, so that a host's provider does
+# not change when others come or go. Each process serves CALLS_AT_ONCE calls (components/provider_process.py), and a
+# host's resources run one after another: 4 processes keep up to 128 hosts busy at once. Fewer processes cost less
+# to start (each about 0.45 s of CPU and 32 MiB); more spread the controller's own work (SSH, the checks) over more
+# cores. A host moved to another provider (as by the release that went from 16 processes to 4) is not replaced: the
+# engine asks the new provider whether its configuration needs a replacement, and a dynamic provider says not
+# (tests/lab/test_upgrade.py shows it).
+PROVIDER_PROCESSES = 4
 
 
 def provider_slot(name: str) -> int:

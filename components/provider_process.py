@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import thread as _pool_threads
 
 from smtps_iredmail.core import remote, rollback
 from smtps_iredmail.core.firewall import Firewall
@@ -71,4 +73,40 @@ class ProviderProcess:
             return self._credential
 
 
+# How many of the engine's calls one provider process serves at once. A host's resources run one after another, so
+# this is how many hosts a process keeps busy; components/host.py spreads hosts over PROVIDER_PROCESSES of them, and
+# the two together must not be a tighter bound than the engine's own parallelism (smtps/cli.py DEFAULT_PARALLEL). A
+# call mostly waits on its host (SSH), so one process keeps many hosts busy; what each process costs is its start
+# (Python, the Pulumi SDK and gRPC: about 0.45 s of CPU and 32 MiB, docs/benchmark.md).
+CALLS_AT_ONCE = 32
+
+
+def serve_more_calls(calls: int = CALLS_AT_ONCE) -> bool:
+    """Let the provider process this runs in serve `calls` of the engine's calls at once; True when it does.
+
+    The SDK's provider process (`python -m pulumi.dynamic`) serves calls from a thread pool of 4 that it makes before
+    any of this code is loaded, and offers no setting. This code is first loaded in one of that pool's threads (the
+    engine's first call with one of these resources unpickles its provider), and a pool starts each new thread up to
+    its `_max_workers`: so it is raised there. Both are private to the standard library and the SDK; where either
+    is not as expected (another Python, another SDK, or not in a provider process at all) nothing is changed, and the
+    process serves 4 calls at once, as it did: slower, never wrong. tests/test_provider_process.py checks it against
+    this Python and the installed SDK."""
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) != "pulumi.dynamic.__main__":
+        return False
+    return _widen_current_pool(calls)
+
+
+def _widen_current_pool(calls: int) -> bool:
+    current = threading.current_thread()
+    if getattr(current, "_target", None) is not _pool_threads._worker:  # noqa: SLF001
+        return False
+    pool = current._args[0]()  # noqa: SLF001  a weak reference to the pool whose thread this is
+    if not isinstance(pool, _pool_threads.ThreadPoolExecutor) or not isinstance(pool._max_workers, int):  # noqa: SLF001
+        return False
+    pool._max_workers = max(pool._max_workers, calls)  # noqa: SLF001
+    return True
+
+
 THIS_PROCESS = ProviderProcess()
+serve_more_calls()

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from .verify import SeenFromOutside
 
 # The engine's parallelism: each host is a chain of four steps, so this many hosts can move at once. The provider
-# processes (16 of them, 4 calls each) are the real bound; the engine must not be the tighter one.
+# processes (4 of them, 32 calls each: components/host.py) must not be the tighter bound, nor the engine.
 DEFAULT_PARALLEL = 64
 
 

@@ -4,6 +4,7 @@ that gets a secret only through `configure` (as the SMTPS providers get the SSH 
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from smtps_iredmail import provider_process  # noqa: F401  as the SMTPS providers' modules do: see `gates`
 from smtps_iredmail.core.remote import pass_warnings
 
 SECRET_CONFIG = "smtps-iredmail:fileSecret"  # noqa: S105 - a config key, not a secret
@@ -68,6 +70,16 @@ def program() -> None:
     file = File("greeting", {"path": config.require("path"), "content": config.require("content")},
                 pulumi.ResourceOptions(provider=provider))
     pulumi.export("path", file.id)
+
+
+def moved() -> None:
+    """`program`'s file through an explicit provider the config names: changing the name moves the file to another
+    provider, as hosts move when they are spread over fewer provider processes."""
+    config = pulumi.Config("smtps-iredmail")
+    provider = pulumi.ProviderResource("pulumi-python", config.require("providerName"),
+                                       {SECRET_CONFIG: config.require_secret("fileSecret")})
+    File("greeting", {"path": config.require("path"), "content": config.require("content")},
+         pulumi.ResourceOptions(provider=provider))
 
 
 def secret_while_set() -> None:
@@ -121,3 +133,34 @@ def smtps_host_plain() -> None:
 
 
 GOOD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVbq1Q3+Zk3lYbO0Ll1b9t8C1v3bqkqJzKp1Qw0m3fZ"
+
+
+class GateProvider(ResourceProvider):
+    """Creates a resource only once `count` creates are running at once in this provider process (each marks a file
+    in `folder` and waits for the others'), or after 30 s: the output `together` says how many were."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        folder = Path(props["folder"])
+        (folder / props["mark"]).touch()
+        deadline = time.monotonic() + 30
+        while len(list(folder.iterdir())) < props["count"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return CreateResult(props["mark"], {**props, "together": len(list(folder.iterdir()))})
+
+
+class Gate(Resource, module="test", name="Gate"):
+    together: pulumi.Output[int]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
+        super().__init__(GateProvider(), name, {**props, "mark": name, "together": None}, opts)
+
+
+def gates() -> None:
+    """`count` resources in one explicit provider process, which this project's modules make serve more than the
+    SDK's 4 calls at once (smtps_iredmail/provider_process.py): the fewest of them that ran together is exported."""
+    config = pulumi.Config("smtps-iredmail")
+    count, folder = config.require_int("count"), config.require("folder")
+    provider = pulumi.ProviderResource("pulumi-python", "gates", {})
+    made = [Gate(f"gate{n}", {"folder": folder, "count": count}, pulumi.ResourceOptions(provider=provider))
+            for n in range(count)]
+    pulumi.export("together", pulumi.Output.all(*(gate.together for gate in made)).apply(min))

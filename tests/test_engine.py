@@ -4,6 +4,7 @@ driven through `smtps` (the Automation API) and the plain `pulumi` CLI, on a tem
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 
 import pytest
@@ -158,3 +159,51 @@ def test_a_stack_the_file_backend_holds_is_not_selected_again(project, monkeypat
     monkeypatch.setenv("PULUMI_BACKEND_URL", engine.backend_url(project.folder))
     engine.stack("t1")
     assert asked[2:] == ["select_stack t1"]
+
+
+def test_one_provider_process_serves_many_calls_at_once(tmp_path):
+    # The SDK's provider process serves 4 calls at once; this project's modules, loaded in it, raise that to
+    # CALLS_AT_ONCE (smtps_iredmail/provider_process.py), so that 4 processes keep many hosts busy. 12 creates in one
+    # provider process each wait until all 12 run: with 4 at a time, the first 4 would give up after 30 s.
+    from smtps_iredmail.provider_process import CALLS_AT_ONCE
+
+    count = 12
+    assert 4 < count <= CALLS_AT_ONCE
+    project = Project.create(tmp_path / "project", SMTPS_PROGRAM="tests.engine_fixture:gates")
+    (tmp_path / "marks").mkdir()
+    project.pulumi("stack", "init", "t1", "--secrets-provider", "passphrase")
+    project.pulumi("config", "set", "-s", "t1", "count", str(count))
+    project.pulumi("config", "set", "-s", "t1", "folder", str(tmp_path / "marks"))
+    project.smtps("up", "-s", "t1", "--yes")
+    outputs = json.loads(project.pulumi("stack", "output", "-s", "t1", "--json").stdout)
+    assert outputs["together"] == count
+    project.pulumi("destroy", "-s", "t1", "--yes")
+
+
+def test_a_resource_moved_to_another_provider_is_kept_not_replaced(tmp_path):
+    # Hosts are spread over provider processes by their name (components/host.py); a release that changes how many
+    # there are moves hosts to other providers. The engine asks the new provider whether its configuration needs a
+    # replacement, and a dynamic provider says not: the resource stays as it is, now with the new provider, and the
+    # provider no resource uses any more is deleted from the state.
+    project = Project.create(tmp_path / "project", SMTPS_PROGRAM="tests.engine_fixture:moved")
+    target, summary = tmp_path / "greeting.txt", tmp_path / "summary.json"
+    project.pulumi("stack", "init", "t1", "--secrets-provider", "passphrase")
+    for key, value in (("path", str(target)), ("content", "hello"), ("providerName", "ssh-9")):
+        project.pulumi("config", "set", "-s", "t1", key, value)
+    project.pulumi("config", "set", "-s", "t1", "--secret", "fileSecret", SECRET)
+    project.smtps("up", "-s", "t1", "--yes")
+    written = target.stat().st_mtime_ns
+
+    project.pulumi("config", "set", "-s", "t1", "providerName", "ssh-1")
+    preview = project.smtps("preview", "-s", "t1", "--diff", "--summary", str(summary))
+    assert json.loads(summary.read_text())["changes"] == {"create": 1, "delete": 1, "same": 2}, preview.stdout
+    project.smtps("up", "-s", "t1", "--yes", "--summary", str(summary))
+    assert json.loads(summary.read_text())["changes"] == {"create": 1, "delete": 1, "same": 2}
+    assert target.stat().st_mtime_ns == written  # neither made again nor updated
+    resources = json.loads(project.pulumi("stack", "export", "-s", "t1").stdout)["deployment"]["resources"]
+    providers = {r["urn"].rsplit("::", 1)[-1] for r in resources if r["type"].startswith("pulumi:providers:")}
+    greeting = next(r for r in resources if r["urn"].endswith("::greeting"))
+    assert providers == {"ssh-1"} and greeting["provider"].split("::")[-2] == "ssh-1"
+    project.smtps("preview", "-s", "t1", "--expect-no-changes")
+    project.pulumi("destroy", "-s", "t1", "--yes")
+    assert not target.exists()  # the moved provider still deletes it

@@ -56,3 +56,29 @@ def test_the_test_credential_is_what_configure_set_last():
     assert process.credential is None
     process.set_credential(("user", "secret"))
     assert process.credential == ("user", "secret")
+
+
+def test_a_pool_that_serves_4_calls_is_made_to_serve_more_from_one_of_its_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from smtps_iredmail.provider_process import _widen_current_pool
+
+    together = threading.Barrier(10, timeout=10)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert pool.submit(_widen_current_pool, 10).result() is True
+        assert all(f.result() is not None for f in [pool.submit(together.wait) for _ in range(10)])
+    assert _widen_current_pool(10) is False  # not in a pool's thread: nothing to widen
+
+
+def test_only_the_sdks_provider_process_is_changed():
+    from smtps_iredmail.provider_process import serve_more_calls
+
+    assert serve_more_calls() is False  # pytest's process; the provider process is tests/test_engine.py's
+
+
+def test_the_provider_processes_are_not_a_tighter_bound_than_the_engines_parallelism():
+    from smtps_iredmail.core.cli import DEFAULT_PARALLEL
+    from smtps_iredmail.host import PROVIDER_PROCESSES
+    from smtps_iredmail.provider_process import CALLS_AT_ONCE
+
+    assert PROVIDER_PROCESSES * CALLS_AT_ONCE >= DEFAULT_PARALLEL

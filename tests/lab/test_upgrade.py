@@ -6,8 +6,13 @@ The previous release (PREVIOUS) is the last before the library became the `smtps
 the top-level `smtps` and `components`, and the command `python -m smtps`. The engine keeps each resource's provider
 serialized in the state (`__provider`, dill, by module reference), so that state names `components.*`. This code's
 first preview must show only in-place updates of that stored provider (no resource made, replaced or deleted: the
-URNs, types, parents and providers are the same, so no aliases are needed), its first `up` must store the new one and
-run nothing on the hosts, and then refresh and destroy, which load the providers from the state, must work."""
+URNs, types and parents are the same, so no aliases are needed), its first `up` must store the new one and run nothing
+on the hosts, and then refresh and destroy, which load the providers from the state, must work.
+
+The previous release also spread hosts over 16 provider processes (`ssh-N`), this code over 4: a host whose slot
+changes moves to another provider, which the engine does not take for a replacement (it asks the new provider whether
+its configuration needs one, and a dynamic provider says not). The providers no host uses any more are deleted from
+the state, the ones now used made: provider resources only, nothing on a host."""
 
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import pytest
 
 from lab import probe
 from smtps_iredmail.core import verify
+from smtps_iredmail.host import provider_slot
 from tests.conftest import require
 from tests.enginekit import REPO, Project
 from tests.lab.labkit import Lab, running_lab
@@ -37,6 +43,7 @@ STACK = "upgrade"
 # The last commit before the package (its modules top-level `smtps` and `components`).
 PREVIOUS = "2a5dbbe861ffeeb16f6234518a49358a7ebc639e"
 PROVIDER = "__provider"
+SLOTS_NOW = {f"ssh-{provider_slot(name)}" for name in ("mail1", "mail2")}
 # A dotted module name as a pickle names a class's module (dill pickles the providers' classes by reference).
 _MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
@@ -194,8 +201,8 @@ def test_the_first_preview_after_the_upgrade_updates_only_the_stored_provider(pr
     preview = project.smtps("preview", "-s", STACK, "--diff", "--summary", str(summary))
     print(f"--- this code: smtps preview -s {STACK} --diff\n{preview.stdout}{preview.stderr}")
     changes = json.loads(summary.read_text())["changes"]
-    # Every dynamic resource (2 hosts x 5) is updated in place; nothing made, replaced or deleted.
-    assert changes.get("update") == 10 and set(changes) <= {"same", "update"}, changes
+    # Every dynamic resource (2 hosts x 5) is updated in place; nothing replaced; made or deleted only providers.
+    assert changes.get("update") == 10 and set(changes) <= {"same", "update", "create", "delete"}, changes
     steps_file = tmp_path / "steps.json"
     subprocess.run([sys.executable, "-c", STEPS, STACK, str(steps_file)], cwd=project.folder, env=project.env,
                    check=True, capture_output=True, timeout=600)
@@ -203,7 +210,7 @@ def test_the_first_preview_after_the_upgrade_updates_only_the_stored_provider(pr
     print("--- the engine's steps (op, resource, inputs that differ, of those not known at preview):")
     for step in steps:
         print(f"  {step['op']:<7} {step['urn'].rsplit('::', 1)[-1]:<16} {step['inputs']} unknown={step['unknown']}")
-    assert {step["op"] for step in steps} <= {"same", "update"}, steps
+    assert {step["op"] for step in steps} <= {"same", "update", "create", "delete"}, steps
     updated = [step for step in steps if step["op"] == "update"]
     assert len(updated) == 10 and all("pulumi-python:dynamic" in step["urn"] for step in updated)
     for step in updated:
@@ -211,8 +218,13 @@ def test_the_first_preview_after_the_upgrade_updates_only_the_stored_provider(pr
         # those are updated (a preview never runs an update), and the up below finds them as they were.
         assert set(step["inputs"]) - set(step["unknown"]) == {PROVIDER} and not step["diffs"], step
         assert not step["unknown"] or step["urn"].endswith("-verify"), step
-    # The providers (ssh-N), the components and the stack: the same.
-    assert all(step["op"] == "same" for step in steps if step not in updated)
+    # The components and the stack: the same. The providers (ssh-N): the ones the hosts use now, made or kept, the
+    # others deleted.
+    others = {step["urn"]: step["op"] for step in steps if step not in updated}
+    providers = {urn: op for urn, op in others.items() if "::pulumi:providers:pulumi-python::" in urn}
+    assert all(op == "same" for urn, op in others.items() if urn not in providers), others
+    assert {urn.rsplit("::", 1)[-1] for urn, op in providers.items() if op in ("same", "create")} == SLOTS_NOW
+    assert set(providers.values()) <= {"same", "create", "delete"}, providers
 
 
 def test_before_that_up_refresh_and_destroy_are_refused_saying_what_to_do(project: Project):
@@ -238,7 +250,7 @@ def test_the_first_up_stores_the_new_provider_and_runs_nothing_on_the_hosts(lab:
     up = project.smtps("up", "-s", STACK, "--yes", "--summary", str(summary))
     print(f"--- this code: smtps up -s {STACK} --yes\n{up.stdout}{up.stderr}")
     changes = json.loads(summary.read_text())["changes"]
-    assert changes.get("update") == 10 and set(changes) <= {"same", "update"}, changes
+    assert changes.get("update") == 10 and set(changes) <= {"same", "update", "create", "delete"}, changes
     for host in lab.hosts():
         name = host["name"]
         # Not one SSH connection: no script ran, no file changed, Postfix and firewalld were not reloaded.
@@ -247,7 +259,15 @@ def test_the_first_up_stores_the_new_provider_and_runs_nothing_on_the_hosts(lab:
     assert runtime_mark_survived(lab, "mail1"), "mail1: firewalld was reloaded"
     lab.sh("mail1", "firewall-cmd --zone=iredmail --remove-icmp-block=timestamp-request >/dev/null")
     after = state(project)
-    assert shape(after) == shape(before)
+    # The same resources (type, parent, id), each now with the provider of its host's slot.
+    def without_providers(resources: dict[str, dict]) -> dict[str, tuple]:
+        return {urn: kept[:2] + kept[3:] for urn, kept in shape(resources).items() if "::pulumi:providers:" not in urn}
+
+    assert without_providers(after) == without_providers(before)
+    for urn, resource in dynamic(after).items():
+        host = urn.rsplit("::", 1)[-1].rsplit("-", 1)[0]
+        assert resource["provider"].split("::")[-2] == f"ssh-{provider_slot(host)}", (urn, resource["provider"])
+    assert {urn.rsplit("::", 1)[-1] for urn in after if "::pulumi:providers:" in urn} == SLOTS_NOW
     for urn, resource in dynamic(after).items():
         modules = provider_modules(resource)
         assert not any(m.startswith("components.") for m in modules), (urn, modules)
