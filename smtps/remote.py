@@ -227,7 +227,7 @@ class Pool:
                                                         timeout=CONNECT_TIMEOUT)
         except (paramiko.SSHException, OSError) as err:
             if not bastion.get_transport().is_active():
-                self.forget(jump)
+                self.forget(jump, bastion)
             reason = err.text if isinstance(err, paramiko.ChannelException) else str(err)
             raise SshError(f"{host}: the bastion {jump.name} ({jump.user}@{jump.address}:{jump.port}) could not "
                            f"open a connection to {address}:{port}: {reason}") from None
@@ -299,10 +299,10 @@ class Pool:
             stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
             status = channel.recv_exit_status()
         except (paramiko.SSHException, OSError, AttributeError) as err:  # OSError: timeouts; None: no transport
-            self.forget(conn)
+            self.forget(conn, client)
             raise SshError(f"{host} ({conn.address}): the SSH session failed: {err or type(err).__name__}") from None
         if status == -1:
-            self.forget(conn)
+            self.forget(conn, client)
             raise SshError(f"{host} ({conn.address}): the connection was lost before the command finished (the host "
                            f"stopped answering, or the connection dropped)")
         # sudo's own refusal (no rule, a password required, no sudo at all), before anything of the script ran.
@@ -314,10 +314,20 @@ class Pool:
                            "connect as root")
         return Result(status, stdout, stderr)
 
-    def forget(self, conn: Connection) -> None:
-        client = self._clients.pop(conn, None)
-        if client:
-            client.close()
+    def forget(self, conn: Connection, broken: paramiko.SSHClient | None = None) -> None:
+        """Close the pooled connection to `conn`; where `broken` is given, only if it is still that one. A call
+        that found its connection broken names it: another call may have connected again meanwhile, and closing
+        that new connection would fail the commands on it, and for a bastion every host reached through it (a
+        provider process serves up to 32 hosts at once). A fresh login's own connection is never the pooled one,
+        so its failure leaves the pooled one alone."""
+        with self._guard:
+            lock = self._locks.setdefault(conn, threading.Lock())
+        with lock:
+            client = self._clients.get(conn)
+            if client is None or (broken is not None and client is not broken):
+                return
+            del self._clients[conn]
+        client.close()
 
     def close(self) -> None:
         for conn in list(self._clients):
