@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,6 +54,9 @@ if TYPE_CHECKING:
 # processes (4 of them, 32 calls each: components/host.py) must not be the tighter bound, nor the engine.
 DEFAULT_PARALLEL = 64
 
+
+# A shared provider's name (components/host.py provider_for), in a resource's provider reference (URN::ID).
+SHARED_PROVIDER = re.compile(r"ssh-[0-9]+")
 
 # The Automation API's up/refresh/destroy return a summary whose config it decrypts unless told not to: nothing here
 # reads that summary, so nothing is decrypted for it.
@@ -214,6 +218,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.no_rollback:
         # Read by the provider processes the engine starts (they inherit this environment).
         os.environ[rollback.NO_ROLLBACK_ENV] = "1"
+    if canaries and (refused := _moved_hosts_refused(stack, args.stack)):
+        return refused
     if canaries:
         targets = canary_targets(args.stack, canaries, {h.name: h.firewall for h in loaded.hosts} if loaded else None)
         _err(f"smtps: canary: converging and verifying {', '.join(canaries)} first")
@@ -271,6 +277,22 @@ def _before_upgrade(stack: Any, name: str) -> int:
     _err(f"smtps: stack {name}: its state was written by the release before the package (its providers name the "
          f"modules components.*, which no longer exist): run `smtps up -s {name}` once first, without --refresh "
          "(it updates them in place and runs nothing on the hosts)")
+    return 2
+
+
+def _moved_hosts_refused(stack: Any, name: str) -> int:
+    """2 (and what to do) when the state has hosts in the provider processes of a release that had other slots
+    (16 before 4): an up limited to the canaries (`--target`) cannot move the other hosts to their new provider,
+    and the engine refuses the whole up (it will not mix a change of providers with --target). One plain up moves
+    them, running nothing on the hosts (docs/library.md, "Upgrading to 4 provider processes")."""
+    moved = moved_hosts(stack.export_stack().deployment or {})
+    if not moved:
+        return 0
+    shown_hosts = ", ".join(moved[:5]) + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
+    _err(f"smtps: stack {name}: hosts {shown_hosts} are in the provider processes of an earlier release (ssh-N), "
+         "which an up limited to the canaries cannot move: run `smtps preview -s "
+         f"{name} --diff`, then `smtps up -s {name} --no-canary` once with no other change to the stack (it moves "
+         "them and runs nothing on the hosts); canaries work again after it")
     return 2
 
 
@@ -388,6 +410,24 @@ def host_urns(deployment: dict[str, Any], hosts: list[str]) -> list[str]:
                   f"{host}-{VERIFY_SUFFIX}"}
     urns = [r.get("urn") for r in deployment.get("resources") or []]
     return [urn for urn in urns if isinstance(urn, str) and urn.rsplit("::", 1)[-1] in names]
+
+
+def moved_hosts(deployment: dict[str, Any]) -> list[str]:
+    """The hosts whose resources the state has with a shared provider (`ssh-N`) other than this release's slot for
+    them. Read from the state as data: names compared, nothing run."""
+    from smtps_iredmail.host import provider_slot
+    from smtps_iredmail.kinds import COMPONENT_TYPE
+
+    moved = set()
+    for resource in deployment.get("resources") or []:
+        provider, parent = resource.get("provider"), resource.get("parent")
+        if not (isinstance(provider, str) and isinstance(parent, str) and f"::{COMPONENT_TYPE}::" in parent):
+            continue
+        parts = provider.split("::")
+        host = parent.rsplit("::", 1)[-1]
+        if len(parts) >= 2 and SHARED_PROVIDER.fullmatch(parts[-2]) and parts[-2] != f"ssh-{provider_slot(host)}":
+            moved.add(host)
+    return sorted(moved)
 
 
 def stack_settings(name: str) -> stacks.Stack:

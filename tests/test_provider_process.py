@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import threading
 
 from smtps_iredmail.core.firewall import Firewall
@@ -82,3 +83,25 @@ def test_the_provider_processes_are_not_a_tighter_bound_than_the_engines_paralle
     from smtps_iredmail.provider_process import CALLS_AT_ONCE
 
     assert PROVIDER_PROCESSES * CALLS_AT_ONCE >= DEFAULT_PARALLEL
+
+
+def test_the_slot_scheme_is_pinned():
+    # Changing it moves hosts between provider processes: the first preview after it shows that, and a canary's up
+    # is refused until one plain up (docs/library.md, "Upgrading to 4 provider processes"). Change it with that note.
+    from smtps_iredmail.host import PROVIDER_PROCESSES, provider_slot
+
+    assert PROVIDER_PROCESSES == 4
+    assert [provider_slot(name) for name in ("mx1", "mail1", "mail2", "mail3")] == [1, 1, 3, 1]
+
+
+def test_a_provider_process_whose_pool_cannot_be_widened_says_so(monkeypatch, capsys):
+    import types
+    from importlib.machinery import ModuleSpec
+
+    from smtps_iredmail.provider_process import serve_more_calls
+
+    main = types.ModuleType("__main__")
+    main.__spec__ = ModuleSpec("pulumi.dynamic.__main__", None)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    assert serve_more_calls() is False  # the test's own thread is no pool's
+    assert "smtps: warning: this provider process serves 4 of the engine's calls at once" in capsys.readouterr().err

@@ -147,3 +147,24 @@ def test_only_the_remote_layer_speaks_ssh():
             assert "import paramiko" not in text, path
         if path.name != "credentials.py":
             assert '"SMTPS_SSH_KEY_FILE"' not in text, path
+
+
+def test_hosts_the_state_has_in_another_slots_provider_are_found_by_name():
+    """A canary's up (`--target`) cannot move hosts between provider processes: the hosts the state has in a
+    shared provider other than their slot now (an earlier release's 16) are found, and only those."""
+    from smtps_iredmail.core.cli import moved_hosts
+    from smtps_iredmail.host import provider_slot
+
+    base = "urn:pulumi:dc1::smtps-iredmail::"
+    host_type = f"{base}smtps-iredmail:index:SmtpsHost"
+    master = "smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService"
+
+    def resource(host: str, provider: str) -> dict:
+        return {"urn": f"{base}{master}::{host}-master", "parent": f"{host_type}::{host}",
+                "provider": f"{base}pulumi:providers:pulumi-python::{provider}::0b5e"}
+
+    assert provider_slot("mx1") == 1 and provider_slot("mail1") == 1  # mail1 was in ssh-9 of 16
+    resources = [resource("mx1", "ssh-1"), resource("mail1", "ssh-9"), resource("mx7", "mx7-ssh"),
+                 {"urn": f"{base}pulumi:pulumi:Stack::smtps-iredmail-dc1"}, {"urn": "x", "parent": 3, "provider": 4}]
+    assert moved_hosts({"resources": resources}) == ["mail1"]
+    assert moved_hosts({}) == [] and moved_hosts({"resources": None}) == []

@@ -237,6 +237,17 @@ def test_before_that_up_refresh_and_destroy_are_refused_saying_what_to_do(projec
     assert state(project) == before
 
 
+def test_before_that_a_canary_up_is_refused_saying_what_to_do(project: Project):
+    # An up limited to the canary (--target) cannot move mail1 from ssh-9 to ssh-1, and the engine would refuse it.
+    assert provider_slot("mail2") == 3 and provider_slot("mail1") != 9
+    before = state(project)
+    refused = project.smtps("up", "-s", STACK, "--yes", "--canary", "mail2", check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert (f"stack {STACK}: hosts mail1 are in the provider processes of an earlier release" in refused.stderr
+            and f"`smtps up -s {STACK} --no-canary` once" in refused.stderr), refused.stderr
+    assert state(project) == before
+
+
 def test_the_first_up_stores_the_new_provider_and_runs_nothing_on_the_hosts(lab: Lab, project: Project, tmp_path):
     before = state(project)
     hosts = {}
@@ -285,6 +296,9 @@ def test_then_nothing_changes_and_refresh_reads_the_hosts_with_the_stored_provid
     # The refresh really read each host (over SSH, by the providers loaded from the state), and found it as applied.
     assert all(ssh_counts(lab, name)[0] > counts[name][0] for name in counts)
     project.smtps("preview", "-s", STACK, "--expect-no-changes")
+    # Every host in its slot now: a canary's up goes through (nothing to change).
+    canary = project.smtps("up", "-s", STACK, "--yes", "--canary", "mail2")
+    assert "canary mail2 converged and verified" in canary.stderr, canary.stderr
 
 
 def test_destroy_leaves_each_host_as_found(lab: Lab, project: Project, found):
