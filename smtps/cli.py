@@ -20,6 +20,7 @@ host, resource, step and the host's own words, from the engine's events.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import re
@@ -56,7 +57,8 @@ DEFAULT_PARALLEL = 64
 
 
 # A shared provider's name (components/host.py provider_for), in a resource's provider reference (URN::ID).
-SHARED_PROVIDER = re.compile(r"ssh-[0-9]+")
+SHARED_PROVIDER = re.compile(r"ssh-[0-9]{1,4}")
+SHARED_PROVIDER_TYPE = "pulumi:providers:pulumi-python"
 
 # The Automation API's up/refresh/destroy return a summary whose config it decrypts unless told not to: nothing here
 # reads that summary, so nothing is decrypted for it.
@@ -193,11 +195,24 @@ def _ask(preview: Callable[[EngineEvents], Any], question: str, verb: str, done:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)) or \
-            (args.refresh and _before_upgrade(stack, args.stack)):
+    if refused := _refused_in_ci(args.stack):
+        return refused
+    stack = _stack(args)
+    # The state, exported at most once for the checks below that read it.
+    state = functools.cache(lambda: stack.export_stack().deployment or {})
+    if refused := _refused_in_ci(args.stack, stack, state) or \
+            (args.refresh and _before_upgrade(stack, args.stack, state)):
         return refused
     # Canaries are this project's program's: another program (SMTPS_PROGRAM, the engine's tests) has no hosts.
     loaded = stacks.from_files(engine.project_dir(), args.stack) if engine.own_program() else None
+    # The canaries: given here (checked as the stack's own are), else the stack's (fleet-wide or its own).
+    given = [name for name in (args.canary or "").split(",") if name]
+    canaries: tuple[str, ...] = ()
+    if loaded and not args.no_canary:
+        canaries = loaded.check_canaries(given) if given else loaded.canaries
+    # Before the preview and its question: nothing runs, nothing is asked, for an up that cannot run.
+    if canaries and (refused := _moved_hosts_refused(args.stack, state)):
+        return refused
     if not args.yes:
         def preview(events: EngineEvents) -> None:
             stack.preview(diff=args.diff, refresh=args.refresh, parallel=args.parallel, on_output=_engine_out,
@@ -210,16 +225,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     options = {"diff": args.diff, "refresh": args.refresh, "parallel": args.parallel,
                "continue_on_error": not args.stop_on_error, "on_output": _engine_out, "on_error": _engine_err,
                **NO_SECRETS, **_logging(args)}
-    # The canaries: given here (checked as the stack's own are), else the stack's (fleet-wide or its own).
-    given = [name for name in (args.canary or "").split(",") if name]
-    canaries: tuple[str, ...] = ()
-    if loaded and not args.no_canary:
-        canaries = loaded.check_canaries(given) if given else loaded.canaries
     if args.no_rollback:
         # Read by the provider processes the engine starts (they inherit this environment).
         os.environ[rollback.NO_ROLLBACK_ENV] = "1"
-    if canaries and (refused := _moved_hosts_refused(stack, args.stack)):
-        return refused
     if canaries:
         targets = canary_targets(args.stack, canaries, {h.name: h.firewall for h in loaded.hosts} if loaded else None)
         _err(f"smtps: canary: converging and verifying {', '.join(canaries)} first")
@@ -264,14 +272,14 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
     return status
 
 
-def _before_upgrade(stack: Any, name: str) -> int:
+def _before_upgrade(stack: Any, name: str, state: Callable[[], dict[str, Any]] | None = None) -> int:
     """2 (and why) when the state was written by the release before the package: a refresh or a delete loads each
     resource's provider from the state, whose modules (`components.*`) no longer exist, and would fail on every
     resource with ModuleNotFoundError. One plain `up` stores the providers as they are now, running nothing on the
     hosts (docs/library.md, "Upgrading from the release before the package")."""
     from smtps_iredmail.base import stale_provider
 
-    resources = (stack.export_stack().deployment or {}).get("resources") or []
+    resources = (state() if state else stack.export_stack().deployment or {}).get("resources") or []
     if not any(stale_provider(r.get("outputs") or {}) for r in resources):
         return 0
     _err(f"smtps: stack {name}: its state was written by the release before the package (its providers name the "
@@ -280,19 +288,21 @@ def _before_upgrade(stack: Any, name: str) -> int:
     return 2
 
 
-def _moved_hosts_refused(stack: Any, name: str) -> int:
-    """2 (and what to do) when the state has hosts in the provider processes of a release that had other slots
-    (16 before 4): an up limited to the canaries (`--target`) cannot move the other hosts to their new provider,
-    and the engine refuses the whole up (it will not mix a change of providers with --target). One plain up moves
-    them, running nothing on the hosts (docs/library.md, "Upgrading to 4 provider processes")."""
-    moved = moved_hosts(stack.export_stack().deployment or {})
+def _moved_hosts_refused(name: str, state: Callable[[], dict[str, Any]]) -> int:
+    """2 (and what to do) when the state has hosts, or providers, of the provider processes of a release that had
+    other slots (16 before 4): an up limited to the canaries (`--target`) can neither move the other hosts to their
+    new provider nor delete an old provider, and the engine refuses it, possibly after the canaries changed (it will
+    not mix a change of providers with --target). One plain up moves and deletes them, running nothing on the hosts
+    (docs/library.md, "Upgrading to 4 provider processes"). It costs one export of the state per canary up: the
+    price of refusing before the canaries change rather than after."""
+    moved = moved_hosts(state())
     if not moved:
         return 0
-    shown_hosts = ", ".join(moved[:5]) + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
-    _err(f"smtps: stack {name}: hosts {shown_hosts} are in the provider processes of an earlier release (ssh-N), "
-         "which an up limited to the canaries cannot move: run `smtps preview -s "
-         f"{name} --diff`, then `smtps up -s {name} --no-canary` once with no other change to the stack (it moves "
-         "them and runs nothing on the hosts); canaries work again after it")
+    named = ", ".join(moved[:5]) + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
+    _err(shown(f"smtps: stack {name}: {named}: in the provider processes of an earlier release (ssh-N), which an "
+               f"up limited to the canaries cannot move: run `smtps preview -s {name} --diff`, then `smtps up -s "
+               f"{name} --no-canary` once with no other change to the stack (it moves them and runs nothing on the "
+               "hosts); canaries work again after it"))
     return 2
 
 
@@ -324,7 +334,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         **_logging(args)))
 
 
-def _refused_in_ci(name: str, stack: Any = None) -> int:
+def _refused_in_ci(name: str, stack: Any = None, state: Callable[[], dict[str, Any]] | None = None) -> int:
     """In CI, a stack that holds a secret is refused before the engine runs it (smtps/credentials.py says why), for
     `up`, `refresh` and `destroy`: its stack file, read without decrypting, and on a file backend the stack's
     history and backups; with `stack`, also its state (an export shows where a value is encrypted, not what). 0 when
@@ -347,7 +357,8 @@ def _refused_in_ci(name: str, stack: Any = None) -> int:
                 _err(f"smtps: {credentials.history_refusal(name, backend, stacks.PROJECT, old)}")
                 return 2
     else:
-        held, where = credentials.encrypted_in_state(stack.export_stack().deployment or {}), credentials.STATE
+        deployment = state() if state else stack.export_stack().deployment or {}
+        held, where = credentials.encrypted_in_state(deployment), credentials.STATE
     if not held:
         return 0
     _err(f"smtps: {credentials.refusal(name, held, where)}")
@@ -413,20 +424,27 @@ def host_urns(deployment: dict[str, Any], hosts: list[str]) -> list[str]:
 
 
 def moved_hosts(deployment: dict[str, Any]) -> list[str]:
-    """The hosts whose resources the state has with a shared provider (`ssh-N`) other than this release's slot for
-    them. Read from the state as data: names compared, nothing run."""
-    from smtps_iredmail.host import provider_slot
+    """What the state has of an earlier release's provider slots: the hosts whose resources it has with a shared
+    provider (`ssh-N`) other than this release's slot for them, and the shared providers that are no slot of this
+    release (one left when the up that moved every host was stopped before deleting it). Read from the state as
+    data: names compared, nothing run."""
+    from smtps_iredmail.host import PROVIDER_PROCESSES, provider_slot
     from smtps_iredmail.kinds import COMPONENT_TYPE
 
     moved = set()
     for resource in deployment.get("resources") or []:
-        provider, parent = resource.get("provider"), resource.get("parent")
+        urn, provider, parent = resource.get("urn"), resource.get("provider"), resource.get("parent")
+        if isinstance(urn, str) and urn.rsplit("::", 2)[-2:-1] == [SHARED_PROVIDER_TYPE]:
+            name = urn.rsplit("::", 1)[-1]
+            if SHARED_PROVIDER.fullmatch(name) and int(name[4:]) >= PROVIDER_PROCESSES:
+                moved.add(f"provider {name}")
+            continue
         if not (isinstance(provider, str) and isinstance(parent, str) and f"::{COMPONENT_TYPE}::" in parent):
             continue
         parts = provider.split("::")
         host = parent.rsplit("::", 1)[-1]
         if len(parts) >= 2 and SHARED_PROVIDER.fullmatch(parts[-2]) and parts[-2] != f"ssh-{provider_slot(host)}":
-            moved.add(host)
+            moved.add(f"host {host}")
     return sorted(moved)
 
 

@@ -163,8 +163,68 @@ def test_hosts_the_state_has_in_another_slots_provider_are_found_by_name():
         return {"urn": f"{base}{master}::{host}-master", "parent": f"{host_type}::{host}",
                 "provider": f"{base}pulumi:providers:pulumi-python::{provider}::0b5e"}
 
+    def provider(name: str) -> dict:
+        return {"urn": f"{base}pulumi:providers:pulumi-python::{name}"}
+
     assert provider_slot("mx1") == 1 and provider_slot("mail1") == 1  # mail1 was in ssh-9 of 16
     resources = [resource("mx1", "ssh-1"), resource("mail1", "ssh-9"), resource("mx7", "mx7-ssh"),
-                 {"urn": f"{base}pulumi:pulumi:Stack::smtps-iredmail-dc1"}, {"urn": "x", "parent": 3, "provider": 4}]
-    assert moved_hosts({"resources": resources}) == ["mail1"]
+                 provider("ssh-1"), provider("ssh-3"), provider("mx7-ssh"), provider("ssh-12"),
+                 {"urn": f"{base}pulumi:pulumi:Stack::smtps-iredmail-dc1"}, {"urn": "x", "parent": 3, "provider": 4},
+                 {"urn": 5}]
+    assert moved_hosts({"resources": resources}) == ["host mail1", "provider ssh-12"]
+    # An old slot's provider left alone (the up that moved every host stopped before deleting it).
+    assert moved_hosts({"resources": [resource("mx1", "ssh-1"), provider("ssh-9")]}) == ["provider ssh-9"]
     assert moved_hosts({}) == [] and moved_hosts({"resources": None}) == []
+
+
+class _ExportOnly:
+    """A stack whose state is `deployment`: what the canary refusal reads (and nothing may run before it)."""
+
+    def __init__(self, deployment: dict) -> None:
+        self.deployment, self.calls = deployment, []
+
+    def export_stack(self):
+        import types
+
+        self.calls.append("export")
+        return types.SimpleNamespace(deployment=self.deployment)
+
+
+def _old_slot_state(host: str) -> dict:
+    base = "urn:pulumi:dc1::smtps-iredmail::"
+    return {"resources": [{"urn": f"{base}smtps-iredmail:index:SmtpsHost$pulumi-python:dynamic/smtps:MasterService"
+                                  f"::{host}-master", "parent": f"{base}smtps-iredmail:index:SmtpsHost::{host}",
+                           "provider": f"{base}pulumi:providers:pulumi-python::ssh-9::0b5e"}]}
+
+
+def test_a_canary_up_on_old_slots_is_refused_before_its_preview_and_question(monkeypatch, capsys):
+    import argparse
+    import types
+
+    from smtps_iredmail.core import cli
+
+    stack, asked = _ExportOnly(_old_slot_state("mail1")), []
+    monkeypatch.setattr(cli, "_refused_in_ci", lambda *_a: 0)
+    monkeypatch.setattr(cli, "_stack", lambda _args: stack)
+    monkeypatch.setattr(cli.engine, "own_program", lambda: True)
+    monkeypatch.setattr(cli.engine, "project_dir", lambda: None)
+    loaded = types.SimpleNamespace(canaries=("mail2",), hosts=(), check_canaries=lambda given: tuple(given))
+    monkeypatch.setattr(cli.stacks, "from_files", lambda *_a: loaded)
+    monkeypatch.setattr(cli, "_ask", lambda *_a: asked.append("asked") or 1)
+    monkeypatch.setattr(cli, "_up", lambda *_a, **_k: asked.append("up") or 0)
+    args = argparse.Namespace(stack="dc1", refresh=True, yes=False, diff=False, parallel=64, stop_on_error=False,
+                              canary=None, no_canary=False, no_rollback=False, summary=None, verbose=0)
+    assert cli.cmd_up(args) == 2 and asked == [] and stack.calls == ["export"]
+    assert "smtps: stack dc1: host mail1: in the provider processes of an earlier release" in capsys.readouterr().err
+    # Without canaries, nothing is read for it.
+    stack.calls.clear()
+    assert cli.cmd_up(argparse.Namespace(**{**vars(args), "no_canary": True, "yes": True, "refresh": False})) == 0
+    assert stack.calls == [] and asked == ["up"]
+
+
+def test_a_host_name_read_from_the_state_is_shown_as_data(capsys):
+    from smtps_iredmail.core import cli
+
+    hostile = _old_slot_state("mail1\x1b]2;pwned\x07\x1b[2J")
+    assert cli._moved_hosts_refused("dc1", lambda: hostile) == 2  # noqa: SLF001
+    assert "\x1b" not in capsys.readouterr().err

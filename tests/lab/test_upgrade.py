@@ -243,7 +243,8 @@ def test_before_that_a_canary_up_is_refused_saying_what_to_do(project: Project):
     before = state(project)
     refused = project.smtps("up", "-s", STACK, "--yes", "--canary", "mail2", check=False)
     assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert (f"stack {STACK}: hosts mail1 are in the provider processes of an earlier release" in refused.stderr
+    assert (f"stack {STACK}: host mail1, provider ssh-9: in the provider processes of an earlier release"
+            in refused.stderr
             and f"`smtps up -s {STACK} --no-canary` once" in refused.stderr), refused.stderr
     assert state(project) == before
 
