@@ -290,29 +290,66 @@ def lab_links(lab_name: str) -> list[str]:
     return links
 
 
-def namespace_pids(netns: str) -> list[int]:
-    out = run(["ip", "netns", "pids", netns], check=False).stdout.decode()
-    return [int(pid) for pid in out.split()]
+def namespace_holders(ident: tuple[int, int]) -> list[int]:
+    """PIDs of the processes inside the network namespace `ident` (its file's st_dev, st_ino) or holding it open.
+    The second kind is a process on its way in: an `ip netns exec` or `nsenter` that an `up` started before it died
+    has opened the namespace and enters it a moment later. `ip netns pids` sees only the first kind."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if _same(proc / "ns" / "net", ident) or any(_same(fd, ident) for fd in (proc / "fd").iterdir()):
+                found.append(int(proc.name))
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def _same(path: Path, ident: tuple[int, int]) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == ident
 
 
 def stop_namespace(netns: str, grace: float = 5.0) -> list[int]:
-    """Stop every process in the namespace by PID (TERM, then KILL), then delete the namespace."""
-    pids = namespace_pids(netns)
+    """Stop every process in the namespace by PID (TERM, then KILL), then delete the namespace. Also those on their
+    way in, and again after the delete: a process that opened the namespace just before it is still let in."""
+    try:
+        st = os.stat(f"/run/netns/{netns}")
+    except FileNotFoundError:
+        return []
+    ident = (st.st_dev, st.st_ino)
+    pids = namespace_holders(ident)
     for pid in pids:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while namespace_pids(netns) and time.monotonic() < deadline:
+    while namespace_holders(ident) and time.monotonic() < deadline:
         time.sleep(0.05)
-    # KILL in passes: a host that was still booting may start a process after the first pass.
-    deadline = time.monotonic() + grace
-    while (left := namespace_pids(netns)) and time.monotonic() < deadline:
-        for pid in left:
-            _signal(pid, signal.SIGKILL)
-        time.sleep(0.05)
-    if left:
-        raise LabError(f"{netns}: processes {left} did not stop")
+    _kill_until_quiet(netns, ident, grace)
     run(["ip", "netns", "del", netns], check=False)
+    _kill_until_quiet(netns, ident, grace)
     return pids
+
+
+def _kill_until_quiet(netns: str, ident: tuple[int, int], grace: float, quiet_scans: int = 3) -> None:
+    """KILL in passes until several scans in a row find nobody: a host that was still booting may start a process
+    after one pass, and a process on its way in enters a moment after it was seen holding the namespace."""
+    deadline = time.monotonic() + grace
+    quiet = 0
+    while quiet < quiet_scans:
+        left = namespace_holders(ident)
+        if not left:
+            quiet += 1
+        else:
+            quiet = 0
+            if time.monotonic() > deadline:
+                raise LabError(f"{netns}: processes {left} did not stop")
+            for pid in left:
+                _signal(pid, signal.SIGKILL)
+        time.sleep(0.05)
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

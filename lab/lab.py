@@ -285,11 +285,20 @@ class DownReport:
 
 def down(state_dir: Path, lab_name: str = DEFAULT_NAME, subnet: str = str(DEFAULT_SUBNET)) -> DownReport:
     """Remove everything of the lab, found by name; harmless when nothing is there."""
-    namespaces = hostops.lab_namespaces(lab_name)
+    namespaces: list[str] = []
+    links: list[str] = []
     stopped = 0
-    for netns in namespaces:
-        stopped += len(hostops.stop_namespace(netns))
-    links = hostops.remove_links(lab_name)
+    # Swept until a sweep finds nothing: an `up` that died may have left an `ip netns add` or `ip link add` running
+    # that finishes after the first sweep looked.
+    for _ in range(5):
+        found = hostops.lab_namespaces(lab_name)
+        for netns in found:
+            stopped += len(hostops.stop_namespace(netns))
+        removed = hostops.remove_links(lab_name)
+        if not found and not removed:
+            break
+        namespaces += found
+        links += removed
     hostops.unguard_subnet(subnet)
     for item in ("hosts", "inventory.json", "inventory.tmp", "known_hosts", "deploy_key", "deploy_key.pub",
                  "sasl_password", LOCK):

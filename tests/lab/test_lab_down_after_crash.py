@@ -53,3 +53,33 @@ def test_down_after_up_was_killed_half_way(tmp_path):
                        check=True)
         lab.cli("down")
     assert leftovers(lab) == []
+
+
+def test_down_stops_a_process_that_was_on_its_way_into_a_host(tmp_path):
+    """What `up` leaves when it dies while a host boots: an `ip netns exec` it started has opened the namespace and
+    enters it a moment later, after `down` looked inside and found nobody. Here the moment is made long: a shell
+    holds the namespace open and enters it (and starts a process there) only once `down` has deleted it."""
+    require_lab()
+    lab = Lab(tmp_path / "state")
+    netns = f"{lab.name}-mail1"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    st = os.stat(f"/run/netns/{netns}")
+    lab.recorded_netns[netns] = (st.st_dev, st.st_ino)
+    script = (f"exec 9</run/netns/{netns}; echo ready; while [ -e /run/netns/{netns} ]; do sleep 0.01; done; "
+              "exec nsenter --net=/proc/self/fd/9 sleep 300")
+    late = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert late.stdout.readline() == "ready\n"
+        lab.cli("down")
+        # Without `down` seeing it, the shell now enters the deleted namespace: give it the time to.
+        try:
+            late.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        assert leftovers(lab) == []
+        assert late.returncode == -signal.SIGTERM  # stopped by `down`, not by the end of its sleep
+    finally:
+        if late.poll() is None:
+            late.kill()
+        late.wait()
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
