@@ -225,7 +225,7 @@ class _ProgramState:
     monitor: Any = None
     key: pulumi.Input[str] | None = None
     credential: pulumi.Input[Any] | None = None
-    providers: dict[int, pulumi.ProviderResource] = field(default_factory=dict)
+    providers: dict[str, pulumi.ProviderResource] = field(default_factory=dict)
     # Each plain address and host key (decoded) so far, with the host that has it: one machine, one host.
     machines: dict[tuple[str, Any], str] = field(default_factory=dict)
 
@@ -285,6 +285,12 @@ def provider_slot(name: str) -> int:
     return zlib.crc32(name.encode()) % PROVIDER_PROCESSES
 
 
+def shared_provider(name: str) -> str:
+    """The name of the shared provider a host without a key of its own runs in (its resources' provider URNs end
+    in it; the CLI targets and reads the state by it)."""
+    return f"ssh-{provider_slot(name)}"
+
+
 def _inputs(key: pulumi.Input[str] | None) -> dict[str, Any]:
     # An explicit provider gets only its own inputs in `configure`: so the key is one. Secret whatever the caller
     # made it: the state keeps it encrypted.
@@ -300,10 +306,10 @@ def provider_for(name: str, key: pulumi.Input[str] | None, parent: pulumi.Resour
     if key is not None:
         return pulumi.ProviderResource("pulumi-python", f"{name}-ssh", _inputs(key),
                                        pulumi.ResourceOptions(parent=parent))
-    program, slot = _program_state(), provider_slot(name)
-    if slot not in program.providers:
-        program.providers[slot] = pulumi.ProviderResource("pulumi-python", f"ssh-{slot}", _inputs(program.key))
-    return program.providers[slot]
+    program, shared = _program_state(), shared_provider(name)
+    if shared not in program.providers:
+        program.providers[shared] = pulumi.ProviderResource("pulumi-python", shared, _inputs(program.key))
+    return program.providers[shared]
 
 
 class SmtpsHost(pulumi.ComponentResource):

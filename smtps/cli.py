@@ -151,7 +151,7 @@ def _stack(args: argparse.Namespace) -> Any:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     stack = _stack(args)
-    if args.refresh and (refused := _before_upgrade(stack, args.stack)):
+    if args.refresh and (refused := _before_upgrade(args.stack, _exported_once(stack))):
         return refused
     events = engine_events()
     status = _engine_call(lambda _: stack.preview(
@@ -198,10 +198,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     if refused := _refused_in_ci(args.stack):
         return refused
     stack = _stack(args)
-    # The state, exported at most once for the checks below that read it.
-    state = functools.cache(lambda: stack.export_stack().deployment or {})
-    if refused := _refused_in_ci(args.stack, stack, state) or \
-            (args.refresh and _before_upgrade(stack, args.stack, state)):
+    state = _exported_once(stack)
+    if refused := _refused_in_ci(args.stack, state) or \
+            (args.refresh and _before_upgrade(args.stack, state)):
         return refused
     # Canaries are this project's program's: another program (SMTPS_PROGRAM, the engine's tests) has no hosts.
     loaded = stacks.from_files(engine.project_dir(), args.stack) if engine.own_program() else None
@@ -272,14 +271,20 @@ def _up(stack: Any, name: str, options: dict[str, Any], summary: str | None, tar
     return status
 
 
-def _before_upgrade(stack: Any, name: str, state: Callable[[], dict[str, Any]] | None = None) -> int:
+def _exported_once(stack: Any) -> Callable[[], dict[str, Any]]:
+    """The stack's state, exported the first time a check asks for it and shared by the checks of one command (each
+    export is a run of the engine's CLI)."""
+    return functools.cache(lambda: stack.export_stack().deployment or {})
+
+
+def _before_upgrade(name: str, state: Callable[[], dict[str, Any]]) -> int:
     """2 (and why) when the state was written by the release before the package: a refresh or a delete loads each
     resource's provider from the state, whose modules (`components.*`) no longer exist, and would fail on every
     resource with ModuleNotFoundError. One plain `up` stores the providers as they are now, running nothing on the
     hosts (docs/library.md, "Upgrading from the release before the package")."""
     from smtps_iredmail.base import stale_provider
 
-    resources = (state() if state else stack.export_stack().deployment or {}).get("resources") or []
+    resources = state().get("resources") or []
     if not any(stale_provider(r.get("outputs") or {}) for r in resources):
         return 0
     _err(f"smtps: stack {name}: its state was written by the release before the package (its providers name the "
@@ -307,8 +312,11 @@ def _moved_hosts_refused(name: str, state: Callable[[], dict[str, Any]]) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)) or \
-            _before_upgrade(stack, args.stack):
+    if refused := _refused_in_ci(args.stack):
+        return refused
+    stack = _stack(args)
+    state = _exported_once(stack)
+    if refused := _refused_in_ci(args.stack, state) or _before_upgrade(args.stack, state):
         return refused
     if not args.yes and not args.preview_only:
         _err("smtps: refresh writes what it reads into the state: pass --yes, or --preview-only to only show it")
@@ -320,8 +328,11 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    if refused := _refused_in_ci(args.stack) or _refused_in_ci(args.stack, stack := _stack(args)) or \
-            _before_upgrade(stack, args.stack):
+    if refused := _refused_in_ci(args.stack):
+        return refused
+    stack = _stack(args)
+    state = _exported_once(stack)
+    if refused := _refused_in_ci(args.stack, state) or _before_upgrade(args.stack, state):
         return refused
     if not args.yes:
         status = _ask(lambda events: stack.preview_destroy(on_output=_engine_out, on_error=_engine_err,
@@ -334,14 +345,14 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         **_logging(args)))
 
 
-def _refused_in_ci(name: str, stack: Any = None, state: Callable[[], dict[str, Any]] | None = None) -> int:
+def _refused_in_ci(name: str, state: Callable[[], dict[str, Any]] | None = None) -> int:
     """In CI, a stack that holds a secret is refused before the engine runs it (smtps/credentials.py says why), for
     `up`, `refresh` and `destroy`: its stack file, read without decrypting, and on a file backend the stack's
-    history and backups; with `stack`, also its state (an export shows where a value is encrypted, not what). 0 when
-    it may go on."""
+    history and backups; with `state`, the stack's state (an export shows where a value is encrypted, not what).
+    0 when it may go on."""
     if not credentials.in_ci():
         return 0
-    if stack is None:
+    if state is None:
         folder = engine.project_dir()
         held = stacks.stored_secrets(folder, name)
         where = "its stack file or Pulumi.yaml's project-level config" if stacks.project_secrets(folder) else \
@@ -357,8 +368,7 @@ def _refused_in_ci(name: str, stack: Any = None, state: Callable[[], dict[str, A
                 _err(f"smtps: {credentials.history_refusal(name, backend, stacks.PROJECT, old)}")
                 return 2
     else:
-        deployment = state() if state else stack.export_stack().deployment or {}
-        held, where = credentials.encrypted_in_state(deployment), credentials.STATE
+        held, where = credentials.encrypted_in_state(state()), credentials.STATE
     if not held:
         return 0
     _err(f"smtps: {credentials.refusal(name, held, where)}")
@@ -394,7 +404,7 @@ def canary_targets(stack: str, canaries: tuple[str, ...], firewalls: dict[str, F
     """The URNs of the canaries' components, their resources (one per kind of the host's firewall, every kind where
     `firewalls` does not say, and the check) and their providers: `up --target` on these converges and verifies the
     canaries alone."""
-    from smtps_iredmail.host import VERIFY_SUFFIX, provider_slot
+    from smtps_iredmail.host import VERIFY_SUFFIX, shared_provider
     from smtps_iredmail.kinds import COMPONENT_TYPE, kinds_for
     from smtps_iredmail.verification import Verification
 
@@ -406,18 +416,18 @@ def canary_targets(stack: str, canaries: tuple[str, ...], firewalls: dict[str, F
         types = [(kind.type_token(), kind.suffix) for kind in kinds] + [check]
         targets.append(f"{base}{COMPONENT_TYPE}::{name}")
         targets += [f"{base}{COMPONENT_TYPE}${token}::{name}-{suffix}" for token, suffix in types]
-        targets.append(f"{base}pulumi:providers:pulumi-python::ssh-{provider_slot(name)}")
+        targets.append(f"{base}{SHARED_PROVIDER_TYPE}::{shared_provider(name)}")
     return targets
 
 
 def host_urns(deployment: dict[str, Any], hosts: list[str]) -> list[str]:
     """The URNs the state holds of these hosts' components, resources and SSH providers, found by their names."""
-    from smtps_iredmail.host import VERIFY_SUFFIX, provider_slot
+    from smtps_iredmail.host import VERIFY_SUFFIX, shared_provider
     from smtps_iredmail.kinds import KINDS
 
     names = set()
     for host in hosts:
-        names |= {host, f"ssh-{provider_slot(host)}", *(f"{host}-{kind.suffix}" for kind in KINDS),
+        names |= {host, shared_provider(host), *(f"{host}-{kind.suffix}" for kind in KINDS),
                   f"{host}-{VERIFY_SUFFIX}"}
     urns = [r.get("urn") for r in deployment.get("resources") or []]
     return [urn for urn in urns if isinstance(urn, str) and urn.rsplit("::", 1)[-1] in names]
@@ -428,7 +438,7 @@ def moved_hosts(deployment: dict[str, Any]) -> list[str]:
     provider (`ssh-N`) other than this release's slot for them, and the shared providers that are no slot of this
     release (one left when the up that moved every host was stopped before deleting it). Read from the state as
     data: names compared, nothing run."""
-    from smtps_iredmail.host import PROVIDER_PROCESSES, provider_slot
+    from smtps_iredmail.host import PROVIDER_PROCESSES, shared_provider
     from smtps_iredmail.kinds import COMPONENT_TYPE
 
     moved = set()
@@ -443,7 +453,7 @@ def moved_hosts(deployment: dict[str, Any]) -> list[str]:
             continue
         parts = provider.split("::")
         host = parent.rsplit("::", 1)[-1]
-        if len(parts) >= 2 and SHARED_PROVIDER.fullmatch(parts[-2]) and parts[-2] != f"ssh-{provider_slot(host)}":
+        if len(parts) >= 2 and SHARED_PROVIDER.fullmatch(parts[-2]) and parts[-2] != shared_provider(host):
             moved.add(f"host {host}")
     return sorted(moved)
 

@@ -73,26 +73,45 @@ def test_in_ci_up_refuses_a_stack_that_holds_secrets_before_the_engine_is_asked(
     assert "SMTPS_SSH_KEY_FILE" in said and "SMTPS_TEST_CREDENTIAL_FILE" in said and "config rm -s dc1" in said
 
 
-def test_in_ci_up_refuses_a_state_that_holds_an_encrypted_value(project, monkeypatch, capsys):
+@pytest.mark.parametrize("command", ["up", "refresh", "destroy"])
+def test_in_ci_a_state_that_holds_an_encrypted_value_is_refused_from_one_export(command, project, monkeypatch,
+                                                                                capsys):
     (project / "stacks" / "Pulumi.dc1.yaml").write_text(yaml.safe_dump(
         {"config": {"smtps-iredmail:hosts": STACK_FILE["config"]["smtps-iredmail:hosts"]}}))
     secret = {credentials.SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270", "ciphertext": "v1:CCCC"}
     provider = "urn:pulumi:dc1::smtps-iredmail::pulumi:providers:pulumi-python::ssh-3"
     deployment = {"resources": [{"urn": provider, "inputs": {"smtps-iredmail:sshPrivateKey": secret}},
                                 {"urn": "urn:other", "inputs": {"plain": "value"}, "outputs": {"list": ["a"]}}]}
+    exports = []
 
     class Stack:
         def export_stack(self):
+            exports.append(1)
             return type("Export", (), {"deployment": deployment})()
 
-        def up(self, **_kwargs):
-            raise AssertionError("up ran on a state that holds a secret")
+        def __getattr__(self, name):
+            raise AssertionError(f"{name} ran on a state that holds a secret")
 
     monkeypatch.setattr(engine, "stack", lambda _name: Stack())
     monkeypatch.setenv("CI", "true")
-    assert cli.main(["up", "-s", "dc1", "--yes"]) == 2
+    assert cli.main([command, "-s", "dc1", "--yes"]) == 2
     assert f"stack dc1: its state holds secrets ({provider} inputs.smtps-iredmail:sshPrivateKey): refused in CI" in \
         capsys.readouterr().err
+    # Each export is a run of the engine's CLI: the checks of one command share one, refused or not.
+    assert len(exports) == 1
+    del deployment["resources"][0]
+    exports.clear()
+
+    class Reached(Exception):
+        pass
+
+    def engine_runs(self, name):
+        raise Reached(name)
+
+    monkeypatch.setattr(Stack, "__getattr__", engine_runs)
+    with pytest.raises(Reached):
+        cli.main([command, "-s", "dc1", "--yes", *(["--no-canary"] if command == "up" else [])])
+    assert len(exports) == 1
 
 
 def test_a_long_list_of_encrypted_values_is_cut_short():
