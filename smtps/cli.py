@@ -8,7 +8,8 @@
     smtps key -s STACK --file KEYFILE   store the deploy key in the stack: a single operator's machine only
     smtps verify -s STACK         TLS and AUTH on 465 of every host, from here
     smtps drift -s STACK          host, resource, field, desired, live; exit 1 on drift
-    smtps fleet preview|up [--stacks a,b] [--workers N]   many stacks at once, a table at the end
+    smtps fleet preview|up [--stacks a,b] [--workers N] [--refresh] [--no-canary]
+                                  many stacks at once, a table at the end
     smtps pulumi -- ARGS...       plain Pulumi (refresh, destroy, config, stack, cancel) in this project
 
 `preview` and `up` run the program through the Automation API, with the project folder as the workspace: the same
@@ -624,7 +625,10 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     if not names:
         _err("smtps: no stacks: none given with --stacks and none in stacks/")
         return 2
-    extra = ["--refresh"] if args.refresh else []
+    if args.no_canary and args.fleet_command != "up":
+        _err("smtps: fleet: --no-canary is for up (a preview changes no host, canaries or not)")
+        return 2
+    extra = (["--refresh"] if args.refresh else []) + (["--no-canary"] if args.no_canary else [])
     return fleet.across_stacks(args.fleet_command, names, args.workers, extra)
 
 
@@ -689,6 +693,7 @@ def parser() -> argparse.ArgumentParser:
     fleet_cmd.add_argument("--stacks", help="comma-separated stack names (default: every stacks/Pulumi.*.yaml)")
     fleet_cmd.add_argument("--workers", type=int, default=2, help="stacks run at once (default: 2)")
     fleet_cmd.add_argument("--refresh", action="store_true", help="read the hosts first")
+    fleet_cmd.add_argument("--no-canary", action="store_true", help="up: ignore every stack's canaries")
     plain = command("pulumi", cmd_pulumi, "run the plain Pulumi CLI with this project's environment")
     plain.add_argument("args", nargs=argparse.REMAINDER)
     return top

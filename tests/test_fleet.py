@@ -85,6 +85,26 @@ def test_each_stack_runs_as_its_own_smtps_process_in_the_project(project, monkey
     assert "fleet up: 2 stack(s), 2 worker(s)" in out and ".fleet/up-dc1.log" in out
 
 
+@pytest.mark.parametrize(("argv", "extra"), [
+    (["up"], []), (["up", "--refresh", "--no-canary"], ["--refresh", "--no-canary"]),
+    (["preview", "--refresh"], ["--refresh"])])
+def test_the_fleets_flags_reach_each_stacks_run(argv, extra, project, monkeypatch):
+    from smtps_iredmail.core import cli
+
+    ran = []
+    monkeypatch.setattr(fleet, "across_stacks", lambda *a: ran.append(a) or 0)
+    assert cli.cmd_fleet(cli.parser().parse_args(["fleet", *argv, "--stacks", "dc1,dc2"])) == 0
+    assert ran == [(argv[0], ["dc1", "dc2"], 2, extra)]
+
+
+def test_no_canary_is_for_up_alone(project, monkeypatch, capsys):
+    from smtps_iredmail.core import cli
+
+    monkeypatch.setattr(fleet, "across_stacks", lambda *a: pytest.fail("a stack ran"))
+    assert cli.cmd_fleet(cli.parser().parse_args(["fleet", "preview", "--no-canary", "--stacks", "dc1"])) == 2
+    assert "--no-canary is for up" in capsys.readouterr().err
+
+
 def test_preview_is_not_given_yes(project, monkeypatch):
     runs = Runs({"dc1": (0, summary({}), "")})
     monkeypatch.setattr(subprocess, "run", runs)
