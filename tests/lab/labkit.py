@@ -113,7 +113,18 @@ def leftovers(lab: Lab) -> list[str]:
             found.append(f"link {name}")
     routes = subprocess.run(["ip", "route", "show", "table", "all"], capture_output=True, text=True).stdout
     found += [f"route {line}" for line in routes.splitlines() if lab.subnet.rsplit(".", 1)[0] + "." in line]
-    idents = set(lab.recorded_netns.values())
+    # A deleted namespace's inode number goes to the next namespace the machine makes (the lowest free one): one
+    # named for another lab now (its host booted since) is that lab's, not a survivor of this one.
+    others = set()
+    for line in netns.splitlines():
+        name = line.split()[0]
+        if not name.startswith(f"{lab.name}-"):
+            try:
+                st = os.stat(f"/run/netns/{name}")
+            except OSError:
+                continue
+            others.add((st.st_dev, st.st_ino))
+    idents = set(lab.recorded_netns.values()) - others
     state = str(lab.state_dir)
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
