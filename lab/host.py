@@ -293,17 +293,35 @@ def lab_links(lab_name: str) -> list[str]:
 def namespace_holders(ident: tuple[int, int]) -> list[int]:
     """PIDs of the processes inside the network namespace `ident` (its file's st_dev, st_ino) or holding it open.
     The second kind is a process on its way in: an `ip netns exec` or `nsenter` that an `up` started before it died
-    has opened the namespace and enters it a moment later. `ip netns pids` sees only the first kind."""
+    has opened the namespace and enters it a moment later. `ip netns pids` sees only the first kind. This process's
+    own hold (the pin of `stop_namespace`) is not counted."""
     found = []
+    me = os.getpid()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            if _same(proc / "ns" / "net", ident) or any(_same(fd, ident) for fd in (proc / "fd").iterdir()):
+            if _same(proc / "ns" / "net", ident) or (int(proc.name) != me and _holds(proc, ident)):
                 found.append(int(proc.name))
         except OSError:  # gone meanwhile
             continue
     return found
+
+
+def _holds(proc: Path, ident: tuple[int, int]) -> bool:
+    """Whether one of the process's files is the namespace. A file's link is read first, and only one that can be a
+    namespace (opened by name, by `ip netns`'s place for them, or whose mount is gone since) is looked at: a stat of
+    any other file would ask its filesystem, and one that hangs (a FUSE or NFS mount whose server stopped) would
+    hold the scan in a wait nothing can kill."""
+    ns_link = f"net:[{ident[1]}]"
+    for fd in (proc / "fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if (link == ns_link or link.startswith("/run/netns/") or link == "/") and _same(fd, ident):
+            return True
+    return False
 
 
 def _same(path: Path, ident: tuple[int, int]) -> bool:
@@ -316,21 +334,28 @@ def _same(path: Path, ident: tuple[int, int]) -> bool:
 
 def stop_namespace(netns: str, grace: float = 5.0) -> list[int]:
     """Stop every process in the namespace by PID (TERM, then KILL), then delete the namespace. Also those on their
-    way in, and again after the delete: a process that opened the namespace just before it is still let in."""
+    way in, and again after the delete: a process that opened the namespace just before it is still let in.
+    The namespace is held open here until the last look: freed, its inode number goes to the next namespace the
+    machine makes (the lowest free one), and the looks after the delete would stop that one's processes (another
+    lab's host, a container)."""
     try:
-        st = os.stat(f"/run/netns/{netns}")
+        pin = os.open(f"/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return []
-    ident = (st.st_dev, st.st_ino)
-    pids = namespace_holders(ident)
-    for pid in pids:
-        _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while namespace_holders(ident) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    _kill_until_quiet(netns, ident, grace)
-    run(["ip", "netns", "del", netns], check=False)
-    _kill_until_quiet(netns, ident, grace)
+    try:
+        st = os.fstat(pin)
+        ident = (st.st_dev, st.st_ino)
+        pids = namespace_holders(ident)
+        for pid in pids:
+            _signal(pid, signal.SIGTERM, ident)
+        deadline = time.monotonic() + grace
+        while namespace_holders(ident) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _kill_until_quiet(netns, ident, grace)
+        run(["ip", "netns", "del", netns], check=False)
+        _kill_until_quiet(netns, ident, grace)
+    finally:
+        os.close(pin)
     return pids
 
 
@@ -348,15 +373,25 @@ def _kill_until_quiet(netns: str, ident: tuple[int, int], grace: float, quiet_sc
             if time.monotonic() > deadline:
                 raise LabError(f"{netns}: processes {left} did not stop")
             for pid in left:
-                _signal(pid, signal.SIGKILL)
+                _signal(pid, signal.SIGKILL, ident)
         time.sleep(0.05)
 
 
-def _signal(pid: int, sig: signal.Signals) -> None:
+def _signal(pid: int, sig: signal.Signals, ident: tuple[int, int]) -> None:
+    """Signal the process `pid` if it is still in (or holding) the namespace: through a pidfd, so that a PID that
+    ended after the scan and was given to another process is not signalled."""
     try:
-        os.kill(pid, sig)
+        pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
-        pass
+        return
+    try:
+        proc = Path(f"/proc/{pid}")
+        if _same(proc / "ns" / "net", ident) or (pid != os.getpid() and _holds(proc, ident)):
+            signal.pidfd_send_signal(pidfd, sig)
+    except (ProcessLookupError, OSError):
+        pass  # gone meanwhile
+    finally:
+        os.close(pidfd)
 
 
 def remove_links(lab_name: str) -> list[str]:

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from lab import host as hostops
 from tests.conftest import require_lab
 from tests.lab.labkit import REPO, Lab, leftovers
 
@@ -83,3 +84,34 @@ def test_down_stops_a_process_that_was_on_its_way_into_a_host(tmp_path):
             late.kill()
         late.wait()
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+
+
+def test_down_leaves_alone_a_namespace_made_just_after_it_deleted_one(tmp_path, monkeypatch):
+    """A deleted namespace's inode number goes to the next namespace the machine makes (the kernel hands out the
+    lowest free one): another lab's host booting in the moment `down` looks again after its delete. That host's
+    processes are not the lab's, and are left alone."""
+    require_lab()
+    lab = Lab(tmp_path / "state")
+    netns = f"{lab.name}-mail1"
+    run = hostops.run
+    foreign: list[subprocess.Popen] = []
+
+    def run_then_another_lab_boots(argv, **kwargs):
+        result = run(argv, **kwargs)
+        if argv[:3] == ["ip", "netns", "del"]:
+            time.sleep(0.1)  # the kernel frees the namespace, unless something holds it
+            foreign.append(subprocess.Popen(["unshare", "--net", "sleep", "60"]))
+            time.sleep(0.05)
+        return result
+
+    monkeypatch.setattr(hostops, "run", run_then_another_lab_boots)
+    try:
+        for _ in range(3):
+            run(["ip", "netns", "add", netns])
+            hostops.stop_namespace(netns)
+        assert [p.poll() for p in foreign] == [None] * 3
+    finally:
+        for p in foreign:
+            p.kill()
+            p.wait()
+        run(["ip", "netns", "del", netns], check=False)
