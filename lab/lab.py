@@ -290,15 +290,23 @@ def down(state_dir: Path, lab_name: str = DEFAULT_NAME, subnet: str = str(DEFAUL
     stopped = 0
     # Swept until a sweep finds nothing: an `up` that died may have left an `ip netns add` or `ip link add` running
     # that finishes after the first sweep looked.
+    failed: dict[str, str] = {}
     for _ in range(5):
-        found = hostops.lab_namespaces(lab_name)
+        found = [netns for netns in hostops.lab_namespaces(lab_name) if netns not in failed]
         for netns in found:
-            stopped += len(hostops.stop_namespace(netns))
+            try:
+                stopped += len(hostops.stop_namespace(netns))
+            except hostops.LabError as err:
+                failed[netns] = str(err)
         removed = hostops.remove_links(lab_name)
         if not found and not removed:
             break
         namespaces += found
         links += removed
+    if failed:
+        # The other hosts and every link are gone; the subnet's guard and the state stay while a host still has
+        # processes (the guard keeps probes of its addresses on this machine), for the `down` that finishes it.
+        raise hostops.LabError(f"{'; '.join(failed.values())}: stop them, then run down again")
     hostops.unguard_subnet(subnet)
     for item in ("hosts", "inventory.json", "inventory.tmp", "known_hosts", "deploy_key", "deploy_key.pub",
                  "sasl_password", LOCK):
