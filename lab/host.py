@@ -301,11 +301,19 @@ def namespace_holders(ident: tuple[int, int]) -> list[int]:
         if not proc.name.isdigit():
             continue
         try:
-            if _same(proc / "ns" / "net", ident) or (int(proc.name) != me and _holds(proc, ident)):
+            if _inside(proc, ident) or (int(proc.name) != me and _holds(proc, ident)):
                 found.append(int(proc.name))
         except OSError:  # gone meanwhile
             continue
     return found
+
+
+def _inside(proc: Path, ident: tuple[int, int]) -> bool:
+    """Whether one of the process's threads is in the namespace. A thread enters a namespace alone (setns, as Go
+    programs do), and the process's own /proc/PID/ns is its main thread's, gone once that one exited while the
+    others run on."""
+    return _same(proc / "ns" / "net", ident) or any(_same(task / "ns" / "net", ident)
+                                                    for task in (proc / "task").iterdir())
 
 
 def _holds(proc: Path, ident: tuple[int, int]) -> bool:
@@ -386,7 +394,7 @@ def _signal(pid: int, sig: signal.Signals, ident: tuple[int, int]) -> None:
         return
     try:
         proc = Path(f"/proc/{pid}")
-        if _same(proc / "ns" / "net", ident) or (pid != os.getpid() and _holds(proc, ident)):
+        if _inside(proc, ident) or (pid != os.getpid() and _holds(proc, ident)):
             signal.pidfd_send_signal(pidfd, sig)
     except (ProcessLookupError, OSError):
         pass  # gone meanwhile

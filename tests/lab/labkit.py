@@ -101,6 +101,24 @@ def running_lab(tmp_path_factory, label: str, *up_args: str) -> Iterator[Lab]:
         lab.cli("down", check=False)
 
 
+def _tasks(proc: Path) -> list[Path]:
+    try:
+        return list((proc / "task").iterdir())
+    except OSError:  # gone meanwhile
+        return []
+
+
+def _in(task: Path, idents: set[tuple[int, int]]) -> bool:
+    try:
+        # A zombie has no namespaces left to hold and waits to be reaped: not a survivor.
+        if (task / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+        st = os.stat(task / "ns" / "net")
+    except (OSError, IndexError):
+        return False
+    return (st.st_dev, st.st_ino) in idents
+
+
 def leftovers(lab: Lab) -> list[str]:
     """Everything of the lab still on the machine: namespaces, links, processes, mounts, files."""
     found = []
@@ -129,16 +147,14 @@ def leftovers(lab: Lab) -> list[str]:
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
+        # Each thread: one enters a namespace alone (setns), and a process whose main thread exited shows as a
+        # zombie while its other threads run on.
+        if any(_in(task, idents) for task in _tasks(proc)):
+            found.append(f"process {proc.name} in a lab namespace")
         try:
-            # A zombie has no namespaces left to hold and waits for PID 1 to reap it: not a survivor.
-            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-            st = os.stat(proc / "ns" / "net")
-            if (st.st_dev, st.st_ino) in idents:
-                found.append(f"process {proc.name} in a lab namespace")
             if state in (proc / "mountinfo").read_text():
                 found.append(f"mount of {state} seen by process {proc.name}")
-        except (OSError, IndexError):
+        except OSError:
             continue
     if lab.state_dir.exists():
         found.append(f"state dir {lab.state_dir}")

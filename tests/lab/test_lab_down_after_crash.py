@@ -22,6 +22,16 @@ def _namespaces(name: str) -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.startswith(f"{name}-")]
 
 
+def _a_lab_with_an_empty_host(tmp_path) -> tuple[Lab, str]:
+    require_lab()
+    lab = Lab(tmp_path / "state")
+    netns = f"{lab.name}-mail1"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    st = os.stat(f"/run/netns/{netns}")
+    lab.recorded_netns[netns] = (st.st_dev, st.st_ino)
+    return lab, netns
+
+
 def test_down_after_up_was_killed_half_way(tmp_path):
     require_lab()
     lab = Lab(tmp_path / "state")
@@ -60,12 +70,7 @@ def test_down_stops_a_process_that_was_on_its_way_into_a_host(tmp_path):
     """What `up` leaves when it dies while a host boots: an `ip netns exec` it started has opened the namespace and
     enters it a moment later, after `down` looked inside and found nobody. Here the moment is made long: a shell
     holds the namespace open and enters it (and starts a process there) only once `down` has deleted it."""
-    require_lab()
-    lab = Lab(tmp_path / "state")
-    netns = f"{lab.name}-mail1"
-    subprocess.run(["ip", "netns", "add", netns], check=True)
-    st = os.stat(f"/run/netns/{netns}")
-    lab.recorded_netns[netns] = (st.st_dev, st.st_ino)
+    lab, netns = _a_lab_with_an_empty_host(tmp_path)
     script = (f"exec 9</run/netns/{netns}; echo ready; while [ -e /run/netns/{netns} ]; do sleep 0.01; done; "
               "exec nsenter --net=/proc/self/fd/9 sleep 300")
     late = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
@@ -115,3 +120,43 @@ def test_down_leaves_alone_a_namespace_made_just_after_it_deleted_one(tmp_path, 
             p.kill()
             p.wait()
         run(["ip", "netns", "del", netns], check=False)
+
+
+# A thread enters a namespace alone (setns): /proc/PID/ns is the main thread's, and it is gone once the main thread
+# has exited while the others run on. Go programs and threaded tools enter namespaces this way.
+_A_THREAD_ENTERS = """
+import ctypes, os, sys, threading, time
+def inside():
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    assert ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) == 0  # CLONE_NEWNET
+    os.close(fd)
+    print("in", flush=True)
+    time.sleep(300)
+threading.Thread(target=inside).start()
+"""
+_THE_MAIN_THREAD_EXITS = """
+import ctypes, threading, time
+threading.Thread(target=time.sleep, args=(300,)).start()
+print("in", flush=True)
+ctypes.CDLL(None).pthread_exit(None)
+"""
+
+
+@pytest.mark.parametrize("how", ["a thread entered", "its main thread exited"])
+def test_down_stops_a_process_with_only_some_threads_in_a_host(tmp_path, how):
+    lab, netns = _a_lab_with_an_empty_host(tmp_path)
+    if how == "a thread entered":
+        argv = [sys.executable, "-c", _A_THREAD_ENTERS, f"/run/netns/{netns}"]
+    else:
+        argv = ["ip", "netns", "exec", netns, sys.executable, "-c", _THE_MAIN_THREAD_EXITS]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "in\n"
+        lab.cli("down")
+        assert leftovers(lab) == []
+        assert process.wait(timeout=5) < 0  # stopped by `down`
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
