@@ -290,22 +290,45 @@ def lab_links(lab_name: str) -> list[str]:
     return links
 
 
-def namespace_holders(ident: tuple[int, int]) -> list[int]:
-    """PIDs of the processes inside the network namespace `ident` (its file's st_dev, st_ino) or holding it open.
-    The second kind is a process on its way in: an `ip netns exec` or `nsenter` that an `up` started before it died
-    has opened the namespace and enters it a moment later. `ip netns pids` sees only the first kind. This process's
-    own hold (the pin of `stop_namespace`) is not counted."""
-    found = []
+def namespace_processes(ident: tuple[int, int]) -> tuple[list[int], list[int]]:
+    """PIDs of the processes inside the network namespace `ident` (its file's st_dev, st_ino), and of the others
+    holding it open. One of the second kind may be on its way in: an `ip netns exec` or `nsenter` that an `up`
+    started before it died has opened the namespace and enters it a moment later. `ip netns pids` sees only the
+    first kind. This process's own hold (the pin of `stop_namespace`) is not counted."""
+    inside, holding = [], []
     me = os.getpid()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            if _inside(proc, ident) or (int(proc.name) != me and _holds(proc, ident)):
-                found.append(int(proc.name))
+            if _inside(proc, ident):
+                inside.append(int(proc.name))
+            elif int(proc.name) != me and _holds(proc, ident):
+                holding.append(int(proc.name))
         except OSError:  # gone meanwhile
             continue
-    return found
+    return inside, holding
+
+
+class _Watch:
+    """The processes of the namespace `ident`, scan after scan. One inside is due a signal at once; one that only
+    holds it open is due once it has held it for `patience`. One on its way in enters within a moment (and is then
+    inside), while others hold it as briefly and are not the lab's: a look (`ip netns list` opens every namespace,
+    another lab's `down` or `up` runs it) or a child of this process between its fork and its exec, which has the
+    pin until then (`up` boots hosts in threads, and one's `remove_host` scans while the others start commands)."""
+
+    def __init__(self, ident: tuple[int, int], patience: float = 0.5) -> None:
+        self.ident = ident
+        self.patience = patience
+        self.since: dict[int, float] = {}
+
+    def look(self) -> tuple[list[int], bool]:
+        """The processes due a signal, and whether there is anybody at all (inside or holding)."""
+        inside, holding = namespace_processes(self.ident)
+        now = time.monotonic()
+        self.since = {pid: self.since.get(pid, now) for pid in holding}
+        due = inside + [pid for pid in holding if now - self.since[pid] >= self.patience]
+        return due, bool(inside or holding)
 
 
 def _inside(proc: Path, ident: tuple[int, int]) -> bool:
@@ -353,35 +376,40 @@ def stop_namespace(netns: str, grace: float = 5.0) -> list[int]:
     try:
         st = os.fstat(pin)
         ident = (st.st_dev, st.st_ino)
-        pids = namespace_holders(ident)
-        for pid in pids:
-            _signal(pid, signal.SIGTERM, ident)
+        watch = _Watch(ident)
+        pids: set[int] = set()
         deadline = time.monotonic() + grace
-        while namespace_holders(ident) and time.monotonic() < deadline:
+        while True:
+            due, anybody = watch.look()
+            for pid in set(due) - pids:
+                _signal(pid, signal.SIGTERM, ident)
+            pids.update(due)
+            if not anybody or time.monotonic() > deadline:
+                break
             time.sleep(0.05)
-        _kill_until_quiet(netns, ident, grace)
+        _kill_until_quiet(netns, watch, grace)
         run(["ip", "netns", "del", netns], check=False)
-        _kill_until_quiet(netns, ident, grace)
+        _kill_until_quiet(netns, watch, grace)
     finally:
         os.close(pin)
-    return pids
+    return sorted(pids)
 
 
-def _kill_until_quiet(netns: str, ident: tuple[int, int], grace: float, quiet_scans: int = 3) -> None:
+def _kill_until_quiet(netns: str, watch: _Watch, grace: float, quiet_scans: int = 3) -> None:
     """KILL in passes until several scans in a row find nobody: a host that was still booting may start a process
     after one pass, and a process on its way in enters a moment after it was seen holding the namespace."""
     deadline = time.monotonic() + grace
     quiet = 0
     while quiet < quiet_scans:
-        left = namespace_holders(ident)
-        if not left:
+        due, anybody = watch.look()
+        if not anybody:
             quiet += 1
         else:
             quiet = 0
             if time.monotonic() > deadline:
-                raise LabError(f"{netns}: processes {left} did not stop")
-            for pid in left:
-                _signal(pid, signal.SIGKILL, ident)
+                raise LabError(f"{netns}: processes {sorted(watch.since.keys() | set(due))} did not stop")
+            for pid in due:
+                _signal(pid, signal.SIGKILL, watch.ident)
         time.sleep(0.05)
 
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -159,4 +160,68 @@ def test_down_stops_a_process_with_only_some_threads_in_a_host(tmp_path, how):
         if process.poll() is None:
             process.kill()
         process.wait()
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+
+
+_A_LOOK_NOW_AND_THEN = """
+import os, sys, time
+first = True
+while True:
+    try:
+        fd = os.open(sys.argv[1], os.O_RDONLY)
+    except FileNotFoundError:
+        sys.exit(0)
+    if first:
+        print("looking", flush=True)
+        first = False
+    time.sleep(0.3)
+    os.close(fd)
+    time.sleep(0.4)
+"""
+
+
+@pytest.mark.parametrize("who", ["another process's look", "a child of this process before its exec"])
+def test_down_leaves_alone_what_holds_a_namespace_only_a_moment(tmp_path, who):
+    """Not every process that holds a namespace open is on its way in: `ip netns list` opens every namespace
+    (another lab's `up` and `down` run it), and a child that another thread of the process forks has the pin
+    of `stop_namespace` until its exec (`up` boots hosts in threads). Such moments are made long here."""
+    require_lab()
+    netns = f"{Lab(tmp_path / 'state').name}-mail1"
+    statuses: list[int] = []
+    done = threading.Event()
+
+    def fork_now_and_then():
+        while not done.is_set():
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(0.1)
+                os.execv("/bin/true", ["true"])  # noqa: S606 - what subprocess does, the moment made long
+            statuses.append(os.waitpid(pid, 0)[1])
+            time.sleep(0.25)
+
+    looker = forker = None
+    try:
+        if who == "another process's look":
+            subprocess.run(["ip", "netns", "add", netns], check=True)
+            looker = subprocess.Popen([sys.executable, "-c", _A_LOOK_NOW_AND_THEN, f"/run/netns/{netns}"],
+                                      stdout=subprocess.PIPE, text=True)
+            assert looker.stdout.readline() == "looking\n"
+            hostops.stop_namespace(netns)
+            assert looker.wait(timeout=5) == 0  # it saw the namespace go, and was not signalled
+        else:
+            forker = threading.Thread(target=fork_now_and_then)
+            forker.start()
+            for _ in range(3):
+                subprocess.run(["ip", "netns", "add", netns], check=True)
+                hostops.stop_namespace(netns)
+            done.set()
+            forker.join()
+            assert statuses and set(statuses) == {0}
+    finally:
+        done.set()
+        if forker:
+            forker.join()
+        if looker and looker.poll() is None:
+            looker.kill()
+            looker.wait()
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
