@@ -297,13 +297,14 @@ def namespace_processes(ident: tuple[int, int]) -> tuple[list[int], list[int]]:
     first kind. This process's own hold (the pin of `stop_namespace`) is not counted."""
     inside, holding = [], []
     me = os.getpid()
+    places = _mounted_at(ident)
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             if _inside(proc, ident):
                 inside.append(int(proc.name))
-            elif int(proc.name) != me and _holds(proc, ident):
+            elif int(proc.name) != me and _holds(proc, ident, places):
                 holding.append(int(proc.name))
         except OSError:  # gone meanwhile
             continue
@@ -339,18 +340,31 @@ def _inside(proc: Path, ident: tuple[int, int]) -> bool:
                                                     for task in (proc / "task").iterdir())
 
 
-def _holds(proc: Path, ident: tuple[int, int]) -> bool:
+def _mounted_at(ident: tuple[int, int]) -> set[str]:
+    """Where the namespace is mounted: `ip netns`'s place for it, and any bind mount of it elsewhere."""
+    root = f"net:[{ident[1]}]"
+    places = set()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields, _, fs = line.partition(" - ")
+        fields = fields.split()
+        if fs.split()[:1] == ["nsfs"] and fields[3] == root:
+            # mountinfo writes a space, tab, newline or backslash of a path as an octal escape.
+            places.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4]))
+    return places
+
+
+def _holds(proc: Path, ident: tuple[int, int], places: set[str]) -> bool:
     """Whether one of the process's files is the namespace. A file's link is read first, and only one that can be a
-    namespace (opened by name, by `ip netns`'s place for them, or whose mount is gone since) is looked at: a stat of
-    any other file would ask its filesystem, and one that hangs (a FUSE or NFS mount whose server stopped) would
-    hold the scan in a wait nothing can kill."""
+    namespace (opened by name, by `ip netns`'s place for them or at another of its `places`, or whose mount is gone
+    since) is looked at: a stat of any other file would ask its filesystem, and one that hangs (a FUSE or NFS mount
+    whose server stopped) would hold the scan in a wait nothing can kill."""
     ns_link = f"net:[{ident[1]}]"
     for fd in (proc / "fd").iterdir():
         try:
             link = os.readlink(fd)
         except OSError:
             continue
-        if (link == ns_link or link.startswith("/run/netns/") or link == "/") and _same(fd, ident):
+        if (link == ns_link or link.startswith("/run/netns/") or link == "/" or link in places) and _same(fd, ident):
             return True
     return False
 
@@ -422,7 +436,7 @@ def _signal(pid: int, sig: signal.Signals, ident: tuple[int, int]) -> None:
         return
     try:
         proc = Path(f"/proc/{pid}")
-        if _inside(proc, ident) or (pid != os.getpid() and _holds(proc, ident)):
+        if _inside(proc, ident) or (pid != os.getpid() and _holds(proc, ident, _mounted_at(ident))):
             signal.pidfd_send_signal(pidfd, sig)
     except (ProcessLookupError, OSError):
         pass  # gone meanwhile

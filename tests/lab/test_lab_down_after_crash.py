@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -67,12 +68,19 @@ def test_down_after_up_was_killed_half_way(tmp_path):
     assert leftovers(lab) == []
 
 
-def test_down_stops_a_process_that_was_on_its_way_into_a_host(tmp_path):
+@pytest.mark.parametrize("held", ["by its name", "through a bind mount of it elsewhere"])
+def test_down_stops_a_process_that_was_on_its_way_into_a_host(tmp_path, held):
     """What `up` leaves when it dies while a host boots: an `ip netns exec` it started has opened the namespace and
     enters it a moment later, after `down` looked inside and found nobody. Here the moment is made long: a shell
     holds the namespace open and enters it (and starts a process there) only once `down` has deleted it."""
     lab, netns = _a_lab_with_an_empty_host(tmp_path)
-    script = (f"exec 9</run/netns/{netns}; echo ready; while [ -e /run/netns/{netns} ]; do sleep 0.01; done; "
+    path, wait = Path(f"/run/netns/{netns}"), ""
+    if held != "by its name":
+        # It enters a second later: long after `down`'s looks for a process inside.
+        path, wait = tmp_path / "bound ns", "sleep 1; "
+        path.touch()
+        subprocess.run(["mount", "--bind", f"/run/netns/{netns}", path], check=True)
+    script = (f"exec 9<'{path}'; echo ready; while [ -e /run/netns/{netns} ]; do sleep 0.01; done; {wait}"
               "exec nsenter --net=/proc/self/fd/9 sleep 300")
     late = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
     try:
@@ -80,7 +88,7 @@ def test_down_stops_a_process_that_was_on_its_way_into_a_host(tmp_path):
         lab.cli("down")
         # Without `down` seeing it, the shell now enters the deleted namespace: give it the time to.
         try:
-            late.wait(timeout=2)
+            late.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
         assert leftovers(lab) == []
@@ -89,6 +97,8 @@ def test_down_stops_a_process_that_was_on_its_way_into_a_host(tmp_path):
         if late.poll() is None:
             late.kill()
         late.wait()
+        if held != "by its name":
+            subprocess.run(["umount", path], check=False)
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
 
 
@@ -225,3 +235,4 @@ def test_down_leaves_alone_what_holds_a_namespace_only_a_moment(tmp_path, who):
             looker.kill()
             looker.wait()
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+
